@@ -1,0 +1,398 @@
+#include "catalog/ingest.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <spdlog/spdlog.h>
+#include <unordered_set>
+#include <vector>
+
+#include "catalog/csv.h"
+#include "catalog/image_path.h"
+#include "catalog/reject.h"
+#include "catalog/sharding.h"
+#include "util/error.h"
+#include "util/hash.h"
+#include "util/manifest.h"
+#include "util/parallel.h"
+#include "util/publish.h"
+
+namespace lookbook {
+namespace {
+
+constexpr int kMaxShards = 65536;
+constexpr std::size_t kMaxProductIdBytes = 256;
+
+struct Counts {
+  std::int64_t rows_in = 0, rows_ok = 0, rows_rejected = 0;
+  std::int64_t images_in = 0, images_ok = 0, images_rejected = 0;
+  std::int64_t by_reason[kRejectReasonCount] = {};
+};
+
+// One image cell of a row that passed the row checks.
+struct ImageTask {
+  std::size_t column = 0;  // index into CatalogColumns::images
+  std::string reference;   // as in the catalog
+  std::optional<RejectReason> early_reject;  // found before touching the file system
+  std::string candidate;   // the path to check under the root
+  ImagePathCheck check;
+};
+
+struct PendingRow {
+  std::int64_t row = 0;
+  std::optional<RejectReason> reject;  // rejected before the image checks
+  std::string product_id;
+  std::string category;
+  std::string title;
+  bool in_stock = true;
+  std::vector<ImageTask> images;
+};
+
+std::optional<RejectReason> CsvReject(CsvError error) {
+  switch (error) {
+    case CsvError::kNone: return std::nullopt;
+    case CsvError::kInvalidUtf8: return RejectReason::kInvalidUtf8;
+    case CsvError::kMalformedQuote: return RejectReason::kMalformedQuote;
+    case CsvError::kUnterminatedQuote: return RejectReason::kUnterminatedQuote;
+    case CsvError::kRecordTooLong: return RejectReason::kRecordTooLong;
+  }
+  return RejectReason::kInvalidUtf8;
+}
+
+std::optional<RejectReason> ProductIdReject(const std::string& id) {
+  if (id.find_first_not_of(' ') == std::string::npos) return RejectReason::kMissingProductId;
+  if (id.size() > kMaxProductIdBytes || id.front() == ' ' || id.back() == ' ' ||
+      id.find('/') != std::string::npos) {
+    return RejectReason::kInvalidProductId;
+  }
+  for (const char ch : id) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F) return RejectReason::kInvalidProductId;
+  }
+  return std::nullopt;
+}
+
+// Each open shard file holds a descriptor: make sure the process may open that many.
+void EnsureFileDescriptors(int needed) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(needed) + 64;
+  if (limit.rlim_cur >= want) return;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < want) {
+    throw InputError("--shards " + std::to_string(needed) + " needs " + std::to_string(want) +
+                     " open files, the hard limit is " + std::to_string(limit.rlim_max));
+  }
+  limit.rlim_cur = want;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+std::map<std::string, std::string> ManifestOptions(const IngestOptions& options,
+                                                   const ImageRoot& root) {
+  std::map<std::string, std::string> out;
+  out["catalog"] = std::filesystem::absolute(options.catalog).lexically_normal().string();
+  out["images"] = root.canonical().string();
+  out["shards"] = std::to_string(options.shards);
+  out["max_image_bytes"] = std::to_string(options.max_image_bytes);
+  const ColumnMapping& m = options.columns;
+  out["id_source"] = m.id_source == ProductIdSource::kColumn ? "column" : "image_file_name";
+  out["id_column"] = m.product_id;
+  std::string images;
+  for (const auto& name : m.image_columns) images += (images.empty() ? "" : ",") + name;
+  out["image_columns"] = images.empty() ? "image_<n>" : images;
+  out["category_column"] = m.category;
+  out["stock_column"] = m.in_stock;
+  out["title_column"] = m.title;
+  out["image_refs"] = m.image_references == ImageReferenceStyle::kUrl ? "url" : "path";
+  return out;
+}
+
+}  // namespace
+
+StageReport RunIngest(const IngestOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  LB_CHECK(options.shards > 0, "shard count must be positive");
+  if (options.shards > kMaxShards) {
+    throw InputError("--shards " + std::to_string(options.shards) + " is above the maximum " +
+                     std::to_string(kMaxShards));
+  }
+  StageReport report;
+  report.stage = "ingest";
+  report.throughput_unit = "rows";
+  report.facts["run"] = options.run.string();
+
+  const std::filesystem::path stage_dir = options.run / "ingest";
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(stage_dir, mkdir_error);
+  if (mkdir_error) {
+    throw InputError("cannot create " + stage_dir.string() + ": " + mkdir_error.message());
+  }
+  RemoveStaleTemporaries(stage_dir);
+  const ImageRoot root = ImageRoot::Open(options.images);
+
+  StageManifest manifest;
+  manifest.stage = "ingest";
+  manifest.code_version = options.code_version;
+  manifest.options = ManifestOptions(options, root);
+  manifest.options_hash = OptionsHash(manifest.options);
+  {
+    StepTimer timer(&report, "checksum_catalog");
+    if (!std::filesystem::is_regular_file(options.catalog)) {
+      throw InputError("catalog " + options.catalog.string() + " is not a readable file");
+    }
+    manifest.inputs.push_back(DescribeFile(options.catalog, manifest.options["catalog"], -1));
+  }
+
+  // A rerun reuses published outputs whose manifest matches this input and these options.
+  if (options.rerun == RerunPolicy::kReuseValid) {
+    std::string why_not;
+    if (auto previous = ReadManifest(stage_dir, &why_not)) {
+      if (previous->options_hash == manifest.options_hash &&
+          previous->code_version == manifest.code_version &&
+          previous->inputs.size() == 1 &&
+          previous->inputs[0].checksum == manifest.inputs[0].checksum) {
+        why_not = VerifyOutputs(stage_dir, *previous);
+        if (why_not.empty()) {
+          report.status = "skipped";
+          report.counts = previous->counts;
+          report.seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return report;
+        }
+      } else {
+        why_not = "catalog, options or code version changed";
+      }
+    }
+    spdlog::info("ingesting: {}", why_not);
+  }
+
+  CsvReader reader = CsvReader::Open(options.catalog);
+  CsvRecord header;
+  if (!reader.Next(&header)) throw InputError("catalog " + options.catalog.string() + " is empty");
+  if (header.error != CsvError::kNone) {
+    throw InputError("catalog header is not valid CSV: " + std::string(CsvErrorName(header.error)));
+  }
+  const CatalogColumns columns = ResolveColumns(header.fields, options.columns);
+  if (columns.category < 0 || columns.in_stock < 0 || columns.title < 0) {
+    spdlog::warn("catalog has no {}{}{}column: using the defaults (empty category, in stock, "
+                 "empty title)",
+                 columns.category < 0 ? "category " : "", columns.in_stock < 0 ? "in_stock " : "",
+                 columns.title < 0 ? "title " : "");
+  }
+
+  EnsureFileDescriptors(options.shards + 1);
+  std::vector<AtomicFile> shard_files;
+  std::vector<std::string> shard_buffers(static_cast<std::size_t>(options.shards));
+  std::vector<std::int64_t> shard_rows(static_cast<std::size_t>(options.shards), 0);
+  shard_files.reserve(static_cast<std::size_t>(options.shards));
+  for (int shard = 0; shard < options.shards; ++shard) {
+    shard_files.push_back(AtomicFile::Create(stage_dir / ShardFileName(shard, ".csv")));
+    shard_files.back().Write(std::string(kIngestShardHeader) + "\n");
+  }
+  AtomicFile rejects_file = AtomicFile::Create(stage_dir / "rejects.csv");
+  std::string rejects = std::string(kRejectsHeader) + "\n";
+  std::int64_t reject_lines = 0;
+
+  Counts counts;
+  std::unordered_set<std::string> seen_ids;
+  auto reject_row = [&](std::int64_t row, const std::string& id, RejectReason reason) {
+    AppendReject(Reject{row, id, "", "", reason}, &rejects);
+    ++reject_lines;
+    ++counts.rows_rejected;
+    ++counts.by_reason[static_cast<int>(reason)];
+  };
+
+  // Rows are rejected in catalog order: a chunk's rejects are written after its image checks.
+  std::vector<PendingRow> pending;
+  auto defer_reject = [&pending](std::int64_t row, const std::string& id, RejectReason reason) {
+    PendingRow rejected;
+    rejected.row = row;
+    rejected.product_id = id;
+    rejected.reject = reason;
+    pending.push_back(std::move(rejected));
+  };
+  std::vector<ImageTask*> tasks;
+  double check_seconds = 0;
+  CsvRecord record;
+  bool more = true;
+  while (more) {
+    // Pass 1 (sequential): structure, id, stock; collect the image cells.
+    pending.clear();
+    while (pending.size() < options.chunk_rows && (more = reader.Next(&record))) {
+      ++counts.rows_in;
+      const std::int64_t row = record.index;
+      if (auto reason = CsvReject(record.error)) {
+        defer_reject(row, "", *reason);
+        continue;
+      }
+      if (record.fields.size() != columns.field_count) {
+        defer_reject(row, "", RejectReason::kFieldCount);
+        continue;
+      }
+      PendingRow candidate;
+      candidate.row = row;
+      for (std::size_t i = 0; i < columns.images.size(); ++i) {
+        const std::string& cell = record.fields[static_cast<std::size_t>(columns.images[i])];
+        if (cell.empty()) continue;
+        ImageTask task;
+        task.column = i;
+        task.reference = cell;
+        if (options.columns.image_references == ImageReferenceStyle::kUrl) {
+          if (auto path = UrlPath(cell)) task.candidate = *path;
+          else task.early_reject = RejectReason::kBadUrl;
+        } else {
+          task.candidate = cell;
+        }
+        candidate.images.push_back(std::move(task));
+      }
+      if (options.columns.id_source == ProductIdSource::kColumn) {
+        candidate.product_id = record.fields[static_cast<std::size_t>(columns.product_id)];
+      } else {
+        for (const auto& task : candidate.images) {
+          if (auto reference = InditexProductReference(task.reference)) {
+            candidate.product_id = *reference;
+            break;
+          }
+        }
+      }
+      if (auto reason = ProductIdReject(candidate.product_id)) {
+        defer_reject(row, candidate.product_id, *reason);
+        continue;
+      }
+      if (!seen_ids.insert(candidate.product_id).second) {
+        defer_reject(row, candidate.product_id, RejectReason::kDuplicateProductId);
+        continue;
+      }
+      if (columns.in_stock >= 0) {
+        const auto in_stock =
+            ParseInStock(record.fields[static_cast<std::size_t>(columns.in_stock)]);
+        if (!in_stock) {
+          defer_reject(row, candidate.product_id, RejectReason::kBadInStock);
+          continue;
+        }
+        candidate.in_stock = *in_stock;
+      }
+      if (candidate.images.empty()) {
+        defer_reject(row, candidate.product_id, RejectReason::kNoImages);
+        continue;
+      }
+      if (columns.category >= 0) {
+        candidate.category = record.fields[static_cast<std::size_t>(columns.category)];
+      }
+      if (columns.title >= 0) candidate.title = record.fields[static_cast<std::size_t>(columns.title)];
+      pending.push_back(std::move(candidate));
+    }
+
+    // Pass 2 (parallel): every image reference against the file system.
+    tasks.clear();
+    for (auto& row : pending) {
+      for (auto& task : row.images) tasks.push_back(&task);
+    }
+    const auto check_start = std::chrono::steady_clock::now();
+    ParallelFor(tasks.size(), options.io_threads, [&](std::size_t i) {
+      ImageTask& task = *tasks[i];
+      if (task.early_reject) {
+        task.check.reject = task.early_reject;
+      } else {
+        task.check = root.Check(task.candidate, options.max_image_bytes);
+      }
+    });
+    check_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - check_start).count();
+
+    // Pass 3 (sequential, catalog order): rejects and shard lines.
+    for (const auto& row : pending) {
+      if (row.reject) {
+        reject_row(row.row, row.product_id, *row.reject);
+        continue;
+      }
+      const std::string row_text = std::to_string(row.row);
+      std::int64_t accepted = 0;
+      for (const auto& task : row.images) {
+        ++counts.images_in;
+        if (task.check.reject) {
+          ++counts.images_rejected;
+          ++counts.by_reason[static_cast<int>(*task.check.reject)];
+          AppendReject(Reject{row.row, row.product_id, columns.image_names[task.column],
+                              task.reference, *task.check.reject},
+                       &rejects);
+          ++reject_lines;
+        } else {
+          ++counts.images_ok;
+          ++accepted;
+        }
+      }
+      if (accepted == 0) {
+        reject_row(row.row, row.product_id, RejectReason::kAllImagesRejected);
+        continue;
+      }
+      ++counts.rows_ok;
+      const auto shard = static_cast<std::size_t>(ShardOf(row.product_id, options.shards));
+      std::string& out = shard_buffers[shard];
+      for (const auto& task : row.images) {
+        if (task.check.reject) continue;
+        AppendCsvRow({row.product_id, columns.image_names[task.column], task.reference,
+                      task.check.relative, row.category, row.in_stock ? "1" : "0", row.title,
+                      row_text},
+                     &out);
+        ++shard_rows[shard];
+      }
+      if (out.size() > (64u << 10)) {
+        shard_files[shard].Write(out);
+        out.clear();
+      }
+    }
+    if (rejects.size() > (1u << 20)) {
+      rejects_file.Write(rejects);
+      rejects.clear();
+    }
+    if (more) {
+      spdlog::info("{} rows read, {} accepted, {} rejected", counts.rows_in, counts.rows_ok,
+                   counts.rows_rejected);
+    }
+  }
+  report.steps.push_back(StepTiming{"check_images", check_seconds, counts.images_in});
+
+  // Nothing vanishes.
+  LB_CHECK(counts.rows_in == counts.rows_ok + counts.rows_rejected, "row counts do not add up");
+  LB_CHECK(counts.images_in == counts.images_ok + counts.images_rejected,
+           "image counts do not add up");
+
+  {
+    StepTimer timer(&report, "publish");
+    for (std::size_t shard = 0; shard < shard_files.size(); ++shard) {
+      shard_files[shard].Write(shard_buffers[shard]);
+      shard_files[shard].Commit();
+      manifest.outputs.push_back(DescribeFile(shard_files[shard].final_path(),
+                                              ShardFileName(static_cast<ShardId>(shard), ".csv"),
+                                              shard_rows[shard]));
+    }
+    rejects_file.Write(rejects);
+    rejects_file.Commit();
+    manifest.outputs.push_back(
+        DescribeFile(rejects_file.final_path(), "rejects.csv", reject_lines));
+
+    report.counts["rows_in"] = counts.rows_in;
+    report.counts["rows_ok"] = counts.rows_ok;
+    report.counts["rows_rejected"] = counts.rows_rejected;
+    report.counts["images_in"] = counts.images_in;
+    report.counts["images_ok"] = counts.images_ok;
+    report.counts["images_rejected"] = counts.images_rejected;
+    report.counts["blank_lines"] = reader.blank_lines();
+    report.counts["shards"] = options.shards;
+    for (int reason = 0; reason < kRejectReasonCount; ++reason) {
+      if (counts.by_reason[reason] > 0) {
+        report.counts[std::string("rejected_") +
+                      RejectReasonName(static_cast<RejectReason>(reason))] =
+            counts.by_reason[reason];
+      }
+    }
+    manifest.counts = report.counts;
+    WriteManifest(stage_dir, manifest);
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.throughput_items = counts.rows_in;
+  return report;
+}
+
+}  // namespace lookbook

@@ -1,0 +1,195 @@
+#include "demo/render.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+
+#include "demo/fashion_mnist.h"
+#include "util/error.h"
+
+namespace lookbook {
+namespace {
+
+cv::Mat AsMat(const BgrImage& image) {
+  return cv::Mat(image.height, image.width, CV_8UC3, const_cast<std::uint8_t*>(image.bgr.data()));
+}
+
+BgrImage FromMat(const cv::Mat& mat) {
+  LB_CHECK(mat.type() == CV_8UC3, "expected an 8-bit BGR image");
+  BgrImage image;
+  image.width = mat.cols;
+  image.height = mat.rows;
+  image.bgr.resize(static_cast<std::size_t>(mat.cols) * mat.rows * 3);
+  cv::Mat view(mat.rows, mat.cols, CV_8UC3, image.bgr.data());
+  mat.copyTo(view);
+  return image;
+}
+
+// The garment at `side` pixels: colour (CV_32FC3, 0..255) and alpha (CV_32F, 0..1).
+void RenderGarment(const std::uint8_t* garment28, const GarmentColour& colour, int side,
+                   cv::Mat* rgb, cv::Mat* alpha) {
+  const cv::Mat grey(kFashionSide, kFashionSide, CV_8U, const_cast<std::uint8_t*>(garment28));
+  // The silhouette: every garment pixel, with small dark holes (patterns) closed.
+  cv::Mat mask = grey > 10;
+  cv::morphologyEx(mask, mask, cv::MORPH_CLOSE, cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3}));
+  cv::Mat mask_float;
+  mask.convertTo(mask_float, CV_32F, 1.0 / 255);
+  cv::resize(mask_float, *alpha, {side, side}, 0, 0, cv::INTER_LINEAR);
+  cv::Mat intensity;
+  grey.convertTo(intensity, CV_32F, 1.0 / 255);
+  cv::resize(intensity, intensity, {side, side}, 0, 0, cv::INTER_CUBIC);
+  cv::Mat shade = 0.45 + 0.55 * cv::min(cv::max(intensity, 0.0), 1.0);
+  std::vector<cv::Mat> channels = {shade * colour.b, shade * colour.g, shade * colour.r};
+  cv::merge(channels, *rgb);
+}
+
+void Composite(cv::Mat* canvas, const cv::Mat& rgb, const cv::Mat& alpha, int x, int y,
+               std::vector<std::uint8_t>* labels, DemoSlot slot) {
+  for (int row = 0; row < rgb.rows; ++row) {
+    const int cy = y + row;
+    if (cy < 0 || cy >= canvas->rows) continue;
+    for (int col = 0; col < rgb.cols; ++col) {
+      const int cx = x + col;
+      if (cx < 0 || cx >= canvas->cols) continue;
+      const float a = alpha.at<float>(row, col);
+      if (a <= 0) continue;
+      cv::Vec3f& out = canvas->at<cv::Vec3f>(cy, cx);
+      out = out * (1 - a) + rgb.at<cv::Vec3f>(row, col) * a;
+      if (labels != nullptr && a > 0.5f) {
+        (*labels)[static_cast<std::size_t>(cy) * canvas->cols + cx] = static_cast<std::uint8_t>(slot);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const char* DemoSlotName(DemoSlot slot) {
+  switch (slot) {
+    case DemoSlot::kBackground: return "background";
+    case DemoSlot::kTop: return "top";
+    case DemoSlot::kBottom: return "bottom";
+    case DemoSlot::kDress: return "dress";
+    case DemoSlot::kShoes: return "shoes";
+    case DemoSlot::kBag: return "bag";
+  }
+  return "unknown";
+}
+
+DemoSlot SlotOfFashionClass(int fashion_class) {
+  switch (fashion_class) {
+    case 0: case 2: case 4: case 6: return DemoSlot::kTop;  // T-shirt, pullover, coat, shirt
+    case 1: return DemoSlot::kBottom;
+    case 3: return DemoSlot::kDress;
+    case 5: case 7: case 9: return DemoSlot::kShoes;        // sandal, sneaker, ankle boot
+    case 8: return DemoSlot::kBag;
+    default: break;
+  }
+  LB_CHECK(false, "Fashion-MNIST class out of range: " + std::to_string(fashion_class));
+  return DemoSlot::kBackground;
+}
+
+const std::vector<GarmentColour>& DemoPalette() {
+  static const std::vector<GarmentColour> kPalette = {
+      {"red", 40, 40, 200},     {"blue", 200, 90, 30},     {"green", 60, 150, 40},
+      {"yellow", 40, 210, 230}, {"black", 35, 35, 35},      {"navy", 90, 40, 20},
+      {"pink", 180, 130, 240},  {"orange", 30, 130, 245},   {"purple", 140, 50, 120},
+      {"brown", 40, 70, 120},   {"grey", 128, 128, 128},    {"olive", 40, 128, 128},
+      {"teal", 128, 128, 0},    {"beige", 160, 200, 220},   {"maroon", 40, 30, 120},
+  };
+  return kPalette;
+}
+
+BgrImage RenderProductShot(const std::uint8_t* garment28, const GarmentColour& colour, int side,
+                           std::uint8_t background) {
+  const int garment_side = side * 7 / 8;
+  cv::Mat rgb, alpha;
+  RenderGarment(garment28, colour, garment_side, &rgb, &alpha);
+  cv::Mat canvas(side, side, CV_32FC3, cv::Scalar::all(background));
+  const int offset = (side - garment_side) / 2;
+  Composite(&canvas, rgb, alpha, offset, offset, nullptr, DemoSlot::kBackground);
+  cv::Mat out;
+  canvas.convertTo(out, CV_8UC3);
+  return FromMat(out);
+}
+
+OutfitPhoto RenderOutfit(const std::vector<OutfitItem>& items, int side, std::uint8_t background) {
+  cv::Mat canvas(side, side, CV_32FC3, cv::Scalar::all(background));
+  OutfitPhoto result;
+  result.labels.assign(static_cast<std::size_t>(side) * side, 0);
+  for (const auto& item : items) {
+    cv::Mat rgb, alpha;
+    RenderGarment(item.garment28, item.colour, item.side, &rgb, &alpha);
+    Composite(&canvas, rgb, alpha, item.x, item.y, &result.labels, item.slot);
+  }
+  cv::Mat out;
+  canvas.convertTo(out, CV_8UC3);
+  result.photo = FromMat(out);
+  return result;
+}
+
+const char* CopyTransformName(CopyTransform transform) {
+  switch (transform) {
+    case CopyTransform::kReencode: return "reencode";
+    case CopyTransform::kCrop: return "crop";
+    case CopyTransform::kResize: return "resize";
+    case CopyTransform::kBorder: return "border";
+    case CopyTransform::kBrighten: return "brighten";
+    case CopyTransform::kRotate: return "rotate";
+  }
+  return "unknown";
+}
+
+std::vector<std::uint8_t> EncodeJpeg(const BgrImage& image, int quality) {
+  std::vector<std::uint8_t> bytes;
+  LB_CHECK(cv::imencode(".jpg", AsMat(image), bytes, {cv::IMWRITE_JPEG_QUALITY, quality}),
+           "JPEG encoding failed");
+  return bytes;
+}
+
+std::vector<std::uint8_t> EncodePngGray(const std::vector<std::uint8_t>& gray, int width,
+                                        int height) {
+  const cv::Mat mat(height, width, CV_8U, const_cast<std::uint8_t*>(gray.data()));
+  std::vector<std::uint8_t> bytes;
+  LB_CHECK(cv::imencode(".png", mat, bytes), "PNG encoding failed");
+  return bytes;
+}
+
+BgrImage ApplyCopyTransform(const BgrImage& image, CopyTransform transform) {
+  const cv::Mat source = AsMat(image);
+  cv::Mat out;
+  const int side = source.cols;
+  switch (transform) {
+    case CopyTransform::kReencode: {
+      // The quality loss happens in EncodeJpeg; here a round trip at quality 30 bakes it in.
+      cv::Mat decoded = cv::imdecode(EncodeJpeg(image, 30), cv::IMREAD_COLOR);
+      out = decoded;
+      break;
+    }
+    case CopyTransform::kCrop: {
+      const int keep = side * 85 / 100;
+      const int offset = (side - keep) / 2;
+      cv::resize(source(cv::Rect(offset, offset, keep, keep)), out, {side, side}, 0, 0,
+                 cv::INTER_AREA);
+      break;
+    }
+    case CopyTransform::kResize:
+      cv::resize(source, out, {side * 5 / 7, side * 5 / 7}, 0, 0, cv::INTER_AREA);
+      break;
+    case CopyTransform::kBorder:
+      cv::copyMakeBorder(source, out, 16, 16, 16, 16, cv::BORDER_CONSTANT, cv::Scalar::all(255));
+      break;
+    case CopyTransform::kBrighten:
+      source.convertTo(out, CV_8UC3, 1.0, 35);
+      break;
+    case CopyTransform::kRotate: {
+      const cv::Mat rotation = cv::getRotationMatrix2D({side / 2.0f, side / 2.0f}, 5.0, 1.0);
+      cv::warpAffine(source, out, rotation, source.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+      break;
+    }
+  }
+  return FromMat(out);
+}
+
+}  // namespace lookbook

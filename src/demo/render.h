@@ -1,0 +1,61 @@
+// How the demo draws its photos from Fashion-MNIST garments. Shared by the demo catalog and
+// the demo-model training (the models learn from exactly what the demo shows them).
+//
+// Images are plain 8-bit BGR, row-major (OpenCV's order), `width * height * 3` bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lookbook {
+
+struct BgrImage {
+  int width = 0;
+  int height = 0;
+  std::vector<std::uint8_t> bgr;
+};
+
+// The segmentation classes of the demo's outfit label maps (values of each label pixel).
+enum class DemoSlot : std::uint8_t { kBackground = 0, kTop, kBottom, kDress, kShoes, kBag };
+inline constexpr int kDemoSlotCount = 6;
+const char* DemoSlotName(DemoSlot slot);  // "background", "top", ...
+DemoSlot SlotOfFashionClass(int fashion_class);
+
+struct GarmentColour {
+  const char* name;  // "red", "navy", ...
+  std::uint8_t b, g, r;
+};
+const std::vector<GarmentColour>& DemoPalette();
+
+// A product shot: the garment in `colour`, shaded by its Fashion-MNIST intensities, centred
+// on a light `background` grey (e.g. 245), `side` x `side` pixels.
+BgrImage RenderProductShot(const std::uint8_t* garment28, const GarmentColour& colour, int side,
+                           std::uint8_t background);
+
+struct OutfitItem {
+  const std::uint8_t* garment28;
+  GarmentColour colour;
+  DemoSlot slot;
+  int x, y, side;  // where the garment is drawn
+};
+
+struct OutfitPhoto {
+  BgrImage photo;
+  std::vector<std::uint8_t> labels;  // width * height DemoSlot values
+};
+
+// A flat-lay photo: items drawn in order on a light background, later items on top.
+OutfitPhoto RenderOutfit(const std::vector<OutfitItem>& items, int side, std::uint8_t background);
+
+// Near-duplicate transforms, each a copy a retailer's feed really contains.
+enum class CopyTransform { kReencode, kCrop, kResize, kBorder, kBrighten, kRotate };
+inline constexpr int kCopyTransformCount = 6;
+const char* CopyTransformName(CopyTransform transform);
+
+// Encodes `image` as JPEG; the reencode transform uses a low quality, the others 90.
+std::vector<std::uint8_t> EncodeJpeg(const BgrImage& image, int quality);
+std::vector<std::uint8_t> EncodePngGray(const std::vector<std::uint8_t>& gray, int width, int height);
+BgrImage ApplyCopyTransform(const BgrImage& image, CopyTransform transform);
+
+}  // namespace lookbook
