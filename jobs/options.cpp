@@ -37,7 +37,9 @@ po::options_description CommandOptions(const Command& command) {
 po::variables_map ParseCommandOptions(const Command& command, int argc, char** argv) {
   const po::options_description options = CommandOptions(command);
   po::variables_map values;
-  po::store(po::command_line_parser(argc, argv).options(options).run(), values);
+  // No guessing: "--shard" must not silently mean "--shards".
+  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+  po::store(po::command_line_parser(argc, argv).options(options).style(style).run(), values);
 
   if (values.count("config") && !values.count("help")) {
     const std::string path = values["config"].as<std::string>();

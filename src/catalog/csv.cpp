@@ -111,95 +111,123 @@ bool CsvReader::Next(CsvRecord* record) {
       }
     }
   }
-
+  // A line with no characters is not a record.
   for (;;) {
-    int c = s.Get();
+    const int c = s.Peek();
     if (c < 0) return false;
-    // A line with no characters is not a record.
-    if (c == '\n' || c == '\r') {
-      if (c == '\r' && s.Peek() == '\n') s.Get();
-      ++s.blank_lines;
-      ++s.line;
+    if (c != '\n' && c != '\r') break;
+    s.Get();
+    if (c == '\r' && s.Peek() == '\n') s.Get();
+    ++s.blank_lines;
+    ++s.line;
+  }
+
+  record->index = s.next_index++;
+  record->first_line = s.line;
+  record->error = CsvError::kNone;
+  // Field strings are reused from record to record: their capacity stays.
+  std::size_t field_count = 0;
+  auto next_field = [&]() -> std::string* {
+    if (record->fields.size() <= field_count) record->fields.emplace_back();
+    std::string* field = &record->fields[field_count++];
+    field->clear();
+    return field;
+  };
+  std::string* field = next_field();
+  std::size_t record_bytes = 0;
+  bool too_long = false;
+  auto append = [&](const char* bytes, std::size_t n) {
+    record_bytes += n;
+    if (record_bytes > s.limits.max_record_bytes) too_long = true;
+    if (!too_long) field->append(bytes, n);
+  };
+  auto set_error = [&](CsvError error) {
+    if (record->error == CsvError::kNone) record->error = error;
+  };
+
+  // The scanner works on spans of the buffer: plain text is copied in one append.
+  enum class Mode { kFieldStart, kUnquoted, kQuoted, kAfterQuote } mode = Mode::kFieldStart;
+  for (;;) {
+    if (s.pos >= s.buffer.size() && !s.Refill()) {
+      if (mode == Mode::kQuoted) set_error(CsvError::kUnterminatedQuote);
+      break;
+    }
+    const char* data = s.buffer.data();
+    const std::size_t end = s.buffer.size();
+    const std::size_t start = s.pos;
+    if (mode == Mode::kQuoted) {
+      std::size_t stop = start;
+      while (stop < end && data[stop] != '"' && data[stop] != '\n') ++stop;
+      append(data + start, stop - start);
+      s.bytes_read += stop - start;
+      s.pos = stop;
+      if (stop == end) continue;
+      ++s.pos;
+      ++s.bytes_read;
+      if (data[stop] == '\n') {
+        ++s.line;
+        append("\n", 1);
+      } else if (s.Peek() == '"') {
+        s.Get();
+        append("\"", 1);
+      } else {
+        mode = Mode::kAfterQuote;
+      }
       continue;
     }
-
-    record->index = s.next_index++;
-    record->first_line = s.line;
-    record->error = CsvError::kNone;
-    record->fields.clear();
-    record->fields.emplace_back();
-    std::size_t record_bytes = 0;
-    bool too_long = false;
-    auto append = [&](char ch) {
-      if (++record_bytes > s.limits.max_record_bytes) {
-        too_long = true;
-        return;
-      }
-      if (!too_long) record->fields.back().push_back(ch);
-    };
-    auto set_error = [&](CsvError error) {
-      if (record->error == CsvError::kNone) record->error = error;
-    };
-
-    enum class Mode { kFieldStart, kUnquoted, kQuoted, kAfterQuote } mode = Mode::kFieldStart;
-    for (;; c = s.Get()) {
-      if (c < 0) {
-        if (mode == Mode::kQuoted) set_error(CsvError::kUnterminatedQuote);
-        break;
-      }
-      const char ch = static_cast<char>(c);
-      if (mode == Mode::kQuoted) {
-        if (ch == '"') {
-          if (s.Peek() == '"') {
-            s.Get();
-            append('"');
-          } else {
-            mode = Mode::kAfterQuote;
-          }
-        } else {
-          if (ch == '\n') ++s.line;
-          append(ch);
-        }
-        continue;
-      }
+    const char ch = data[start];
+    if (ch == ',' || ch == '\n' || ch == '\r' || (mode == Mode::kFieldStart && ch == '"')) {
+      ++s.pos;
+      ++s.bytes_read;
       if (ch == ',') {
-        record->fields.emplace_back();
+        field = next_field();
         mode = Mode::kFieldStart;
         continue;
       }
-      if (ch == '\n' || ch == '\r') {
-        if (ch == '\r' && s.Peek() == '\n') s.Get();
-        ++s.line;
-        break;
-      }
-      if (mode == Mode::kFieldStart && ch == '"') {
+      if (ch == '"') {
         mode = Mode::kQuoted;
         continue;
       }
-      if (mode == Mode::kAfterQuote) set_error(CsvError::kMalformedQuote);
-      mode = Mode::kUnquoted;
-      append(ch);
+      if (ch == '\r' && s.Peek() == '\n') s.Get();
+      ++s.line;
+      break;
     }
+    if (mode == Mode::kAfterQuote) set_error(CsvError::kMalformedQuote);
+    mode = Mode::kUnquoted;
+    std::size_t stop = start;
+    while (stop < end && data[stop] != ',' && data[stop] != '\n' && data[stop] != '\r') ++stop;
+    append(data + start, stop - start);
+    s.bytes_read += stop - start;
+    s.pos = stop;
+  }
+  record->fields.resize(field_count);
 
-    if (too_long) {
-      record->error = CsvError::kRecordTooLong;
-      record->fields.assign(1, std::string());
-    } else if (record->error == CsvError::kNone) {
-      for (const auto& field : record->fields) {
-        if (!IsValidUtf8(field)) {
-          record->error = CsvError::kInvalidUtf8;
-          break;
-        }
+  if (too_long) {
+    record->error = CsvError::kRecordTooLong;
+    record->fields.assign(1, std::string());
+  } else if (record->error == CsvError::kNone) {
+    for (const auto& value : record->fields) {
+      if (!IsValidUtf8(value)) {
+        record->error = CsvError::kInvalidUtf8;
+        break;
       }
     }
-    return true;
   }
+  return true;
 }
 
 bool IsValidUtf8(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const auto* end = p + text.size();
   while (p < end) {
+    // ASCII fast path, eight bytes at a time.
+    while (end - p >= 8) {
+      std::uint64_t word;
+      std::memcpy(&word, p, sizeof word);
+      if (word & 0x8080808080808080ull) break;
+      p += 8;
+    }
+    if (p >= end) break;
     const unsigned char c = *p;
     if (c < 0x80) {
       ++p;
@@ -234,9 +262,19 @@ bool IsValidUtf8(std::string_view text) {
 }
 
 void AppendCsvField(std::string_view field, std::string* out) {
+  // A leading byte-order mark is quoted too: unquoted at the start of a file, a reader
+  // would take it for the file's BOM.
+  bool special = false;
+  for (const char ch : field) {
+    if (ch == ',' || ch == '"' || ch == '\r' || ch == '\n') {
+      special = true;
+      break;
+    }
+  }
   const bool needs_quotes =
-      field.find_first_of(",\"\r\n") != std::string_view::npos ||
-      (!field.empty() && (field.front() == ' ' || field.back() == ' '));
+      special ||
+      (!field.empty() && (field.front() == ' ' || field.back() == ' ')) ||
+      field.substr(0, 3) == "\xEF\xBB\xBF";
   if (!needs_quotes) {
     out->append(field.data(), field.size());
     return;

@@ -70,8 +70,8 @@ class CsvReader {
 // above U+10FFFF).
 bool IsValidUtf8(std::string_view text);
 
-// Appends `field` to *out, quoted when it holds a comma, quote, CR or LF, or starts or ends
-// with a space.
+// Appends `field` to *out, quoted when it holds a comma, quote, CR or LF, starts or ends
+// with a space, or starts with a UTF-8 byte-order mark.
 void AppendCsvField(std::string_view field, std::string* out);
 // Appends one record and a "\n".
 void AppendCsvRow(const std::vector<std::string_view>& fields, std::string* out);

@@ -5,6 +5,9 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "util/error.h"
@@ -40,6 +43,22 @@ std::optional<RejectReason> NormaliseReference(std::string_view reference,
   return std::nullopt;
 }
 
+// Lexical folder ("a/b") -> its resolved path under the root, or the reason it is unusable.
+struct ImageRoot::FolderCache {
+  struct Entry {
+    std::optional<RejectReason> reject;
+    std::string resolved;  // absolute, canonical
+  };
+  std::shared_mutex mutex;
+  std::unordered_map<std::string, Entry> folders;
+};
+
+ImageRoot::ImageRoot(std::filesystem::path canonical)
+    : canonical_(std::move(canonical)), folders_(std::make_unique<FolderCache>()) {}
+ImageRoot::ImageRoot(ImageRoot&&) noexcept = default;
+ImageRoot& ImageRoot::operator=(ImageRoot&&) noexcept = default;
+ImageRoot::~ImageRoot() = default;
+
 ImageRoot ImageRoot::Open(const std::filesystem::path& folder) {
   std::error_code error;
   const std::filesystem::path canonical = std::filesystem::canonical(folder, error);
@@ -50,47 +69,116 @@ ImageRoot ImageRoot::Open(const std::filesystem::path& folder) {
   return ImageRoot(canonical);
 }
 
+namespace {
+
+bool IsInside(std::string_view path, const std::string& root) {
+  return path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+         (root == "/" || path[root.size()] == '/');
+}
+
+// Resolves `joined` as the kernel would (symlinks first, then ".."); the result must still
+// be under `root`: the lexical check alone misses "link/../x" and links that leave.
+std::optional<RejectReason> Resolve(const std::string& joined, const std::string& root,
+                                    std::string* resolved) {
+  char buffer[PATH_MAX];
+  if (::realpath(joined.c_str(), buffer) == nullptr) {
+    return (errno == ENOENT || errno == ENOTDIR) ? RejectReason::kMissing : RejectReason::kUnreadable;
+  }
+  *resolved = buffer;
+  if (!IsInside(*resolved, root)) return RejectReason::kOutsideRoot;
+  return std::nullopt;
+}
+
+// stat facts of a resolved file into `result`.
+void CheckFile(const struct stat& info, std::uint64_t max_bytes, ImagePathCheck* result) {
+  if (!S_ISREG(info.st_mode)) {
+    result->reject = RejectReason::kNotAFile;
+    return;
+  }
+  result->size = static_cast<std::uint64_t>(info.st_size);
+  if (result->size == 0) {
+    result->reject = RejectReason::kEmptyFile;
+  } else if (result->size > max_bytes) {
+    result->reject = RejectReason::kTooLarge;
+  }
+}
+
+}  // namespace
+
 ImagePathCheck ImageRoot::Check(std::string_view reference, std::uint64_t max_bytes) const {
   ImagePathCheck result;
-  if (auto reason = NormaliseReference(reference, &result.relative)) {
+  std::string normalised;
+  if (auto reason = NormaliseReference(reference, &normalised)) {
     result.reject = reason;
     return result;
   }
-  // Resolve the reference as the kernel would (symlinks first, then ".."), and make sure it
-  // is still under the root: the lexical check alone misses "link/../x" and links that leave.
-  const std::string joined = canonical_.string() + "/" + std::string(reference);
-  char resolved[PATH_MAX];
-  if (::realpath(joined.c_str(), resolved) == nullptr) {
-    result.reject = (errno == ENOENT || errno == ENOTDIR) ? RejectReason::kMissing
-                                                          : RejectReason::kUnreadable;
-    return result;
-  }
   const std::string& root = canonical_.string();
-  const std::string_view resolved_view(resolved);
-  const bool inside = resolved_view.size() > root.size() &&
-                      resolved_view.compare(0, root.size(), root) == 0 &&
-                      (root == "/" || resolved_view[root.size()] == '/');
-  if (!inside) {
-    result.reject = RejectReason::kOutsideRoot;
+  const std::size_t slash = normalised.rfind('/');
+  const std::string folder = slash == std::string::npos ? "" : normalised.substr(0, slash);
+
+  // Fast path: the reference has no ".." (a symlink before ".." would change its meaning),
+  // its folder is resolved once, and the file itself is lstat'ed: not a symlink, it is the
+  // file that the path names.
+  const bool has_dotdot = reference.find("..") != std::string_view::npos;
+  if (!has_dotdot) {
+    FolderCache::Entry entry;
+    bool cached = false;
+    {
+      std::shared_lock<std::shared_mutex> lock(folders_->mutex);
+      const auto it = folders_->folders.find(folder);
+      if (it != folders_->folders.end()) {
+        entry = it->second;
+        cached = true;
+      }
+    }
+    if (!cached) {
+      if (folder.empty()) {
+        entry.resolved = root;
+      } else {
+        entry.reject = Resolve(root + "/" + folder, root, &entry.resolved);
+        if (!entry.reject) {
+          struct stat info {};
+          if (::stat(entry.resolved.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+            entry.reject = RejectReason::kMissing;  // a file where a folder should be
+          }
+        }
+      }
+      std::unique_lock<std::shared_mutex> lock(folders_->mutex);
+      folders_->folders.emplace(folder, entry);
+    }
+    if (entry.reject) {
+      result.reject = entry.reject;
+      return result;
+    }
+    const std::string name = slash == std::string::npos ? normalised : normalised.substr(slash + 1);
+    const std::string file = entry.resolved + "/" + name;
+    struct stat info {};
+    if (::lstat(file.c_str(), &info) != 0) {
+      result.reject = (errno == ENOENT || errno == ENOTDIR) ? RejectReason::kMissing
+                                                            : RejectReason::kUnreadable;
+      return result;
+    }
+    if (!S_ISLNK(info.st_mode)) {
+      result.relative = file.substr(root == "/" ? 1 : root.size() + 1);
+      CheckFile(info, max_bytes, &result);
+      return result;
+    }
+  }
+
+  // Slow path: symlinked file or "..": resolve the whole reference.
+  std::string resolved;
+  if (auto reason = Resolve(root + "/" + std::string(reference), root, &resolved)) {
+    result.reject = reason;
     return result;
   }
-  // The file that was checked is the file later stages open.
-  result.relative.assign(resolved_view.substr(root == "/" ? 1 : root.size() + 1));
   struct stat info {};
-  if (::stat(resolved, &info) != 0) {
+  if (::stat(resolved.c_str(), &info) != 0) {
     result.reject = RejectReason::kUnreadable;
     return result;
   }
-  if (!S_ISREG(info.st_mode)) {
-    result.reject = RejectReason::kNotAFile;
-    return result;
-  }
-  result.size = static_cast<std::uint64_t>(info.st_size);
-  if (result.size == 0) {
-    result.reject = RejectReason::kEmptyFile;
-  } else if (result.size > max_bytes) {
-    result.reject = RejectReason::kTooLarge;
-  }
+  // The file that was checked is the file later stages open.
+  result.relative = resolved.substr(root == "/" ? 1 : root.size() + 1);
+  CheckFile(info, max_bytes, &result);
   return result;
 }
 

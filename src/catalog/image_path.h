@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,14 +26,22 @@ class ImageRoot {
   // Throws InputError when `folder` is not an existing folder.
   static ImageRoot Open(const std::filesystem::path& folder);
 
-  // Thread-safe; touches the file system (realpath + stat) only.
+  ImageRoot(ImageRoot&&) noexcept;
+  ImageRoot& operator=(ImageRoot&&) noexcept;
+  ~ImageRoot();
+
+  // Thread-safe; touches the file system only (stat calls, no file is opened). Folders are
+  // resolved once and remembered, so a catalog whose images share folders costs about one
+  // lstat per image: the check assumes the folders under the root do not change while it runs.
   ImagePathCheck Check(std::string_view reference, std::uint64_t max_bytes) const;
 
   const std::filesystem::path& canonical() const { return canonical_; }
 
  private:
-  explicit ImageRoot(std::filesystem::path canonical) : canonical_(std::move(canonical)) {}
+  struct FolderCache;
+  explicit ImageRoot(std::filesystem::path canonical);
   std::filesystem::path canonical_;
+  std::unique_ptr<FolderCache> folders_;
 };
 
 // Lexical part of the check (no file system): the normalised relative path, or the reason.

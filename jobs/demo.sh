@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs lookbook end to end on the built-in demo, on a fresh Debian 12 machine:
+# installs the missing packages, builds, writes the demo catalog (Fashion-MNIST, test split)
+# and runs the pipeline on it with 2 MPI ranks. Today's pipeline: ingest.
+#   jobs/demo.sh [RUN_DIR]      (default: build/demo/run)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+source jobs/lookbook-env.sh
+
+jobs/setup-debian.sh build
+cmake -S . -B build/release -G Ninja -DLOOKBOOK_PRESET=release -DLOOKBOOK_BUILD_TESTS=OFF >/dev/null
+cmake --build build/release --target lookbook
+lookbook=build/release/jobs/lookbook
+
+data=build/demo/data
+run=${1:-build/demo/run}
+mpirun=(mpirun -np 2 --oversubscribe)
+
+"$lookbook" demo-catalog --config config/demo.ini --out "$data"
+"${mpirun[@]}" "$lookbook" ingest --config config/demo.ini \
+  --catalog "$data/catalog.csv" --images "$data/images" --run "$run"
+
+cat <<DONE
+
+lookbook demo finished.
+  demo catalog:  $data/catalog.csv  (images in $data/images, ground truth in $data/truth)
+  shards:        $run/ingest/shard-*.csv
+  rejects:       $run/ingest/rejects.csv
+  manifest:      $run/ingest/manifest.json
+DONE

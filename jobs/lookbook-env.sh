@@ -1,0 +1,11 @@
+# Sourced by the job scripts: the environment every lookbook process needs, set before it
+# starts (OpenCV and OpenMP read theirs only when they load).
+#
+# Open MPI refuses to run as root unless told; containers and CI runners are often root.
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+# One thread per rank for OpenMP unless the caller chose: ranks are the parallelism.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# A hostile feed's decompression bombs are stopped by the decoder's pixel limit.
+export OPENCV_IO_MAX_IMAGE_PIXELS="${OPENCV_IO_MAX_IMAGE_PIXELS:-100000000}"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The one list of Debian 12 packages lookbook needs. Installs whichever are missing (as root,
+# or through sudo) and does nothing when all are there.
+#   jobs/setup-debian.sh build   what building and running the job needs
+#   jobs/setup-debian.sh test    that, plus what the tests need
+set -euo pipefail
+
+# Building and running.
+build_packages=(
+  cmake ninja-build g++ ccache pkg-config
+  libopenmpi-dev openmpi-bin           # MPI ranks (mpirun)
+  libtorch-dev                         # LibTorch 1.13 (TorchScript models)
+  libfaiss-dev libopenblas-dev liblapack-dev   # FAISS (static) and the BLAS/LAPACK it needs
+  libopencv-dev libopencv-contrib-dev  # OpenCVConfig.cmake; img_hash lives in contrib
+  libhdf5-dev                          # shard files
+  libboost-program-options-dev         # command line + INI files
+  libturbojpeg0-dev                    # strict JPEG decoding
+  libspdlog-dev nlohmann-json3-dev libxxhash-dev zlib1g-dev
+  libgtest-dev                         # find_package(GTest) is part of the configure step
+  dataset-fashion-mnist                # the demo catalog's garments
+)
+# Testing: Python readers of our outputs, clang for the libFuzzer target.
+test_packages=(
+  python3 python3-pandas python3-xxhash
+  clang
+)
+
+case "${1:-build}" in
+  build) wanted=("${build_packages[@]}") ;;
+  test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}" >&2
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  as_root=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
