@@ -9,7 +9,7 @@ cd "$root"
 source jobs/lookbook-env.sh
 
 jobs/setup-debian.sh build
-cmake -S . -B build/release -G Ninja -DLOOKBOOK_PRESET=release -DLOOKBOOK_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B build/release -G Ninja -DLOOKBOOK_PRESET=release >/dev/null
 cmake --build build/release --target lookbook
 lookbook=build/release/jobs/lookbook
 
