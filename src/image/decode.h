@@ -1,0 +1,61 @@
+// Decoding that survives a hostile feed. Before any pixel is decoded: an allow-list by magic
+// bytes (JPEG, PNG, WebP; the file name does not matter), a file size cap, and a pixel-count
+// cap read from the header (a 30000x30000 PNG of 1 MB is rejected without allocating it).
+// JPEG goes through TurboJPEG with stop-on-warning (libjpeg's "premature end of data" and
+// friends reject the file instead of yielding grey rows) and DCT-domain downscaling to just
+// above the size the model needs; PNG and WebP through OpenCV. CMYK/YCCK, grayscale, 16-bit,
+// alpha (composited on white) and EXIF orientation are handled. The result is always 8-bit RGB.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lookbook {
+
+enum class ImageStatus : std::int8_t {
+  kOk = 0,
+  kMissing = 1,            // the file is gone
+  kUnreadable = 2,         // it cannot be read
+  kEmptyFile = 3,
+  kFileTooLarge = 4,       // over DecodeLimits::max_file_bytes
+  kUnsupportedFormat = 5,  // not JPEG, PNG or WebP by its magic bytes
+  kTooManyPixels = 6,      // header dimensions over DecodeLimits::max_pixels
+  kCorrupt = 7,            // the decoder failed or warned (truncated, bit-flipped, noise)
+};
+inline constexpr int kImageStatusCount = 8;
+
+// "ok", "missing", ..., "corrupt": the vocabulary of /images/reason.
+const char* ImageStatusName(ImageStatus status);
+
+enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp };
+ImageFormat SniffFormat(std::string_view bytes);
+
+struct DecodeLimits {
+  std::uint64_t max_file_bytes = 64ull << 20;
+  std::uint64_t max_pixels = 100'000'000;  // the same default as OPENCV_IO_MAX_IMAGE_PIXELS in jobs
+  int min_side = 0;  // JPEG only: downscale in the DCT while the short side stays >= min_side
+};
+
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<std::uint8_t> rgb;  // height x width x 3
+};
+
+struct DecodeResult {
+  ImageStatus status = ImageStatus::kOk;
+  std::string detail;  // the decoder's message when it failed
+  RgbImage image;      // upright (EXIF orientation applied)
+  int source_width = 0;   // as stored in the file, before scaling and orientation
+  int source_height = 0;
+};
+
+// Thread-safe.
+DecodeResult DecodeImage(std::string_view bytes, const DecodeLimits& limits);
+
+// The EXIF orientation (1..8) of a JPEG, 1 when it has none.
+int JpegExifOrientation(std::string_view bytes);
+
+}  // namespace lookbook

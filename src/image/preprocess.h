@@ -1,0 +1,42 @@
+// Model input from a decoded image, and the perceptual hash.
+//
+// Model input convention: 3 x size x size float32, channel-major (CHW), each channel
+// (pixel / 255 - mean) / std, channels in the order the model was trained with.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "image/decode.h"
+
+namespace lookbook {
+
+enum class ResizePolicy {
+  kShortSideCenterCrop,  // CLIP: short side to `size`, then the centre square
+  kPadToSquare,          // the whole image, letterboxed on white (segmenters: nothing is cut)
+  kStretch,              // both sides to `size`, aspect ratio not kept
+};
+enum class ChannelOrder { kRgb, kBgr };
+
+bool ParseResizePolicy(std::string_view text, ResizePolicy* policy);
+bool ParseChannelOrder(std::string_view text, ChannelOrder* order);
+
+struct PreprocessSpec {
+  int size = 224;
+  ResizePolicy resize = ResizePolicy::kShortSideCenterCrop;
+  std::array<float, 3> mean = {0.48145466f, 0.4578275f, 0.40821073f};  // CLIP's, RGB
+  std::array<float, 3> std = {0.26862954f, 0.26130258f, 0.27577711f};
+  ChannelOrder channels = ChannelOrder::kRgb;
+};
+
+// Writes 3 * size * size floats to `out`. Downscaling averages (area), upscaling is bicubic,
+// the closest OpenCV gets to the PIL bicubic-with-antialias that CLIP was trained with.
+void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out);
+
+// 64-bit DCT perceptual hash (OpenCV img_hash PHash); near-duplicates differ in few bits.
+using PerceptualHash = std::array<std::uint8_t, 8>;
+PerceptualHash ComputePerceptualHash(const RgbImage& image);
+int HammingDistance(const PerceptualHash& a, const PerceptualHash& b);
+
+}  // namespace lookbook
