@@ -17,6 +17,7 @@ build_packages=(
   libturbojpeg0-dev                    # strict JPEG decoding
   libspdlog-dev nlohmann-json3-dev libxxhash-dev zlib1g-dev
   libicu-dev                           # Unicode classes and case mapping for CLIP's tokenizer
+  libssl-dev                           # sha256 of model bundle files
   libgtest-dev                         # find_package(GTest) is part of the configure step
   dataset-fashion-mnist                # the demo catalog's garments
 )
