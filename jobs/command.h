@@ -44,6 +44,10 @@ const std::vector<Command>& Commands();
 // Per-command entry points, defined in <name>_command.cpp.
 void DescribeIngest(po::options_description* options);
 int RunIngestCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeEmbed(po::options_description* options);
+int RunEmbedCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeEmbedText(po::options_description* options);
+int RunEmbedTextCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeDemoCatalog(po::options_description* options);
 int RunDemoCatalogCommand(const po::variables_map& options, const CommandContext& context);
 

@@ -116,6 +116,10 @@ const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {"ingest", "validate the catalog CSV and split it into shards", RankPolicy::kRootOnly,
        DescribeIngest, RunIngestCommand},
+      {"embed", "decode every image and embed it with the CLIP image encoder (MPI ranks x shards)",
+       RankPolicy::kAllRanks, DescribeEmbed, RunEmbedCommand},
+      {"embed-text", "embed texts with a bundle's CLIP text encoder", RankPolicy::kRootOnly,
+       DescribeEmbedText, RunEmbedTextCommand},
       {"demo-catalog", "write the built-in demo catalog from Fashion-MNIST",
        RankPolicy::kRootOnly, DescribeDemoCatalog, RunDemoCatalogCommand},
   };

@@ -31,11 +31,10 @@
 #include <string>
 
 #include "catalog/columns.h"
+#include "util/manifest.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
-
-enum class RerunPolicy { kReuseValid, kForce };
 
 struct IngestOptions {
   std::filesystem::path catalog;

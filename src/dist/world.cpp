@@ -35,9 +35,74 @@ std::int64_t MpiWorld::BroadcastFromRoot(std::int64_t value) const {
   return value;
 }
 
+std::vector<std::int64_t> MpiWorld::BroadcastFromRoot(std::vector<std::int64_t> values) const {
+  std::int64_t size = static_cast<std::int64_t>(values.size());
+  MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  values.resize(static_cast<std::size_t>(size));
+  if (size > 0) MPI_Bcast(values.data(), static_cast<int>(size), MPI_INT64_T, 0, MPI_COMM_WORLD);
+  return values;
+}
+
+std::vector<std::int64_t> MpiWorld::SumAll(const std::vector<std::int64_t>& values) const {
+  std::vector<std::int64_t> sums(values.size(), 0);
+  if (!values.empty()) {
+    MPI_Allreduce(values.data(), sums.data(), static_cast<int>(values.size()), MPI_INT64_T, MPI_SUM,
+                  MPI_COMM_WORLD);
+  }
+  return sums;
+}
+
+int MpiWorld::LocalRank() const {
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+  int local = 0;
+  MPI_Comm_rank(node, &local);
+  MPI_Comm_free(&node);
+  return local;
+}
+
 void MpiWorld::AbortAll(int exit_code) const {
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);
+}
+
+}  // namespace lookbook
+
+namespace lookbook {
+
+struct WorkCounter::Window {
+  MPI_Win window = MPI_WIN_NULL;
+  std::int64_t* memory = nullptr;
+};
+
+WorkCounter::WorkCounter(std::unique_ptr<Window> window) : window_(std::move(window)) {}
+WorkCounter::WorkCounter(WorkCounter&&) noexcept = default;
+
+WorkCounter WorkCounter::Create(const MpiWorld& world) {
+  auto window = std::make_unique<Window>();
+  const MPI_Aint bytes = world.is_root() ? static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
+  MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, MPI_COMM_WORLD, &window->memory,
+                   &window->window);
+  if (world.is_root()) {
+    MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, window->window);
+    *window->memory = 0;
+    MPI_Win_unlock(0, window->window);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return WorkCounter(std::move(window));
+}
+
+WorkCounter::~WorkCounter() {
+  if (window_ && window_->window != MPI_WIN_NULL) MPI_Win_free(&window_->window);
+}
+
+std::int64_t WorkCounter::Next() {
+  const std::int64_t one = 1;
+  std::int64_t previous = 0;
+  MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, window_->window);
+  MPI_Fetch_and_op(&one, &previous, MPI_INT64_T, 0, 0, MPI_SUM, window_->window);
+  MPI_Win_unlock(0, window_->window);
+  return previous;
 }
 
 }  // namespace lookbook

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace lookbook {
 
@@ -28,6 +30,12 @@ class MpiWorld {
   void Barrier() const;
   // Collective. Rank 0's value on every rank.
   std::int64_t BroadcastFromRoot(std::int64_t value) const;
+  // Collective. Rank 0's vector on every rank.
+  std::vector<std::int64_t> BroadcastFromRoot(std::vector<std::int64_t> values) const;
+  // Collective. Element-wise sums of every rank's `values` (same length everywhere), on every rank.
+  std::vector<std::int64_t> SumAll(const std::vector<std::int64_t>& values) const;
+  // Collective. This rank's index among the ranks on the same node (for GPU assignment).
+  int LocalRank() const;
   // Rank-local. Ends every rank of the job with `exit_code` (MPI_Abort); for a failure seen
   // by one rank only, where a collective would hang.
   [[noreturn]] void AbortAll(int exit_code) const;
@@ -37,6 +45,25 @@ class MpiWorld {
   int rank_ = 0;
   int size_ = 1;
   bool owns_ = true;
+};
+
+// Dynamic work handout: a counter that every rank increments atomically (MPI one-sided
+// fetch-and-add on rank 0's memory), so that a rank that finishes early takes the next item
+// and one slow shard does not idle the others. No rank is given up to coordination.
+class WorkCounter {
+ public:
+  // Collective.
+  static WorkCounter Create(const MpiWorld& world);
+  WorkCounter(WorkCounter&&) noexcept;
+  WorkCounter& operator=(WorkCounter&&) = delete;
+  ~WorkCounter();  // Collective: frees the window.
+  // Rank-local. 0, 1, 2, ... across all ranks, each value handed out once.
+  std::int64_t Next();
+
+ private:
+  struct Window;
+  explicit WorkCounter(std::unique_ptr<Window> window);
+  std::unique_ptr<Window> window_;
 };
 
 }  // namespace lookbook

@@ -63,12 +63,19 @@ std::string ManifestToJson(const StageManifest& manifest) {
 }
 
 void WriteManifest(const std::filesystem::path& stage_dir, const StageManifest& manifest) {
-  PublishFile(stage_dir / "manifest.json", ManifestToJson(manifest));
+  WriteManifestFile(stage_dir / "manifest.json", manifest);
+}
+
+void WriteManifestFile(const std::filesystem::path& path, const StageManifest& manifest) {
+  PublishFile(path, ManifestToJson(manifest));
 }
 
 std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir,
                                           std::string* why_not) {
-  const std::filesystem::path path = stage_dir / "manifest.json";
+  return ReadManifestFile(stage_dir / "manifest.json", why_not);
+}
+
+std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path, std::string* why_not) {
   std::ifstream in(path);
   if (!in) {
     *why_not = "no manifest at " + path.string();

@@ -50,6 +50,12 @@ ManifestEntry DescribeFile(const std::filesystem::path& path, const std::string&
 
 std::string ManifestToJson(const StageManifest& manifest);
 void WriteManifest(const std::filesystem::path& stage_dir, const StageManifest& manifest);
+// The same format in any file (per-shard records such as RUN/embed/shard-00003.json).
+void WriteManifestFile(const std::filesystem::path& path, const StageManifest& manifest);
+std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path, std::string* why_not);
+
+// What a rerun does with outputs whose manifest entry is still valid.
+enum class RerunPolicy { kReuseValid, kForce };
 
 // The manifest in `stage_dir`, or nullopt with the reason in *why_not (absent, unreadable,
 // malformed, other schema version).

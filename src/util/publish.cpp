@@ -99,6 +99,19 @@ void PublishFile(const std::filesystem::path& path, std::string_view contents) {
   file.Commit();
 }
 
+void PublishWrittenFile(const std::filesystem::path& temp_path, const std::filesystem::path& final_path) {
+  const int fd = ::open(temp_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw InputError("cannot open " + temp_path.string() + ": " + ErrnoText(errno));
+  const int result = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  if (result != 0) throw InputError("cannot fsync " + temp_path.string() + ": " + ErrnoText(error));
+  if (std::rename(temp_path.c_str(), final_path.c_str()) != 0) {
+    throw InputError("cannot rename " + temp_path.string() + " to " + final_path.string() + ": " + ErrnoText(errno));
+  }
+  SyncFolder(final_path.has_parent_path() ? final_path.parent_path() : std::filesystem::path("."));
+}
+
 int RemoveStaleTemporaries(const std::filesystem::path& folder) {
   int removed = 0;
   std::error_code error;

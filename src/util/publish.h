@@ -45,6 +45,10 @@ class AtomicFile {
 // Publishes `contents` at `path` atomically.
 void PublishFile(const std::filesystem::path& path, std::string_view contents);
 
+// Publishes a file another library wrote (HDF5, FAISS) under a temporary name in the same
+// folder: fsync it, rename it to `final_path`, fsync the folder.
+void PublishWrittenFile(const std::filesystem::path& temp_path, const std::filesystem::path& final_path);
+
 // Removes temporary files left in `folder` by killed writers; returns how many.
 int RemoveStaleTemporaries(const std::filesystem::path& folder);
 

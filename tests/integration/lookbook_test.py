@@ -18,6 +18,7 @@ def parse_args():
     parser.add_argument("--lookbook", required=True)
     parser.add_argument("--mpiexec", required=True, help="launcher prefix, e.g. 'mpiexec -n 2'")
     parser.add_argument("--source", required=True, help="the repository root")
+    parser.add_argument("--make-bundle", help="the make_test_bundle tool")
     ARGS, rest = parser.parse_known_args()
     return [sys.argv[0]] + rest
 
@@ -40,6 +41,13 @@ def summary(result):
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, f"expected one JSON summary line, got: {result.stdout!r}"
     return json.loads(lines[0])
+
+
+def make_bundle(folder, dim=16, input_size=64):
+    """A tiny real CLIP bundle (TorchScript made in C++) in `folder`."""
+    subprocess.run([ARGS.make_bundle, folder, "--dim", str(dim), "--input-size", str(input_size)],
+                   check=True)
+    return folder
 
 
 class TempDirTest(unittest.TestCase):
