@@ -1,0 +1,92 @@
+#include "store/embed_shard.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/test_support.h"
+#include "util/error.h"
+
+namespace lookbook {
+namespace {
+
+EmbedShard Sample(int n, int d) {
+  EmbedShard shard;
+  shard.meta = EmbedShardMeta{2, 8, d, "test", std::string(64, 'a'), "xxh3:1", "v1"};
+  for (int i = 0; i < n; ++i) {
+    ImageRow row;
+    row.product_id = "p" + std::to_string(i);
+    row.key = row.product_id + "/image_1";
+    row.path = "caf\xC3\xA9/" + std::to_string(i) + ".jpg";  // UTF-8 survives
+    row.file = row.path;
+    row.status = static_cast<std::int8_t>(i % 2 == 0 ? 0 : 7);
+    row.reason = i % 2 == 0 ? "" : "corrupt: Premature end of JPEG file";
+    row.phash = {1, 2, 3, 4, 5, 6, 7, static_cast<std::uint8_t>(i)};
+    row.checksum = 0xFEDCBA9876543210ull + static_cast<std::uint64_t>(i);
+    row.width = 100 + i;
+    row.height = 200 + i;
+    shard.images.push_back(row);
+    for (int k = 0; k < d; ++k) shard.embeddings.push_back(0.25f * static_cast<float>(k - i));
+  }
+  return shard;
+}
+
+TEST(EmbedShardFile, RoundTripsEveryField) {
+  testing::ScopedTempDir dir;
+  const EmbedShard written = Sample(5, 4);
+  WriteEmbedShard(dir.path() / "shard-00002.h5", written, EmbeddingStorage::kFloat32);
+  const EmbedShard read = ReadEmbedShard(dir.path() / "shard-00002.h5");
+  EXPECT_EQ(read.meta.shard, 2);
+  EXPECT_EQ(read.meta.shard_count, 8);
+  EXPECT_EQ(read.meta.model_sha256, written.meta.model_sha256);
+  EXPECT_EQ(read.meta.code_version, "v1");
+  ASSERT_EQ(read.images.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(read.images[i].key, written.images[i].key);
+    EXPECT_EQ(read.images[i].path, written.images[i].path);
+    EXPECT_EQ(read.images[i].status, written.images[i].status);
+    EXPECT_EQ(read.images[i].reason, written.images[i].reason);
+    EXPECT_EQ(read.images[i].phash, written.images[i].phash);
+    EXPECT_EQ(read.images[i].checksum, written.images[i].checksum);
+    EXPECT_EQ(read.images[i].height, written.images[i].height);
+  }
+  EXPECT_EQ(read.embeddings, written.embeddings);
+  int entries = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++entries;
+  EXPECT_EQ(entries, 1) << "no temporary file left";
+}
+
+TEST(EmbedShardFile, Float16HalvesTheEmbeddingsWithinTolerance) {
+  testing::ScopedTempDir dir;
+  const EmbedShard written = Sample(200, 64);
+  WriteEmbedShard(dir.path() / "half.h5", written, EmbeddingStorage::kFloat16);
+  WriteEmbedShard(dir.path() / "full.h5", written, EmbeddingStorage::kFloat32);
+  const EmbedShard read = ReadEmbedShard(dir.path() / "half.h5");
+  for (std::size_t i = 0; i < written.embeddings.size(); ++i) {
+    EXPECT_NEAR(read.embeddings[i], written.embeddings[i], 1e-2f * std::max(1.0f, std::abs(written.embeddings[i])));
+  }
+  EXPECT_LT(std::filesystem::file_size(dir.path() / "half.h5"), std::filesystem::file_size(dir.path() / "full.h5"));
+}
+
+TEST(EmbedShardFile, EmptyShardIsAValidFile) {
+  testing::ScopedTempDir dir;
+  WriteEmbedShard(dir.path() / "empty.h5", Sample(0, 8), EmbeddingStorage::kFloat32);
+  const EmbedShard read = ReadEmbedShard(dir.path() / "empty.h5");
+  EXPECT_TRUE(read.images.empty());
+  EXPECT_EQ(read.meta.embedding_dim, 8);
+}
+
+TEST(EmbedShardFile, DamagedOrForeignFilesAreInputErrors) {
+  testing::ScopedTempDir dir;
+  testing::WriteFile(dir.path() / "text.h5", "not hdf5");
+  EXPECT_THROW(ReadEmbedShard(dir.path() / "text.h5"), InputError);
+  EXPECT_THROW(ReadEmbedShard(dir.path() / "none.h5"), InputError);
+  WriteEmbedShard(dir.path() / "cut.h5", Sample(50, 32), EmbeddingStorage::kFloat32);
+  std::filesystem::resize_file(dir.path() / "cut.h5", std::filesystem::file_size(dir.path() / "cut.h5") / 2);
+  EXPECT_THROW(ReadEmbedShard(dir.path() / "cut.h5"), InputError);
+}
+
+TEST(EmbedShardFile, UnwritableFolderLeavesNothing) {
+  EXPECT_THROW(WriteEmbedShard("/nonexistent/shard.h5", Sample(1, 2), EmbeddingStorage::kFloat32), InputError);
+}
+
+}  // namespace
+}  // namespace lookbook
