@@ -52,6 +52,12 @@ std::vector<std::int64_t> MpiWorld::SumAll(const std::vector<std::int64_t>& valu
   return sums;
 }
 
+double MpiWorld::MaxAll(double value) const {
+  double result = value;
+  MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return result;
+}
+
 int MpiWorld::LocalRank() const {
   MPI_Comm node;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);

@@ -34,6 +34,8 @@ class MpiWorld {
   std::vector<std::int64_t> BroadcastFromRoot(std::vector<std::int64_t> values) const;
   // Collective. Element-wise sums of every rank's `values` (same length everywhere), on every rank.
   std::vector<std::int64_t> SumAll(const std::vector<std::int64_t>& values) const;
+  // Collective. The largest of every rank's `value`, on every rank.
+  double MaxAll(double value) const;
   // Collective. This rank's index among the ranks on the same node (for GPU assignment).
   int LocalRank() const;
   // Rank-local. Ends every rank of the job with `exit_code` (MPI_Abort); for a failure seen

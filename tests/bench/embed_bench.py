@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Embed-stage benchmarks, each against a peer measured in the same run:
+
+ 1. decode + preprocess of 1000x1333 JPEG photos, images/s on one core: lookbook vs
+    libjpeg-turbo's tjbench (-scale at the same DCT scale) and a bare TurboJPEG loop;
+    target >= 0.8 of the raw scaled decode.
+ 2. inference of a ViT-B/32-sized image encoder (random weights, TorchScript): lookbook vs
+    Python PyTorch running the same file, same batch and threads; target >= 1.0.
+ 3. the embed stage end to end: 1 vs 2 ranks, each bound to one core (target >= 1.8x), and
+    overlap: one rank with one decode thread and one inference thread, end-to-end pipeline
+    time <= 1.15 x max(decode-only time, inference-only time).
+
+  /usr/bin/python3 tests/bench/embed_bench.py --build build/release [--json out.json]
+
+The BLAS kernel is whatever OPENBLAS_CORETYPE says (jobs/lookbook-env.sh sets it); it is
+recorded with the results.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+PHOTOS = 40
+
+
+def run(command, **kwargs):
+    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+
+
+def summary(stdout):
+    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default="build/release")
+    parser.add_argument("--json")
+    parser.add_argument("--images", type=int, default=384, help="images in the end-to-end runs")
+    args = parser.parse_args()
+    build = os.path.abspath(args.build)
+    lookbook = os.path.join(build, "jobs", "lookbook")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+    here = os.path.dirname(os.path.abspath(__file__))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="lookbook-embed-bench-") as tmp:
+        photos = os.path.join(tmp, "images")
+        os.makedirs(photos)
+        run([os.path.join(build, "tests", "bench", "decode_bench"), "--make", photos, str(PHOTOS)])
+        files = sorted(os.path.join(photos, f) for f in os.listdir(photos))
+
+        # 1. Decode.
+        decode = json.loads(run([os.path.join(build, "tests", "bench", "decode_bench"), "--seconds", "3", *files[:10]]).stdout)
+        fps = []
+        for f in files[:3]:
+            out = run(["tjbench", f, "-scale", decode["scale"], "-benchtime", "2"]).stdout
+            fps.append(float(re.search(r"Frame rate:\s+([0-9.]+)", out).group(1)))
+        decode["tjbench_fps"] = sum(fps) / len(fps)
+        decode["ratio_vs_tjbench"] = decode["lookbook_decode_preprocess_per_s"] / decode["tjbench_fps"]
+        decode["ratio_vs_turbojpeg_loop"] = decode["lookbook_decode_preprocess_per_s"] / decode["turbojpeg_scaled_decode_per_s"]
+        results["decode"] = decode
+
+        # 2. Inference.
+        vit = os.path.join(tmp, "vit")
+        run(["/usr/bin/python3", os.path.join(here, "make_vit_bundle.py"), vit])
+        inference = []
+        for threads in (1, 2):
+            for batch in (8, 32):
+                # Interleaved, best of three each: the machine's speed drifts over minutes.
+                ours, peers, core = [], [], None
+                for _ in range(3):
+                    result = json.loads(run([os.path.join(build, "tests", "bench", "inference_bench"), vit, "--batch",
+                                             str(batch), "--threads", str(threads), "--seconds", "4"], env=env).stdout)
+                    ours.append(result["images_per_s"])
+                    core = result["blas_core"]
+                    peers.append(float(run(["/usr/bin/python3", os.path.join(here, "pytorch_peer.py"),
+                                            os.path.join(vit, "image_encoder.pt"), str(threads), str(batch), "4"],
+                                           env=env).stdout))
+                inference.append({"batch": batch, "threads": threads, "lookbook_per_s": max(ours),
+                                  "pytorch_per_s": max(peers), "ratio": max(ours) / max(peers), "blas_core": core})
+        results["inference"] = inference
+
+        # 3. End to end on args.images photos in 8 shards.
+        catalog = os.path.join(tmp, "catalog.csv")
+        with open(catalog, "w") as f:
+            f.write("product_id,image_1\n")
+            for i in range(args.images):
+                name = f"copy-{i:04d}.jpg"
+                shutil.copy(files[i % len(files)], os.path.join(photos, name))
+                f.write(f"p{i},{name}\n")
+        run_dir = os.path.join(tmp, "run")
+        run([lookbook, "ingest", "--catalog", catalog, "--images", photos, "--run", run_dir, "--shards", "8"], env=env)
+
+        def embed(ranks, bind, decode_threads=1):
+            launcher = ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", bind]
+            out = run([*launcher, lookbook, "embed", "--run", run_dir, "--model", vit, "--threads", "1",
+                       "--decode-threads", str(decode_threads), "--batch-size", "32", "--force", "--log-level", "warn"], env=env)
+            stats = summary(out.stdout)
+            return stats["steps"]["shards (wall)"]["seconds"], stats
+
+        one, stats = embed(1, "core")
+        two, _ = embed(2, "core")
+        overlap, stats_overlap = embed(1, "none")
+        decode_only = args.images / decode["lookbook_decode_preprocess_phash_per_s"]
+        # Measured alone, right after the pipeline runs: the same encoder, batch 32, one thread.
+        alone = json.loads(run([os.path.join(build, "tests", "bench", "inference_bench"), vit, "--batch", "32",
+                                "--threads", "1", "--seconds", "6"], env=env).stdout)
+        inference_only = args.images / alone["images_per_s"]
+        steps = stats_overlap["steps"]
+        results["end_to_end"] = {
+            "images": args.images, "shards": 8, "batch": 32,
+            "overlap_in_run_decode_s": steps["decode (thread-seconds)"]["seconds"],
+            "overlap_in_run_inference_s": steps["inference (rank-seconds)"]["seconds"],
+            "overlap_ratio_in_run": overlap / max(steps["decode (thread-seconds)"]["seconds"],
+                                                  steps["inference (rank-seconds)"]["seconds"]),
+            "one_rank_one_core_s": one, "two_ranks_two_cores_s": two, "speedup_2_vs_1": one / two,
+            "overlap_pipeline_s": overlap, "decode_only_s": decode_only, "inference_only_s": inference_only,
+            "overlap_ratio": overlap / max(decode_only, inference_only),
+            "blas_core": stats["blas_core"],
+        }
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    results["machine"] = f"{cpu}, {os.cpu_count()} cores"
+    results["openblas_coretype_env"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+// inference_bench BUNDLE --batch B --threads T [--seconds S] [--precision fp32|bf16]:
+// images/s of lookbook's ImageEncoder on random input, the way the embed stage calls it.
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "model/bundle.h"
+#include "model/encoders.h"
+#include "util/blas.h"
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: inference_bench BUNDLE [--batch B] [--threads T] [--seconds S] [--precision P]\n";
+    return 2;
+  }
+  int batch = 8, threads = 1;
+  double seconds = 10;
+  lookbook::InferenceOptions options;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--batch") == 0) batch = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--precision") == 0) lookbook::ParsePrecision(argv[i + 1], &options.precision);
+  }
+  lookbook::SetTorchThreads(threads, 1);
+  const auto bundle = lookbook::LoadBundle(argv[1]);
+  const auto encoder = lookbook::ImageEncoder::Load(bundle, options);
+  const int size = bundle.preprocess.size;
+  std::vector<float> pixels(static_cast<std::size_t>(batch) * 3 * size * size);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  for (auto& p : pixels) p = normal(rng);
+  encoder.Encode(pixels.data(), batch);  // warm-up
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  int images = 0;
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    encoder.Encode(pixels.data(), batch);
+    images += batch;
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  std::cout << nlohmann::json{{"batch", batch}, {"threads", threads}, {"images_per_s", images / elapsed},
+                              {"precision", lookbook::PrecisionName(options.precision)},
+                              {"blas_core", lookbook::BlasCoreName()}}
+                   .dump()
+            << std::endl;
+  return 0;
+}
