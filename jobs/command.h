@@ -48,6 +48,10 @@ void DescribeEmbed(po::options_description* options);
 int RunEmbedCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeEmbedText(po::options_description* options);
 int RunEmbedTextCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeEval(po::options_description* options);
+int RunEvalCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeBlasCheck(po::options_description* options);
+int RunBlasCheckCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeDemoCatalog(po::options_description* options);
 int RunDemoCatalogCommand(const po::variables_map& options, const CommandContext& context);
 

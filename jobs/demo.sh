@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs lookbook end to end on the built-in demo, on a fresh Debian 12 machine:
 # installs the missing packages, builds, writes the demo catalog (Fashion-MNIST, test split)
-# and runs the pipeline on it with 2 MPI ranks. Today's pipeline: ingest.
+# and runs the pipeline on it with 2 MPI ranks. Today's pipeline: ingest, embed (with the
+# demo CLIP bundle in models/demo/clip).
 #   jobs/demo.sh [RUN_DIR]      (default: build/demo/run)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +13,7 @@ jobs/setup-debian.sh build
 cmake -S . -B build/release -G Ninja -DLOOKBOOK_PRESET=release >/dev/null
 cmake --build build/release --target lookbook
 lookbook=build/release/jobs/lookbook
+source jobs/blas-env.sh
 
 data=build/demo/data
 run=${1:-build/demo/run}
@@ -20,6 +22,8 @@ mpirun=(mpirun -np 2 --oversubscribe)
 "$lookbook" demo-catalog --config config/demo.ini --out "$data"
 "${mpirun[@]}" "$lookbook" ingest --config config/demo.ini \
   --catalog "$data/catalog.csv" --images "$data/images" --run "$run"
+"${mpirun[@]}" "$lookbook" embed --config config/demo.ini --model models/demo/clip --run "$run"
+"$lookbook" embed-text --model models/demo/clip --text "a photo of a red dress" --format csv | cut -c1-80
 
 cat <<DONE
 
@@ -28,4 +32,5 @@ lookbook demo finished.
   shards:        $run/ingest/shard-*.csv
   rejects:       $run/ingest/rejects.csv
   manifest:      $run/ingest/manifest.json
+  embeddings:    $run/embed/shard-*.h5, all shards as one: $run/embed/catalog.h5 (h5py: f["images/embedding"])
 DONE

@@ -120,6 +120,10 @@ const std::vector<Command>& Commands() {
        RankPolicy::kAllRanks, DescribeEmbed, RunEmbedCommand},
       {"embed-text", "embed texts with a bundle's CLIP text encoder", RankPolicy::kRootOnly,
        DescribeEmbedText, RunEmbedTextCommand},
+      {"eval", "evaluate: eval model --model BUNDLE (quality on the demo's test split)", RankPolicy::kRootOnly,
+       DescribeEval, RunEvalCommand},
+      {"blas-check", "check that this process's BLAS kernel computes correctly (used by jobs/blas-env.sh)",
+       RankPolicy::kRootOnly, DescribeBlasCheck, RunBlasCheckCommand},
       {"demo-catalog", "write the built-in demo catalog from Fashion-MNIST",
        RankPolicy::kRootOnly, DescribeDemoCatalog, RunDemoCatalogCommand},
   };

@@ -39,7 +39,10 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
   po::variables_map values;
   // No guessing: "--shard" must not silently mean "--shards".
   const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-  po::store(po::command_line_parser(argc, argv).options(options).style(style).run(), values);
+  // A command may take one positional word (eval's WHAT) through an option named "what".
+  po::positional_options_description positional;
+  if (options.find_nothrow("what", false) != nullptr) positional.add("what", 1);
+  po::store(po::command_line_parser(argc, argv).options(options).positional(positional).style(style).run(), values);
 
   if (values.count("config") && !values.count("help")) {
     const std::string path = values["config"].as<std::string>();

@@ -3,6 +3,7 @@
 # or through sudo) and does nothing when all are there.
 #   jobs/setup-debian.sh build   what building and running the job needs
 #   jobs/setup-debian.sh test    that, plus what the tests need
+#   jobs/setup-debian.sh bench   that, plus the benchmarks' peers
 set -euo pipefail
 
 # Building and running.
@@ -23,14 +24,22 @@ build_packages=(
 )
 # Testing: Python readers of our outputs, clang for the libFuzzer target.
 test_packages=(
-  python3 python3-pandas python3-xxhash
+  python3 python3-pandas python3-xxhash python3-h5py
+  python3-torch                        # the export scripts' stand-ins (models/export_*.py)
   clang
+)
+
+# Benchmarks: the peers they measure against.
+bench_packages=(
+  libjpeg-turbo-progs                  # tjbench
+  python3-torch                        # PyTorch running the same TorchScript files
 )
 
 case "${1:-build}" in
   build) wanted=("${build_packages[@]}") ;;
   test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  bench) wanted=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()

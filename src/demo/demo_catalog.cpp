@@ -17,7 +17,6 @@ namespace lookbook {
 namespace {
 
 constexpr int kProductSide = 224;
-constexpr int kOutfitSide = 448;
 constexpr int kJpegQuality = 90;
 
 // Platform-independent draws (std:: distributions differ between standard libraries).
@@ -235,19 +234,8 @@ DemoCatalogSummary WriteDemoCatalog(const DemoCatalogOptions& options) {
       ids += (ids.empty() ? "" : " ") + spec.id;
       const int jitter_x = static_cast<int>(draw.Below(17)) - 8;
       const int jitter_y = static_cast<int>(draw.Below(17)) - 8;
-      OutfitItem item{data.image(spec.garment), palette[static_cast<std::size_t>(spec.colour)],
-                      outfit.slots[k], 0, 0, 0};
-      switch (outfit.slots[k]) {
-        case DemoSlot::kTop: item.x = 16; item.y = 12; item.side = 200; break;
-        case DemoSlot::kBottom: item.x = 24; item.y = 220; item.side = 210; break;
-        case DemoSlot::kDress: item.x = 16; item.y = 80; item.side = 250; break;
-        case DemoSlot::kShoes: item.x = 272; item.y = 262; item.side = 160; break;
-        case DemoSlot::kBag: item.x = 272; item.y = 30; item.side = 160; break;
-        case DemoSlot::kBackground: break;
-      }
-      item.x += jitter_x;
-      item.y += jitter_y;
-      items.push_back(item);
+      items.push_back(PlaceInOutfit(data.image(spec.garment), palette[static_cast<std::size_t>(spec.colour)],
+                                    outfit.slots[k], jitter_x, jitter_y));
     }
     const OutfitPhoto photo = RenderOutfit(items, kOutfitSide, 240);
     WriteBytes(images_dir / anchor.image_3, EncodeJpeg(photo.photo, kJpegQuality));

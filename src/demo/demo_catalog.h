@@ -7,7 +7,9 @@
 //   images/outfits/*.jpg   flat-lay outfit photos, 448x448
 //   truth/duplicates.csv   image_a,image_b,kind,transform: every planted near-duplicate pair
 //                          (kind same_product: image_2 of a product; cross_product: a relisting
-//                          of another product's shot under a new id, after `transform`)
+//                          of another product's shot under a new id, after `transform`).
+//                          Copies are transitive: two relistings of one shot, or a relisting
+//                          and the original's image_2, are near-duplicates of each other too.
 //   truth/colour_variants.csv  image_a,image_b: the same garment in another colour as another
 //                          product; hard negatives, not duplicates
 //   truth/outfits.csv      outfit,product_ids: an outfit photo (as in the catalog) and the

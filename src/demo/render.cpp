@@ -129,6 +129,22 @@ OutfitPhoto RenderOutfit(const std::vector<OutfitItem>& items, int side, std::ui
   return result;
 }
 
+OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& colour, DemoSlot slot,
+                         int jitter_x, int jitter_y) {
+  OutfitItem item{garment28, colour, slot, 0, 0, 0};
+  switch (slot) {
+    case DemoSlot::kTop: item.x = 16; item.y = 12; item.side = 200; break;
+    case DemoSlot::kBottom: item.x = 24; item.y = 220; item.side = 210; break;
+    case DemoSlot::kDress: item.x = 16; item.y = 80; item.side = 250; break;
+    case DemoSlot::kShoes: item.x = 272; item.y = 262; item.side = 160; break;
+    case DemoSlot::kBag: item.x = 272; item.y = 30; item.side = 160; break;
+    case DemoSlot::kBackground: LB_CHECK(false, "background is not a garment slot");
+  }
+  item.x += jitter_x;
+  item.y += jitter_y;
+  return item;
+}
+
 const char* CopyTransformName(CopyTransform transform) {
   switch (transform) {
     case CopyTransform::kReencode: return "reencode";
@@ -177,9 +193,11 @@ BgrImage ApplyCopyTransform(const BgrImage& image, CopyTransform transform) {
     case CopyTransform::kResize:
       cv::resize(source, out, {side * 5 / 7, side * 5 / 7}, 0, 0, cv::INTER_AREA);
       break;
-    case CopyTransform::kBorder:
-      cv::copyMakeBorder(source, out, 16, 16, 16, 16, cv::BORDER_CONSTANT, cv::Scalar::all(255));
+    case CopyTransform::kBorder: {
+      const int border = std::max(1, side * 16 / 224);  // 16 px on a 224 px shot
+      cv::copyMakeBorder(source, out, border, border, border, border, cv::BORDER_CONSTANT, cv::Scalar::all(255));
       break;
+    }
     case CopyTransform::kBrighten:
       source.convertTo(out, CV_8UC3, 1.0, 35);
       break;

@@ -48,6 +48,13 @@ struct OutfitPhoto {
 // A flat-lay photo: items drawn in order on a light background, later items on top.
 OutfitPhoto RenderOutfit(const std::vector<OutfitItem>& items, int side, std::uint8_t background);
 
+// Where the demo's flat-lay layout puts a garment of `slot` on a 448 x 448 photo, shifted
+// by (jitter_x, jitter_y): top upper left, bottom below it, a dress in their place, shoes
+// lower right, a bag upper right.
+OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& colour, DemoSlot slot,
+                         int jitter_x, int jitter_y);
+inline constexpr int kOutfitSide = 448;
+
 // Near-duplicate transforms, each a copy a retailer's feed really contains.
 enum class CopyTransform { kReencode, kCrop, kResize, kBorder, kBrighten, kRotate };
 inline constexpr int kCopyTransformCount = 6;

@@ -1,0 +1,189 @@
+// train_unet: trains the demo U-Net garment segmenter on flat-lay outfit photos rendered by
+// the demo-catalog code from Fashion-MNIST's train split, and writes a segmenter bundle.
+//
+//   train_unet --out models/demo/unet [--steps 800] [--batch 16] [--seed 1] [--threads 2]
+//
+// Classes (output channels): background, top, bottom, dress, shoes, bag. Input: the 448 px
+// photo letterboxed to 128 x 128 (pad_to_square; outfit photos are square, so a plain
+// resize). An encoder-decoder with skip connections (16-32-64-128 channels, group norm,
+// ReLU, nearest upsampling), per-pixel cross-entropy against the rendered label maps.
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "demo/fashion_mnist.h"
+#include "demo/render.h"
+#include "image/preprocess.h"
+#include "model/bundle.h"
+
+namespace {
+
+constexpr int kInput = 128;
+constexpr int kClasses = lookbook::kDemoSlotCount;
+
+lookbook::PreprocessSpec Spec() {
+  lookbook::PreprocessSpec spec;
+  spec.size = kInput;
+  spec.resize = lookbook::ResizePolicy::kPadToSquare;
+  spec.mean = {0.8f, 0.8f, 0.8f};
+  spec.std = {0.3f, 0.3f, 0.3f};
+  return spec;
+}
+
+torch::jit::Module UNet() {
+  torch::jit::Module m("DemoUNet");
+  const std::vector<std::pair<int, int>> convs = {{3, 16},   {16, 16}, {16, 32},  {32, 32},  {32, 64},
+                                                  {64, 64},  {64, 128}, {128, 128}, {192, 64}, {64, 64},
+                                                  {96, 32},  {32, 32}, {48, 16},  {16, 16}};
+  for (std::size_t i = 0; i < convs.size(); ++i) {
+    const auto [in, out] = convs[i];
+    const std::string n = std::to_string(i);
+    m.register_parameter("w" + n, torch::randn({out, in, 3, 3}) * std::sqrt(2.0 / (in * 9)), false);
+    m.register_parameter("b" + n, torch::zeros({out}), false);
+    m.register_parameter("g" + n, torch::ones({out}), false);
+    m.register_parameter("h" + n, torch::zeros({out}), false);
+  }
+  m.register_parameter("wo", torch::randn({kClasses, 16, 1, 1}) * 0.25, false);
+  m.register_parameter("bo", torch::zeros({kClasses}), false);
+  std::string code = "def forward(self, x):\n";
+  auto conv = [](int i, const std::string& input) {
+    const std::string n = std::to_string(i);
+    return "torch.relu(torch.group_norm(torch.conv2d(" + input + ", self.w" + n + ", self.b" + n +
+           ", [1, 1], [1, 1]), 8, self.g" + n + ", self.h" + n + "))";
+  };
+  code += "    e1 = " + conv(1, conv(0, "x")) + "\n";
+  code += "    e2 = " + conv(3, conv(2, "torch.max_pool2d(e1, [2, 2])")) + "\n";
+  code += "    e3 = " + conv(5, conv(4, "torch.max_pool2d(e2, [2, 2])")) + "\n";
+  code += "    b = " + conv(7, conv(6, "torch.max_pool2d(e3, [2, 2])")) + "\n";
+  code += "    u3 = torch.upsample_nearest2d(b, [e3.size(2), e3.size(3)])\n";
+  code += "    d3 = " + conv(9, conv(8, "torch.cat([u3, e3], 1)")) + "\n";
+  code += "    u2 = torch.upsample_nearest2d(d3, [e2.size(2), e2.size(3)])\n";
+  code += "    d2 = " + conv(11, conv(10, "torch.cat([u2, e2], 1)")) + "\n";
+  code += "    u1 = torch.upsample_nearest2d(d2, [e1.size(2), e1.size(3)])\n";
+  code += "    d1 = " + conv(13, conv(12, "torch.cat([u1, e1], 1)")) + "\n";
+  code += "    return torch.conv2d(d1, self.wo, self.bo)\n";
+  m.define(code);
+  return m;
+}
+
+// One random training outfit, as the demo catalog composes them.
+void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<std::size_t>>& by_slot, std::mt19937& rng,
+            float* pixels, int64_t* labels) {
+  using lookbook::DemoSlot;
+  const auto& palette = lookbook::DemoPalette();
+  std::vector<DemoSlot> slots;
+  if (rng() % 100 < 40) slots.push_back(DemoSlot::kDress);
+  else slots = {DemoSlot::kTop, DemoSlot::kBottom};
+  slots.push_back(DemoSlot::kShoes);
+  if (rng() % 100 < 40) slots.push_back(DemoSlot::kBag);
+  std::vector<lookbook::OutfitItem> items;
+  for (const auto slot : slots) {
+    const auto& pool = by_slot[static_cast<std::size_t>(slot)];
+    const auto garment = pool[rng() % pool.size()];
+    items.push_back(lookbook::PlaceInOutfit(data.image(garment), palette[rng() % palette.size()], slot,
+                                            static_cast<int>(rng() % 17) - 8, static_cast<int>(rng() % 17) - 8));
+  }
+  const auto photo = lookbook::RenderOutfit(items, lookbook::kOutfitSide, 240);
+  lookbook::RgbImage rgb{photo.photo.width, photo.photo.height, std::vector<std::uint8_t>(photo.photo.bgr.size())};
+  for (std::size_t i = 0; i < rgb.rgb.size(); i += 3) {
+    rgb.rgb[i] = photo.photo.bgr[i + 2];
+    rgb.rgb[i + 1] = photo.photo.bgr[i + 1];
+    rgb.rgb[i + 2] = photo.photo.bgr[i];
+  }
+  lookbook::Preprocess(rgb, Spec(), pixels);
+  const cv::Mat full(lookbook::kOutfitSide, lookbook::kOutfitSide, CV_8U, const_cast<std::uint8_t*>(photo.labels.data()));
+  cv::Mat small;
+  cv::resize(full, small, {kInput, kInput}, 0, 0, cv::INTER_NEAREST);
+  for (int i = 0; i < kInput * kInput; ++i) labels[i] = small.data[i];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string out;
+  int steps = 800, batch = 16, threads = 2;
+  unsigned seed = 1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--out")) out = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seed")) seed = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+  }
+  if (out.empty()) {
+    std::cerr << "usage: train_unet --out DIR [--steps N] [--batch B] [--seed S] [--threads T]\n";
+    return 2;
+  }
+  torch::manual_seed(seed);
+  torch::set_num_threads(threads);
+  std::mt19937 rng(seed);
+  const auto data = lookbook::FashionMnist::Load(lookbook::kFashionMnistDir, lookbook::FashionSplit::kTrain);
+  std::vector<std::vector<std::size_t>> by_slot(kClasses);
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    by_slot[static_cast<std::size_t>(lookbook::SlotOfFashionClass(data.labels[i]))].push_back(i);
+  }
+  torch::jit::Module model = UNet();
+  model.train();
+  std::vector<torch::Tensor> parameters;
+  for (auto p : model.parameters()) {
+    p.set_requires_grad(true);
+    parameters.push_back(p);
+  }
+  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(2e-3));
+  const std::size_t floats = 3 * kInput * kInput;
+  const auto start = std::chrono::steady_clock::now();
+  for (int step = 0; step < steps; ++step) {
+    const double lr = 5e-5 + 0.5 * (2e-3 - 5e-5) * (1 + std::cos(M_PI * step / steps));
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    std::vector<float> pixels(static_cast<std::size_t>(batch) * floats);
+    std::vector<int64_t> labels(static_cast<std::size_t>(batch) * kInput * kInput);
+    for (int i = 0; i < batch; ++i) {
+      Sample(data, by_slot, rng, pixels.data() + static_cast<std::size_t>(i) * floats,
+             labels.data() + static_cast<std::size_t>(i) * kInput * kInput);
+    }
+    const auto x = torch::from_blob(pixels.data(), {batch, 3, kInput, kInput}).clone();
+    const auto y = torch::from_blob(labels.data(), {batch, kInput, kInput}, torch::kInt64).clone();
+    const auto logits = model.forward({x}).toTensor();
+    const auto loss = torch::nn::functional::cross_entropy(logits, y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    if (step % 50 == 0 || step == steps - 1) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double accuracy = (logits.argmax(1) == y).to(torch::kFloat32).mean().item<double>();
+      std::printf("step %d/%d  loss %.4f  pixel accuracy %.4f  %.0f s\n", step + 1, steps, loss.item<double>(), accuracy, elapsed);
+      std::fflush(stdout);
+    }
+  }
+  std::filesystem::create_directories(out);
+  model.eval();
+  model.save((std::filesystem::path(out) / "segmenter.pt").string());
+  const auto spec = Spec();
+  nlohmann::json bundle = {
+      {"format", "lookbook-bundle"},
+      {"version", 1},
+      {"kind", "segmenter"},
+      {"name", "demo-unet"},
+      {"image", {{"encoder", "segmenter.pt"}, {"input_size", kInput}, {"resize", "pad_to_square"},
+                 {"channel_order", "rgb"}, {"mean", spec.mean}, {"std", spec.std}}},
+      {"segmenter", {{"classes", {"background", "top", "bottom", "dress", "shoes", "bag"}},
+                     {"slots", {{"top", "top"}, {"bottom", "bottom"}, {"dress", "dress"}, {"shoes", "shoes"}, {"bag", "bag"}}}}},
+      {"training", {{"program", "models/train/train_unet.cpp"}, {"data", "Fashion-MNIST train split, demo outfit rendering"},
+                    {"steps", steps}, {"batch", batch}, {"seed", seed}}},
+  };
+  bundle["files"] = {{"segmenter.pt", lookbook::Sha256File(std::filesystem::path(out) / "segmenter.pt")}};
+  std::ofstream(std::filesystem::path(out) / "bundle.json") << bundle.dump(2) << "\n";
+  std::printf("wrote %s\n", out.c_str());
+  return 0;
+}

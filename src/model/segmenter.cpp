@@ -1,0 +1,74 @@
+#include "model/segmenter.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "util/error.h"
+
+namespace lookbook {
+
+struct Segmenter::Impl {
+  mutable torch::jit::Module module;
+  PreprocessSpec preprocess;
+  int classes = 0;
+};
+
+Segmenter::Segmenter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Segmenter::Segmenter(Segmenter&&) noexcept = default;
+Segmenter& Segmenter::operator=(Segmenter&&) noexcept = default;
+Segmenter::~Segmenter() = default;
+
+Segmenter Segmenter::Load(const ModelBundle& bundle, const InferenceOptions& options) {
+  if (bundle.kind != BundleKind::kSegmenter) throw InputError(bundle.dir.string() + " is not a segmenter bundle");
+  if (options.device.kind != DeviceKind::kCpu || options.precision != Precision::kFloat32) {
+    throw InputError("segmenters run on the CPU in fp32 in this build");
+  }
+  auto impl = std::make_unique<Impl>();
+  const std::string path = bundle.Path(bundle.image_encoder).string();
+  try {
+    impl->module = torch::jit::load(path, torch::kCPU);
+  } catch (const c10::Error& error) {
+    throw InputError("cannot load TorchScript module " + path + ": " + error.what_without_backtrace());
+  }
+  impl->module.eval();
+  impl->preprocess = bundle.preprocess;
+  impl->classes = static_cast<int>(bundle.class_names.size());
+  const int size = bundle.preprocess.size;
+  c10::InferenceMode guard;
+  at::Tensor output;
+  try {
+    output = impl->module.forward({torch::zeros({2, 3, size, size})}).toTensor();
+  } catch (const std::exception& error) {
+    throw InputError(path + ": forward failed: " + error.what());
+  }
+  if (output.dim() != 4 || output.size(0) != 2 || output.size(1) != impl->classes || output.size(2) != size ||
+      output.size(3) != size) {
+    std::ostringstream shape;
+    shape << output.sizes();
+    throw InputError(path + ": output is " + shape.str() + ", expected [2, " + std::to_string(impl->classes) + ", " +
+                     std::to_string(size) + ", " + std::to_string(size) + "]");
+  }
+  return Segmenter(std::move(impl));
+}
+
+std::vector<std::uint8_t> Segmenter::Segment(const float* pixels, int n, std::vector<float>* confidence) const {
+  LB_CHECK(n > 0, "segmenting an empty batch");
+  c10::InferenceMode guard;
+  const int size = impl_->preprocess.size;
+  const auto input = torch::from_blob(const_cast<float*>(pixels), {n, 3, size, size}, torch::kFloat32);
+  const auto probabilities = torch::softmax(impl_->module.forward({input}).toTensor(), 1);
+  const auto best = probabilities.max(1);
+  const auto labels = std::get<1>(best).to(torch::kUInt8).contiguous();
+  if (confidence != nullptr) {
+    const auto values = std::get<0>(best).contiguous();
+    confidence->assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+  }
+  return std::vector<std::uint8_t>(labels.data_ptr<std::uint8_t>(), labels.data_ptr<std::uint8_t>() + labels.numel());
+}
+
+const PreprocessSpec& Segmenter::preprocess() const { return impl_->preprocess; }
+int Segmenter::classes() const { return impl_->classes; }
+
+}  // namespace lookbook
