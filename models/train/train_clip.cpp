@@ -1,7 +1,7 @@
 // train_clip: trains the demo CLIP-style dual encoder on Fashion-MNIST's train split, rendered
 // exactly as the demo catalog renders its product shots, and writes a lookbook bundle.
 //
-//   train_clip --out models/demo/clip [--steps 2500] [--batch 96] [--seed 1] [--threads 2]
+//   train_clip --out models/demo/clip [--steps 2200] [--batch 96] [--seed 1] [--threads 2]
 //
 // Image tower: a small CNN (group norm, ReLU, three poolings) on 32x32 input, then a linear
 // projection to 128 and L2 normalisation. Text tower: word embeddings averaged, a two-layer
@@ -173,7 +173,7 @@ std::string Sha(const std::filesystem::path& path) { return lookbook::Sha256File
 
 int main(int argc, char** argv) {
   std::string out;
-  int steps = 2500, batch = 96, threads = 2;
+  int steps = 2200, batch = 96, threads = 2;
   unsigned seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--out")) out = argv[i + 1];
