@@ -16,5 +16,5 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -r /proc/cpuinfo ]; then
       break
     fi
   done
-  echo "BLAS kernel: ${OPENBLAS_CORETYPE:-OpenBLAS's own choice}" >&2
+  echo "BLAS kernel: ${OPENBLAS_CORETYPE:-as detected by OpenBLAS}" >&2
 fi
