@@ -18,7 +18,6 @@ dress, outerwear, shoes, bag, accessory); classes without a slot (hair, face, sk
 garments.
 """
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -26,6 +25,9 @@ import sys
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_clip import sha256  # noqa: E402  (one checksum helper for every bundle writer)
 
 SEGFORMER_CLASSES = ["background", "hat", "hair", "sunglasses", "upper-clothes", "skirt", "pants", "dress", "belt",
                      "left-shoe", "right-shoe", "face", "left-leg", "right-leg", "left-arm", "right-arm", "bag", "scarf"]
@@ -60,14 +62,6 @@ class StandIn(nn.Module):
     def forward(self, x):
         deep = F.interpolate(self.encode(x), size=x.shape[-2:], mode="nearest")
         return self.decode(torch.cat([deep, x], 1))
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main():

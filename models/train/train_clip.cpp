@@ -158,13 +158,7 @@ void View(const lookbook::BgrImage& shot, std::mt19937& rng, bool transform, flo
   if (transform) {
     image = lookbook::ApplyCopyTransform(shot, static_cast<lookbook::CopyTransform>(rng() % lookbook::kCopyTransformCount));
   }
-  lookbook::RgbImage rgb{image.width, image.height, std::vector<std::uint8_t>(image.bgr.size())};
-  for (std::size_t i = 0; i < image.bgr.size(); i += 3) {
-    rgb.rgb[i] = image.bgr[i + 2];
-    rgb.rgb[i + 1] = image.bgr[i + 1];
-    rgb.rgb[i + 2] = image.bgr[i];
-  }
-  lookbook::Preprocess(rgb, Spec(), out);
+  lookbook::Preprocess(lookbook::ToRgb(image), Spec(), out);
 }
 
 std::string Sha(const std::filesystem::path& path) { return lookbook::Sha256File(path); }

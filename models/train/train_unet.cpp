@@ -95,13 +95,7 @@ void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<st
                                             static_cast<int>(rng() % 17) - 8, static_cast<int>(rng() % 17) - 8));
   }
   const auto photo = lookbook::RenderOutfit(items, lookbook::kOutfitSide, 240);
-  lookbook::RgbImage rgb{photo.photo.width, photo.photo.height, std::vector<std::uint8_t>(photo.photo.bgr.size())};
-  for (std::size_t i = 0; i < rgb.rgb.size(); i += 3) {
-    rgb.rgb[i] = photo.photo.bgr[i + 2];
-    rgb.rgb[i + 1] = photo.photo.bgr[i + 1];
-    rgb.rgb[i + 2] = photo.photo.bgr[i];
-  }
-  lookbook::Preprocess(rgb, Spec(), pixels);
+  lookbook::Preprocess(lookbook::ToRgb(photo.photo), Spec(), pixels);
   const cv::Mat full(lookbook::kOutfitSide, lookbook::kOutfitSide, CV_8U, const_cast<std::uint8_t*>(photo.labels.data()));
   cv::Mat small;
   cv::resize(full, small, {kInput, kInput}, 0, 0, cv::INTER_NEAREST);

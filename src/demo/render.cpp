@@ -145,6 +145,16 @@ OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& col
   return item;
 }
 
+RgbImage ToRgb(const BgrImage& image) {
+  RgbImage rgb{image.width, image.height, std::vector<std::uint8_t>(image.bgr.size())};
+  for (std::size_t i = 0; i < image.bgr.size(); i += 3) {
+    rgb.rgb[i] = image.bgr[i + 2];
+    rgb.rgb[i + 1] = image.bgr[i + 1];
+    rgb.rgb[i + 2] = image.bgr[i];
+  }
+  return rgb;
+}
+
 const char* CopyTransformName(CopyTransform transform) {
   switch (transform) {
     case CopyTransform::kReencode: return "reencode";

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "image/decode.h"
+
 namespace lookbook {
 
 struct BgrImage {
@@ -54,6 +56,9 @@ OutfitPhoto RenderOutfit(const std::vector<OutfitItem>& items, int side, std::ui
 OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& colour, DemoSlot slot,
                          int jitter_x, int jitter_y);
 inline constexpr int kOutfitSide = 448;
+
+// The same pixels in RGB order, as the decoder hands them to preprocessing.
+RgbImage ToRgb(const BgrImage& image);
 
 // Near-duplicate transforms, each a copy a retailer's feed really contains.
 enum class CopyTransform { kReencode, kCrop, kResize, kBorder, kBrighten, kRotate };

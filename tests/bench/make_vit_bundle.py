@@ -6,12 +6,15 @@ for the inference benchmarks. Random weights are fine: speed does not depend on 
   /usr/bin/python3 tests/bench/make_vit_bundle.py OUT_DIR [--layers 12] [--width 768]
 """
 import argparse
-import hashlib
 import json
 import os
+import sys
 
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
+from export_clip import sha256  # noqa: E402  (the bundle writers' one checksum helper)
 
 
 class VisionTransformer(nn.Module):
@@ -34,14 +37,6 @@ class VisionTransformer(nn.Module):
         x = self.blocks(self.pre_norm(x))
         y = self.post_norm(x[:, 0]) @ self.projection
         return y / y.norm(dim=1, keepdim=True)
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main():
