@@ -6,8 +6,10 @@
 // Image tower: a small CNN (group norm, ReLU, three poolings) on 32x32 input, then a linear
 // projection to 128 and L2 normalisation. Text tower: word embeddings averaged, a two-layer
 // MLP to 128, L2 normalisation. Loss: CLIP's symmetric contrastive loss between images and
-// captions ("a photo of a red ankle boot"; several templates, some without the colour; rows
-// with identical captions count as positives of each other), plus an instance term: two
+// captions ("a photo of a red ankle boot"; several templates, some without the colour; a
+// caption is a positive of every image it describes: same class, same colour unless it names
+// none), CLIP's zero-shot classification as a term (each image against one colourless
+// caption per class, all ten classes every step), plus an instance term: two
 // views of the same product (clean, or after a copy transform: crop, re-encode, resize,
 // border, brightness, rotation) must be closer than any other product in the batch,
 // including the same garment in another colour (a colour variant is not a duplicate).
@@ -219,6 +221,7 @@ int main(int argc, char** argv) {
     }
     std::vector<float> view_a(static_cast<std::size_t>(batch) * floats), view_b(view_a.size());
     std::vector<std::string> captions;
+    std::vector<bool> caption_has_colour;
     std::vector<int64_t> tokens;
     for (int i = 0; i < batch; ++i) {
       const auto g = garments[static_cast<std::size_t>(i)];
@@ -226,7 +229,9 @@ int main(int argc, char** argv) {
       const auto shot = lookbook::RenderProductShot(data.image(g), colour, kRenderSide, static_cast<std::uint8_t>(240 + rng() % 11));
       View(shot, rng, rng() % 2 == 0, view_a.data() + static_cast<std::size_t>(i) * floats);
       View(shot, rng, true, view_b.data() + static_cast<std::size_t>(i) * floats);
-      captions.push_back(Caption(data.labels[g], colour.name, static_cast<int>(rng() % 6)));
+      const int template_id = static_cast<int>(rng() % 6);
+      captions.push_back(Caption(data.labels[g], colour.name, template_id));
+      caption_has_colour.push_back(template_id != 2 && template_id != 3);
       for (const auto id : tokenizer.EncodeForModel(captions.back(), kContext)) tokens.push_back(id);
     }
     const auto a = torch::from_blob(view_a.data(), {batch, 3, kInput, kInput}).clone();
@@ -236,19 +241,46 @@ int main(int argc, char** argv) {
     const auto ia = images.slice(0, 0, batch), ib = images.slice(0, batch);
     const auto texts = text.forward({t}).toTensor();
 
-    // Image-caption loss; identical captions are positives of each other.
-    auto same = torch::zeros({batch, batch});
-    for (int i = 0; i < batch; ++i)
-      for (int j = 0; j < batch; ++j) same[i][j] = captions[static_cast<std::size_t>(i)] == captions[static_cast<std::size_t>(j)] ? 1.0 : 0.0;
-    const auto targets = same / same.sum(1, true);
+    // Image-caption loss. A caption is a positive for every image it truly describes: the
+    // same class, and the same colour unless the caption names none ("a photo of a shirt"
+    // describes a red shirt too). Counting those as negatives taught the towers to push
+    // apart captions of one class, which zero-shot classification wants together.
+    auto describes = torch::zeros({batch, batch});
+    auto describes_a = describes.accessor<float, 2>();
+    for (int i = 0; i < batch; ++i) {
+      for (int j = 0; j < batch; ++j) {
+        const auto gi = garments[static_cast<std::size_t>(i)], gj = garments[static_cast<std::size_t>(j)];
+        const bool same_class = data.labels[gi] == data.labels[gj];
+        const bool colour_ok = !caption_has_colour[static_cast<std::size_t>(j)] ||
+                               colours[static_cast<std::size_t>(i)] == colours[static_cast<std::size_t>(j)];
+        describes_a[i][j] = same_class && colour_ok ? 1.0f : 0.0f;
+      }
+    }
+    const auto image_targets = describes / describes.sum(1, true);          // rows: images
+    const auto text_targets = describes.t() / describes.t().sum(1, true);   // rows: captions
     const auto scale = logit_scale.clamp_max(std::log(100.0)).exp();
     auto clip_loss = torch::zeros({});
     for (const auto& view : {ia, ib}) {
       const auto logits = scale * torch::matmul(view, texts.t());
-      clip_loss = clip_loss - (targets * torch::log_softmax(logits, 1)).sum(1).mean() -
-                  (targets * torch::log_softmax(logits.t(), 1)).sum(1).mean();
+      clip_loss = clip_loss - (image_targets * torch::log_softmax(logits, 1)).sum(1).mean() -
+                  (text_targets * torch::log_softmax(logits.t(), 1)).sum(1).mean();
     }
     clip_loss = clip_loss / 4;
+    // Class-caption term: every image against one colourless caption per class (a random
+    // template each step), so that each batch sees all ten classes as text negatives, as
+    // zero-shot classification does.
+    std::vector<int64_t> class_tokens;
+    for (int label = 0; label < lookbook::kFashionClasses; ++label) {
+      const int template_id = rng() % 2 == 0 ? 2 : 3;
+      for (const auto id : tokenizer.EncodeForModel(Caption(label, "", template_id), kContext)) class_tokens.push_back(id);
+    }
+    const auto class_texts =
+        text.forward({torch::from_blob(class_tokens.data(), {lookbook::kFashionClasses, kContext}, torch::kInt64).clone()}).toTensor();
+    std::vector<int64_t> label_ids;
+    for (int i = 0; i < batch; ++i) label_ids.push_back(data.labels[garments[static_cast<std::size_t>(i)]]);
+    const auto class_labels = torch::tensor(label_ids, torch::kInt64);
+    const auto class_loss = 0.5 * (torch::nn::functional::cross_entropy(scale * torch::matmul(ia, class_texts.t()), class_labels) +
+                                   torch::nn::functional::cross_entropy(scale * torch::matmul(ib, class_texts.t()), class_labels));
     // Instance loss: the other view of the same product, against every other product.
     const auto instance_logits = torch::matmul(ia, ib.t()) / 0.1;
     const auto labels = torch::arange(batch);
@@ -256,14 +288,14 @@ int main(int argc, char** argv) {
                                       torch::nn::functional::cross_entropy(instance_logits.t(), labels));
     // The instance term at half weight: it separates products of the same class, which the
     // zero-shot classes want close; the copies it protects stay far above the threshold.
-    const auto loss = clip_loss + 0.5 * instance_loss;
+    const auto loss = clip_loss + 0.5 * class_loss + 0.5 * instance_loss;
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
     if (step % 50 == 0 || step == steps - 1) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::printf("step %d/%d  clip %.3f  instance %.3f  scale %.1f  %.0f s\n", step + 1, steps, clip_loss.item<double>(),
-                  instance_loss.item<double>(), scale.item<double>(), elapsed);
+      std::printf("step %d/%d  clip %.3f  class %.3f  instance %.3f  scale %.1f  %.0f s\n", step + 1, steps,
+                  clip_loss.item<double>(), class_loss.item<double>(), instance_loss.item<double>(), scale.item<double>(), elapsed);
       std::fflush(stdout);
     }
   }

@@ -22,9 +22,7 @@ class DemoClip(unittest.TestCase):
     def test_eval_model_recomputes_the_committed_metrics(self):
         bundle = os.path.join(lt.ARGS.source, "models", "demo", "clip")
         metrics = json.loads(lt.run(["eval", "model", "--model", bundle], check=0).stdout.splitlines()[-1])
-        # The models issue asks zero-shot >= 0.85; the committed bundle reaches 0.815 (the issue
-        # stays open). This guards against regressions until a better bundle lands.
-        self.assertGreaterEqual(metrics["zero_shot_accuracy"], 0.80)
+        self.assertGreaterEqual(metrics["zero_shot_accuracy"], 0.85)
         self.assertGreaterEqual(metrics["near_duplicate_auc"], 0.99)
         self.assertGreaterEqual(metrics["text_to_image_recall_at_10"], 0.9)
         with open(os.path.join(bundle, "metrics.json")) as f:
