@@ -2,7 +2,8 @@
 # Runs lookbook end to end on the built-in demo, on a fresh Debian 12 machine:
 # installs the missing packages, builds, writes the demo catalog (Fashion-MNIST, test split)
 # and runs the pipeline on it with 2 MPI ranks. Today's pipeline: ingest, embed (with the
-# demo CLIP bundle in models/demo/clip).
+# demo CLIP bundle in models/demo/clip and, on the outfit photos, the demo U-Net in
+# models/demo/unet), and the garment evaluation against the demo's truth.
 #   jobs/demo.sh [RUN_DIR]      (default: build/demo/run)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +23,8 @@ mpirun=(mpirun -np 2 --oversubscribe)
 "$lookbook" demo-catalog --config config/demo.ini --out "$data"
 "${mpirun[@]}" "$lookbook" ingest --config config/demo.ini \
   --catalog "$data/catalog.csv" --images "$data/images" --run "$run"
-"${mpirun[@]}" "$lookbook" embed --config config/demo.ini --model models/demo/clip --run "$run"
+"${mpirun[@]}" "$lookbook" embed --config config/demo.ini --model models/demo/clip --segmenter models/demo/unet --run "$run"
+"$lookbook" eval garments --run "$run" --truth "$data/truth"
 "$lookbook" embed-text --model models/demo/clip --text "a photo of a red dress" --format csv | cut -c1-80
 
 cat <<DONE
@@ -33,4 +35,5 @@ lookbook demo finished.
   rejects:       $run/ingest/rejects.csv
   manifest:      $run/ingest/manifest.json
   embeddings:    $run/embed/shard-*.h5, all shards as one: $run/embed/catalog.h5 (h5py: f["images/embedding"])
+  garments:      $run/embed/shard-*.h5 /garments (slot, box, area, score, embedding) and /masks
 DONE

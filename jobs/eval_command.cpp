@@ -1,10 +1,13 @@
 // lookbook eval model --model BUNDLE [--items N] [--out metrics.json]
-// (eval dedup and eval recs arrive with their stages)
+// lookbook eval garments --run RUN --truth DEMO/truth [--out metrics.json]
+// lookbook eval dedup --run RUN --truth PAIRS.csv [--negatives PAIRS.csv] [--out metrics.json]
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "eval/dedup_eval.h"
+#include "eval/garment_eval.h"
 #include "eval/model_eval.h"
 #include "jobs/command.h"
 #include "util/error.h"
@@ -14,16 +17,70 @@ namespace lookbook {
 
 void DescribeEval(po::options_description* options) {
   options->add_options()
-      ("what", po::value<std::string>()->required()->value_name("WHAT"), "what to evaluate: model")
+      ("what", po::value<std::string>()->required()->value_name("WHAT"), "what to evaluate: model | garments | dedup")
       ("model", po::value<std::string>()->value_name("BUNDLE"), "eval model: the bundle to evaluate")
       ("items", po::value<int>()->default_value(400)->value_name("N"), "eval model: products in the evaluation catalog (test split)")
       ("seed", po::value<std::uint64_t>()->default_value(7)->value_name("S"), "eval model: the evaluation catalog's seed")
+      ("run", po::value<std::string>()->value_name("DIR"), "eval garments: the run folder (reads DIR/embed)")
+      ("truth", po::value<std::string>()->value_name("PATH"),
+       "eval garments: the demo catalog's truth folder; eval dedup: known duplicate pairs (CSV image_a,image_b,...)")
+      ("negatives", po::value<std::string>()->value_name("CSV"), "eval dedup: pairs that must not be flagged (image_a,image_b)")
       ("out", po::value<std::string>()->value_name("FILE"), "also write the metrics to FILE (JSON)");
 }
 
+namespace {
+
+void PrintMetrics(const po::variables_map& vm, const nlohmann::ordered_json& out) {
+  if (vm.count("out")) PublishFile(vm["out"].as<std::string>(), out.dump(2) + "\n");
+  std::cout << out.dump() << std::endl;
+}
+
+int EvalGarments(const po::variables_map& vm) {
+  if (!vm.count("run") || !vm.count("truth")) throw UsageError("eval garments needs --run and --truth");
+  GarmentEvalOptions options;
+  options.run = vm["run"].as<std::string>();
+  options.truth = vm["truth"].as<std::string>();
+  nlohmann::ordered_json out;
+  out["run"] = options.run.string();
+  out["truth"] = options.truth.string();
+  for (const auto& [name, value] : EvaluateGarments(options)) out[name] = value;
+  PrintMetrics(vm, out);
+  return kExitOk;
+}
+
+int EvalDedup(const po::variables_map& vm, const CommandContext& context) {
+  if (!vm.count("run") || !vm.count("truth")) throw UsageError("eval dedup needs --run and --truth");
+  DedupEvalOptions options;
+  options.run = vm["run"].as<std::string>();
+  options.truth = vm["truth"].as<std::string>();
+  if (vm.count("negatives")) options.negatives = vm["negatives"].as<std::string>();
+  const DedupEvaluation evaluation = EvaluateDedup(options);
+  nlohmann::ordered_json out;
+  out["run"] = options.run.string();
+  out["truth"] = options.truth.string();
+  for (const auto& [name, value] : evaluation.metrics) out[name] = value;
+  out["sweep"] = nlohmann::json::array();
+  spdlog::info("threshold sweep (cosine; the perceptual-hash clause as run):");
+  spdlog::info("  cosine  precision  recall  f1");
+  for (const auto& point : evaluation.sweep) {
+    out["sweep"].push_back({{"cosine", point.cosine}, {"precision", point.precision}, {"recall", point.recall}, {"f1", point.f1}});
+    spdlog::info("  {:.4f}  {:.4f}     {:.4f}  {:.4f}", point.cosine, point.precision, point.recall, point.f1);
+  }
+  // Where the report looks for it.
+  std::filesystem::create_directories(options.run / "eval");
+  PublishFile(options.run / "eval" / "dedup.json", out.dump(2) + "\n");
+  (void)context;
+  PrintMetrics(vm, out);
+  return kExitOk;
+}
+
+}  // namespace
+
 int RunEvalCommand(const po::variables_map& vm, const CommandContext& context) {
   const std::string what = vm["what"].as<std::string>();
-  if (what != "model") throw UsageError("eval: WHAT must be model (dedup and recs come with their stages)");
+  if (what == "garments") return EvalGarments(vm);
+  if (what == "dedup") return EvalDedup(vm, context);
+  if (what != "model") throw UsageError("eval: WHAT must be model, garments or dedup");
   if (!vm.count("model")) throw UsageError("eval model needs --model");
   ModelEvalOptions options;
   options.model = vm["model"].as<std::string>();
@@ -37,8 +94,7 @@ int RunEvalCommand(const po::variables_map& vm, const CommandContext& context) {
   out["items"] = options.items;
   out["seed"] = options.seed;
   for (const auto& [name, value] : metrics) out[name] = value;
-  if (vm.count("out")) PublishFile(vm["out"].as<std::string>(), out.dump(2) + "\n");
-  std::cout << out.dump() << std::endl;
+  PrintMetrics(vm, out);
   (void)context;
   return kExitOk;
 }

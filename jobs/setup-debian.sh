@@ -25,6 +25,7 @@ build_packages=(
 # Testing: Python readers of our outputs, clang for the libFuzzer target.
 test_packages=(
   python3 python3-pandas python3-xxhash python3-h5py
+  python3-faiss                        # reads our index files with faiss.read_index
   python3-torch                        # the export scripts' stand-ins (models/export_*.py)
   clang
 )

@@ -3,6 +3,8 @@
 //
 //   train_unet --out models/demo/unet [--steps 800] [--batch 16] [--seed 1] [--threads 2]
 //
+// A quarter of the samples are product shots (one garment, large, anywhere), so that a lone
+// garment is one slot: the embed stage's `auto` selection relies on that.
 // Classes (output channels): background, top, bottom, dress, shoes, bag. Input: the 448 px
 // photo letterboxed to 128 x 128 (pad_to_square; outfit photos are square, so a plain
 // resize). An encoder-decoder with skip connections (16-32-64-128 channels, group norm,
@@ -77,11 +79,35 @@ torch::jit::Module UNet() {
   return m;
 }
 
-// One random training outfit, as the demo catalog composes them.
+// A rendered photo as the model's input and its label map at the model's resolution.
+void ToSample(const lookbook::OutfitPhoto& photo, float* pixels, int64_t* labels) {
+  lookbook::Preprocess(lookbook::ToRgb(photo.photo), Spec(), pixels);
+  const cv::Mat full(lookbook::kOutfitSide, lookbook::kOutfitSide, CV_8U, const_cast<std::uint8_t*>(photo.labels.data()));
+  cv::Mat small;
+  cv::resize(full, small, {kInput, kInput}, 0, 0, cv::INTER_NEAREST);
+  for (int i = 0; i < kInput * kInput; ++i) labels[i] = small.data[i];
+}
+
+// One random training sample: an outfit as the demo catalog composes them, or a product shot.
 void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<std::size_t>>& by_slot, std::mt19937& rng,
             float* pixels, int64_t* labels) {
   using lookbook::DemoSlot;
   const auto& palette = lookbook::DemoPalette();
+  if (rng() % 100 < 25) {
+    // A product shot: one garment filling most of the frame (RenderProductShot draws it at
+    // 7/8 of the side), anywhere. Without these the model learnt the flat-lay layout (top
+    // upper left, shoes lower right) and split a lone garment into several slots.
+    const auto slot = static_cast<DemoSlot>(1 + rng() % (lookbook::kDemoSlotCount - 1));
+    const auto& pool = by_slot[static_cast<std::size_t>(slot)];
+    const int side = lookbook::kOutfitSide * static_cast<int>(60 + rng() % 31) / 100;
+    const int room = lookbook::kOutfitSide - side;
+    const lookbook::OutfitItem item{data.image(pool[rng() % pool.size()]), palette[rng() % palette.size()], slot,
+                                    static_cast<int>(rng() % static_cast<unsigned>(room + 1)),
+                                    static_cast<int>(rng() % static_cast<unsigned>(room + 1)), side};
+    const auto photo = lookbook::RenderOutfit({item}, lookbook::kOutfitSide, static_cast<std::uint8_t>(240 + rng() % 11));
+    ToSample(photo, pixels, labels);
+    return;
+  }
   std::vector<DemoSlot> slots;
   if (rng() % 100 < 40) slots.push_back(DemoSlot::kDress);
   else slots = {DemoSlot::kTop, DemoSlot::kBottom};
@@ -95,11 +121,7 @@ void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<st
                                             static_cast<int>(rng() % 17) - 8, static_cast<int>(rng() % 17) - 8));
   }
   const auto photo = lookbook::RenderOutfit(items, lookbook::kOutfitSide, 240);
-  lookbook::Preprocess(lookbook::ToRgb(photo.photo), Spec(), pixels);
-  const cv::Mat full(lookbook::kOutfitSide, lookbook::kOutfitSide, CV_8U, const_cast<std::uint8_t*>(photo.labels.data()));
-  cv::Mat small;
-  cv::resize(full, small, {kInput, kInput}, 0, 0, cv::INTER_NEAREST);
-  for (int i = 0; i < kInput * kInput; ++i) labels[i] = small.data[i];
+  ToSample(photo, pixels, labels);
 }
 
 }  // namespace

@@ -295,4 +295,23 @@ void AppendCsvRow(const std::vector<std::string_view>& fields, std::string* out)
   out->push_back('\n');
 }
 
+std::vector<std::vector<std::string>> ReadCsvFile(const std::filesystem::path& path, std::string_view header) {
+  CsvReader reader = CsvReader::Open(path);
+  CsvRecord record;
+  if (!reader.Next(&record)) throw InputError(path.string() + " is empty");
+  if (!header.empty()) {
+    std::string seen;
+    for (std::size_t i = 0; i < record.fields.size(); ++i) seen += (i ? "," : "") + record.fields[i];
+    if (seen != header) throw InputError(path.string() + ": header is '" + seen + "', expected '" + std::string(header) + "'");
+  }
+  std::vector<std::vector<std::string>> rows;
+  while (reader.Next(&record)) {
+    if (record.error != CsvError::kNone) {
+      throw InputError(path.string() + ": record " + std::to_string(record.index) + ": " + CsvErrorName(record.error));
+    }
+    rows.push_back(std::move(record.fields));
+  }
+  return rows;
+}
+
 }  // namespace lookbook

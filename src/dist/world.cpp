@@ -1,5 +1,8 @@
 #include "dist/world.h"
 
+#include <algorithm>
+#include <limits>
+
 #include <mpi.h>
 
 #include <cstdlib>
@@ -56,6 +59,35 @@ double MpiWorld::MaxAll(double value) const {
   double result = value;
   MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return result;
+}
+
+std::vector<std::uint8_t> MpiWorld::GatherBytesToRoot(const std::vector<std::uint8_t>& mine) const {
+  LB_CHECK(mine.size() < static_cast<std::size_t>(std::numeric_limits<int>::max()), "gathering more than 2 GiB from one rank");
+  const int count = static_cast<int>(mine.size());
+  std::vector<int> counts(is_root() ? static_cast<std::size_t>(size_) : 0);
+  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::vector<int> offsets(counts.size());
+  std::int64_t total = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    LB_CHECK(total < std::numeric_limits<int>::max(), "gathering more than 2 GiB in all");
+    offsets[r] = static_cast<int>(total);
+    total += counts[r];
+  }
+  std::vector<std::uint8_t> all(static_cast<std::size_t>(total));
+  MPI_Gatherv(mine.data(), count, MPI_BYTE, all.data(), counts.data(), offsets.data(), MPI_BYTE, 0, MPI_COMM_WORLD);
+  return all;
+}
+
+std::vector<std::uint8_t> MpiWorld::BroadcastBytesFromRoot(std::vector<std::uint8_t> bytes) const {
+  std::int64_t size = static_cast<std::int64_t>(bytes.size());
+  MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  bytes.resize(static_cast<std::size_t>(size));
+  // In pieces below 2 GiB: MPI counts are int.
+  constexpr std::int64_t kPiece = 1 << 30;
+  for (std::int64_t offset = 0; offset < size; offset += kPiece) {
+    MPI_Bcast(bytes.data() + offset, static_cast<int>(std::min(kPiece, size - offset)), MPI_BYTE, 0, MPI_COMM_WORLD);
+  }
+  return bytes;
 }
 
 int MpiWorld::LocalRank() const {

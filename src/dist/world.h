@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,20 @@ class MpiWorld {
   std::vector<std::int64_t> SumAll(const std::vector<std::int64_t>& values) const;
   // Collective. The largest of every rank's `value`, on every rank.
   double MaxAll(double value) const;
+  // Collective. Every rank's bytes concatenated in rank order, on rank 0 (empty elsewhere).
+  std::vector<std::uint8_t> GatherBytesToRoot(const std::vector<std::uint8_t>& mine) const;
+  // Collective. Rank 0's bytes on every rank.
+  std::vector<std::uint8_t> BroadcastBytesFromRoot(std::vector<std::uint8_t> bytes) const;
+  // The same for vectors of plain values (float, int64, ...).
+  template <typename T>
+  std::vector<T> GatherToRoot(const std::vector<T>& mine) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* begin = reinterpret_cast<const std::uint8_t*>(mine.data());
+    const std::vector<std::uint8_t> all = GatherBytesToRoot(std::vector<std::uint8_t>(begin, begin + mine.size() * sizeof(T)));
+    std::vector<T> out(all.size() / sizeof(T));
+    if (!out.empty()) std::memcpy(out.data(), all.data(), out.size() * sizeof(T));
+    return out;
+  }
   // Collective. This rank's index among the ranks on the same node (for GPU assignment).
   int LocalRank() const;
   // Rank-local. Ends every rank of the job with `exit_code` (MPI_Abort); for a failure seen

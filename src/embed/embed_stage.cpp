@@ -10,6 +10,9 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <memory>
+#include <tuple>
 #include <mutex>
 #include <spdlog/spdlog.h>
 #include <thread>
@@ -18,6 +21,7 @@
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
 #include "image/preprocess.h"
+#include "model/segmenter.h"
 #include "util/blas.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -38,6 +42,24 @@ double Seconds(Clock::time_point since) {
 struct Prepared {
   std::size_t index = 0;
   std::vector<float> pixels;  // empty: rejected
+  // Images selected for segmentation: the segmenter's input, and the decoded pixels the
+  // garment crops are cut from.
+  std::vector<float> segment_pixels;
+  std::shared_ptr<const RgbImage> decoded;
+  int source_width = 0, source_height = 0;  // upright
+};
+
+// The segmenter side of the stage, when the run has one.
+struct GarmentModel {
+  ModelBundle bundle;
+  Segmenter segmenter;
+  SlotMap slots;
+};
+
+// One image's garments while its shard is in flight.
+struct ImageGarments {
+  GarmentSet set;
+  std::vector<float> embeddings;  // garments x d
 };
 
 // A bounded queue between the decode threads and the inference loop. Close() wakes
@@ -128,8 +150,9 @@ ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_b
   return status;
 }
 
-std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, const ModelBundle& bundle) {
-  return {
+std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, const ModelBundle& bundle,
+                                                const GarmentModel* garments) {
+  std::map<std::string, std::string> out = {
       {"model_sha256", bundle.sha256},
       {"precision", PrecisionName(options.inference.precision)},
       {"device_kind", options.inference.device.kind == DeviceKind::kCpu ? "cpu" : "cuda"},
@@ -137,7 +160,29 @@ std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, con
       {"max_image_bytes", std::to_string(options.limits.max_file_bytes)},
       {"max_pixels", std::to_string(options.limits.max_pixels)},
       {"schema_version", std::to_string(kEmbedSchemaVersion)},
+      {"segmenter_sha256", garments != nullptr ? garments->bundle.sha256 : ""},
   };
+  if (garments != nullptr) {
+    const GarmentOptions& g = options.garments;
+    out["segment_images"] = options.segment_images;
+    out["garment_slot_map"] = options.slot_map;
+    out["garment_min_area"] = std::to_string(g.min_area);
+    out["garment_min_score"] = std::to_string(g.min_score);
+    out["garment_cleanup"] = std::to_string(g.cleanup_radius);
+    out["mask_side"] = std::to_string(g.mask_side);
+    out["crop_margin"] = std::to_string(g.crop_margin);
+    out["crop_fill"] = std::to_string(g.crop_fill);
+  }
+  return out;
+}
+
+// The source size as the decoded image stands (EXIF rotations swap the stored sides).
+std::pair<int, int> UprightSourceSize(const DecodeResult& decoded) {
+  const int w = decoded.source_width, h = decoded.source_height;
+  if (w <= 0 || h <= 0) return {decoded.image.width, decoded.image.height};
+  const double aspect = static_cast<double>(decoded.image.width) / decoded.image.height;
+  const bool swapped = std::abs(aspect - static_cast<double>(h) / w) < std::abs(aspect - static_cast<double>(w) / h);
+  return swapped ? std::pair<int, int>{h, w} : std::pair<int, int>{w, h};
 }
 
 std::filesystem::path RecordPath(const std::filesystem::path& stage_dir, int shard) {
@@ -165,13 +210,17 @@ struct ShardCounts {
   std::int64_t by_status[kImageStatusCount] = {};
   double decode_seconds = 0;    // summed over decode threads
   double inference_seconds = 0;
+  std::int64_t images_segmented = 0;
+  std::int64_t images_with_garments = 0;
+  std::int64_t garments = 0;
+  double segment_seconds = 0;   // segmenter, post-processing and garment crops' encoding
 };
 
 class ShardEmbedder {
  public:
   ShardEmbedder(const EmbedOptions& options, const ModelBundle& bundle, const ImageEncoder& encoder,
-                const IngestRun& ingest, const MpiWorld& world)
-      : options_(options), bundle_(bundle), encoder_(encoder), ingest_(ingest), world_(world) {}
+                const GarmentModel* garments, const IngestRun& ingest, const MpiWorld& world)
+      : options_(options), bundle_(bundle), encoder_(encoder), garments_(garments), ingest_(ingest), world_(world) {}
 
   ShardCounts Run(int shard, const std::string& options_hash) {
     const auto start = Clock::now();
@@ -179,7 +228,8 @@ class ShardEmbedder {
     const std::filesystem::path input = options_.run / "ingest" / ShardFileName(shard, ".csv");
     EmbedShard out;
     out.meta = EmbedShardMeta{shard, ingest_.shards, encoder_.dim(), bundle_.name, bundle_.sha256, options_hash,
-                              options_.code_version};
+                              options_.code_version, garments_ ? garments_->bundle.name : "",
+                              garments_ ? garments_->bundle.sha256 : ""};
     ReadRows(input, &out.images);
     const std::size_t n = out.images.size();
     out.embeddings.assign(n * static_cast<std::size_t>(encoder_.dim()), 0.0f);
@@ -197,7 +247,7 @@ class ShardEmbedder {
     StageManifest record;
     record.stage = "embed-shard";
     record.code_version = options_.code_version;
-    record.options = ShardOptions(options_, bundle_);
+    record.options = ShardOptions(options_, bundle_, garments_);
     record.options_hash = options_hash;
     record.inputs.push_back(DescribeFile(input, "ingest/" + ShardFileName(shard, ".csv"), counts.images));
     record.outputs.push_back(DescribeFile(output, ShardFileName(shard, ".h5"), counts.images));
@@ -205,13 +255,20 @@ class ShardEmbedder {
     for (int s = 0; s < kImageStatusCount; ++s) {
       if (counts.by_status[s] > 0) record.counts[ImageStatusName(static_cast<ImageStatus>(s))] = counts.by_status[s];
     }
+    if (garments_ != nullptr) {
+      record.counts["images_segmented"] = counts.images_segmented;
+      record.counts["images_with_garments"] = counts.images_with_garments;
+      record.counts["garments"] = counts.garments;
+    }
     WriteManifestFile(RecordPath(stage_dir, shard), record);
-    spdlog::info("shard {}: {} images ({} ok) in {:.1f} s", shard, n, counts.by_status[0], Seconds(start));
+    spdlog::info("shard {}: {} images ({} ok, {} garments) in {:.1f} s", shard, n, counts.by_status[0], counts.garments,
+                 Seconds(start));
     return counts;
   }
 
  private:
   void ReadRows(const std::filesystem::path& input, std::vector<ImageRow>* rows) {
+    columns_.clear();
     CsvReader reader = CsvReader::Open(input);
     CsvRecord record;
     if (!reader.Next(&record) || record.fields.size() != 8) {
@@ -222,6 +279,7 @@ class ShardEmbedder {
         throw InputError(input.string() + ": record " + std::to_string(record.index) + " is damaged; rerun lookbook ingest");
       }
       ImageRow row;
+      columns_.push_back(record.fields[1]);
       row.product_id = record.fields[0];
       row.key = record.fields[0] + "/" + record.fields[1];
       row.path = record.fields[2];
@@ -230,12 +288,22 @@ class ShardEmbedder {
     }
   }
 
+  // Whether row i goes through the segmenter (auto: every image, kept only with >= 2 slots).
+  bool Selected(std::size_t i) const {
+    if (garments_ == nullptr) return false;
+    if (options_.segment_images == "all" || options_.segment_images == "auto") return true;
+    return columns_[i] == options_.segment_images;
+  }
+
   void Embed(int shard, EmbedShard* out, ShardCounts* counts) {
     const std::size_t n = out->images.size();
     const PreprocessSpec& spec = encoder_.preprocess();
     const std::size_t image_floats = static_cast<std::size_t>(3) * spec.size * spec.size;
+    const PreprocessSpec* segment_spec = garments_ ? &garments_->segmenter.preprocess() : nullptr;
+    const std::size_t segment_floats = segment_spec ? static_cast<std::size_t>(3) * segment_spec->size * segment_spec->size : 0;
     DecodeLimits limits = options_.limits;
-    limits.min_side = spec.size;
+    // The decoder may shrink JPEGs in the DCT, never below what the models read.
+    limits.min_side = std::max(spec.size, segment_spec ? segment_spec->size : 0);
 
     PreparedQueue queue(static_cast<std::size_t>(options_.batch_size) * 2);
     std::atomic<std::size_t> next{0};
@@ -265,6 +333,12 @@ class ShardEmbedder {
               row.phash = ComputePerceptualHash(decoded.image);
               prepared.pixels.resize(image_floats);
               Preprocess(decoded.image, spec, prepared.pixels.data());
+              if (Selected(i)) {
+                prepared.segment_pixels.resize(segment_floats);
+                Preprocess(decoded.image, *segment_spec, prepared.segment_pixels.data());
+                std::tie(prepared.source_width, prepared.source_height) = UprightSourceSize(decoded);
+                prepared.decoded = std::make_shared<const RgbImage>(std::move(decoded.image));
+              }
             }
           }
           row.status = static_cast<std::int8_t>(status);
@@ -292,6 +366,7 @@ class ShardEmbedder {
     // Inference on this thread, one fixed-size batch at a time, while the workers decode.
     const auto start = Clock::now();
     auto last_progress = start;
+    const auto d = static_cast<std::size_t>(encoder_.dim());
     std::vector<float> batch;
     std::vector<std::size_t> batch_rows;
     batch.reserve(image_floats * static_cast<std::size_t>(options_.batch_size));
@@ -302,7 +377,6 @@ class ShardEmbedder {
       const auto begin = Clock::now();
       const std::vector<float> rows = encoder_.Encode(batch.data(), static_cast<int>(batch_rows.size()));
       inference_seconds += Seconds(begin);
-      const auto d = static_cast<std::size_t>(encoder_.dim());
       for (std::size_t k = 0; k < batch_rows.size(); ++k) {
         std::copy(rows.begin() + static_cast<long>(k * d), rows.begin() + static_cast<long>((k + 1) * d),
                   out->embeddings.begin() + static_cast<long>(batch_rows[k] * d));
@@ -310,6 +384,57 @@ class ShardEmbedder {
       batch.clear();
       batch_rows.clear();
     };
+
+    // Garments: segmenter batches; each kept garment's crop joins a CLIP batch of crops.
+    std::map<std::size_t, ImageGarments> found;  // by image row: deterministic output order
+    std::vector<Prepared> segment_batch;
+    std::vector<float> segment_input, crop_batch;
+    std::vector<std::pair<std::size_t, std::size_t>> crop_rows;  // (image row, garment)
+    double segment_seconds = 0;
+    auto run_crops = [&] {
+      if (crop_rows.empty()) return;
+      const auto begin = Clock::now();
+      const std::vector<float> rows = encoder_.Encode(crop_batch.data(), static_cast<int>(crop_rows.size()));
+      for (std::size_t k = 0; k < crop_rows.size(); ++k) {
+        auto& target = found.at(crop_rows[k].first).embeddings;
+        std::copy(rows.begin() + static_cast<long>(k * d), rows.begin() + static_cast<long>((k + 1) * d),
+                  target.begin() + static_cast<long>(crop_rows[k].second * d));
+      }
+      crop_batch.clear();
+      crop_rows.clear();
+      segment_seconds += Seconds(begin);
+    };
+    auto run_segments = [&] {
+      if (segment_batch.empty()) return;
+      const auto begin = Clock::now();
+      segment_input.clear();
+      for (const auto& item : segment_batch) segment_input.insert(segment_input.end(), item.segment_pixels.begin(), item.segment_pixels.end());
+      std::vector<float> confidence;
+      const std::vector<std::uint8_t> classes =
+          garments_->segmenter.Segment(segment_input.data(), static_cast<int>(segment_batch.size()), &confidence);
+      const std::size_t plane = static_cast<std::size_t>(segment_spec->size) * static_cast<std::size_t>(segment_spec->size);
+      for (std::size_t b = 0; b < segment_batch.size(); ++b) {
+        const Prepared& item = segment_batch[b];
+        ++counts->images_segmented;
+        GarmentSet set = ExtractGarments(classes.data() + b * plane, confidence.data() + b * plane, *segment_spec,
+                                         item.decoded->width, item.decoded->height, item.source_width,
+                                         item.source_height, garments_->slots, options_.garments);
+        if (set.garments.empty() || (options_.segment_images == "auto" && DistinctSlots(set) < 2)) continue;
+        ImageGarments& image = found[item.index];
+        image.embeddings.assign(set.garments.size() * d, 0.0f);
+        for (std::size_t k = 0; k < set.garments.size(); ++k) {
+          const RgbImage crop = MakeGarmentCrop(*item.decoded, set, k, options_.garments);
+          crop_batch.resize(crop_batch.size() + image_floats);
+          Preprocess(crop, spec, crop_batch.data() + crop_batch.size() - image_floats);
+          crop_rows.emplace_back(item.index, k);
+        }
+        image.set = std::move(set);
+      }
+      segment_batch.clear();
+      segment_seconds += Seconds(begin);
+      if (static_cast<int>(crop_rows.size()) >= options_.batch_size) run_crops();
+    };
+
     while (received < n) {
       std::optional<Prepared> item = queue.Pop();
       if (!item) break;  // a worker failed
@@ -319,6 +444,12 @@ class ShardEmbedder {
         batch_rows.push_back(item->index);
         if (static_cast<int>(batch_rows.size()) == options_.batch_size) run_batch();
       }
+      if (item->decoded) {
+        item->pixels.clear();
+        item->pixels.shrink_to_fit();
+        segment_batch.push_back(std::move(*item));
+        if (static_cast<int>(segment_batch.size()) == options_.segment_batch_size) run_segments();
+      }
       if (Seconds(last_progress) >= options_.progress_seconds) {
         last_progress = Clock::now();
         const double rate = static_cast<double>(received) / std::max(Seconds(start), 1e-9);
@@ -327,20 +458,45 @@ class ShardEmbedder {
       }
     }
     run_batch();
+    if (garments_ != nullptr) {
+      run_segments();
+      run_crops();
+    }
     {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (worker_error) std::rethrow_exception(worker_error);
     }
     LB_CHECK(received == n, "the decode pipeline lost images");
+
+    // Garments and masks in image order.
+    if (garments_ != nullptr) out->mask_side = options_.garments.mask_side;
+    for (auto& [row, image] : found) {
+      for (std::size_t k = 0; k < image.set.garments.size(); ++k) {
+        const Garment& g = image.set.garments[k];
+        out->garments.push_back(GarmentRow{static_cast<std::int64_t>(row), SlotName(g.slot), g.box, g.area, g.score});
+      }
+      out->garment_embeddings.insert(out->garment_embeddings.end(), image.embeddings.begin(), image.embeddings.end());
+      out->mask_image_index.push_back(static_cast<std::int64_t>(row));
+      out->masks.insert(out->masks.end(), image.set.mask.begin(), image.set.mask.end());
+    }
+    if (garments_ != nullptr && options_.segment_images != "all" && options_.segment_images != "auto" &&
+        counts->images_segmented == 0) {
+      spdlog::warn("shard {}: no ok image in column '{}' to segment", shard, options_.segment_images);
+    }
+    counts->images_with_garments = static_cast<std::int64_t>(found.size());
+    counts->garments = static_cast<std::int64_t>(out->garments.size());
     counts->decode_seconds = static_cast<double>(decode_nanos.load()) * 1e-9;
     counts->inference_seconds = inference_seconds;
+    counts->segment_seconds = segment_seconds;
   }
 
   const EmbedOptions& options_;
   const ModelBundle& bundle_;
   const ImageEncoder& encoder_;
+  const GarmentModel* garments_;
   const IngestRun& ingest_;
   const MpiWorld& world_;
+  std::vector<std::string> columns_;  // the catalog column of each row of the current shard
 };
 
 }  // namespace
@@ -360,7 +516,15 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   }
   const ModelBundle bundle = LoadBundle(options.model);
   const ImageEncoder encoder = ImageEncoder::Load(bundle, options.inference);
-  const std::string options_hash = OptionsHash(ShardOptions(options, bundle));
+  std::optional<GarmentModel> garments;
+  if (!options.segmenter.empty()) {
+    ModelBundle segmenter_bundle = LoadBundle(options.segmenter);
+    Segmenter segmenter = Segmenter::Load(segmenter_bundle, InferenceOptions{});
+    SlotMap slots = MakeSlotMap(segmenter_bundle.class_names, segmenter_bundle.class_slots, options.slot_map);
+    garments.emplace(GarmentModel{std::move(segmenter_bundle), std::move(segmenter), std::move(slots)});
+  }
+  const GarmentModel* garment_model = garments ? &*garments : nullptr;
+  const std::string options_hash = OptionsHash(ShardOptions(options, bundle, garment_model));
   const std::filesystem::path stage_dir = options.run / "embed";
   std::filesystem::create_directories(stage_dir);
 
@@ -394,10 +558,12 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   todo = world.BroadcastFromRoot(todo);
 
   // Dynamic handout: each rank takes the next shard when it is free.
-  ShardEmbedder embedder(options, bundle, encoder, ingest, world);
+  ShardEmbedder embedder(options, bundle, encoder, garment_model, ingest, world);
   WorkCounter counter = WorkCounter::Create(world);
   const auto shards_start = Clock::now();
-  std::vector<std::int64_t> totals(3 + kImageStatusCount, 0);  // shards, decode ns, inference ns, statuses
+  // shards, decode ns, inference ns, statuses, then segmented, with garments, garments, garment ns
+  std::vector<std::int64_t> totals(3 + kImageStatusCount + 4, 0);
+  constexpr std::size_t kGarmentTotals = 3 + kImageStatusCount;
   for (;;) {
     const std::int64_t next = counter.Next();
     if (next >= static_cast<std::int64_t>(todo.size())) break;
@@ -405,6 +571,10 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
     totals[0] += 1;
     totals[1] += static_cast<std::int64_t>(counts.decode_seconds * 1e9);
     totals[2] += static_cast<std::int64_t>(counts.inference_seconds * 1e9);
+    totals[kGarmentTotals] += counts.images_segmented;
+    totals[kGarmentTotals + 1] += counts.images_with_garments;
+    totals[kGarmentTotals + 2] += counts.garments;
+    totals[kGarmentTotals + 3] += static_cast<std::int64_t>(counts.segment_seconds * 1e9);
     for (int s = 0; s < kImageStatusCount; ++s) totals[static_cast<std::size_t>(3 + s)] += counts.by_status[s];
   }
   // The pipeline's wall time without start-up (model load): the slowest rank's shard loop.
@@ -416,7 +586,7 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
     StageManifest manifest;
     manifest.stage = "embed";
     manifest.code_version = options.code_version;
-    manifest.options = ShardOptions(options, bundle);
+    manifest.options = ShardOptions(options, bundle, garment_model);
     manifest.options_hash = options_hash;
     std::vector<std::filesystem::path> valid;
     std::map<std::string, std::int64_t> counts;
@@ -436,6 +606,7 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
       spdlog::warn("catalog.h5 not written: {} of {} shards are valid", valid.size(), ingest.shards);
     }
     counts["shards_valid"] = static_cast<std::int64_t>(valid.size());
+    counts["shards"] = ingest.shards;
     manifest.counts = counts;
     WriteManifest(stage_dir, manifest);
   }
@@ -459,6 +630,15 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.steps.push_back(StepTiming{"shards (wall)", shards_seconds, images});
   report.steps.push_back(StepTiming{"decode (thread-seconds)", static_cast<double>(sums[1]) * 1e-9, images});
   report.steps.push_back(StepTiming{"inference (rank-seconds)", static_cast<double>(sums[2]) * 1e-9, sums[3]});
+  if (garment_model != nullptr) {
+    report.counts["images_segmented"] = sums[kGarmentTotals];
+    report.counts["images_with_garments"] = sums[kGarmentTotals + 1];
+    report.counts["garments"] = sums[kGarmentTotals + 2];
+    report.steps.push_back(StepTiming{"garments (rank-seconds)", static_cast<double>(sums[kGarmentTotals + 3]) * 1e-9,
+                                      sums[kGarmentTotals]});
+    report.facts["segmenter"] = garment_model->bundle.name;
+    report.facts["segment_images"] = options.segment_images;
+  }
   report.facts["ranks"] = std::to_string(world.size());
   report.facts["device"] = DeviceName(options.inference.device);
   report.facts["precision"] = PrecisionName(options.inference.precision);

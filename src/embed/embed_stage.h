@@ -7,6 +7,7 @@
 //   shard-00000.json  the shard's record (manifest format): its input (the ingest shard's
 //                     checksum), options, model, output checksum and counts. A rerun skips a
 //                     shard whose record matches and whose output still has its checksum.
+//                     With a segmenter, each shard file also has /garments and /masks.
 //   catalog.h5        every shard as one set of virtual datasets (when all shards are valid)
 //   manifest.json     the stage: every valid shard output with its checksum, summed counts
 #pragma once
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "dist/world.h"
+#include "garments/garments.h"
 #include "image/decode.h"
 #include "model/encoders.h"
 #include "store/embed_shard.h"
@@ -36,6 +38,13 @@ struct EmbedOptions {
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
   double progress_seconds = 10;
+  // Garments (optional): a segmenter bundle runs on the selected images, on the same decoded
+  // pixels; each garment's crop goes through the CLIP image encoder.
+  std::filesystem::path segmenter;    // empty: no garments
+  std::string segment_images = "auto";  // "all", "auto" (keep images with >= 2 slots) or a column name
+  std::string slot_map;               // class=slot overrides of the bundle's defaults
+  GarmentOptions garments;
+  int segment_batch_size = 8;
 };
 
 // Collective: every rank calls it with the same options. Returns the summed report (valid on

@@ -20,15 +20,6 @@
 namespace lookbook {
 namespace {
 
-std::vector<std::vector<std::string>> ReadCsv(const std::filesystem::path& path) {
-  CsvReader reader = CsvReader::Open(path);
-  CsvRecord record;
-  std::vector<std::vector<std::string>> rows;
-  reader.Next(&record);  // header
-  while (reader.Next(&record)) rows.push_back(record.fields);
-  return rows;
-}
-
 std::string Lower(std::string text) {
   for (char& ch : text) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return text;
@@ -71,7 +62,7 @@ std::map<std::string, double> EvaluateSegmenter(const ModelBundle& bundle, const
   std::vector<double> intersection(expected.size(), 0), union_(expected.size(), 0);
   double correct = 0, pixels_total = 0;
   int photos = 0;
-  for (const auto& row : ReadCsv(scratch.path / "truth" / "outfits.csv")) {
+  for (const auto& row : ReadCsvFile(scratch.path / "truth" / "outfits.csv")) {
     std::ifstream in(scratch.path / "images" / row[0], std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const DecodeResult decoded = DecodeImage(bytes, DecodeLimits{});
@@ -130,8 +121,8 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
 
   ScratchDir scratch;
   WriteDemoCatalog({scratch.path, options.items, options.seed, FashionSplit::kTest});
-  const auto catalog = ReadCsv(scratch.path / "catalog.csv");
-  const auto products = ReadCsv(scratch.path / "truth" / "products.csv");  // id, index, class, colour, slot
+  const auto catalog = ReadCsvFile(scratch.path / "catalog.csv");
+  const auto products = ReadCsvFile(scratch.path / "truth" / "products.csv");  // id, index, class, colour, slot
   std::unordered_map<std::string, std::string> colour_of;
   for (const auto& row : products) colour_of[row[0]] = row[3];
 
@@ -256,7 +247,7 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   std::vector<std::size_t> parent(paths.size());
   std::iota(parent.begin(), parent.end(), 0);
   std::function<std::size_t(std::size_t)> root = [&](std::size_t x) { return parent[x] == x ? x : parent[x] = root(parent[x]); };
-  for (const auto& row : ReadCsv(scratch.path / "truth" / "duplicates.csv")) {
+  for (const auto& row : ReadCsvFile(scratch.path / "truth" / "duplicates.csv")) {
     parent[root(row_of_path.at(row[0]))] = root(row_of_path.at(row[1]));
   }
   std::map<std::size_t, std::vector<std::size_t>> clusters;
@@ -274,7 +265,7 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   }
   float variant_max = -1;
   std::set<std::pair<std::size_t, std::size_t>> variants;
-  for (const auto& row : ReadCsv(scratch.path / "truth" / "colour_variants.csv")) {
+  for (const auto& row : ReadCsvFile(scratch.path / "truth" / "colour_variants.csv")) {
     const std::size_t a = row_of_path.at(row[0]), b = row_of_path.at(row[1]);
     variants.emplace(std::min(a, b), std::max(a, b));
   }

@@ -38,28 +38,58 @@ bool ParseChannelOrder(std::string_view text, ChannelOrder* order) {
   return true;
 }
 
+namespace {
+
+// The resized image's size and its top-left corner in the model input, per policy.
+struct Placement {
+  int width, height, left, top;
+};
+
+Placement Place(int width, int height, const PreprocessSpec& spec) {
+  const int size = spec.size;
+  switch (spec.resize) {
+    case ResizePolicy::kShortSideCenterCrop: {
+      const double scale = static_cast<double>(size) / std::min(width, height);
+      const int w = std::max(size, static_cast<int>(std::lround(width * scale)));
+      const int h = std::max(size, static_cast<int>(std::lround(height * scale)));
+      return {w, h, -((w - size) / 2), -((h - size) / 2)};
+    }
+    case ResizePolicy::kPadToSquare: {
+      const double scale = static_cast<double>(size) / std::max(width, height);
+      const int w = std::max(1, static_cast<int>(std::lround(width * scale)));
+      const int h = std::max(1, static_cast<int>(std::lround(height * scale)));
+      return {w, h, (size - w) / 2, (size - h) / 2};
+    }
+    case ResizePolicy::kStretch:
+      return {size, size, 0, 0};
+  }
+  LB_CHECK(false, "unknown resize policy");
+  return {};
+}
+
+}  // namespace
+
+FrameMapping ModelFrame(int width, int height, const PreprocessSpec& spec) {
+  LB_CHECK(width > 0 && height > 0, "mapping an empty image");
+  const Placement p = Place(width, height, spec);
+  return {static_cast<double>(p.width) / width, static_cast<double>(p.height) / height, static_cast<double>(p.left),
+          static_cast<double>(p.top)};
+}
+
 void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out) {
   LB_CHECK(image.width > 0 && image.height > 0, "preprocessing an empty image");
   const cv::Mat source = View(image);
   const int size = spec.size;
+  const Placement p = Place(image.width, image.height, spec);
   cv::Mat square;
   switch (spec.resize) {
-    case ResizePolicy::kShortSideCenterCrop: {
-      const double scale = static_cast<double>(size) / std::min(image.width, image.height);
-      const int w = std::max(size, static_cast<int>(std::lround(image.width * scale)));
-      const int h = std::max(size, static_cast<int>(std::lround(image.height * scale)));
-      const cv::Mat resized = Resize(source, w, h);
-      square = resized(cv::Rect((w - size) / 2, (h - size) / 2, size, size));
+    case ResizePolicy::kShortSideCenterCrop:
+      square = Resize(source, p.width, p.height)(cv::Rect(-p.left, -p.top, size, size));
       break;
-    }
-    case ResizePolicy::kPadToSquare: {
-      const double scale = static_cast<double>(size) / std::max(image.width, image.height);
-      const int w = std::max(1, static_cast<int>(std::lround(image.width * scale)));
-      const int h = std::max(1, static_cast<int>(std::lround(image.height * scale)));
+    case ResizePolicy::kPadToSquare:
       square = cv::Mat(size, size, CV_8UC3, cv::Scalar::all(255));
-      Resize(source, w, h).copyTo(square(cv::Rect((size - w) / 2, (size - h) / 2, w, h)));
+      Resize(source, p.width, p.height).copyTo(square(cv::Rect(p.left, p.top, p.width, p.height)));
       break;
-    }
     case ResizePolicy::kStretch:
       square = Resize(source, size, size);
       break;

@@ -30,6 +30,14 @@ struct PreprocessSpec {
   ChannelOrder channels = ChannelOrder::kRgb;
 };
 
+// Where Preprocess puts an image's pixels in the model's size x size input:
+// model_x = image_x * scale_x + offset_x (likewise y). Offsets are negative where the
+// centre crop cuts; model pixels outside the image (letterbox) map back outside it.
+struct FrameMapping {
+  double scale_x = 1, scale_y = 1, offset_x = 0, offset_y = 0;
+};
+FrameMapping ModelFrame(int width, int height, const PreprocessSpec& spec);
+
 // Writes 3 * size * size floats to `out`. Downscaling averages (area), upscaling is bicubic,
 // the closest OpenCV gets to the PIL bicubic-with-antialias that CLIP was trained with.
 void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out);

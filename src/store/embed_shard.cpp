@@ -7,172 +7,74 @@
 #include <mutex>
 #include <unistd.h>
 
+#include "store/hdf5_util.h"
 #include "util/error.h"
 #include "util/publish.h"
 
 namespace lookbook {
 namespace {
 
-// HDF5 is not thread-safe in Debian's serial build: one call at a time in this process.
-std::mutex& Hdf5Mutex() {
-  static std::mutex mutex;
-  return mutex;
-}
+using namespace hdf5;  // NOLINT: the store's own helpers
 
-// RAII for every HDF5 id.
-class Handle {
- public:
-  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  Handle(Handle&& other) noexcept : id_(other.id_), close_(other.close_) { other.id_ = -1; }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  Handle& operator=(Handle&& other) noexcept {
-    if (this != &other) {
-      if (id_ >= 0) close_(id_);
-      id_ = other.id_;
-      close_ = other.close_;
-      other.id_ = -1;
-    }
-    return *this;
-  }
-  ~Handle() {
-    if (id_ >= 0) close_(id_);
-  }
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
-
-[[noreturn]] void Fail(const std::string& what, const std::filesystem::path& path) {
-  throw InputError("HDF5: cannot " + what + " " + path.string());
-}
-
-Handle Check(Handle handle, const std::string& what, const std::filesystem::path& path) {
-  if (!handle.ok()) Fail(what, path);
-  return handle;
-}
-
-Handle StringType() {
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  return type;
-}
-
-Handle Space(std::initializer_list<hsize_t> dims) {
-  std::vector<hsize_t> d(dims);
-  return Handle(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr), H5Sclose);
-}
-
-void WriteDataset(hid_t group, const char* name, hid_t file_type, hid_t memory_type,
-                  std::initializer_list<hsize_t> dims, const void* data, const std::filesystem::path& path) {
-  Handle space = Space(dims);
-  Handle dataset = Check(Handle(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose),
-                         std::string("create dataset ") + name + " in", path);
-  hsize_t total = 1;
-  for (const hsize_t d : dims) total *= d;
-  if (total > 0 && H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-    Fail(std::string("write dataset ") + name + " to", path);
+// float16 on disk halves the files; HDF5 converts from the float32 in memory.
+void WriteEmbeddings(hid_t group, std::initializer_list<hsize_t> dims, const float* data, EmbeddingStorage storage,
+                     const std::filesystem::path& path) {
+  if (storage == EmbeddingStorage::kFloat16) {
+    Handle half(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+    H5Tset_fields(half.get(), 15, 10, 5, 0, 10);
+    H5Tset_size(half.get(), 2);
+    H5Tset_ebias(half.get(), 15);
+    WriteDataset(group, "embedding", half.get(), H5T_NATIVE_FLOAT, dims, data, path);
+  } else {
+    WriteDataset(group, "embedding", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, dims, data, path);
   }
 }
 
-void WriteStrings(hid_t group, const char* name, const std::vector<const char*>& values, const std::filesystem::path& path) {
-  Handle type = StringType();
-  WriteDataset(group, name, type.get(), type.get(), {values.size()}, values.data(), path);
-}
 
-void WriteStringAttribute(hid_t object, const char* name, const std::string& value) {
-  Handle type = StringType();
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attribute(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const char* text = value.c_str();
-  H5Awrite(attribute.get(), type.get(), &text);
-}
-
-void WriteIntAttribute(hid_t object, const char* name, long long value) {
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attribute(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  H5Awrite(attribute.get(), H5T_NATIVE_LLONG, &value);
-}
-
-std::string ReadStringAttribute(hid_t object, const char* name, const std::filesystem::path& path) {
-  Handle attribute = Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
-  Handle type = StringType();
-  char* text = nullptr;
-  if (H5Aread(attribute.get(), type.get(), &text) < 0) Fail(std::string("read attribute ") + name + " of", path);
-  std::string value = text == nullptr ? "" : text;
-  H5free_memory(text);
-  return value;
-}
-
-long long ReadIntAttribute(hid_t object, const char* name, const std::filesystem::path& path) {
-  Handle attribute = Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
-  long long value = 0;
-  if (H5Aread(attribute.get(), H5T_NATIVE_LLONG, &value) < 0) Fail(std::string("read attribute ") + name + " of", path);
-  return value;
-}
-
-hsize_t Rows(hid_t dataset) {
-  Handle space(H5Dget_space(dataset), H5Sclose);
-  hsize_t dims[2] = {0, 0};
-  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
-  return dims[0];
-}
-
-std::vector<std::string> ReadStrings(hid_t group, const char* name, const std::filesystem::path& path) {
-  Handle dataset = Check(Handle(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose), std::string("open dataset ") + name + " in", path);
-  const hsize_t n = Rows(dataset.get());
-  std::vector<char*> raw(n, nullptr);
-  Handle type = StringType();
-  std::vector<std::string> values(n);
-  if (n > 0) {
-    if (H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0) {
-      Fail(std::string("read dataset ") + name + " in", path);
-    }
-    for (hsize_t i = 0; i < n; ++i) {
-      values[i] = raw[i] == nullptr ? "" : raw[i];
-      H5free_memory(raw[i]);
-    }
+void WriteGarments(hid_t file, const EmbedShard& shard, EmbeddingStorage storage, const std::filesystem::path& path) {
+  const std::size_t g = shard.garments.size();
+  const auto d = static_cast<std::size_t>(shard.meta.embedding_dim);
+  LB_CHECK(shard.garment_embeddings.size() == g * d, "garment embeddings do not match the garment rows");
+  Handle garments = CreateGroup(file, "garments", path);
+  std::vector<std::int64_t> image_index, area;
+  std::vector<const char*> slot;
+  std::vector<std::int32_t> box;
+  std::vector<float> score;
+  for (const auto& row : shard.garments) {
+    LB_CHECK(row.image_index >= 0 && static_cast<std::size_t>(row.image_index) < shard.images.size(), "garment of no image");
+    image_index.push_back(row.image_index);
+    slot.push_back(row.slot.c_str());
+    box.insert(box.end(), row.box.begin(), row.box.end());
+    area.push_back(row.area);
+    score.push_back(row.score);
   }
-  return values;
-}
+  WriteDataset(garments.get(), "image_index", H5T_STD_I64LE, H5T_NATIVE_INT64, {g}, image_index.data(), path);
+  WriteStrings(garments.get(), "slot", slot, path);
+  WriteDataset(garments.get(), "box", H5T_STD_I32LE, H5T_NATIVE_INT32, {g, 4}, box.data(), path);
+  WriteDataset(garments.get(), "area", H5T_STD_I64LE, H5T_NATIVE_INT64, {g}, area.data(), path);
+  WriteDataset(garments.get(), "score", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {g}, score.data(), path);
+  WriteEmbeddings(garments.get(), {g, d}, shard.garment_embeddings.data(), storage, path);
 
-template <typename T>
-std::vector<T> ReadNumbers(hid_t group, const char* name, hid_t memory_type, std::size_t per_row,
-                           const std::filesystem::path& path) {
-  Handle dataset = Check(Handle(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose), std::string("open dataset ") + name + " in", path);
-  std::vector<T> values(Rows(dataset.get()) * per_row);
-  if (!values.empty() && H5Dread(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0) {
-    Fail(std::string("read dataset ") + name + " in", path);
+  const std::size_t m = shard.mask_image_index.size();
+  const auto side = static_cast<hsize_t>(std::max(shard.mask_side, 1));
+  LB_CHECK(shard.masks.size() == m * side * side || (m == 0 && shard.masks.empty()), "mask maps do not match their images");
+  Handle masks = CreateGroup(file, "masks", path);
+  WriteDataset(masks.get(), "image_index", H5T_STD_I64LE, H5T_NATIVE_INT64, {m}, shard.mask_image_index.data(), path);
+  // One map per chunk, deflated: label maps are mostly runs of zeros.
+  const hsize_t dims[3] = {m, side, side};
+  const hsize_t max_dims[3] = {H5S_UNLIMITED, side, side};
+  const hsize_t chunk[3] = {1, side, side};
+  Handle space(H5Screate_simple(3, dims, max_dims), H5Sclose);
+  Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_chunk(plist.get(), 3, chunk);
+  H5Pset_deflate(plist.get(), 4);
+  Handle labels = Check(Handle(H5Dcreate2(masks.get(), "labels", H5T_STD_U8LE, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose),
+                        "create dataset /masks/labels in", path);
+  if (m > 0 && H5Dwrite(labels.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, shard.masks.data()) < 0) {
+    Fail("write dataset /masks/labels to", path);
   }
-  return values;
+  WriteIntAttribute(labels.get(), "mask_side", shard.mask_side);
 }
-
-// Quiet HDF5's own error stack printing: failures become InputError messages.
-void SilenceHdf5() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
-}
-
-std::filesystem::path TempPath(const std::filesystem::path& path) {
-  static std::atomic<unsigned> counter{0};
-  return path.string() + ".tmp-" + std::to_string(::getpid()) + "-h5-" + std::to_string(counter++);
-}
-
-// A temporary file removed unless published.
-struct TempFile {
-  std::filesystem::path path;
-  bool published = false;
-  ~TempFile() {
-    if (!published) {
-      std::error_code ignored;
-      std::filesystem::remove(path, ignored);
-    }
-  }
-};
 
 }  // namespace
 
@@ -193,6 +95,8 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
     WriteStringAttribute(file.get(), "model_sha256", shard.meta.model_sha256);
     WriteStringAttribute(file.get(), "config_hash", shard.meta.config_hash);
     WriteStringAttribute(file.get(), "code_version", shard.meta.code_version);
+    WriteStringAttribute(file.get(), "segmenter_name", shard.meta.segmenter_name);
+    WriteStringAttribute(file.get(), "segmenter_sha256", shard.meta.segmenter_sha256);
     Handle images = Check(Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose), "create /images in", temp.path);
 
     std::vector<const char*> key, product, reference, file_name, reason;
@@ -222,16 +126,8 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
     WriteDataset(images.get(), "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, {n}, checksum.data(), temp.path);
     WriteDataset(images.get(), "width", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, width.data(), temp.path);
     WriteDataset(images.get(), "height", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, height.data(), temp.path);
-    // float16 on disk halves the files; HDF5 converts from the float32 in memory.
-    if (storage == EmbeddingStorage::kFloat16) {
-      Handle half(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
-      H5Tset_fields(half.get(), 15, 10, 5, 0, 10);
-      H5Tset_size(half.get(), 2);
-      H5Tset_ebias(half.get(), 15);
-      WriteDataset(images.get(), "embedding", half.get(), H5T_NATIVE_FLOAT, {n, d}, shard.embeddings.data(), temp.path);
-    } else {
-      WriteDataset(images.get(), "embedding", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n, d}, shard.embeddings.data(), temp.path);
-    }
+    WriteEmbeddings(images.get(), {n, d}, shard.embeddings.data(), storage, temp.path);
+    WriteGarments(file.get(), shard, storage, temp.path);
     if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) Fail("flush", temp.path);
   }
   PublishWrittenFile(temp.path, path);
@@ -257,6 +153,8 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
   shard.meta.model_sha256 = ReadStringAttribute(file.get(), "model_sha256", path);
   shard.meta.config_hash = ReadStringAttribute(file.get(), "config_hash", path);
   shard.meta.code_version = ReadStringAttribute(file.get(), "code_version", path);
+  shard.meta.segmenter_name = ReadStringAttribute(file.get(), "segmenter_name", path);
+  shard.meta.segmenter_sha256 = ReadStringAttribute(file.get(), "segmenter_sha256", path);
   Handle images = Check(Handle(H5Gopen2(file.get(), "images", H5P_DEFAULT), H5Gclose), "open /images in", path);
   const auto key = ReadStrings(images.get(), "key", path);
   const auto product = ReadStrings(images.get(), "product_id", path);
@@ -288,6 +186,38 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
     row.checksum = checksum[i];
     row.width = width[i];
     row.height = height[i];
+  }
+
+  Handle garments = Check(Handle(H5Gopen2(file.get(), "garments", H5P_DEFAULT), H5Gclose), "open /garments in", path);
+  const auto image_index = ReadNumbers<std::int64_t>(garments.get(), "image_index", H5T_NATIVE_INT64, 1, path);
+  const auto slot = ReadStrings(garments.get(), "slot", path);
+  const auto box = ReadNumbers<std::int32_t>(garments.get(), "box", H5T_NATIVE_INT32, 4, path);
+  const auto area = ReadNumbers<std::int64_t>(garments.get(), "area", H5T_NATIVE_INT64, 1, path);
+  const auto score = ReadNumbers<float>(garments.get(), "score", H5T_NATIVE_FLOAT, 1, path);
+  shard.garment_embeddings = ReadNumbers<float>(garments.get(), "embedding", H5T_NATIVE_FLOAT,
+                                                static_cast<std::size_t>(shard.meta.embedding_dim), path);
+  const std::size_t g = image_index.size();
+  if (slot.size() != g || box.size() != 4 * g || area.size() != g || score.size() != g ||
+      shard.garment_embeddings.size() != g * static_cast<std::size_t>(shard.meta.embedding_dim)) {
+    throw InputError(path.string() + ": /garments datasets differ in length");
+  }
+  shard.garments.resize(g);
+  for (std::size_t i = 0; i < g; ++i) {
+    if (image_index[i] < 0 || static_cast<std::size_t>(image_index[i]) >= n) {
+      throw InputError(path.string() + ": /garments/image_index points outside /images");
+    }
+    shard.garments[i] = GarmentRow{image_index[i], slot[i], {box[4 * i], box[4 * i + 1], box[4 * i + 2], box[4 * i + 3]}, area[i], score[i]};
+  }
+  Handle masks = Check(Handle(H5Gopen2(file.get(), "masks", H5P_DEFAULT), H5Gclose), "open /masks in", path);
+  shard.mask_image_index = ReadNumbers<std::int64_t>(masks.get(), "image_index", H5T_NATIVE_INT64, 1, path);
+  {
+    Handle labels = Check(Handle(H5Dopen2(masks.get(), "labels", H5P_DEFAULT), H5Dclose), "open /masks/labels in", path);
+    shard.mask_side = static_cast<int>(ReadIntAttribute(labels.get(), "mask_side", path));
+  }
+  const auto side = static_cast<std::size_t>(std::max(shard.mask_side, 1));
+  shard.masks = ReadNumbers<std::uint8_t>(masks.get(), "labels", H5T_NATIVE_UINT8, side * side, path);
+  if (shard.masks.size() != shard.mask_image_index.size() * side * side) {
+    throw InputError(path.string() + ": /masks datasets differ in length");
   }
   return shard;
 }

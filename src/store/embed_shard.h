@@ -14,11 +14,30 @@
 //   /images/checksum   uint64   xxh3-64 of the source file's bytes (0 when unread)
 //   /images/width, /images/height  int32  size stored in the file (0 when unknown)
 // Root attributes: schema_version, shard, shard_count, embedding_dim, model_name,
-// model_sha256 (of the bundle's bundle.json), config_hash, code_version.
+// model_sha256 (of the bundle's bundle.json), config_hash, code_version, segmenter_name and
+// segmenter_sha256 ("" when the run has no segmenter).
+//
+// Garments (schema_version 2; empty datasets when no segmenter ran). One row per garment,
+// grouped by image in /images order, within an image by slot, then top-to-bottom:
+//   /garments/image_index int64      row in /images
+//   /garments/slot        str        top, bottom, dress, outerwear, shoes, bag, accessory
+//   /garments/box         int32 [g, 4]  x, y, w, h in the source image's pixels (upright)
+//   /garments/area        int64      mask area in source pixels
+//   /garments/score       float32    the segmenter's mean confidence over the mask
+//   /garments/embedding   as /images/embedding [g, d]: the garment's crop (mask applied,
+//                         background filled, padded to square) through the CLIP image encoder
+// Masks, one label map per image that kept garments:
+//   /masks/image_index    int64      row in /images
+//   /masks/labels         uint8 [m, M, M], chunked one map per chunk, deflate-compressed:
+//                         M x M samples spread evenly over the whole upright image (sample
+//                         (u, v) is the pixel at ((u + 0.5) W / M, (v + 0.5) H / M)); value
+//                         k > 0 is the image's k-th garment row, 0 is no garment.
+//                         Attribute mask_side = M.
 //
 // catalog.h5 has the same /images datasets as HDF5 virtual datasets over every shard file
 // (shard order, then row order), plus /images/shard (int32) saying which shard a row is in.
-// Its source file names are relative, so the folder can be moved as a whole.
+// Its source file names are relative, so the folder can be moved as a whole. Garments and
+// masks stay in the shard files (their image_index is shard-local).
 #pragma once
 
 #include <array>
@@ -29,7 +48,7 @@
 
 namespace lookbook {
 
-inline constexpr int kEmbedSchemaVersion = 1;
+inline constexpr int kEmbedSchemaVersion = 2;
 
 enum class EmbeddingStorage { kFloat32, kFloat16 };
 
@@ -41,6 +60,8 @@ struct EmbedShardMeta {
   std::string model_sha256;
   std::string config_hash;
   std::string code_version;
+  std::string segmenter_name;
+  std::string segmenter_sha256;
 };
 
 struct ImageRow {
@@ -56,10 +77,23 @@ struct ImageRow {
   std::int32_t height = 0;
 };
 
+struct GarmentRow {
+  std::int64_t image_index = 0;
+  std::string slot;
+  std::array<std::int32_t, 4> box{};
+  std::int64_t area = 0;
+  float score = 0;
+};
+
 struct EmbedShard {
   EmbedShardMeta meta;
   std::vector<ImageRow> images;
   std::vector<float> embeddings;  // images.size() x meta.embedding_dim, row-major
+  std::vector<GarmentRow> garments;
+  std::vector<float> garment_embeddings;  // garments.size() x meta.embedding_dim
+  int mask_side = 0;                      // M; 0 when no masks
+  std::vector<std::int64_t> mask_image_index;
+  std::vector<std::uint8_t> masks;        // mask_image_index.size() x M x M
 };
 
 // Writes `shard` to `path` atomically (temporary file, fsync, rename, fsync of the folder).

@@ -1,5 +1,7 @@
 #include "util/stage_report.h"
 
+#include <sys/resource.h>
+
 #include <nlohmann/json.hpp>
 
 namespace lookbook {
@@ -30,6 +32,12 @@ std::string SummaryJsonLine(const StageReport& report) {
   }
   root["steps"] = steps;
   return root.dump();
+}
+
+std::int64_t PeakRssBytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 }  // namespace lookbook

@@ -47,4 +47,7 @@ class StepTimer {
 // "steps": {"name": {"seconds":..., "items":...}}}.
 std::string SummaryJsonLine(const StageReport& report);
 
+// This process's peak resident memory so far, in bytes (getrusage).
+std::int64_t PeakRssBytes();
+
 }  // namespace lookbook

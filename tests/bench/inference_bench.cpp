@@ -1,5 +1,7 @@
 // inference_bench BUNDLE --batch B --threads T [--seconds S] [--precision fp32|bf16]:
-// images/s of lookbook's ImageEncoder on random input, the way the embed stage calls it.
+// images/s of lookbook's ImageEncoder (CLIP bundles) or Segmenter (segmenter bundles) on
+// random input, the way the embed stage calls them.
+#include <functional>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -8,6 +10,7 @@
 
 #include "model/bundle.h"
 #include "model/encoders.h"
+#include "model/segmenter.h"
 #include "util/blas.h"
 
 int main(int argc, char** argv) {
@@ -26,23 +29,33 @@ int main(int argc, char** argv) {
   }
   lookbook::SetTorchThreads(threads, 1);
   const auto bundle = lookbook::LoadBundle(argv[1]);
-  const auto encoder = lookbook::ImageEncoder::Load(bundle, options);
+  std::function<void(const float*, int)> run;
+  if (bundle.kind == lookbook::BundleKind::kSegmenter) {
+    auto segmenter = std::make_shared<lookbook::Segmenter>(lookbook::Segmenter::Load(bundle, options));
+    run = [segmenter](const float* pixels, int n) {
+      std::vector<float> confidence;
+      segmenter->Segment(pixels, n, &confidence);
+    };
+  } else {
+    auto encoder = std::make_shared<lookbook::ImageEncoder>(lookbook::ImageEncoder::Load(bundle, options));
+    run = [encoder](const float* pixels, int n) { encoder->Encode(pixels, n); };
+  }
   const int size = bundle.preprocess.size;
   std::vector<float> pixels(static_cast<std::size_t>(batch) * 3 * size * size);
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
   for (auto& p : pixels) p = normal(rng);
-  encoder.Encode(pixels.data(), batch);  // warm-up
+  run(pixels.data(), batch);  // warm-up
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   int images = 0;
   double elapsed = 0;
   while (elapsed < seconds) {
-    encoder.Encode(pixels.data(), batch);
+    run(pixels.data(), batch);
     images += batch;
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
-  std::cout << nlohmann::json{{"batch", batch}, {"threads", threads}, {"images_per_s", images / elapsed},
+  std::cout << nlohmann::json{{"bundle", bundle.name}, {"input_size", size}, {"batch", batch}, {"threads", threads}, {"images_per_s", images / elapsed},
                               {"precision", lookbook::PrecisionName(options.precision)},
                               {"blas_core", lookbook::BlasCoreName()}}
                    .dump()

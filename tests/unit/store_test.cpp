@@ -54,6 +54,35 @@ TEST(EmbedShardFile, RoundTripsEveryField) {
   EXPECT_EQ(entries, 1) << "no temporary file left";
 }
 
+TEST(EmbedShardFile, GarmentsAndMasksRoundTrip) {
+  testing::ScopedTempDir dir;
+  EmbedShard written = Sample(4, 3);
+  written.meta.segmenter_name = "demo-unet";
+  written.meta.segmenter_sha256 = std::string(64, 'b');
+  written.garments = {GarmentRow{1, "top", {10, 20, 30, 40}, 900, 0.75f}, GarmentRow{1, "shoes", {1, 2, 3, 4}, 12, 0.5f},
+                      GarmentRow{3, "dress", {0, 0, 100, 200}, 15000, 0.99f}};
+  for (int k = 0; k < 9; ++k) written.garment_embeddings.push_back(static_cast<float>(k) / 9);
+  written.mask_side = 8;
+  written.mask_image_index = {1, 3};
+  for (int k = 0; k < 2 * 64; ++k) written.masks.push_back(static_cast<std::uint8_t>(k % 3));
+  WriteEmbedShard(dir.path() / "g.h5", written, EmbeddingStorage::kFloat32);
+  const EmbedShard read = ReadEmbedShard(dir.path() / "g.h5");
+  EXPECT_EQ(read.meta.segmenter_name, "demo-unet");
+  EXPECT_EQ(read.meta.segmenter_sha256, written.meta.segmenter_sha256);
+  ASSERT_EQ(read.garments.size(), 3u);
+  for (std::size_t g = 0; g < 3; ++g) {
+    EXPECT_EQ(read.garments[g].image_index, written.garments[g].image_index);
+    EXPECT_EQ(read.garments[g].slot, written.garments[g].slot);
+    EXPECT_EQ(read.garments[g].box, written.garments[g].box);
+    EXPECT_EQ(read.garments[g].area, written.garments[g].area);
+    EXPECT_EQ(read.garments[g].score, written.garments[g].score);
+  }
+  EXPECT_EQ(read.garment_embeddings, written.garment_embeddings);
+  EXPECT_EQ(read.mask_side, 8);
+  EXPECT_EQ(read.mask_image_index, written.mask_image_index);
+  EXPECT_EQ(read.masks, written.masks);
+}
+
 TEST(EmbedShardFile, Float16HalvesTheEmbeddingsWithinTolerance) {
   testing::ScopedTempDir dir;
   const EmbedShard written = Sample(200, 64);

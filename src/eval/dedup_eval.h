@@ -1,0 +1,40 @@
+// `lookbook eval dedup`: a run's duplicate pairs against known ones (the demo catalog's
+// truth/duplicates.csv or any CSV whose first two columns are image references as written
+// in the catalog).
+//
+// Known pairs are transitive: every two images of one truth cluster form a truth pair.
+//   truth_pairs, predicted_pairs, true_positives
+//   precision, recall, f1          of RUN/dedup's pairs (the configured rule)
+//   negatives_flagged              predicted pairs that are listed as negatives (the demo's
+//                                  colour variants: the same garment in another colour)
+// and a sweep over the rule's cosine threshold (the perceptual-hash clause held as
+// configured), recomputed from every candidate pair in dedup.h5: for each threshold the
+// precision, recall and F1. Written to RUN/eval/dedup.json for the report.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lookbook {
+
+struct DedupEvalOptions {
+  std::filesystem::path run;
+  std::filesystem::path truth;      // CSV: image_a,image_b,...
+  std::filesystem::path negatives;  // optional CSV: image_a,image_b (pairs that must not be flagged)
+};
+
+struct SweepPoint {
+  double cosine = 0, precision = 0, recall = 0, f1 = 0;
+};
+
+struct DedupEvaluation {
+  std::map<std::string, double> metrics;
+  std::vector<SweepPoint> sweep;
+};
+
+// Throws InputError when the run has no valid dedup stage or the truth cannot be read.
+DedupEvaluation EvaluateDedup(const DedupEvalOptions& options);
+
+}  // namespace lookbook

@@ -1,0 +1,375 @@
+#include "index/dedup_stage.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <unordered_map>
+
+#include "catalog/csv.h"
+#include "catalog/ingest.h"
+#include "catalog/sharding.h"
+#include "image/preprocess.h"
+#include "index/vector_index.h"
+#include "store/dedup_file.h"
+#include "store/embed_run.h"
+#include "util/blas.h"
+#include "util/error.h"
+#include "util/publish.h"
+
+namespace lookbook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+// Every image of the catalog as dedup needs it: full vectors, hashes, names.
+struct Catalog {
+  int dim = 0;
+  std::vector<EmbedShard> shards;
+  const EmbedShard& shard(std::int64_t id) const { return shards[static_cast<std::size_t>(ShardOfImageId(id))]; }
+  const ImageRow& row(std::int64_t id) const { return shard(id).images[static_cast<std::size_t>(RowOfImageId(id))]; }
+  const float* vector(std::int64_t id) const {
+    return shard(id).embeddings.data() + static_cast<std::size_t>(RowOfImageId(id)) * static_cast<std::size_t>(dim);
+  }
+};
+
+float Dot(const float* a, const float* b, int d) {
+  float sum = 0;
+  for (int i = 0; i < d; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+int Hamming(const ImageRow& a, const ImageRow& b) {
+  PerceptualHash x, y;
+  std::copy(a.phash.begin(), a.phash.end(), x.begin());
+  std::copy(b.phash.begin(), b.phash.end(), y.begin());
+  return HammingDistance(x, y);
+}
+
+class UnionFind {
+ public:
+  std::size_t Find(std::size_t x) {
+    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
+    return x;
+  }
+  void Union(std::size_t a, std::size_t b) {
+    a = Find(a);
+    b = Find(b);
+    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
+  }
+  std::size_t Add() {
+    parent_.push_back(parent_.size());
+    return parent_.size() - 1;
+  }
+
+ private:
+  std::vector<std::size_t> parent_;
+};
+
+std::map<std::string, std::string> Options(const DedupOptions& options) {
+  char buffer[64];
+  auto text = [&](double value) {
+    std::snprintf(buffer, sizeof(buffer), "%.6g", value);
+    return std::string(buffer);
+  };
+  return {{"candidates", std::to_string(options.candidates)},
+          {"nprobe", std::to_string(options.nprobe)},
+          {"rule_cosine", text(options.rule.cosine)},
+          {"rule_phash_cosine", text(options.rule.phash_cosine)},
+          {"rule_max_hamming", std::to_string(options.rule.max_hamming)},
+          {"candidate_floor", text(options.candidate_floor)},
+          {"keep", KeepPolicyName(options.keep)}};
+}
+
+// The index stage as published, verified, and matching the embed stage.
+std::vector<ManifestEntry> ReadIndexRun(const std::filesystem::path& run, const EmbedRun& embed, StageManifest* out) {
+  std::string why;
+  const auto manifest = ReadManifest(run / "index", &why);
+  if (!manifest) throw InputError("run " + run.string() + " has no index stage (" + why + "): run lookbook index first");
+  const std::string damaged = VerifyOutputs(run / "index", *manifest);
+  if (!damaged.empty()) throw InputError((run / "index").string() + ": " + damaged + ": rerun lookbook index --force");
+  if (manifest->inputs.size() != embed.shards.size()) throw InputError("the index is older than the embeddings: rerun lookbook index");
+  for (std::size_t k = 0; k < embed.shards.size(); ++k) {
+    if (manifest->inputs[k].checksum != embed.shards[k].checksum) {
+      throw InputError("the index is older than embed shard " + std::to_string(k) + ": rerun lookbook index");
+    }
+  }
+  *out = *manifest;
+  std::vector<ManifestEntry> shards;
+  for (const auto& output : manifest->outputs) {
+    if (output.path != "trained.faiss") shards.push_back(output);
+  }
+  return shards;
+}
+
+std::string WhyRedo(const std::filesystem::path& stage_dir, const std::vector<ManifestEntry>& inputs,
+                    const std::string& options_hash, const std::string& code_version) {
+  std::string why;
+  const auto manifest = ReadManifest(stage_dir, &why);
+  if (!manifest) return why;
+  if (manifest->options_hash != options_hash) return "options changed";
+  if (manifest->code_version != code_version) return "code version changed";
+  if (manifest->inputs.size() != inputs.size()) return "inputs changed";
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (manifest->inputs[i].checksum != inputs[i].checksum) return inputs[i].path + " changed";
+  }
+  return VerifyOutputs(stage_dir, *manifest);
+}
+
+std::string Format(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), format, value);
+  return buffer;
+}
+
+}  // namespace
+
+bool IsDuplicate(const DedupRule& rule, float cosine, int hamming) {
+  return cosine >= rule.cosine || (cosine >= rule.phash_cosine && hamming <= rule.max_hamming);
+}
+
+bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy) {
+  if (text == "first") *policy = KeepPolicy::kFirst;
+  else if (text == "largest") *policy = KeepPolicy::kLargest;
+  else if (text == "in-stock") *policy = KeepPolicy::kInStock;
+  else return false;
+  return true;
+}
+
+const char* KeepPolicyName(KeepPolicy policy) {
+  switch (policy) {
+    case KeepPolicy::kFirst: return "first";
+    case KeepPolicy::kLargest: return "largest";
+    case KeepPolicy::kInStock: return "in-stock";
+  }
+  return "?";
+}
+
+StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
+  const auto start = Clock::now();
+  StageReport report;
+  report.stage = "dedup";
+  report.throughput_unit = "queries";
+  report.facts["run"] = options.run.string();
+  const EmbedRun embed = ReadEmbedRun(options.run);
+  StageManifest index_manifest;
+  const std::vector<ManifestEntry> index_files = ReadIndexRun(options.run, embed, &index_manifest);
+  const std::filesystem::path stage_dir = options.run / "dedup";
+  const std::vector<ManifestEntry> inputs = {
+      DescribeFile(embed.dir / "manifest.json", "embed/manifest.json", -1),
+      DescribeFile(options.run / "index" / "manifest.json", "index/manifest.json", -1)};
+  const std::string options_hash = OptionsHash(Options(options));
+
+  std::int64_t redo = 1;
+  if (world.is_root()) {
+    std::filesystem::create_directories(stage_dir);
+    RemoveStaleTemporaries(stage_dir);
+    const std::string why =
+        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedo(stage_dir, inputs, options_hash, options.code_version);
+    redo = why.empty() ? 0 : 1;
+    if (redo) spdlog::info("dedup over {} shard(s) ({})", embed.shard_count, why);
+    else spdlog::info("dedup outputs are valid: nothing to do");
+  }
+  if (world.BroadcastFromRoot(redo) == 0) {
+    report.status = "skipped";
+    report.seconds = Seconds(start);
+    return report;
+  }
+
+  // Every rank holds the whole catalog's vectors (for the exact re-rank) and every index shard.
+  Catalog catalog;
+  const auto load_start = Clock::now();
+  for (int k = 0; k < embed.shard_count; ++k) catalog.shards.push_back(ReadVerifiedShard(embed, k));
+  catalog.dim = catalog.shards.front().meta.embedding_dim;
+  std::vector<VectorIndex> indexes;
+  for (const auto& file : index_files) indexes.push_back(VectorIndex::ReadFile(options.run / "index" / file.path));
+  const ShardedIndex index(std::move(indexes));
+  const double load_seconds = world.MaxAll(Seconds(load_start));
+
+  // This rank's queries: the ok images of its shards.
+  const auto search_start = Clock::now();
+  std::vector<std::int64_t> queries;
+  for (int k = world.rank(); k < embed.shard_count; k += world.size()) {
+    const auto& images = catalog.shards[static_cast<std::size_t>(k)].images;
+    for (std::size_t row = 0; row < images.size(); ++row) {
+      if (images[row].status == 0) queries.push_back(ImageId(k, static_cast<std::int64_t>(row)));
+    }
+  }
+  const int k_search = options.candidates + 1;  // the query itself comes back too
+  std::vector<std::int64_t> cand_a, cand_b;
+  std::vector<float> cand_cosine;
+  std::vector<std::int32_t> cand_hamming;
+  std::vector<float> batch;
+  std::int64_t scored = 0;
+  for (std::size_t begin = 0; begin < queries.size(); begin += static_cast<std::size_t>(options.query_batch)) {
+    const std::size_t end = std::min(queries.size(), begin + static_cast<std::size_t>(options.query_batch));
+    batch.clear();
+    for (std::size_t q = begin; q < end; ++q) batch.insert(batch.end(), catalog.vector(queries[q]), catalog.vector(queries[q]) + catalog.dim);
+    const SearchResult found = index.Search(batch.data(), static_cast<std::int64_t>(end - begin), k_search, options.nprobe);
+    for (std::size_t q = begin; q < end; ++q) {
+      const std::int64_t self = queries[q];
+      for (int j = 0; j < k_search; ++j) {
+        const std::int64_t other = found.ids[(q - begin) * static_cast<std::size_t>(k_search) + static_cast<std::size_t>(j)];
+        if (other < 0 || other == self) continue;
+        ++scored;
+        const float cosine = Dot(catalog.vector(self), catalog.vector(other), catalog.dim);
+        if (cosine < options.candidate_floor) continue;
+        cand_a.push_back(std::min(self, other));
+        cand_b.push_back(std::max(self, other));
+        cand_cosine.push_back(cosine);
+        cand_hamming.push_back(Hamming(catalog.row(self), catalog.row(other)));
+      }
+    }
+  }
+  const double search_seconds = world.MaxAll(Seconds(search_start));
+  const std::vector<std::int64_t> totals = world.SumAll({static_cast<std::int64_t>(queries.size()), scored});
+  const std::vector<std::int64_t> all_a = world.GatherToRoot(cand_a), all_b = world.GatherToRoot(cand_b);
+  const std::vector<float> all_cosine = world.GatherToRoot(cand_cosine);
+  const std::vector<std::int32_t> all_hamming = world.GatherToRoot(cand_hamming);
+  const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
+
+  std::vector<std::int64_t> published(6, 0);  // pairs, same, cross, clusters, clustered images, candidates
+  if (world.is_root()) {
+    const auto write_start = Clock::now();
+    // One entry per pair (both ends may have found it); the cosine is the same either way.
+    std::vector<ScoredPair> candidates(all_a.size());
+    for (std::size_t i = 0; i < all_a.size(); ++i) candidates[i] = ScoredPair{all_a[i], all_b[i], all_cosine[i], all_hamming[i]};
+    std::sort(candidates.begin(), candidates.end(), [](const ScoredPair& x, const ScoredPair& y) {
+      return std::tie(x.a, x.b) < std::tie(y.a, y.b);
+    });
+    candidates.erase(std::unique(candidates.begin(), candidates.end(),
+                                 [](const ScoredPair& x, const ScoredPair& y) { return x.a == y.a && x.b == y.b; }),
+                     candidates.end());
+    DedupFile out;
+    out.rule_cosine = options.rule.cosine;
+    out.rule_phash_cosine = options.rule.phash_cosine;
+    out.rule_max_hamming = options.rule.max_hamming;
+    out.candidate_floor = options.candidate_floor;
+    out.keep = KeepPolicyName(options.keep);
+    for (const auto& pair : candidates) {
+      if (!IsDuplicate(options.rule, pair.cosine, pair.hamming)) continue;
+      out.pairs.push_back(pair);
+      out.pair_kind.push_back(catalog.row(pair.a).product_id == catalog.row(pair.b).product_id ? 0 : 1);
+    }
+    out.candidates = std::move(candidates);
+
+    // Clusters: connected components of the duplicate pairs.
+    UnionFind sets;
+    std::map<std::int64_t, std::size_t> slot;  // image id -> union-find element (ordered by id)
+    for (const auto& pair : out.pairs) {
+      for (const std::int64_t id : {pair.a, pair.b}) {
+        if (!slot.count(id)) slot[id] = sets.Add();
+      }
+    }
+    for (const auto& pair : out.pairs) sets.Union(slot[pair.a], slot[pair.b]);
+    // Catalog order and stock from the ingest shards (their rows are the embed rows).
+    std::map<int, std::vector<std::vector<std::string>>> ingest_rows;
+    auto ingest_row = [&](std::int64_t id) -> const std::vector<std::string>& {
+      const int k = ShardOfImageId(id);
+      auto it = ingest_rows.find(k);
+      if (it == ingest_rows.end()) {
+        it = ingest_rows.emplace(k, ReadCsvFile(options.run / "ingest" / ShardFileName(k, ".csv"), kIngestShardHeader)).first;
+      }
+      const auto row = static_cast<std::size_t>(RowOfImageId(id));
+      if (row >= it->second.size()) throw InputError("ingest shard " + std::to_string(k) + " does not match its embed shard");
+      return it->second[row];
+    };
+    auto catalog_order = [&](std::int64_t id) { return std::make_pair(std::stoll(ingest_row(id)[7]), id); };
+    std::map<std::size_t, std::vector<std::int64_t>> members;  // root element -> image ids (ascending)
+    for (const auto& [id, element] : slot) members[sets.Find(element)].push_back(id);
+    std::int64_t cluster = 0;
+    for (const auto& [root, ids] : members) {
+      std::int64_t keep = ids.front();
+      for (const std::int64_t id : ids) {
+        const bool better = [&] {
+          switch (options.keep) {
+            case KeepPolicy::kFirst: return catalog_order(id) < catalog_order(keep);
+            case KeepPolicy::kLargest: {
+              const auto pixels = [&](std::int64_t x) { return static_cast<std::int64_t>(catalog.row(x).width) * catalog.row(x).height; };
+              return pixels(id) > pixels(keep) || (pixels(id) == pixels(keep) && catalog_order(id) < catalog_order(keep));
+            }
+            case KeepPolicy::kInStock: {
+              const auto stocked = [&](std::int64_t x) { return ingest_row(x)[5] == "1"; };
+              return (stocked(id) && !stocked(keep)) || (stocked(id) == stocked(keep) && catalog_order(id) < catalog_order(keep));
+            }
+          }
+          return false;
+        }();
+        if (better) keep = id;
+      }
+      for (const std::int64_t id : ids) {
+        out.cluster_image.push_back(id);
+        out.cluster_id.push_back(cluster);
+        out.representative.push_back(id == keep ? 1 : 0);
+      }
+      ++cluster;
+    }
+
+    std::string pairs_csv = "image_a,image_b,product_a,product_b,cosine,hamming,kind\n";
+    for (std::size_t i = 0; i < out.pairs.size(); ++i) {
+      const auto& pair = out.pairs[i];
+      const ImageRow& a = catalog.row(pair.a);
+      const ImageRow& b = catalog.row(pair.b);
+      const std::string cosine = Format("%.6f", pair.cosine), hamming = std::to_string(pair.hamming);
+      AppendCsvRow({a.key, b.key, a.product_id, b.product_id, cosine, hamming,
+                    out.pair_kind[i] == 0 ? "same_product" : "cross_product"},
+                   &pairs_csv);
+    }
+    std::string clusters_csv = "cluster_id,image,product_id,is_representative\n";
+    for (std::size_t i = 0; i < out.cluster_image.size(); ++i) {
+      const ImageRow& image = catalog.row(out.cluster_image[i]);
+      const std::string id = std::to_string(out.cluster_id[i]);
+      AppendCsvRow({id, image.key, image.product_id, out.representative[i] ? "1" : "0"}, &clusters_csv);
+    }
+    PublishFile(stage_dir / "pairs.csv", pairs_csv);
+    PublishFile(stage_dir / "clusters.csv", clusters_csv);
+    WriteDedupFile(stage_dir / "dedup.h5", out);
+
+    published = {static_cast<std::int64_t>(out.pairs.size()),
+                 std::count(out.pair_kind.begin(), out.pair_kind.end(), 0),
+                 std::count(out.pair_kind.begin(), out.pair_kind.end(), 1),
+                 cluster,
+                 static_cast<std::int64_t>(out.cluster_image.size()),
+                 static_cast<std::int64_t>(out.candidates.size())};
+    StageManifest manifest;
+    manifest.stage = "dedup";
+    manifest.code_version = options.code_version;
+    manifest.options = Options(options);
+    manifest.options_hash = options_hash;
+    manifest.inputs = inputs;
+    manifest.outputs.push_back(DescribeFile(stage_dir / "pairs.csv", "pairs.csv", published[0]));
+    manifest.outputs.push_back(DescribeFile(stage_dir / "clusters.csv", "clusters.csv", published[4]));
+    manifest.outputs.push_back(DescribeFile(stage_dir / "dedup.h5", "dedup.h5", published[0]));
+    manifest.counts = {{"queries", totals[0]},      {"pairs", published[0]},   {"pairs_same_product", published[1]},
+                       {"pairs_cross_product", published[2]}, {"clusters", published[3]}, {"clustered_images", published[4]},
+                       {"candidates", published[5]}};
+    WriteManifest(stage_dir, manifest);
+    report.steps.push_back(StepTiming{"clusters + publish (rank 0)", Seconds(write_start), published[0]});
+  }
+  published = world.BroadcastFromRoot(published);
+
+  report.counts["queries"] = totals[0];
+  report.counts["neighbours_scored"] = totals[1];
+  report.counts["candidates"] = published[5];
+  report.counts["pairs"] = published[0];
+  report.counts["pairs_same_product"] = published[1];
+  report.counts["pairs_cross_product"] = published[2];
+  report.counts["clusters"] = published[3];
+  report.counts["clustered_images"] = published[4];
+  report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
+  report.counts["index_code_bytes"] = static_cast<std::int64_t>(index.code_bytes());
+  report.facts["ranks"] = std::to_string(world.size());
+  report.facts["index_factory"] = index_manifest.options.count("index_factory") ? index_manifest.options.at("index_factory") : "";
+  report.facts["blas_core"] = BlasCoreName();
+  report.steps.insert(report.steps.begin(), StepTiming{"search + re-rank (slowest rank)", search_seconds, totals[0]});
+  report.steps.insert(report.steps.begin(), StepTiming{"load vectors + index (slowest rank)", load_seconds, totals[0]});
+  report.seconds = Seconds(start);
+  report.throughput_items = totals[0];
+  return report;
+}
+
+}  // namespace lookbook

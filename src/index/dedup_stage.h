@@ -1,0 +1,60 @@
+// `lookbook dedup`: all-pairs near-duplicate detection over the whole catalog.
+//
+// Every ok image is a query against every index shard (fan-out and merge); the ranks split
+// the queries by embed shard (shard k to rank k mod ranks). Each query's candidates come
+// from the IVF index, then are re-ranked exactly: cosine of the full-precision embeddings
+// from the HDF5 shards, and the Hamming distance of the 64-bit perceptual hashes.
+//
+// The rule (DedupRule): a pair is a duplicate when
+//   cosine >= rule.cosine                                   (the embedding alone is sure), or
+//   cosine >= rule.phash_cosine and hamming <= rule.max_hamming   (both signals agree).
+// Union-find over the duplicate pairs gives clusters; the keep policy picks one image per
+// cluster: the first in catalog order, the largest (pixels), or the first in-stock one.
+// A pair of two images of the same product is kind same_product, else cross_product.
+//
+// Files under RUN/dedup/:
+//   pairs.csv     image_a,image_b,product_a,product_b,cosine,hamming,kind
+//                 (images by key "<product_id>/<column>", one row per pair, a before b in id order)
+//   clusters.csv  cluster_id,image,product_id,is_representative (images in a pair only)
+//   dedup.h5      the same by image id, plus every scored candidate (store/dedup_file.h)
+//   manifest.json inputs (the embed and index manifests), options, outputs with checksums
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "dist/world.h"
+#include "util/manifest.h"
+#include "util/stage_report.h"
+
+namespace lookbook {
+
+struct DedupRule {
+  float cosine = 0.99f;
+  float phash_cosine = 0.95f;
+  int max_hamming = 12;
+};
+
+bool IsDuplicate(const DedupRule& rule, float cosine, int hamming);
+
+enum class KeepPolicy { kFirst, kLargest, kInStock };
+bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy);
+const char* KeepPolicyName(KeepPolicy policy);
+
+struct DedupOptions {
+  std::filesystem::path run;
+  int candidates = 16;          // neighbours asked of the index per query
+  int nprobe = 16;              // inverted lists searched per query
+  DedupRule rule;
+  float candidate_floor = 0.9f;  // candidates at or above this cosine are kept for sweeps
+  KeepPolicy keep = KeepPolicy::kFirst;
+  int query_batch = 4096;
+  RerunPolicy rerun = RerunPolicy::kReuseValid;
+  std::string code_version;
+};
+
+// Collective. Throws InputError when the run has no valid embed or index stage, the index is
+// older than the embeddings, or a file does not match its checksum.
+StageReport RunDedup(const DedupOptions& options, const MpiWorld& world);
+
+}  // namespace lookbook

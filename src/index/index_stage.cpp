@@ -1,0 +1,239 @@
+#include "index/index_stage.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <random>
+
+#include "index/vector_index.h"
+#include "store/embed_run.h"
+#include "util/blas.h"
+#include "util/error.h"
+#include "util/publish.h"
+
+namespace lookbook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+std::string IndexFileName(int shard) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "shard-%05d.faiss", shard);
+  return name;
+}
+
+// One shard's ok vectors and their image ids.
+struct ShardVectors {
+  int shard = 0;
+  int dim = 0;
+  std::vector<float> vectors;
+  std::vector<std::int64_t> ids;
+  std::int64_t size() const { return static_cast<std::int64_t>(ids.size()); }
+};
+
+ShardVectors LoadShardVectors(const EmbedRun& embed, int shard) {
+  const EmbedShard file = ReadVerifiedShard(embed, shard);
+  ShardVectors out;
+  out.shard = shard;
+  out.dim = file.meta.embedding_dim;
+  const auto d = static_cast<std::size_t>(out.dim);
+  for (std::size_t row = 0; row < file.images.size(); ++row) {
+    if (file.images[row].status != 0) continue;
+    out.ids.push_back(ImageId(shard, static_cast<std::int64_t>(row)));
+    out.vectors.insert(out.vectors.end(), file.embeddings.begin() + static_cast<long>(row * d),
+                       file.embeddings.begin() + static_cast<long>((row + 1) * d));
+  }
+  return out;
+}
+
+// `take` of the shard's rows, chosen by a Fisher-Yates shuffle seeded by (seed, shard):
+// the same on every machine and for any number of ranks.
+std::vector<std::int64_t> SampleRows(std::int64_t rows, std::int64_t take, std::uint64_t seed, int shard) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(rows));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(shard));
+  for (std::int64_t i = 0; i < take; ++i) {
+    const auto j = i + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(rows - i));
+    std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+  }
+  order.resize(static_cast<std::size_t>(take));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+std::map<std::string, std::string> Options(const IndexOptions& options) {
+  return {{"factory", options.factory},
+          {"memory_budget", std::to_string(options.memory_budget)},
+          {"train_sample", std::to_string(options.train_sample)},
+          {"seed", std::to_string(options.seed)}};
+}
+
+// Empty when the published index is valid for these inputs and options.
+std::string WhyRedo(const std::filesystem::path& stage_dir, const EmbedRun& embed, const std::string& options_hash,
+                    const std::string& code_version) {
+  std::string why;
+  const auto manifest = ReadManifest(stage_dir, &why);
+  if (!manifest) return why;
+  if (manifest->options_hash != options_hash) return "options changed";
+  if (manifest->code_version != code_version) return "code version changed";
+  if (manifest->inputs.size() != embed.shards.size()) return "embed shards changed";
+  for (std::size_t k = 0; k < embed.shards.size(); ++k) {
+    if (manifest->inputs[k].checksum != embed.shards[k].checksum) return "embed shard " + std::to_string(k) + " changed";
+  }
+  return VerifyOutputs(stage_dir, *manifest);
+}
+
+}  // namespace
+
+StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
+  const auto start = Clock::now();
+  StageReport report;
+  report.stage = "index";
+  report.throughput_unit = "vectors";
+  report.facts["run"] = options.run.string();
+  const EmbedRun embed = ReadEmbedRun(options.run);
+  const std::filesystem::path stage_dir = options.run / "index";
+  const std::string options_hash = OptionsHash(Options(options));
+
+  std::int64_t redo = 1;
+  if (world.is_root()) {
+    std::filesystem::create_directories(stage_dir);
+    RemoveStaleTemporaries(stage_dir);
+    const std::string why =
+        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedo(stage_dir, embed, options_hash, options.code_version);
+    redo = why.empty() ? 0 : 1;
+    spdlog::info(redo ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do", embed.shard_count, why);
+  }
+  if (world.BroadcastFromRoot(redo) == 0) {
+    report.status = "skipped";
+    report.counts["shards"] = embed.shard_count;
+    report.seconds = Seconds(start);
+    return report;
+  }
+
+  // This rank's shards, read and verified.
+  std::vector<ShardVectors> mine;
+  {
+    StepTimer timer(&report, "read (rank 0)");
+    for (int k = world.rank(); k < embed.shard_count; k += world.size()) mine.push_back(LoadShardVectors(embed, k));
+  }
+  std::vector<std::int64_t> per_shard(static_cast<std::size_t>(embed.shard_count) + 1, 0);
+  int dim = 0;
+  for (const auto& shard : mine) {
+    per_shard[static_cast<std::size_t>(shard.shard)] = shard.size();
+    dim = shard.dim;
+  }
+  for (const auto& shard : mine) {
+    if (shard.dim != dim) throw InputError("embed shards differ in embedding width");
+  }
+  const int d = static_cast<int>(world.MaxAll(dim));
+  if (dim != 0 && dim != d) throw InputError("embed shards differ in embedding width");
+  per_shard = world.SumAll(per_shard);
+  const std::int64_t total = std::accumulate(per_shard.begin(), per_shard.end(), std::int64_t{0});
+  if (total == 0) throw InputError("the run has no ok image to index");
+
+  const std::string factory = options.factory == "auto" ? AutoFactory(total, d, options.memory_budget) : options.factory;
+  const std::int64_t sample = std::min(total, options.train_sample);
+  if (world.is_root() && sample < TrainingSize(factory, total)) {
+    spdlog::warn("{} training vectors for {}: FAISS wants {} (raise --train-sample)", sample, factory,
+                 TrainingSize(factory, total));
+  }
+
+  // Each shard's share of the sample, in proportion to its vectors; gathered on rank 0 in
+  // shard order whatever the number of ranks.
+  std::vector<float> my_sample;
+  std::vector<std::int64_t> my_tags;  // shard of each sampled vector
+  std::int64_t before = 0;
+  for (int k = 0; k < embed.shard_count; ++k) {
+    const std::int64_t n = per_shard[static_cast<std::size_t>(k)];
+    const std::int64_t take = (sample * (before + n)) / total - (sample * before) / total;
+    before += n;
+    const auto it = std::find_if(mine.begin(), mine.end(), [&](const ShardVectors& s) { return s.shard == k; });
+    if (it == mine.end() || take == 0) continue;
+    for (const std::int64_t row : SampleRows(n, take, options.seed, k)) {
+      my_sample.insert(my_sample.end(), it->vectors.begin() + row * d, it->vectors.begin() + (row + 1) * d);
+      my_tags.push_back(k);
+    }
+  }
+  const std::vector<float> gathered = world.GatherToRoot(my_sample);
+  const std::vector<std::int64_t> tags = world.GatherToRoot(my_tags);
+
+  std::vector<std::uint8_t> trained_bytes;
+  const auto train_start = Clock::now();
+  if (world.is_root()) {
+    std::vector<std::size_t> order(tags.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tags[a] < tags[b]; });
+    std::vector<float> training(gathered.size());
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      std::copy(gathered.begin() + static_cast<long>(order[i] * static_cast<std::size_t>(d)),
+                gathered.begin() + static_cast<long>((order[i] + 1) * static_cast<std::size_t>(d)),
+                training.begin() + static_cast<long>(i * static_cast<std::size_t>(d)));
+    }
+    spdlog::info("training {} on {} of {} vectors (d = {}, BLAS core {})", factory, order.size(), total, d, BlasCoreName());
+    const VectorIndex trained = VectorIndex::Train(factory, d, training.data(), static_cast<std::int64_t>(order.size()));
+    trained_bytes = trained.Serialize();
+    trained.WriteFile(stage_dir / "trained.faiss");
+  }
+  trained_bytes = world.BroadcastBytesFromRoot(std::move(trained_bytes));
+  const double train_seconds = Seconds(train_start);
+
+  // Every rank adds its shards' vectors to copies of the trained index and publishes them.
+  const auto add_start = Clock::now();
+  std::vector<std::int64_t> code_bytes(1, 0);
+  for (const auto& shard : mine) {
+    VectorIndex index = VectorIndex::Deserialize(trained_bytes);
+    index.Add(shard.vectors.data(), shard.ids.data(), shard.size());
+    index.WriteFile(stage_dir / IndexFileName(shard.shard));
+    code_bytes[0] += static_cast<std::int64_t>(index.code_bytes());
+  }
+  const double add_seconds = world.MaxAll(Seconds(add_start));
+  code_bytes = world.SumAll(code_bytes);
+  const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
+  mine.clear();
+
+  if (world.is_root()) {
+    StageManifest manifest;
+    manifest.stage = "index";
+    manifest.code_version = options.code_version;
+    manifest.options = Options(options);
+    manifest.options_hash = options_hash;
+    manifest.options["index_factory"] = factory;
+    manifest.options["dim"] = std::to_string(d);
+    for (const auto& entry : embed.shards) {
+      ManifestEntry input = entry;
+      input.path = "embed/" + entry.path;
+      manifest.inputs.push_back(input);
+    }
+    manifest.outputs.push_back(DescribeFile(stage_dir / "trained.faiss", "trained.faiss", 0));
+    for (int k = 0; k < embed.shard_count; ++k) {
+      manifest.outputs.push_back(DescribeFile(stage_dir / IndexFileName(k), IndexFileName(k), per_shard[static_cast<std::size_t>(k)]));
+    }
+    manifest.counts["vectors"] = total;
+    manifest.counts["shards"] = embed.shard_count;
+    manifest.counts["training_vectors"] = sample;
+    WriteManifest(stage_dir, manifest);
+  }
+  world.Barrier();  // the manifest is published before any rank reports success
+
+  report.counts["shards"] = embed.shard_count;
+  report.counts["vectors"] = total;
+  report.counts["training_vectors"] = sample;
+  report.counts["code_bytes"] = code_bytes[0];
+  report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
+  report.facts["factory"] = factory;
+  report.facts["dim"] = std::to_string(d);
+  report.facts["ranks"] = std::to_string(world.size());
+  report.facts["blas_core"] = BlasCoreName();
+  report.steps.push_back(StepTiming{"train (rank 0, with gather)", train_seconds, sample});
+  report.steps.push_back(StepTiming{"add + publish (slowest rank)", add_seconds, total});
+  report.seconds = Seconds(start);
+  report.throughput_items = total;
+  return report;
+}
+
+}  // namespace lookbook

@@ -1,0 +1,42 @@
+// `lookbook index`: one FAISS index per embed shard, sharing one trained quantizer.
+//
+// Every rank reads its embed shards (shard k goes to rank k mod ranks), draws its part of a
+// random training sample (each shard contributes in proportion to its ok images, rows
+// chosen by a seeded shuffle), rank 0 gathers the sample, trains the index once and
+// broadcasts it; every rank adds its shards' ok vectors under their image ids
+// (index/vector_index.h: shard << 32 | row in the shard's /images) and publishes them.
+//
+// Files under RUN/index/ (FAISS's own format: Python's faiss.read_index reads them):
+//   trained.faiss       the trained, empty index (quantizer and codebooks)
+//   shard-00000.faiss   shard 0's vectors
+//   manifest.json       options (the resolved factory string), inputs (the embed shard files
+//                       and their checksums), every output with its checksum and vector count
+// A rerun skips the stage when the manifest's inputs, options and code version match and
+// every output still has its checksum.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "dist/world.h"
+#include "util/manifest.h"
+#include "util/stage_report.h"
+
+namespace lookbook {
+
+struct IndexOptions {
+  std::filesystem::path run;
+  std::string factory = "auto";             // FAISS index_factory string, or auto
+  std::uint64_t memory_budget = 8ull << 30;  // auto: bytes the codes of all shards may take
+  std::int64_t train_sample = 131072;       // at most this many training vectors
+  std::uint64_t seed = 1;
+  RerunPolicy rerun = RerunPolicy::kReuseValid;
+  std::string code_version;
+};
+
+// Collective. Throws InputError when the run has no complete embed stage, a shard file does
+// not match its checksum, or FAISS rejects the factory.
+StageReport RunIndex(const IndexOptions& options, const MpiWorld& world);
+
+}  // namespace lookbook

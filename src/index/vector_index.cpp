@@ -1,0 +1,196 @@
+#include "index/vector_index.h"
+
+#include <faiss/IVFlib.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexShards.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <sstream>
+
+#include "util/error.h"
+#include "util/publish.h"
+
+namespace lookbook {
+
+struct VectorIndex::Impl {
+  std::unique_ptr<faiss::Index> index;
+};
+
+namespace {
+
+// nprobe on every IVF level of `index` (IndexIDMap, IndexPreTransform: FAISS finds it).
+void SetNprobe(faiss::Index* index, int nprobe) {
+  if (faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index)) {
+    ivf->nprobe = static_cast<std::size_t>(std::clamp<std::int64_t>(nprobe, 1, static_cast<std::int64_t>(ivf->nlist)));
+  }
+}
+
+std::uint64_t CodeBytes(const faiss::Index* index) {
+  if (const faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index)) {
+    return static_cast<std::uint64_t>(ivf->ntotal) * (ivf->code_size + sizeof(faiss::Index::idx_t));
+  }
+  return static_cast<std::uint64_t>(index->ntotal) * (static_cast<std::uint64_t>(index->d) * sizeof(float) + sizeof(faiss::Index::idx_t));
+}
+
+}  // namespace
+
+void SetIndexThreads(int threads) { omp_set_num_threads(std::max(1, threads)); }
+
+std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget) {
+  LB_CHECK(n >= 0 && d > 0, "AutoFactory of nothing");
+  if (n <= 50'000) return "IVF1,Flat";
+  const double ideal = 4.0 * std::sqrt(static_cast<double>(n));
+  const std::int64_t nlist = std::clamp<std::int64_t>(std::llround(std::exp2(std::round(std::log2(ideal)))), 64, 65536);
+  const auto flat_bytes = static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(d) * sizeof(float);
+  if (flat_bytes <= memory_budget) return "IVF" + std::to_string(nlist) + ",Flat";
+  int m = d / 2;
+  while (m > 4 && (d % m != 0 || static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(m) > memory_budget)) m /= 2;
+  if (d % m != 0) m = 4;
+  return "IVF" + std::to_string(nlist) + ",PQ" + std::to_string(m) + "np";
+}
+
+std::int64_t TrainingSize(const std::string& factory, std::int64_t n) {
+  static const std::regex ivf("IVF([0-9]+)");
+  std::smatch match;
+  std::int64_t wanted = 0;
+  if (std::regex_search(factory, match, ivf)) wanted = 39 * std::stoll(match[1].str());
+  if (factory.find("PQ") != std::string::npos) wanted = std::max<std::int64_t>(wanted, 39 * 256);
+  return std::min(n, std::max<std::int64_t>(wanted, 1));
+}
+
+VectorIndex::VectorIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+VectorIndex::VectorIndex(VectorIndex&&) noexcept = default;
+VectorIndex& VectorIndex::operator=(VectorIndex&&) noexcept = default;
+VectorIndex::~VectorIndex() = default;
+
+VectorIndex VectorIndex::Train(const std::string& factory, int d, const float* vectors, std::int64_t n) {
+  auto impl = std::make_unique<Impl>();
+  try {
+    impl->index.reset(faiss::index_factory(d, factory.c_str(), faiss::METRIC_INNER_PRODUCT));
+    // Indexes without their own ids (Flat, PQ, HNSW) get an id map so that ids stay image ids.
+    if (faiss::ivflib::try_extract_index_ivf(impl->index.get()) == nullptr) {
+      auto* map = new faiss::IndexIDMap(impl->index.release());
+      map->own_fields = true;
+      impl->index.reset(map);
+    }
+    impl->index->verbose = false;
+    if (!impl->index->is_trained) impl->index->train(n, vectors);
+  } catch (const faiss::FaissException& error) {
+    throw InputError("FAISS cannot build '" + factory + "' from " + std::to_string(n) + " training vectors: " + error.msg);
+  }
+  return VectorIndex(std::move(impl));
+}
+
+VectorIndex VectorIndex::Deserialize(const std::vector<std::uint8_t>& bytes) {
+  faiss::VectorIOReader reader;
+  reader.data = bytes;
+  auto impl = std::make_unique<Impl>();
+  try {
+    impl->index.reset(faiss::read_index(&reader));
+  } catch (const faiss::FaissException& error) {
+    throw InputError(std::string("not a FAISS index: ") + error.msg);
+  }
+  if (impl->index->metric_type != faiss::METRIC_INNER_PRODUCT) throw InputError("FAISS index is not inner product");
+  return VectorIndex(std::move(impl));
+}
+
+VectorIndex VectorIndex::ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("cannot read " + path.string());
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    return Deserialize(bytes);
+  } catch (const InputError& error) {
+    throw InputError(path.string() + ": " + error.what());
+  }
+}
+
+std::vector<std::uint8_t> VectorIndex::Serialize() const {
+  faiss::VectorIOWriter writer;
+  faiss::write_index(impl_->index.get(), &writer);
+  return std::move(writer.data);
+}
+
+void VectorIndex::WriteFile(const std::filesystem::path& path) const {
+  const std::vector<std::uint8_t> bytes = Serialize();
+  PublishFile(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+void VectorIndex::Add(const float* vectors, const std::int64_t* ids, std::int64_t n) {
+  static_assert(sizeof(faiss::Index::idx_t) == sizeof(std::int64_t));
+  if (n == 0) return;
+  impl_->index->add_with_ids(n, vectors, reinterpret_cast<const faiss::Index::idx_t*>(ids));
+}
+
+SearchResult VectorIndex::Search(const float* queries, std::int64_t n, int k, int nprobe) const {
+  SearchResult result;
+  result.scores.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(k));
+  result.ids.resize(result.scores.size());
+  if (n == 0) return result;
+  SetNprobe(impl_->index.get(), nprobe);
+  impl_->index->search(n, queries, k, result.scores.data(), reinterpret_cast<faiss::Index::idx_t*>(result.ids.data()));
+  return result;
+}
+
+std::int64_t VectorIndex::size() const { return impl_->index->ntotal; }
+int VectorIndex::dim() const { return impl_->index->d; }
+std::uint64_t VectorIndex::code_bytes() const { return CodeBytes(impl_->index.get()); }
+
+std::string VectorIndex::description() const {
+  std::ostringstream out;
+  if (const faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(impl_->index.get())) {
+    out << "IVF nlist=" << ivf->nlist << " code_size=" << ivf->code_size;
+  } else {
+    out << "flat d=" << impl_->index->d;
+  }
+  out << " ntotal=" << impl_->index->ntotal;
+  return out.str();
+}
+
+struct ShardedIndex::Impl {
+  std::vector<VectorIndex> shards;
+  std::unique_ptr<faiss::IndexShards> index;
+};
+
+ShardedIndex::ShardedIndex(std::vector<VectorIndex> shards) : impl_(std::make_unique<Impl>()) {
+  LB_CHECK(!shards.empty(), "a sharded index of no shards");
+  impl_->shards = std::move(shards);
+  impl_->index = std::make_unique<faiss::IndexShards>(impl_->shards.front().dim(), /*threaded=*/false,
+                                                      /*successive_ids=*/false);
+  impl_->index->metric_type = faiss::METRIC_INNER_PRODUCT;  // merge best-first by similarity
+  for (auto& shard : impl_->shards) impl_->index->add_shard(shard.impl_->index.get());
+}
+ShardedIndex::ShardedIndex(ShardedIndex&&) noexcept = default;
+ShardedIndex::~ShardedIndex() = default;
+
+SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, int nprobe) const {
+  SearchResult result;
+  result.scores.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(k));
+  result.ids.resize(result.scores.size());
+  if (n == 0) return result;
+  for (auto& shard : impl_->shards) SetNprobe(shard.impl_->index.get(), nprobe);
+  impl_->index->search(n, queries, k, result.scores.data(), reinterpret_cast<faiss::Index::idx_t*>(result.ids.data()));
+  return result;
+}
+
+std::int64_t ShardedIndex::size() const { return impl_->index->ntotal; }
+
+std::uint64_t ShardedIndex::code_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& shard : impl_->shards) total += shard.code_bytes();
+  return total;
+}
+
+}  // namespace lookbook

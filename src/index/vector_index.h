@@ -1,0 +1,88 @@
+// Inner-product vector indexes (FAISS inside; no other folder includes it). Embeddings are
+// unit-norm, so inner product is cosine similarity.
+//
+// Ids are 64-bit image ids (store/embed_run.h ImageId: embed shard << 32 | row in /images).
+//
+// Files are FAISS's own serialisation (faiss.read_index reads them from Python); they are
+// written and read as whole byte buffers so that publication stays atomic and the checksum is
+// verified before FAISS parses a byte.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lookbook {
+
+// FAISS's OpenMP threads for this process (under MPI: per rank).
+void SetIndexThreads(int threads);
+
+// The factory string `auto` picks, for n vectors of dimension d within memory_budget bytes
+// for the index's codes (the rule is documented in the README's Index section):
+//   n <= 50,000                   "IVF1,Flat"  exact (one list: a flat scan, with ids)
+//   n * 4d bytes fit the budget   "IVF<nlist>,Flat"
+//   otherwise                     "IVF<nlist>,PQ<m>np": m = the largest of d/2, d/4, ... (and
+//                                 a divisor of d) whose codes n * m bytes fit, polysemous off
+// with nlist = the power of two nearest 4 sqrt(n), clamped to 64..65536.
+std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget);
+
+// The number of training vectors a factory wants (FAISS warns below 39 per centroid).
+std::int64_t TrainingSize(const std::string& factory, std::int64_t n);
+
+struct SearchResult {
+  std::vector<float> scores;      // n x k, best first; -inf where fewer than k were found
+  std::vector<std::int64_t> ids;  // n x k, -1 where fewer than k were found
+};
+
+class VectorIndex {
+ public:
+  // Trains an empty index of `factory` (FAISS index_factory syntax, inner product) on n
+  // vectors. Throws InputError for a factory string FAISS rejects.
+  static VectorIndex Train(const std::string& factory, int d, const float* vectors, std::int64_t n);
+  // From bytes written by Serialize(). Throws InputError when FAISS cannot read them.
+  static VectorIndex Deserialize(const std::vector<std::uint8_t>& bytes);
+  static VectorIndex ReadFile(const std::filesystem::path& path);
+
+  VectorIndex(VectorIndex&&) noexcept;
+  VectorIndex& operator=(VectorIndex&&) noexcept;
+  ~VectorIndex();
+
+  std::vector<std::uint8_t> Serialize() const;
+  // Atomically (util/publish.h).
+  void WriteFile(const std::filesystem::path& path) const;
+
+  void Add(const float* vectors, const std::int64_t* ids, std::int64_t n);
+  // Searches nprobe inverted lists (clamped to the index's lists).
+  SearchResult Search(const float* queries, std::int64_t n, int k, int nprobe) const;
+
+  std::int64_t size() const;
+  int dim() const;
+  std::string description() const;  // e.g. "IndexIVFPQ nlist=1024 m=32"
+  std::uint64_t code_bytes() const;   // memory held by the vectors' codes and ids
+
+ private:
+  struct Impl;
+  explicit VectorIndex(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  friend class ShardedIndex;
+};
+
+// Several indexes with disjoint ids searched as one: each is searched and the results merged
+// best-first (FAISS IndexShards), which is what one index holding every vector returns.
+class ShardedIndex {
+ public:
+  explicit ShardedIndex(std::vector<VectorIndex> shards);
+  ShardedIndex(ShardedIndex&&) noexcept;
+  ~ShardedIndex();
+  SearchResult Search(const float* queries, std::int64_t n, int k, int nprobe) const;
+  std::int64_t size() const;
+  std::uint64_t code_bytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lookbook
