@@ -13,10 +13,10 @@ void DescribeDedup(po::options_description* options) {
       ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (reads DIR/embed and DIR/index, writes DIR/dedup)")
       ("candidates", po::value<int>()->default_value(16)->value_name("K"), "neighbours asked of the index per image, 1..1024")
       ("nprobe", po::value<int>()->default_value(16)->value_name("N"), "inverted lists searched per query")
-      ("cosine", po::value<float>()->default_value(0.99f)->value_name("C"), "a pair at or above this cosine is a duplicate")
-      ("phash-cosine", po::value<float>()->default_value(0.95f)->value_name("C"),
+      ("cosine", po::value<float>()->default_value(0.9875f)->value_name("C"), "a pair at or above this cosine is a duplicate")
+      ("phash-cosine", po::value<float>()->default_value(0.98f)->value_name("C"),
        "a pair at or above this cosine is a duplicate when its perceptual hashes agree (--max-hamming)")
-      ("max-hamming", po::value<int>()->default_value(12)->value_name("BITS"), "perceptual-hash agreement: at most this many of 64 bits differ")
+      ("max-hamming", po::value<int>()->default_value(4)->value_name("BITS"), "perceptual-hash agreement: at most this many of 64 bits differ")
       ("candidate-floor", po::value<float>()->default_value(0.9f)->value_name("C"), "candidates at or above this cosine are kept in dedup.h5 for threshold sweeps")
       ("keep", po::value<std::string>()->default_value("first")->value_name("POLICY"),
        "each cluster's representative: first (catalog order) | largest (pixels) | in-stock")

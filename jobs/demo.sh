@@ -3,7 +3,8 @@
 # installs the missing packages, builds, writes the demo catalog (Fashion-MNIST, test split)
 # and runs the pipeline on it with 2 MPI ranks. Today's pipeline: ingest, embed (with the
 # demo CLIP bundle in models/demo/clip and, on the outfit photos, the demo U-Net in
-# models/demo/unet), and the garment evaluation against the demo's truth.
+# models/demo/unet), index, dedup, and the garment and dedup evaluations against the demo's
+# truth.
 #   jobs/demo.sh [RUN_DIR]      (default: build/demo/run)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +26,10 @@ mpirun=(mpirun -np 2 --oversubscribe)
   --catalog "$data/catalog.csv" --images "$data/images" --run "$run"
 "${mpirun[@]}" "$lookbook" embed --config config/demo.ini --model models/demo/clip --segmenter models/demo/unet --run "$run"
 "$lookbook" eval garments --run "$run" --truth "$data/truth"
+"${mpirun[@]}" "$lookbook" index --config config/demo.ini --run "$run"
+"${mpirun[@]}" "$lookbook" dedup --config config/demo.ini --run "$run"
+"$lookbook" eval dedup --run "$run" --truth "$data/truth/duplicates.csv" --negatives "$data/truth/colour_variants.csv" \
+  --log-level warn
 "$lookbook" embed-text --model models/demo/clip --text "a photo of a red dress" --format csv | cut -c1-80
 
 cat <<DONE
@@ -36,4 +41,7 @@ lookbook demo finished.
   manifest:      $run/ingest/manifest.json
   embeddings:    $run/embed/shard-*.h5, all shards as one: $run/embed/catalog.h5 (h5py: f["images/embedding"])
   garments:      $run/embed/shard-*.h5 /garments (slot, box, area, score, embedding) and /masks
+  index:         $run/index/shard-*.faiss (Python: faiss.read_index)
+  duplicates:    $run/dedup/pairs.csv, $run/dedup/clusters.csv, $run/dedup/dedup.h5
+  evaluations:   $run/eval/dedup.json (precision, recall, F1, threshold sweep)
 DONE

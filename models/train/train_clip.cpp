@@ -12,8 +12,7 @@
 // caption per class, all ten classes every step), plus an instance term: two
 // views of the same product (clean, or after a copy transform: crop, re-encode, resize,
 // border, brightness, rotation) must be closer than any other product in the batch,
-// including the same garment in another colour (a colour variant is not a duplicate) and
-// another garment of the same class and colour (a look-alike is not one either).
+// including the same garment in another colour (a colour variant is not a duplicate).
 // Fixed seeds, CPU only; the whole run is deterministic for a given thread count.
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -200,34 +199,24 @@ int main(int argc, char** argv) {
   torch::optim::AdamW optimizer(parameters, torch::optim::AdamWOptions(2e-3).weight_decay(1e-4));
 
   const auto& palette = DemoPalette();
-  std::vector<std::vector<std::size_t>> by_label(lookbook::kFashionClasses);
-  for (std::size_t g = 0; g < data.size(); ++g) by_label[data.labels[g]].push_back(g);
   const std::size_t floats = 3 * kInput * kInput;
   const auto start = std::chrono::steady_clock::now();
   for (int step = 0; step < steps; ++step) {
     // Cosine learning-rate decay.
     const double lr = 1e-4 + 0.5 * (2e-3 - 1e-4) * (1 + std::cos(M_PI * step / steps));
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    // Half the batch random; a quarter look-alikes of other items (same class, same colour,
-    // another garment: the near misses dedup must not flag); a quarter colour variants of
-    // other items (same garment, other colour: not duplicates either).
+    // A quarter of the batch: colour variants of other items (same garment, other colour).
     std::vector<std::size_t> garments(static_cast<std::size_t>(batch));
     std::vector<int> colours(static_cast<std::size_t>(batch));
-    const int quarter = batch / 4;
+    const int variants = batch / 4;
     for (int i = 0; i < batch; ++i) {
-      const auto u = static_cast<std::size_t>(i);
-      if (i >= batch - quarter) {
-        const auto source = static_cast<std::size_t>(i - (batch - quarter));
-        garments[u] = garments[source];
-        colours[u] = static_cast<int>((colours[source] + 1 + rng() % (palette.size() - 1)) % palette.size());
-      } else if (i >= batch - 2 * quarter) {
-        const auto source = static_cast<std::size_t>(i - quarter);
-        const auto& pool = by_label[data.labels[garments[source]]];
-        do garments[u] = pool[rng() % pool.size()]; while (garments[u] == garments[source]);
-        colours[u] = colours[source];
+      if (i >= batch - variants) {
+        garments[static_cast<std::size_t>(i)] = garments[static_cast<std::size_t>(i - (batch - variants))];
+        colours[static_cast<std::size_t>(i)] = static_cast<int>((colours[static_cast<std::size_t>(i - (batch - variants))] + 1 +
+                                                                 rng() % (palette.size() - 1)) % palette.size());
       } else {
-        garments[u] = rng() % data.size();
-        colours[u] = static_cast<int>(rng() % palette.size());
+        garments[static_cast<std::size_t>(i)] = rng() % data.size();
+        colours[static_cast<std::size_t>(i)] = static_cast<int>(rng() % palette.size());
       }
     }
     std::vector<float> view_a(static_cast<std::size_t>(batch) * floats), view_b(view_a.size());

@@ -304,10 +304,15 @@ std::vector<std::vector<std::string>> ReadCsvFile(const std::filesystem::path& p
     for (std::size_t i = 0; i < record.fields.size(); ++i) seen += (i ? "," : "") + record.fields[i];
     if (seen != header) throw InputError(path.string() + ": header is '" + seen + "', expected '" + std::string(header) + "'");
   }
+  const std::size_t fields = record.fields.size();
   std::vector<std::vector<std::string>> rows;
   while (reader.Next(&record)) {
     if (record.error != CsvError::kNone) {
       throw InputError(path.string() + ": record " + std::to_string(record.index) + ": " + CsvErrorName(record.error));
+    }
+    if (record.fields.size() != fields) {
+      throw InputError(path.string() + ": record " + std::to_string(record.index) + " has " +
+                       std::to_string(record.fields.size()) + " fields, the header " + std::to_string(fields));
     }
     rows.push_back(std::move(record.fields));
   }

@@ -68,7 +68,8 @@ class CsvReader {
 
 // A small, trusted CSV file (truth tables, the project's own outputs) read whole: the data
 // records' fields, the header checked against `header` (comma-separated) when it is not empty.
-// Throws InputError naming the file and record for a damaged record or another header.
+// Throws InputError naming the file and record for a damaged record, a record with another
+// number of fields than the header, or another header.
 std::vector<std::vector<std::string>> ReadCsvFile(const std::filesystem::path& path, std::string_view header = {});
 
 // True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -150,6 +151,13 @@ ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_b
   return status;
 }
 
+// A double as text that tells every two values apart (options hashes).
+std::string ExactText(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  return text;
+}
+
 std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, const ModelBundle& bundle,
                                                 const GarmentModel* garments) {
   std::map<std::string, std::string> out = {
@@ -166,11 +174,11 @@ std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, con
     const GarmentOptions& g = options.garments;
     out["segment_images"] = options.segment_images;
     out["garment_slot_map"] = options.slot_map;
-    out["garment_min_area"] = std::to_string(g.min_area);
-    out["garment_min_score"] = std::to_string(g.min_score);
+    out["garment_min_area"] = ExactText(g.min_area);
+    out["garment_min_score"] = ExactText(g.min_score);
     out["garment_cleanup"] = std::to_string(g.cleanup_radius);
     out["mask_side"] = std::to_string(g.mask_side);
-    out["crop_margin"] = std::to_string(g.crop_margin);
+    out["crop_margin"] = ExactText(g.crop_margin);
     out["crop_fill"] = std::to_string(g.crop_fill);
   }
   return out;
@@ -180,9 +188,7 @@ std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, con
 std::pair<int, int> UprightSourceSize(const DecodeResult& decoded) {
   const int w = decoded.source_width, h = decoded.source_height;
   if (w <= 0 || h <= 0) return {decoded.image.width, decoded.image.height};
-  const double aspect = static_cast<double>(decoded.image.width) / decoded.image.height;
-  const bool swapped = std::abs(aspect - static_cast<double>(h) / w) < std::abs(aspect - static_cast<double>(w) / h);
-  return swapped ? std::pair<int, int>{h, w} : std::pair<int, int>{w, h};
+  return decoded.sides_swapped ? std::pair<int, int>{h, w} : std::pair<int, int>{w, h};
 }
 
 std::filesystem::path RecordPath(const std::filesystem::path& stage_dir, int shard) {
@@ -301,9 +307,12 @@ class ShardEmbedder {
     const std::size_t image_floats = static_cast<std::size_t>(3) * spec.size * spec.size;
     const PreprocessSpec* segment_spec = garments_ ? &garments_->segmenter.preprocess() : nullptr;
     const std::size_t segment_floats = segment_spec ? static_cast<std::size_t>(3) * segment_spec->size * segment_spec->size : 0;
+    // The decoder may shrink JPEGs in the DCT, never below what the models read: CLIP's input,
+    // and for the images the segmenter reads, its input too.
     DecodeLimits limits = options_.limits;
-    // The decoder may shrink JPEGs in the DCT, never below what the models read.
-    limits.min_side = std::max(spec.size, segment_spec ? segment_spec->size : 0);
+    limits.min_side = spec.size;
+    DecodeLimits segment_limits = limits;
+    segment_limits.min_side = std::max(spec.size, segment_spec ? segment_spec->size : 0);
 
     PreparedQueue queue(static_cast<std::size_t>(options_.batch_size) * 2);
     std::atomic<std::size_t> next{0};
@@ -324,7 +333,7 @@ class ShardEmbedder {
           std::string detail;
           if (status == ImageStatus::kOk) {
             row.checksum = Xxh3(bytes);
-            DecodeResult decoded = DecodeImage(bytes, limits);
+            DecodeResult decoded = DecodeImage(bytes, Selected(i) ? segment_limits : limits);
             status = decoded.status;
             detail = std::move(decoded.detail);
             row.width = decoded.source_width;
@@ -406,7 +415,7 @@ class ShardEmbedder {
     };
     auto run_segments = [&] {
       if (segment_batch.empty()) return;
-      const auto begin = Clock::now();
+      auto begin = Clock::now();
       segment_input.clear();
       for (const auto& item : segment_batch) segment_input.insert(segment_input.end(), item.segment_pixels.begin(), item.segment_pixels.end());
       std::vector<float> confidence;
@@ -422,17 +431,22 @@ class ShardEmbedder {
         if (set.garments.empty() || (options_.segment_images == "auto" && DistinctSlots(set) < 2)) continue;
         ImageGarments& image = found[item.index];
         image.embeddings.assign(set.garments.size() * d, 0.0f);
-        for (std::size_t k = 0; k < set.garments.size(); ++k) {
-          const RgbImage crop = MakeGarmentCrop(*item.decoded, set, k, options_.garments);
+        image.set = std::move(set);
+        // Crops join fixed-size CLIP batches, like the images.
+        for (std::size_t k = 0; k < image.set.garments.size(); ++k) {
+          const RgbImage crop = MakeGarmentCrop(*item.decoded, image.set, k, options_.garments);
           crop_batch.resize(crop_batch.size() + image_floats);
           Preprocess(crop, spec, crop_batch.data() + crop_batch.size() - image_floats);
           crop_rows.emplace_back(item.index, k);
+          if (static_cast<int>(crop_rows.size()) == options_.batch_size) {
+            segment_seconds += Seconds(begin);
+            run_crops();
+            begin = Clock::now();
+          }
         }
-        image.set = std::move(set);
       }
       segment_batch.clear();
       segment_seconds += Seconds(begin);
-      if (static_cast<int>(crop_rows.size()) >= options_.batch_size) run_crops();
     };
 
     while (received < n) {

@@ -9,6 +9,7 @@
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/manifest.h"
 
 namespace lookbook {
@@ -25,6 +26,7 @@ std::unordered_map<std::string, std::vector<std::int64_t>> IdsByPath(const std::
   for (int k = 0; k < embed.shard_count; ++k) {
     const EmbedShard shard = ReadVerifiedShard(embed, k);
     for (std::size_t row = 0; row < shard.images.size(); ++row) {
+      if (shard.images[row].status != 0) continue;  // never indexed: not a pair anybody could find
       ids[shard.images[row].path].push_back(ImageId(k, static_cast<std::int64_t>(row)));
     }
   }
@@ -74,6 +76,12 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
   if (!manifest) throw InputError("run " + options.run.string() + " has no dedup stage (" + why + ")");
   const std::string damaged = VerifyOutputs(stage_dir, *manifest);
   if (!damaged.empty()) throw InputError(stage_dir.string() + ": " + damaged);
+  // The pairs' image ids must point into the embed stage as it is now.
+  const std::string embed_manifest = ChecksumFile(options.run / "embed" / "manifest.json").checksum;
+  const bool current = std::any_of(manifest->inputs.begin(), manifest->inputs.end(), [&](const ManifestEntry& input) {
+    return input.path == "embed/manifest.json" && input.checksum == embed_manifest;
+  });
+  if (!current) throw InputError("the dedup stage of " + options.run.string() + " is older than its embeddings: rerun lookbook dedup");
   const DedupFile dedup = ReadDedupFile(stage_dir / "dedup.h5");
   const auto ids = IdsByPath(options.run);
   const std::set<Pair> truth = Closure(ReadCsvFile(options.truth), ids, true);
@@ -109,7 +117,8 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
                  {"rule_max_hamming", static_cast<double>(dedup.rule_max_hamming)}};
 
   // The sweep: the cosine threshold from the candidate floor up, the phash clause as run.
-  for (double threshold = std::ceil(dedup.candidate_floor * 400) / 400; threshold <= 1.0 + 1e-9; threshold += 0.0025) {
+  for (int step = static_cast<int>(std::ceil(dedup.candidate_floor * 400 - 1e-6)); step <= 400; ++step) {
+    const double threshold = step / 400.0;
     std::vector<Pair> at;
     for (const auto& pair : dedup.candidates) {
       const bool phash = pair.cosine >= dedup.rule_phash_cosine && pair.hamming <= dedup.rule_max_hamming;

@@ -86,7 +86,12 @@ std::map<std::string, double> EvaluateGarments(const GarmentEvalOptions& options
         if (it == largest.end() || shard.garments[it->second].area < shard.garments[g].area) largest[shard.garments[g].slot] = g;
       }
       std::set<std::string> expected;
-      for (const auto& product : truth->second.products) expected.insert(slot_of_product.at(product));
+      for (const auto& product : truth->second.products) {
+        if (!slot_of_product.count(product)) {
+          throw InputError((options.truth / "outfits.csv").string() + ": product " + product + " is not in products.csv");
+        }
+        expected.insert(slot_of_product.at(product));
+      }
       detected_slots += static_cast<double>(largest.size());
       true_slots += static_cast<double>(expected.size());
       for (const auto& [slot, g] : largest) correct_slots += expected.count(slot) ? 1 : 0;

@@ -155,11 +155,13 @@ GarmentSet ExtractGarments(const std::uint8_t* classes, const float* confidence,
   }
   // At most 255 (the label map is 8-bit): the largest; then a fixed order, slot then position.
   if (candidates.size() > 255) {
-    std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.pixels > b.pixels; });
+    std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+      return a.pixels > b.pixels || (a.pixels == b.pixels && a.members.front() < b.members.front());
+    });
     candidates.resize(255);
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-    return std::make_tuple(a.slot, a.y0, a.x0) < std::make_tuple(b.slot, b.y0, b.x0);
+    return std::make_tuple(a.slot, a.y0, a.x0, a.members.front()) < std::make_tuple(b.slot, b.y0, b.x0, b.members.front());
   });
 
   const double to_source_x = static_cast<double>(source_width) / decoded_width;

@@ -150,7 +150,9 @@ DecodeResult DecodeJpeg(std::string_view bytes, const DecodeLimits& limits) {
   } else {
     rgb = decoded;
   }
-  ApplyOrientation(JpegExifOrientation(bytes), &rgb);
+  const int orientation = JpegExifOrientation(bytes);
+  result.sides_swapped = orientation >= 5;  // 5..8 transpose or turn by 90 degrees
+  ApplyOrientation(orientation, &rgb);
   result.image = ToRgbImage(rgb);
   return result;
 }

@@ -50,6 +50,7 @@ struct DecodeResult {
   RgbImage image;      // upright (EXIF orientation applied)
   int source_width = 0;   // as stored in the file, before scaling and orientation
   int source_height = 0;
+  bool sides_swapped = false;  // the EXIF orientation turned the image by 90 degrees
 };
 
 // Thread-safe.

@@ -17,6 +17,7 @@
 #include "store/embed_run.h"
 #include "util/blas.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/publish.h"
 
 namespace lookbook {
@@ -73,7 +74,7 @@ class UnionFind {
 std::map<std::string, std::string> Options(const DedupOptions& options) {
   char buffer[64];
   auto text = [&](double value) {
-    std::snprintf(buffer, sizeof(buffer), "%.6g", value);
+    std::snprintf(buffer, sizeof(buffer), "%.9g", value);  // every float apart
     return std::string(buffer);
   };
   return {{"candidates", std::to_string(options.candidates)},
@@ -272,13 +273,29 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
       const int k = ShardOfImageId(id);
       auto it = ingest_rows.find(k);
       if (it == ingest_rows.end()) {
-        it = ingest_rows.emplace(k, ReadCsvFile(options.run / "ingest" / ShardFileName(k, ".csv"), kIngestShardHeader)).first;
+        // Only the ingest shard the embed shard was made from: its checksum is in the embed record.
+        const std::filesystem::path csv = options.run / "ingest" / ShardFileName(k, ".csv");
+        std::string why_not;
+        const auto record = ReadManifestFile(embed.dir / ShardFileName(k, ".json"), &why_not);
+        if (!record || record->inputs.size() != 1 || !std::filesystem::exists(csv) ||
+            ChecksumFile(csv).checksum != record->inputs[0].checksum) {
+          throw InputError(csv.string() + " is not the ingest shard embed shard " + std::to_string(k) +
+                           " was made from: rerun lookbook embed");
+        }
+        it = ingest_rows.emplace(k, ReadCsvFile(csv, kIngestShardHeader)).first;
       }
       const auto row = static_cast<std::size_t>(RowOfImageId(id));
       if (row >= it->second.size()) throw InputError("ingest shard " + std::to_string(k) + " does not match its embed shard");
       return it->second[row];
     };
-    auto catalog_order = [&](std::int64_t id) { return std::make_pair(std::stoll(ingest_row(id)[7]), id); };
+    auto catalog_order = [&](std::int64_t id) {
+      const std::string& row = ingest_row(id)[7];
+      try {
+        return std::make_pair(std::stoll(row), id);
+      } catch (const std::exception&) {
+        throw InputError("ingest shard " + std::to_string(ShardOfImageId(id)) + ": row '" + row + "' is not a number");
+      }
+    };
     std::map<std::size_t, std::vector<std::int64_t>> members;  // root element -> image ids (ascending)
     for (const auto& [id, element] : slot) members[sets.Find(element)].push_back(id);
     std::int64_t cluster = 0;

@@ -138,6 +138,10 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
 
   const std::string factory = options.factory == "auto" ? AutoFactory(total, d, options.memory_budget) : options.factory;
   const std::int64_t sample = std::min(total, options.train_sample);
+  if (sample * d * static_cast<std::int64_t>(sizeof(float)) >= (std::int64_t{1} << 31)) {
+    throw InputError("--train-sample " + std::to_string(sample) + " of " + std::to_string(d) +
+                     "-d vectors is 2 GiB or more: take fewer");
+  }
   if (world.is_root() && sample < TrainingSize(factory, total)) {
     spdlog::warn("{} training vectors for {}: FAISS wants {} (raise --train-sample)", sample, factory,
                  TrainingSize(factory, total));

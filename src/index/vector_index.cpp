@@ -50,14 +50,18 @@ void SetIndexThreads(int threads) { omp_set_num_threads(std::max(1, threads)); }
 
 std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget) {
   LB_CHECK(n >= 0 && d > 0, "AutoFactory of nothing");
-  if (n <= 50'000) return "IVF1,Flat";
+  if (n <= 50'000) return "Flat";
   const double ideal = 4.0 * std::sqrt(static_cast<double>(n));
   const std::int64_t nlist = std::clamp<std::int64_t>(std::llround(std::exp2(std::round(std::log2(ideal)))), 64, 65536);
   const auto flat_bytes = static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(d) * sizeof(float);
   if (flat_bytes <= memory_budget) return "IVF" + std::to_string(nlist) + ",Flat";
-  int m = d / 2;
-  while (m > 4 && (d % m != 0 || static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(m) > memory_budget)) m /= 2;
-  if (d % m != 0) m = 4;
+  // The largest divisor m of d, at most d/2, whose codes fit; else the smallest divisor.
+  int m = 1;
+  for (int candidate = std::max(1, d / 2); candidate >= 1; --candidate) {
+    if (d % candidate != 0) continue;
+    m = candidate;
+    if (static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(candidate) <= memory_budget) break;
+  }
   return "IVF" + std::to_string(nlist) + ",PQ" + std::to_string(m) + "np";
 }
 

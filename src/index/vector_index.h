@@ -21,10 +21,11 @@ void SetIndexThreads(int threads);
 
 // The factory string `auto` picks, for n vectors of dimension d within memory_budget bytes
 // for the index's codes (the rule is documented in the README's Index section):
-//   n <= 50,000                   "IVF1,Flat"  exact (one list: a flat scan, with ids)
+//   n <= 50,000                   "Flat"  exact (batched queries go through BLAS sgemm)
 //   n * 4d bytes fit the budget   "IVF<nlist>,Flat"
-//   otherwise                     "IVF<nlist>,PQ<m>np": m = the largest of d/2, d/4, ... (and
-//                                 a divisor of d) whose codes n * m bytes fit, polysemous off
+//   otherwise                     "IVF<nlist>,PQ<m>np": m = the largest divisor of d, at most
+//                                 d/2, whose codes n * m bytes fit (else the smallest divisor),
+//                                 polysemous off
 // with nlist = the power of two nearest 4 sqrt(n), clamped to 64..65536.
 std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget);
 

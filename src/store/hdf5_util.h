@@ -149,6 +149,17 @@ template <typename T>
 std::vector<T> ReadNumbers(hid_t group, const char* name, hid_t memory_type, std::size_t per_row,
                            const std::filesystem::path& path) {
   Handle dataset = Check(Handle(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose), std::string("open dataset ") + name + " in", path);
+  {
+    // The dataset's shape must be rows x per_row: the buffer below is sized from it.
+    Handle space(H5Dget_space(dataset.get()), H5Sclose);
+    hsize_t dims[H5S_MAX_RANK] = {};
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 1) Fail(std::string("read the shape of dataset ") + name + " in", path);
+    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    hsize_t inner = 1;
+    for (int i = 1; i < rank; ++i) inner *= dims[i];
+    if (inner != per_row) throw InputError(path.string() + ": dataset " + name + " does not have the expected width");
+  }
   std::vector<T> values(Rows(dataset.get()) * per_row);
   if (!values.empty() && H5Dread(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0) {
     Fail(std::string("read dataset ") + name + " in", path);

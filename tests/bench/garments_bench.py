@@ -3,7 +3,8 @@
 
  1. segmenter images/s on one core: the demo U-Net (128 px) and a U²-Net of the public
     cloth-segmentation model's size (random weights, 768 px), lookbook's Segmenter against
-    Python PyTorch running the same TorchScript file, same batch and threads;
+    Python PyTorch running the same TorchScript file, same batch and threads, and the same
+    output (per-pixel class and its softmax probability);
  2. what the segmenter adds to the embed stage: the demo catalog embedded by one rank
     (one core, one decode thread) without a segmenter, with the demo U-Net on the outfit
     photos (image_3), and on every image (auto); wall seconds and the ratio to the plain run;
@@ -59,7 +60,7 @@ def main():
                 core = result["blas_core"]
                 peers.append(float(run(["/usr/bin/python3", os.path.join(here, "pytorch_peer.py"),
                                         os.path.join(bundle, "segmenter.pt"), "1", str(batch), str(seconds),
-                                        str(size)], env=env).stdout))
+                                        str(size), "segment"], env=env).stdout))
             segmenters.append({"model": name, "input": size, "batch": batch, "threads": 1,
                                "lookbook_per_s": max(ours), "pytorch_per_s": max(peers),
                                "ratio": max(ours) / max(peers), "blas_core": core})

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Dedup at scale (the index/dedup issue), against an exact self-join in the same run.
+
+Synthetic embeddings with the structure of real ones (tests/bench/make_synthetic_run.cpp:
+unit norm, d = 512, grouped around cluster centres, planted near-duplicate pairs at cosine
+0.96..0.995), written as a run whose embed stage looks published. Then:
+
+ 1. N vectors (default 1,000,000): lookbook index + dedup, with 1 rank and with 2 ranks
+    (one core each): wall seconds, peak memory per rank, recall of the planted pairs. Every
+    planted pair is above the rule's cosine, so an exact self-join finds all of them: the
+    recall is relative to exact search.
+ 2. A subset (default 50,000 vectors): lookbook dedup against Python FAISS's exact
+    self-join (IndexFlatIP range search in blocks, Debian python3-faiss) on the same vectors:
+    recall of every exact pair above the threshold, and time. The exact join's time at N is
+    its subset time scaled by (N / n)^2 (it does n^2 dot products); the ratio to lookbook's
+    index + dedup time at N is the speed-up.
+
+  /usr/bin/python3 tests/bench/dedup_bench.py --build build/release [--vectors 1000000] [--json out.json]
+
+The BLAS kernel (OPENBLAS_CORETYPE) is recorded; FAISS and the exact join both use it.
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+THRESHOLD = 0.95
+
+
+def run(command, **kwargs):
+    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+
+
+def summary(stdout):
+    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+
+
+def vectors_of(run_dir):
+    """All embeddings in image-id order (shard << 32 | row) and their ids."""
+    blocks, ids = [], []
+    for name in sorted(glob.glob(os.path.join(run_dir, "embed", "shard-*.h5"))):
+        shard = int(os.path.basename(name)[6:11])
+        with h5py.File(name, "r") as f:
+            x = f["images/embedding"][:]
+        blocks.append(x)
+        ids.append((shard << 32) + np.arange(len(x), dtype=np.int64))
+    return np.ascontiguousarray(np.concatenate(blocks).astype(np.float32)), np.concatenate(ids)
+
+
+def exact_pairs(x, ids, threshold):
+    import faiss
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    pairs = set()
+    start = time.perf_counter()
+    for begin in range(0, len(x), 4096):
+        lims, _, found = index.range_search(x[begin:begin + 4096], threshold)
+        for q in range(len(lims) - 1):
+            a = ids[begin + q]
+            for j in found[lims[q]:lims[q + 1]]:
+                b = ids[j]
+                if a < b:
+                    pairs.add((int(a), int(b)))
+    return pairs, time.perf_counter() - start
+
+
+def dedup_pairs(run_dir):
+    with h5py.File(os.path.join(run_dir, "dedup", "dedup.h5"), "r") as f:
+        return set(zip(f["pairs/image_a"][:].tolist(), f["pairs/image_b"][:].tolist()))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default="build/release")
+    parser.add_argument("--vectors", type=int, default=1_000_000)
+    parser.add_argument("--subset", type=int, default=50_000)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    build = os.path.abspath(args.build)
+    lookbook = os.path.join(build, "jobs", "lookbook")
+    make = os.path.join(build, "tests", "bench", "make_synthetic_run")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+    rule = ["--cosine", str(THRESHOLD), "--phash-cosine", str(THRESHOLD), "--candidate-floor", str(THRESHOLD)]
+    results = {"threshold": THRESHOLD}
+
+    def stages(run_dir, ranks):
+        launcher = ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "core"]
+        out = {}
+        begin = time.perf_counter()
+        index = summary(run([*launcher, lookbook, "index", "--run", run_dir, "--force", "--train-sample", "65536",
+                             "--log-level", "warn"], env=env).stdout)
+        middle = time.perf_counter()
+        dedup = summary(run([*launcher, lookbook, "dedup", "--run", run_dir, "--force", *rule, "--log-level", "warn"],
+                            env=env).stdout)
+        end = time.perf_counter()
+        out["index_s"], out["dedup_s"], out["total_s"] = middle - begin, end - middle, end - begin
+        out["factory"] = index["factory"]
+        out["index_peak_rss_gb_per_rank"] = index["peak_rss_bytes_max_rank"] / 2**30
+        out["dedup_peak_rss_gb_per_rank"] = dedup["peak_rss_bytes_max_rank"] / 2**30
+        out["index_code_gb"] = index["code_bytes"] / 2**30
+        out["pairs"] = dedup["pairs"]
+        out["blas_core"] = dedup["blas_core"]
+        return out
+
+    with tempfile.TemporaryDirectory(prefix="lookbook-dedup-bench-", dir=os.environ.get("BENCH_TMP")) as tmp:
+        # 2. The subset, against the exact join.
+        small = os.path.join(tmp, "small")
+        run([make, small, "--vectors", str(args.subset), "--planted", str(args.subset // 100), "--shards", "4"])
+        x, ids = vectors_of(small)
+        exact, exact_s = exact_pairs(x, ids, THRESHOLD)
+        ours = stages(small, 1)
+        found = dedup_pairs(small)
+        results["subset"] = {"vectors": args.subset, "exact_pairs": len(exact), "exact_join_s": exact_s,
+                             "lookbook": ours, "recall_vs_exact": len(found & exact) / max(1, len(exact)),
+                             "extra_pairs": len(found - exact)}
+        del x
+
+        # 1. N vectors, 1 and 2 ranks.
+        big = os.path.join(tmp, "big")
+        planted = max(1000, args.vectors // 500)
+        run([make, big, "--vectors", str(args.vectors), "--planted", str(planted), "--shards", "16"])
+        id_of = {}
+        for name in sorted(glob.glob(os.path.join(big, "embed", "shard-*.h5"))):
+            shard = int(os.path.basename(name)[6:11])
+            with h5py.File(name, "r") as f:
+                for row, path in enumerate(f["images/path"].asstr()[:]):
+                    id_of[path] = (shard << 32) + row
+        with open(os.path.join(big, "truth_pairs.csv")) as f:
+            truth = [r for r in csv.DictReader(f) if float(r["cosine"]) >= THRESHOLD]
+        wanted = {tuple(sorted((id_of[r["image_a"]], id_of[r["image_b"]]))) for r in truth}
+        results["full"] = {"vectors": args.vectors, "planted": planted, "planted_above_threshold": len(wanted)}
+        for ranks in (1, 2):
+            measured = stages(big, ranks)
+            measured["planted_recall_vs_exact"] = len(dedup_pairs(big) & wanted) / len(wanted)
+            results["full"][f"ranks_{ranks}"] = measured
+        scale = (args.vectors / args.subset) ** 2
+        results["full"]["exact_join_estimate_s"] = exact_s * scale
+        results["full"]["exact_join_scaling"] = f"subset time x (N/n)^2 = x{scale:.0f}"
+        results["full"]["speedup_vs_exact_1_rank"] = exact_s * scale / results["full"]["ranks_1"]["total_s"]
+        results["full"]["speedup_2_vs_1_ranks"] = results["full"]["ranks_1"]["total_s"] / results["full"]["ranks_2"]["total_s"]
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    results["machine"] = f"{cpu}, {os.cpu_count()} cores"
+    results["openblas_coretype_env"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

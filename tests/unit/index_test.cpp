@@ -1,0 +1,110 @@
+#include "index/vector_index.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "store/embed_run.h"
+#include "tests/unit/test_support.h"
+#include "util/error.h"
+
+namespace lookbook {
+namespace {
+
+// n unit vectors around `clusters` centres, like real embeddings.
+std::vector<float> Clustered(int n, int d, int clusters, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> centres(static_cast<std::size_t>(clusters * d));
+  for (auto& x : centres) x = normal(rng);
+  std::vector<float> out(static_cast<std::size_t>(n * d));
+  for (int i = 0; i < n; ++i) {
+    const int c = static_cast<int>(rng() % static_cast<unsigned>(clusters));
+    float norm = 0;
+    for (int j = 0; j < d; ++j) {
+      float& x = out[static_cast<std::size_t>(i * d + j)];
+      x = centres[static_cast<std::size_t>(c * d + j)] + 0.5f * normal(rng);
+      norm += x * x;
+    }
+    for (int j = 0; j < d; ++j) out[static_cast<std::size_t>(i * d + j)] /= std::sqrt(norm);
+  }
+  return out;
+}
+
+TEST(ImageId, ShardAndRowRoundTrip) {
+  const std::int64_t id = ImageId(70000, 4000000000ll);
+  EXPECT_EQ(ShardOfImageId(id), 70000);
+  EXPECT_EQ(RowOfImageId(id), 4000000000ll);
+}
+
+TEST(AutoFactory, FollowsTheDocumentedRule) {
+  EXPECT_EQ(AutoFactory(480, 128, 8ull << 30), "Flat");
+  EXPECT_EQ(AutoFactory(50'000, 512, 8ull << 30), "Flat");
+  EXPECT_EQ(AutoFactory(1'000'000, 512, 8ull << 30), "IVF4096,Flat");      // 2 GB of floats fit
+  EXPECT_EQ(AutoFactory(1'000'000, 512, 300ull << 20), "IVF4096,PQ256np");  // 256 MB of codes fit
+  EXPECT_EQ(AutoFactory(1'000'000, 512, 64ull << 20), "IVF4096,PQ64np");
+  EXPECT_EQ(AutoFactory(100'000'000, 512, 1ull << 30), "IVF32768,PQ8np");
+  EXPECT_EQ(AutoFactory(1'000'000'000, 512, 1ull << 30), "IVF65536,PQ1np");  // nlist clamped, 1 byte a vector
+  EXPECT_EQ(AutoFactory(1'000'000, 768, 300ull << 20), "IVF4096,PQ256np");  // m divides d
+  EXPECT_EQ(AutoFactory(1'000'000, 100, 1ull << 20), "IVF4096,PQ1np");      // nothing fits: the smallest
+}
+
+TEST(VectorIndex, ShardsSearchedTogetherEqualOneIndexOfEverything) {
+  const int d = 32, n = 3000;
+  const auto vectors = Clustered(n, d, 20, 1);
+  for (const std::string factory : {"Flat", "IVF16,Flat", "IVF16,PQ8x4np"}) {
+    const VectorIndex trained = VectorIndex::Train(factory, d, vectors.data(), n);
+    const auto bytes = trained.Serialize();
+    VectorIndex whole = VectorIndex::Deserialize(bytes);
+    std::vector<VectorIndex> shards;
+    std::vector<std::int64_t> all_ids;
+    for (int k = 0; k < 3; ++k) {
+      VectorIndex shard = VectorIndex::Deserialize(bytes);
+      std::vector<std::int64_t> ids;
+      std::vector<float> part;
+      for (int i = k; i < n; i += 3) {
+        ids.push_back(ImageId(k, i / 3));
+        part.insert(part.end(), vectors.begin() + i * d, vectors.begin() + (i + 1) * d);
+      }
+      shard.Add(part.data(), ids.data(), static_cast<std::int64_t>(ids.size()));
+      whole.Add(part.data(), ids.data(), static_cast<std::int64_t>(ids.size()));
+      shards.push_back(std::move(shard));
+    }
+    const ShardedIndex sharded(std::move(shards));
+    EXPECT_EQ(sharded.size(), n);
+    const int queries = 200, k = 10;
+    const SearchResult a = whole.Search(vectors.data(), queries, k, 4);
+    const SearchResult b = sharded.Search(vectors.data(), queries, k, 4);
+    int differ = 0;
+    for (std::size_t i = 0; i < a.ids.size(); ++i) {
+      EXPECT_NEAR(a.scores[i], b.scores[i], 1e-5) << factory;
+      differ += a.ids[i] != b.ids[i];
+    }
+    EXPECT_LE(differ, 2) << factory << ": only exact ties may swap";
+    // Every query finds itself first (Flat is exact within the probed lists).
+    if (factory != "IVF16,PQ8x4np") {
+      for (int q = 0; q < queries; ++q) EXPECT_EQ(a.ids[static_cast<std::size_t>(q * k)], ImageId(q % 3, q / 3));
+    }
+  }
+}
+
+TEST(VectorIndex, FilesRoundTripAndBadInputIsAnInputError) {
+  testing::ScopedTempDir dir;
+  const int d = 16;
+  const auto vectors = Clustered(500, d, 5, 2);
+  VectorIndex index = VectorIndex::Train("IVF4,Flat", d, vectors.data(), 500);
+  std::vector<std::int64_t> ids(500);
+  for (int i = 0; i < 500; ++i) ids[static_cast<std::size_t>(i)] = 1000 + i;
+  index.Add(vectors.data(), ids.data(), 500);
+  index.WriteFile(dir.path() / "x.faiss");
+  const VectorIndex read = VectorIndex::ReadFile(dir.path() / "x.faiss");
+  EXPECT_EQ(read.size(), 500);
+  EXPECT_EQ(read.Search(vectors.data(), 1, 1, 4).ids[0], 1000);
+  EXPECT_THROW(VectorIndex::Train("NoSuchIndex", d, vectors.data(), 500), InputError);
+  EXPECT_THROW(VectorIndex::Train("IVF1024,Flat", d, vectors.data(), 10), InputError);  // too few to train
+  EXPECT_THROW(VectorIndex::Deserialize({1, 2, 3, 4}), InputError);
+}
+
+}  // namespace
+}  // namespace lookbook
