@@ -107,20 +107,6 @@ std::vector<ManifestEntry> ReadIndexRun(const std::filesystem::path& run, const 
   return shards;
 }
 
-std::string WhyRedo(const std::filesystem::path& stage_dir, const std::vector<ManifestEntry>& inputs,
-                    const std::string& options_hash, const std::string& code_version) {
-  std::string why;
-  const auto manifest = ReadManifest(stage_dir, &why);
-  if (!manifest) return why;
-  if (manifest->options_hash != options_hash) return "options changed";
-  if (manifest->code_version != code_version) return "code version changed";
-  if (manifest->inputs.size() != inputs.size()) return "inputs changed";
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (manifest->inputs[i].checksum != inputs[i].checksum) return inputs[i].path + " changed";
-  }
-  return VerifyOutputs(stage_dir, *manifest);
-}
-
 std::string Format(const char* format, double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof(buffer), format, value);
@@ -170,7 +156,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     std::filesystem::create_directories(stage_dir);
     RemoveStaleTemporaries(stage_dir);
     const std::string why =
-        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedo(stage_dir, inputs, options_hash, options.code_version);
+        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedoStage(stage_dir, inputs, options_hash, options.code_version);
     redo = why.empty() ? 0 : 1;
     if (redo) spdlog::info("dedup over {} shard(s) ({})", embed.shard_count, why);
     else spdlog::info("dedup outputs are valid: nothing to do");

@@ -72,19 +72,15 @@ std::map<std::string, std::string> Options(const IndexOptions& options) {
           {"seed", std::to_string(options.seed)}};
 }
 
-// Empty when the published index is valid for these inputs and options.
-std::string WhyRedo(const std::filesystem::path& stage_dir, const EmbedRun& embed, const std::string& options_hash,
-                    const std::string& code_version) {
-  std::string why;
-  const auto manifest = ReadManifest(stage_dir, &why);
-  if (!manifest) return why;
-  if (manifest->options_hash != options_hash) return "options changed";
-  if (manifest->code_version != code_version) return "code version changed";
-  if (manifest->inputs.size() != embed.shards.size()) return "embed shards changed";
-  for (std::size_t k = 0; k < embed.shards.size(); ++k) {
-    if (manifest->inputs[k].checksum != embed.shards[k].checksum) return "embed shard " + std::to_string(k) + " changed";
+// The embed shard files as the index's inputs.
+std::vector<ManifestEntry> Inputs(const EmbedRun& embed) {
+  std::vector<ManifestEntry> inputs;
+  for (const auto& entry : embed.shards) {
+    ManifestEntry input = entry;
+    input.path = "embed/" + entry.path;
+    inputs.push_back(input);
   }
-  return VerifyOutputs(stage_dir, *manifest);
+  return inputs;
 }
 
 }  // namespace
@@ -104,7 +100,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     std::filesystem::create_directories(stage_dir);
     RemoveStaleTemporaries(stage_dir);
     const std::string why =
-        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedo(stage_dir, embed, options_hash, options.code_version);
+        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedoStage(stage_dir, Inputs(embed), options_hash, options.code_version);
     redo = why.empty() ? 0 : 1;
     spdlog::info(redo ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do", embed.shard_count, why);
   }
@@ -208,11 +204,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     manifest.options_hash = options_hash;
     manifest.options["index_factory"] = factory;
     manifest.options["dim"] = std::to_string(d);
-    for (const auto& entry : embed.shards) {
-      ManifestEntry input = entry;
-      input.path = "embed/" + entry.path;
-      manifest.inputs.push_back(input);
-    }
+    manifest.inputs = Inputs(embed);
     manifest.outputs.push_back(DescribeFile(stage_dir / "trained.faiss", "trained.faiss", 0));
     for (int k = 0; k < embed.shard_count; ++k) {
       manifest.outputs.push_back(DescribeFile(stage_dir / IndexFileName(k), IndexFileName(k), per_shard[static_cast<std::size_t>(k)]));

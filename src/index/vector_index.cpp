@@ -2,11 +2,13 @@
 
 #include <faiss/IVFlib.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexShards.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/io.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
@@ -53,11 +55,9 @@ std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget) {
   if (n <= 50'000) return "Flat";
   const double ideal = 4.0 * std::sqrt(static_cast<double>(n));
   const std::int64_t nlist = std::clamp<std::int64_t>(std::llround(std::exp2(std::round(std::log2(ideal)))), 64, 65536);
-  const auto flat_bytes = static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(d) * sizeof(float);
-  if (flat_bytes <= memory_budget) return "IVF" + std::to_string(nlist) + ",Flat";
-  // The largest divisor m of d, at most d/2, whose codes fit; else the smallest divisor.
+  // The largest divisor m of d, at most d/8, whose codes fit; else the smallest divisor.
   int m = 1;
-  for (int candidate = std::max(1, d / 2); candidate >= 1; --candidate) {
+  for (int candidate = std::max(1, d / 8); candidate >= 1; --candidate) {
     if (d % candidate != 0) continue;
     m = candidate;
     if (static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(candidate) <= memory_budget) break;
@@ -165,31 +165,67 @@ std::string VectorIndex::description() const {
 
 struct ShardedIndex::Impl {
   std::vector<VectorIndex> shards;
-  std::unique_ptr<faiss::IndexShards> index;
+  std::unique_ptr<faiss::IndexShards> fan_out;  // when the shards cannot be merged
 };
 
+namespace {
+
+// Whether FAISS can move `index`'s vectors into another index of the same training.
+bool Mergeable(const faiss::Index* index) {
+  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
+    return dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists) != nullptr;
+  }
+  if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
+    return dynamic_cast<const faiss::IndexFlatCodes*>(map->index) != nullptr;
+  }
+  return false;
+}
+
+}  // namespace
+
+// IVF shards share their coarse quantizer: their inverted lists are merged into one index, so
+// each query is quantized once (fan-out would quantize it once per shard). Other kinds are
+// searched shard by shard and merged best-first.
 ShardedIndex::ShardedIndex(std::vector<VectorIndex> shards) : impl_(std::make_unique<Impl>()) {
   LB_CHECK(!shards.empty(), "a sharded index of no shards");
+  bool mergeable = true;
+  for (const auto& shard : shards) mergeable = mergeable && Mergeable(shard.impl_->index.get());
+  if (mergeable) {
+    try {
+      for (std::size_t k = 1; k < shards.size(); ++k) shards.front().impl_->index->check_compatible_for_merge(*shards[k].impl_->index);
+    } catch (const faiss::FaissException& error) {
+      throw InputError(std::string("index shards were not trained together: ") + error.msg);
+    }
+    for (std::size_t k = 1; k < shards.size(); ++k) shards.front().impl_->index->merge_from(*shards[k].impl_->index, 0);
+    shards.erase(shards.begin() + 1, shards.end());
+    impl_->shards = std::move(shards);
+    return;
+  }
   impl_->shards = std::move(shards);
-  impl_->index = std::make_unique<faiss::IndexShards>(impl_->shards.front().dim(), /*threaded=*/false,
-                                                      /*successive_ids=*/false);
-  impl_->index->metric_type = faiss::METRIC_INNER_PRODUCT;  // merge best-first by similarity
-  for (auto& shard : impl_->shards) impl_->index->add_shard(shard.impl_->index.get());
+  impl_->fan_out = std::make_unique<faiss::IndexShards>(impl_->shards.front().dim(), /*threaded=*/false,
+                                                        /*successive_ids=*/false);
+  impl_->fan_out->metric_type = faiss::METRIC_INNER_PRODUCT;  // merge best-first by similarity
+  for (auto& shard : impl_->shards) impl_->fan_out->add_shard(shard.impl_->index.get());
 }
 ShardedIndex::ShardedIndex(ShardedIndex&&) noexcept = default;
 ShardedIndex::~ShardedIndex() = default;
 
 SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, int nprobe) const {
+  if (!impl_->fan_out) return impl_->shards.front().Search(queries, n, k, nprobe);
   SearchResult result;
   result.scores.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(k));
   result.ids.resize(result.scores.size());
   if (n == 0) return result;
   for (auto& shard : impl_->shards) SetNprobe(shard.impl_->index.get(), nprobe);
-  impl_->index->search(n, queries, k, result.scores.data(), reinterpret_cast<faiss::Index::idx_t*>(result.ids.data()));
+  impl_->fan_out->search(n, queries, k, result.scores.data(), reinterpret_cast<faiss::Index::idx_t*>(result.ids.data()));
   return result;
 }
 
-std::int64_t ShardedIndex::size() const { return impl_->index->ntotal; }
+std::int64_t ShardedIndex::size() const {
+  std::int64_t total = 0;
+  for (const auto& shard : impl_->shards) total += shard.size();
+  return total;
+}
 
 std::uint64_t ShardedIndex::code_bytes() const {
   std::uint64_t total = 0;

@@ -21,11 +21,11 @@ void SetIndexThreads(int threads);
 
 // The factory string `auto` picks, for n vectors of dimension d within memory_budget bytes
 // for the index's codes (the rule is documented in the README's Index section):
-//   n <= 50,000                   "Flat"  exact (batched queries go through BLAS sgemm)
-//   n * 4d bytes fit the budget   "IVF<nlist>,Flat"
-//   otherwise                     "IVF<nlist>,PQ<m>np": m = the largest divisor of d, at most
-//                                 d/2, whose codes n * m bytes fit (else the smallest divisor),
-//                                 polysemous off
+//   n <= 50,000   "Flat"  exact (batched queries go through BLAS sgemm)
+//   otherwise     "IVF<nlist>,PQ<m>np": m = the largest divisor of d, at most d/8, whose codes
+//                 n * m bytes fit (else the smallest divisor), polysemous training off.
+// PQ, not Flat lists, above 50,000: dedup re-ranks every candidate exactly anyway, and Debian's
+// FAISS (built without AVX2) scans Flat lists slowly (README: Index).
 // with nlist = the power of two nearest 4 sqrt(n), clamped to 64..65536.
 std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget);
 
@@ -70,8 +70,11 @@ class VectorIndex {
   friend class ShardedIndex;
 };
 
-// Several indexes with disjoint ids searched as one: each is searched and the results merged
-// best-first (FAISS IndexShards), which is what one index holding every vector returns.
+// Several indexes with disjoint ids, trained together, searched as one. IVF and flat shards are
+// merged into one index (FAISS merge_from: IVF lists share the coarse quantizer, so a query is
+// quantized once, not once per shard); other kinds are searched shard by shard and the results
+// merged best-first (FAISS IndexShards). Both return what one index of every vector returns.
+// Takes the shards' vectors over.
 class ShardedIndex {
  public:
   explicit ShardedIndex(std::vector<VectorIndex> shards);

@@ -123,4 +123,18 @@ std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageMan
   return {};
 }
 
+std::string WhyRedoStage(const std::filesystem::path& stage_dir, const std::vector<ManifestEntry>& inputs,
+                         const std::string& options_hash, const std::string& code_version) {
+  std::string why;
+  const auto manifest = ReadManifest(stage_dir, &why);
+  if (!manifest) return why;
+  if (manifest->options_hash != options_hash) return "options changed";
+  if (manifest->code_version != code_version) return "code version changed";
+  if (manifest->inputs.size() != inputs.size()) return "inputs changed";
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (manifest->inputs[i].checksum != inputs[i].checksum) return inputs[i].path + " changed";
+  }
+  return VerifyOutputs(stage_dir, *manifest);
+}
+
 }  // namespace lookbook

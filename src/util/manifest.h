@@ -66,4 +66,10 @@ std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir
 // and checksum; otherwise the first problem found ("shard-00003.csv: checksum mismatch").
 std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageManifest& manifest);
 
+// Empty when the stage published in `stage_dir` was made from `inputs` (the same checksums, in
+// order), with these options and this code version, and every output still has its checksum;
+// otherwise why it must be redone.
+std::string WhyRedoStage(const std::filesystem::path& stage_dir, const std::vector<ManifestEntry>& inputs,
+                         const std::string& options_hash, const std::string& code_version);
+
 }  // namespace lookbook

@@ -22,25 +22,17 @@ The BLAS kernel (OPENBLAS_CORETYPE) is recorded; FAISS and the exact join both u
 import argparse
 import csv
 import glob
-import json
 import os
-import subprocess
 import sys
 import tempfile
+
+from bench_common import MPI_ENV, finish, run, summary
 import time
 
 import h5py
 import numpy as np
 
 THRESHOLD = 0.95
-
-
-def run(command, **kwargs):
-    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
-
-
-def summary(stdout):
-    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
 
 
 def vectors_of(run_dir):
@@ -87,7 +79,7 @@ def main():
     build = os.path.abspath(args.build)
     lookbook = os.path.join(build, "jobs", "lookbook")
     make = os.path.join(build, "tests", "bench", "make_synthetic_run")
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+    env = MPI_ENV
     rule = ["--cosine", str(THRESHOLD), "--phash-cosine", str(THRESHOLD), "--candidate-floor", str(THRESHOLD)]
     results = {"threshold": THRESHOLD}
 
@@ -146,13 +138,7 @@ def main():
         results["full"]["exact_join_scaling"] = f"subset time x (N/n)^2 = x{scale:.0f}"
         results["full"]["speedup_vs_exact_1_rank"] = exact_s * scale / results["full"]["ranks_1"]["total_s"]
         results["full"]["speedup_2_vs_1_ranks"] = results["full"]["ranks_1"]["total_s"] / results["full"]["ranks_2"]["total_s"]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    results["machine"] = f"{cpu}, {os.cpu_count()} cores"
-    results["openblas_coretype_env"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    print(json.dumps(results, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    finish(results, args.json)
 
 
 if __name__ == "__main__":

@@ -20,20 +20,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+
+from bench_common import MPI_ENV, finish, run, summary
 
 PHOTOS = 40
-
-
-def run(command, **kwargs):
-    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
-
-
-def summary(stdout):
-    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
 
 
 def main():
@@ -44,7 +36,7 @@ def main():
     args = parser.parse_args()
     build = os.path.abspath(args.build)
     lookbook = os.path.join(build, "jobs", "lookbook")
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+    env = MPI_ENV
     here = os.path.dirname(os.path.abspath(__file__))
     results = {}
     with tempfile.TemporaryDirectory(prefix="lookbook-embed-bench-") as tmp:
@@ -122,13 +114,7 @@ def main():
             "overlap_ratio": overlap / max(decode_only, inference_only),
             "blas_core": stats["blas_core"],
         }
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    results["machine"] = f"{cpu}, {os.cpu_count()} cores"
-    results["openblas_coretype_env"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    print(json.dumps(results, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    finish(results, args.json)
 
 
 if __name__ == "__main__":

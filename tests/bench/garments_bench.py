@@ -17,17 +17,10 @@ The BLAS kernel is whatever OPENBLAS_CORETYPE says; it is recorded with the resu
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
-
-def run(command, **kwargs):
-    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
-
-
-def summary(stdout):
-    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+from bench_common import MPI_ENV, finish, run, summary
 
 
 def main():
@@ -41,7 +34,7 @@ def main():
     bench = os.path.join(build, "tests", "bench", "inference_bench")
     here = os.path.dirname(os.path.abspath(__file__))
     source = os.path.dirname(os.path.dirname(here))
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+    env = MPI_ENV
     demo_unet = os.path.join(source, "models", "demo", "unet")
     results = {}
     with tempfile.TemporaryDirectory(prefix="lookbook-garments-bench-") as tmp:
@@ -103,13 +96,7 @@ def main():
         embed("--segmenter", demo_unet, "--segment-images", "image_3")
         results["quality"] = json.loads(run([lookbook, "eval", "garments", "--run", run_dir, "--truth",
                                              os.path.join(demo, "truth")], env=env).stdout.splitlines()[-1])
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    results["machine"] = f"{cpu}, {os.cpu_count()} cores"
-    results["openblas_coretype_env"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    print(json.dumps(results, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    finish(results, args.json)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,13 @@ int main(int argc, char** argv) {
     WriteEmbedShard(run / "embed" / ShardFileName(k, ".h5"), shard, EmbeddingStorage::kFloat32);
     embed.outputs.push_back(DescribeFile(run / "embed" / ShardFileName(k, ".h5"), ShardFileName(k, ".h5"),
                                          static_cast<std::int64_t>(shard.images.size())));
+    // The shard's record, as the embed stage writes it: which ingest shard it was made from.
+    StageManifest record;
+    record.stage = "embed-shard";
+    record.inputs.push_back(ingest.outputs.back());
+    record.inputs.back().path = "ingest/" + ShardFileName(k, ".csv");
+    record.outputs.push_back(embed.outputs.back());
+    WriteManifestFile(run / "embed" / ShardFileName(k, ".json"), record);
   }
   embed.counts = {{"shards", shards}, {"shards_valid", shards}, {"images", n}};
   WriteManifest(run / "ingest", ingest);

@@ -41,19 +41,19 @@ TEST(ImageId, ShardAndRowRoundTrip) {
 TEST(AutoFactory, FollowsTheDocumentedRule) {
   EXPECT_EQ(AutoFactory(480, 128, 8ull << 30), "Flat");
   EXPECT_EQ(AutoFactory(50'000, 512, 8ull << 30), "Flat");
-  EXPECT_EQ(AutoFactory(1'000'000, 512, 8ull << 30), "IVF4096,Flat");      // 2 GB of floats fit
-  EXPECT_EQ(AutoFactory(1'000'000, 512, 300ull << 20), "IVF4096,PQ256np");  // 256 MB of codes fit
-  EXPECT_EQ(AutoFactory(1'000'000, 512, 64ull << 20), "IVF4096,PQ64np");
+  EXPECT_EQ(AutoFactory(1'000'000, 512, 8ull << 30), "IVF4096,PQ64np");   // d/8 bytes a vector
+  EXPECT_EQ(AutoFactory(1'000'000, 512, 40ull << 20), "IVF4096,PQ32np");   // what fits 40 MiB
   EXPECT_EQ(AutoFactory(100'000'000, 512, 1ull << 30), "IVF32768,PQ8np");
   EXPECT_EQ(AutoFactory(1'000'000'000, 512, 1ull << 30), "IVF65536,PQ1np");  // nlist clamped, 1 byte a vector
-  EXPECT_EQ(AutoFactory(1'000'000, 768, 300ull << 20), "IVF4096,PQ256np");  // m divides d
+  EXPECT_EQ(AutoFactory(1'000'000, 768, 8ull << 30), "IVF4096,PQ96np");     // m divides d
   EXPECT_EQ(AutoFactory(1'000'000, 100, 1ull << 20), "IVF4096,PQ1np");      // nothing fits: the smallest
 }
 
 TEST(VectorIndex, ShardsSearchedTogetherEqualOneIndexOfEverything) {
   const int d = 32, n = 3000;
   const auto vectors = Clustered(n, d, 20, 1);
-  for (const std::string factory : {"Flat", "IVF16,Flat", "IVF16,PQ8x4np"}) {
+  // Flat and IVF shards are merged; fast-scan shards (block lists) are searched one by one.
+  for (const std::string factory : {"Flat", "IVF16,Flat", "IVF16,PQ8x4np", "IVF16,PQ8x4fs"}) {
     const VectorIndex trained = VectorIndex::Train(factory, d, vectors.data(), n);
     const auto bytes = trained.Serialize();
     VectorIndex whole = VectorIndex::Deserialize(bytes);
@@ -81,9 +81,10 @@ TEST(VectorIndex, ShardsSearchedTogetherEqualOneIndexOfEverything) {
       EXPECT_NEAR(a.scores[i], b.scores[i], 1e-5) << factory;
       differ += a.ids[i] != b.ids[i];
     }
-    EXPECT_LE(differ, 2) << factory << ": only exact ties may swap";
+    // Only tied scores may swap ids; fast-scan's 4-bit distances tie often, so there the scores alone count.
+    if (factory.find("fs") == std::string::npos) EXPECT_LE(differ, 2) << factory;
     // Every query finds itself first (Flat is exact within the probed lists).
-    if (factory != "IVF16,PQ8x4np") {
+    if (factory == "Flat" || factory == "IVF16,Flat") {
       for (int q = 0; q < queries; ++q) EXPECT_EQ(a.ids[static_cast<std::size_t>(q * k)], ImageId(q % 3, q / 3));
     }
   }
