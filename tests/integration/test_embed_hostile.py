@@ -149,7 +149,10 @@ class HostileShard(lt.TempDirTest):
         total = 0
         for shard in range(SHARDS):
             with h5py.File(os.path.join(folder, f"shard-{shard:05d}.h5"), "r") as f:
-                self.assertEqual(f.attrs["schema_version"], 1)
+                self.assertEqual(f.attrs["schema_version"], 2)
+                self.assertEqual(f.attrs["segmenter_name"], "")  # no segmenter: empty garments
+                self.assertEqual(len(f["garments/image_index"]), 0)
+                self.assertEqual(f["masks/labels"].shape[0], 0)
                 self.assertEqual(f.attrs["shard"], shard)
                 self.assertEqual(f.attrs["shard_count"], SHARDS)
                 self.assertEqual(f.attrs["embedding_dim"], 16)
@@ -164,6 +167,7 @@ class HostileShard(lt.TempDirTest):
         with open(os.path.join(folder, "manifest.json")) as f:
             manifest = json.load(f)
         self.assertEqual(manifest["counts"]["images"], len(EXPECTED))
+        self.assertEqual(manifest["counts"]["shards"], manifest["counts"]["shards_valid"])
         for entry in manifest["outputs"]:
             with open(os.path.join(folder, entry["path"]), "rb") as f:
                 self.assertEqual(entry["checksum"], "xxh3:%016x" % xxhash.xxh3_64_intdigest(f.read()))
