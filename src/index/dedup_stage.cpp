@@ -44,13 +44,6 @@ float Dot(const float* a, const float* b, int d) {
   return sum;
 }
 
-int Hamming(const ImageRow& a, const ImageRow& b) {
-  PerceptualHash x, y;
-  std::copy(a.phash.begin(), a.phash.end(), x.begin());
-  std::copy(b.phash.begin(), b.phash.end(), y.begin());
-  return HammingDistance(x, y);
-}
-
 class UnionFind {
  public:
   std::size_t Find(std::size_t x) {
@@ -208,7 +201,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
         cand_a.push_back(std::min(self, other));
         cand_b.push_back(std::max(self, other));
         cand_cosine.push_back(cosine);
-        cand_hamming.push_back(Hamming(catalog.row(self), catalog.row(other)));
+        cand_hamming.push_back(HammingDistance(catalog.row(self).phash, catalog.row(other).phash));
       }
     }
   }
