@@ -59,32 +59,32 @@ void WriteDedupFile(const std::filesystem::path& path, const DedupFile& file) {
   LB_CHECK(file.pair_kind.size() == file.pairs.size(), "a kind per pair");
   LB_CHECK(file.cluster_id.size() == file.cluster_image.size() && file.representative.size() == file.cluster_image.size(),
            "cluster columns of one length");
-  TempFile temp{TempPath(path)};
+  const std::filesystem::path name = MemoryFileName(path);
+  std::string image;
   {
     std::lock_guard<std::mutex> lock(Hdf5Mutex());
     SilenceHdf5();
-    Handle out = Check(Handle(H5Fcreate(temp.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose), "create", temp.path);
+    Handle out = CreateMemoryFile(name);
     WriteIntAttribute(out.get(), "schema_version", kDedupSchemaVersion);
     WriteDoubleAttribute(out.get(), "rule_cosine", file.rule_cosine);
     WriteDoubleAttribute(out.get(), "rule_phash_cosine", file.rule_phash_cosine);
     WriteIntAttribute(out.get(), "rule_max_hamming", file.rule_max_hamming);
     WriteDoubleAttribute(out.get(), "candidate_floor", file.candidate_floor);
     WriteStringAttribute(out.get(), "keep", file.keep);
-    WritePairs(out.get(), "pairs", file.pairs, temp.path);
+    WritePairs(out.get(), "pairs", file.pairs, name);
     {
-      Handle pairs = Check(Handle(H5Gopen2(out.get(), "pairs", H5P_DEFAULT), H5Gclose), "open /pairs in", temp.path);
-      WriteDataset(pairs.get(), "kind", H5T_STD_I8LE, H5T_NATIVE_INT8, {file.pair_kind.size()}, file.pair_kind.data(), temp.path);
+      Handle pairs = Check(Handle(H5Gopen2(out.get(), "pairs", H5P_DEFAULT), H5Gclose), "open /pairs in", name);
+      WriteDataset(pairs.get(), "kind", H5T_STD_I8LE, H5T_NATIVE_INT8, {file.pair_kind.size()}, file.pair_kind.data(), name);
     }
-    Handle clusters = CreateGroup(out.get(), "clusters", temp.path);
+    Handle clusters = CreateGroup(out.get(), "clusters", name);
     const hsize_t c = file.cluster_image.size();
-    WriteDataset(clusters.get(), "image", H5T_STD_I64LE, H5T_NATIVE_INT64, {c}, file.cluster_image.data(), temp.path);
-    WriteDataset(clusters.get(), "cluster_id", H5T_STD_I64LE, H5T_NATIVE_INT64, {c}, file.cluster_id.data(), temp.path);
-    WriteDataset(clusters.get(), "is_representative", H5T_STD_I8LE, H5T_NATIVE_INT8, {c}, file.representative.data(), temp.path);
-    WritePairs(out.get(), "candidates", file.candidates, temp.path);
-    if (H5Fflush(out.get(), H5F_SCOPE_GLOBAL) < 0) Fail("flush", temp.path);
+    WriteDataset(clusters.get(), "image", H5T_STD_I64LE, H5T_NATIVE_INT64, {c}, file.cluster_image.data(), name);
+    WriteDataset(clusters.get(), "cluster_id", H5T_STD_I64LE, H5T_NATIVE_INT64, {c}, file.cluster_id.data(), name);
+    WriteDataset(clusters.get(), "is_representative", H5T_STD_I8LE, H5T_NATIVE_INT8, {c}, file.representative.data(), name);
+    WritePairs(out.get(), "candidates", file.candidates, name);
+    image = FileImage(out.get(), name);
   }
-  PublishWrittenFile(temp.path, path);
-  temp.published = true;
+  PublishFile(path, image);
 }
 
 DedupFile ReadDedupFile(const std::filesystem::path& path) {

@@ -65,7 +65,7 @@ void WriteGarments(hid_t file, const EmbedShard& shard, EmbeddingStorage storage
   const hsize_t max_dims[3] = {H5S_UNLIMITED, side, side};
   const hsize_t chunk[3] = {1, side, side};
   Handle space(H5Screate_simple(3, dims, max_dims), H5Sclose);
-  Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  Handle plist = UntimedDatasetCreation();
   H5Pset_chunk(plist.get(), 3, chunk);
   H5Pset_deflate(plist.get(), 4);
   Handle labels = Check(Handle(H5Dcreate2(masks.get(), "labels", H5T_STD_U8LE, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose),
@@ -82,11 +82,12 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
   const std::size_t n = shard.images.size();
   const auto d = static_cast<std::size_t>(shard.meta.embedding_dim);
   LB_CHECK(shard.embeddings.size() == n * d, "embedding matrix does not match the image rows");
-  TempFile temp{TempPath(path)};
+  const std::filesystem::path name = MemoryFileName(path);
+  std::string image;
   {
     std::lock_guard<std::mutex> lock(Hdf5Mutex());
     SilenceHdf5();
-    Handle file = Check(Handle(H5Fcreate(temp.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose), "create", temp.path);
+    Handle file = CreateMemoryFile(name);
     WriteIntAttribute(file.get(), "schema_version", kEmbedSchemaVersion);
     WriteIntAttribute(file.get(), "shard", shard.meta.shard);
     WriteIntAttribute(file.get(), "shard_count", shard.meta.shard_count);
@@ -97,7 +98,7 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
     WriteStringAttribute(file.get(), "code_version", shard.meta.code_version);
     WriteStringAttribute(file.get(), "segmenter_name", shard.meta.segmenter_name);
     WriteStringAttribute(file.get(), "segmenter_sha256", shard.meta.segmenter_sha256);
-    Handle images = Check(Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose), "create /images in", temp.path);
+    Handle images = Check(Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, UntimedGroupCreation().get(), H5P_DEFAULT), H5Gclose), "create /images in", name);
 
     std::vector<const char*> key, product, reference, file_name, reason;
     std::vector<std::int8_t> status;
@@ -116,22 +117,21 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
       width.push_back(row.width);
       height.push_back(row.height);
     }
-    WriteStrings(images.get(), "key", key, temp.path);
-    WriteStrings(images.get(), "product_id", product, temp.path);
-    WriteStrings(images.get(), "path", reference, temp.path);
-    WriteStrings(images.get(), "file", file_name, temp.path);
-    WriteStrings(images.get(), "reason", reason, temp.path);
-    WriteDataset(images.get(), "status", H5T_STD_I8LE, H5T_NATIVE_INT8, {n}, status.data(), temp.path);
-    WriteDataset(images.get(), "phash", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n, 8}, phash.data(), temp.path);
-    WriteDataset(images.get(), "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, {n}, checksum.data(), temp.path);
-    WriteDataset(images.get(), "width", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, width.data(), temp.path);
-    WriteDataset(images.get(), "height", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, height.data(), temp.path);
-    WriteEmbeddings(images.get(), {n, d}, shard.embeddings.data(), storage, temp.path);
-    WriteGarments(file.get(), shard, storage, temp.path);
-    if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) Fail("flush", temp.path);
+    WriteStrings(images.get(), "key", key, name);
+    WriteStrings(images.get(), "product_id", product, name);
+    WriteStrings(images.get(), "path", reference, name);
+    WriteStrings(images.get(), "file", file_name, name);
+    WriteStrings(images.get(), "reason", reason, name);
+    WriteDataset(images.get(), "status", H5T_STD_I8LE, H5T_NATIVE_INT8, {n}, status.data(), name);
+    WriteDataset(images.get(), "phash", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n, 8}, phash.data(), name);
+    WriteDataset(images.get(), "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, {n}, checksum.data(), name);
+    WriteDataset(images.get(), "width", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, width.data(), name);
+    WriteDataset(images.get(), "height", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, height.data(), name);
+    WriteEmbeddings(images.get(), {n, d}, shard.embeddings.data(), storage, name);
+    WriteGarments(file.get(), shard, storage, name);
+    image = FileImage(file.get(), name);
   }
-  PublishWrittenFile(temp.path, path);
-  temp.published = true;
+  PublishFile(path, image);
 }
 
 EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
@@ -252,13 +252,14 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
   }
   LB_CHECK(!sources.empty(), "a catalog view needs at least one shard");
 
-  TempFile temp{TempPath(path)};
+  const std::filesystem::path name = MemoryFileName(path);
+  std::string image;
   {
-    Handle file = Check(Handle(H5Fcreate(temp.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose), "create", temp.path);
+    Handle file = CreateMemoryFile(name);
     WriteIntAttribute(file.get(), "schema_version", kEmbedSchemaVersion);
     WriteIntAttribute(file.get(), "shard_count", static_cast<long long>(sources.size()));
     WriteIntAttribute(file.get(), "embedding_dim", dim);
-    Handle images = Check(Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose), "create /images in", temp.path);
+    Handle images = Check(Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, UntimedGroupCreation().get(), H5P_DEFAULT), H5Gclose), "create /images in", name);
     Handle strings = StringType();
     struct Column {
       const char* name;
@@ -275,7 +276,7 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
       const int rank = column.width > 0 ? 2 : 1;
       const hsize_t dims[2] = {total, column.width};
       Handle space(H5Screate_simple(rank, dims, nullptr), H5Sclose);
-      Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+      Handle plist = UntimedDatasetCreation();
       hsize_t offset = 0;
       for (const auto& source : sources) {
         if (source.rows == 0) continue;
@@ -286,22 +287,21 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
         Handle source_space(H5Screate_simple(rank, source_dims, nullptr), H5Sclose);
         const std::string dataset = std::string("/images/") + column.name;
         if (H5Pset_virtual(plist.get(), space.get(), source.name.c_str(), dataset.c_str(), source_space.get()) < 0) {
-          Fail("map " + dataset + " of " + source.name + " into", temp.path);
+          Fail("map " + dataset + " of " + source.name + " into", name);
         }
         offset += source.rows;
       }
       H5Sselect_all(space.get());
       Check(Handle(H5Dcreate2(images.get(), column.name, column.type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose),
-            std::string("create virtual dataset ") + column.name + " in", temp.path);
+            std::string("create virtual dataset ") + column.name + " in", name);
     }
     // Which shard each row came from: a small real dataset, not a view.
     std::vector<std::int32_t> shard_of;
     for (std::size_t s = 0; s < sources.size(); ++s) shard_of.insert(shard_of.end(), sources[s].rows, static_cast<std::int32_t>(s));
-    WriteDataset(images.get(), "shard", H5T_STD_I32LE, H5T_NATIVE_INT32, {total}, shard_of.data(), temp.path);
-    if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) Fail("flush", temp.path);
+    WriteDataset(images.get(), "shard", H5T_STD_I32LE, H5T_NATIVE_INT32, {total}, shard_of.data(), name);
+    image = FileImage(file.get(), name);
   }
-  PublishWrittenFile(temp.path, path);
-  temp.published = true;
+  PublishFile(path, image);
 }
 
 }  // namespace lookbook

@@ -1,6 +1,6 @@
 // HDF5 helpers shared by the store's files (internal to src/store: callers never see HDF5).
-// RAII handles, whole-dataset writes and reads, attributes, and the temporary-file
-// discipline of every writer (write under a temporary name, publish by rename).
+// RAII handles, whole-dataset writes and reads, attributes, and the in-memory files every
+// writer builds before util/publish.h writes them atomically.
 #pragma once
 
 #include <hdf5.h>
@@ -60,6 +60,19 @@ inline Handle Check(Handle handle, const std::string& what, const std::filesyste
   return handle;
 }
 
+// Creation properties without modification times in the object headers: the same content
+// gives the same bytes, so a rewritten file keeps its checksum and downstream stages skip.
+inline Handle UntimedDatasetCreation() {
+  Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_obj_track_times(plist.get(), 0);
+  return plist;
+}
+inline Handle UntimedGroupCreation() {
+  Handle plist(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+  H5Pset_obj_track_times(plist.get(), 0);
+  return plist;
+}
+
 inline Handle StringType() {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), H5T_VARIABLE);
@@ -75,7 +88,8 @@ inline Handle Space(std::initializer_list<hsize_t> dims) {
 inline void WriteDataset(hid_t group, const char* name, hid_t file_type, hid_t memory_type,
                   std::initializer_list<hsize_t> dims, const void* data, const std::filesystem::path& path) {
   Handle space = Space(dims);
-  Handle dataset = Check(Handle(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose),
+  Handle creation = UntimedDatasetCreation();
+  Handle dataset = Check(Handle(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, creation.get(), H5P_DEFAULT), H5Dclose),
                          std::string("create dataset ") + name + " in", path);
   hsize_t total = 1;
   for (const hsize_t d : dims) total *= d;
@@ -168,7 +182,8 @@ std::vector<T> ReadNumbers(hid_t group, const char* name, hid_t memory_type, std
 }
 
 inline Handle CreateGroup(hid_t parent, const char* name, const std::filesystem::path& path) {
-  return Check(Handle(H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose),
+  Handle creation = UntimedGroupCreation();
+  return Check(Handle(H5Gcreate2(parent, name, H5P_DEFAULT, creation.get(), H5P_DEFAULT), H5Gclose),
                std::string("create /") + name + " in", path);
 }
 
@@ -178,22 +193,30 @@ inline void SilenceHdf5() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
-inline std::filesystem::path TempPath(const std::filesystem::path& path) {
+// A name for an in-memory file, unique in this process (HDF5 refuses two open files of one name).
+inline std::filesystem::path MemoryFileName(const std::filesystem::path& path) {
   static std::atomic<unsigned> counter{0};
-  return path.string() + ".tmp-" + std::to_string(::getpid()) + "-h5-" + std::to_string(counter++);
+  return path.string() + ".mem-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
-// A temporary file removed unless published.
-struct TempFile {
-  std::filesystem::path path;
-  bool published = false;
-  ~TempFile() {
-    if (!published) {
-      std::error_code ignored;
-      std::filesystem::remove(path, ignored);
-    }
-  }
-};
+// Files are built in memory (the core driver, no backing store) and published by
+// util/publish.h as one byte image: a full disk or a kill is then a plain write error on a
+// temporary file, and HDF5 never holds a half-written file (closing one after ENOSPC crashes
+// HDF5 1.10 at exit). `name` only identifies the file inside HDF5 and in messages.
+inline Handle CreateMemoryFile(const std::filesystem::path& name) {
+  Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (H5Pset_fapl_core(access.get(), 1 << 20, /*backing_store=*/0) < 0) Fail("set up an in-memory file for", name);
+  return Check(Handle(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose), "create", name);
+}
 
+// The bytes of a file made by CreateMemoryFile, after a flush.
+inline std::string FileImage(hid_t file, const std::filesystem::path& name) {
+  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) Fail("flush", name);
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  if (size < 0) Fail("take the image of", name);
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  if (H5Fget_file_image(file, bytes.data(), bytes.size()) != size) Fail("take the image of", name);
+  return bytes;
+}
 
 }  // namespace lookbook::hdf5
