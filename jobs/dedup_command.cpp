@@ -5,6 +5,7 @@
 #include "index/vector_index.h"
 #include "jobs/command.h"
 #include "util/error.h"
+#include "util/stop.h"
 
 namespace lookbook {
 
@@ -12,11 +13,11 @@ void DescribeDedup(po::options_description* options) {
   options->add_options()
       ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (reads DIR/embed and DIR/index, writes DIR/dedup)")
       ("candidates", po::value<int>()->default_value(16)->value_name("K"), "neighbours asked of the index per image, 1..1024")
-      ("nprobe", po::value<int>()->default_value(16)->value_name("N"), "inverted lists searched per query")
-      ("cosine", po::value<float>()->default_value(0.9875f)->value_name("C"), "a pair at or above this cosine is a duplicate")
-      ("phash-cosine", po::value<float>()->default_value(0.98f)->value_name("C"),
+      ("nprobe", po::value<int>()->default_value(8)->value_name("N"), "inverted lists searched per query")
+      ("cosine", po::value<float>()->default_value(0.99f)->value_name("C"), "a pair at or above this cosine is a duplicate")
+      ("phash-cosine", po::value<float>()->default_value(0.965f)->value_name("C"),
        "a pair at or above this cosine is a duplicate when its perceptual hashes agree (--max-hamming)")
-      ("max-hamming", po::value<int>()->default_value(4)->value_name("BITS"), "perceptual-hash agreement: at most this many of 64 bits differ")
+      ("max-hamming", po::value<int>()->default_value(3)->value_name("BITS"), "perceptual-hash agreement: at most this many of 64 bits differ")
       ("candidate-floor", po::value<float>()->default_value(0.9f)->value_name("C"), "candidates at or above this cosine are kept in dedup.h5 for threshold sweeps")
       ("keep", po::value<std::string>()->default_value("first")->value_name("POLICY"),
        "each cluster's representative: first (catalog order) | largest (pixels) | in-stock")
@@ -55,14 +56,14 @@ int RunDedupCommand(const po::variables_map& vm, const CommandContext& context) 
   options.code_version = context.code_version;
   const StageReport report = RunDedup(options, context.world);
   if (context.world.is_root()) {
-    if (report.status != "skipped") {
+    if (report.status == "ok") {
       spdlog::info("{} duplicate pairs ({} same product, {} across products) in {} clusters; see {}/dedup",
                    report.counts.at("pairs"), report.counts.at("pairs_same_product"),
                    report.counts.at("pairs_cross_product"), report.counts.at("clusters"), options.run.string());
     }
     PrintSummaryLine(SummaryJsonLine(report));
   }
-  return kExitOk;
+  return report.status == "stopped" ? kExitStopped : kExitOk;
 }
 
 }  // namespace lookbook

@@ -1,6 +1,9 @@
 #include "image/preprocess.h"
 
+#include <algorithm>
 #include <bitset>
+#include <cstdlib>
+#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/img_hash.hpp>
 #include <opencv2/imgproc.hpp>
@@ -107,9 +110,83 @@ void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out) {
   }
 }
 
+namespace {
+
+// One trimming pass over `view` (see ContentBox).
+PixelBox TrimPlainFrame(const cv::Mat& view) {
+  const PixelBox whole{0, 0, view.cols, view.rows};
+  if (view.cols < 8 || view.rows < 8) return whole;
+  const int width = view.cols, height = view.rows;
+  // The frame colour: the per-channel median of the outermost ring.
+  std::vector<cv::Vec3b> ring;
+  ring.reserve(2 * static_cast<std::size_t>(width + height));
+  for (int x = 0; x < width; ++x) {
+    ring.push_back(view.at<cv::Vec3b>(0, x));
+    ring.push_back(view.at<cv::Vec3b>(height - 1, x));
+  }
+  for (int y = 1; y + 1 < height; ++y) {
+    ring.push_back(view.at<cv::Vec3b>(y, 0));
+    ring.push_back(view.at<cv::Vec3b>(y, width - 1));
+  }
+  cv::Vec3b frame;
+  for (int c = 0; c < 3; ++c) {
+    std::vector<std::uint8_t> channel(ring.size());
+    for (std::size_t i = 0; i < ring.size(); ++i) channel[i] = ring[i][c];
+    std::nth_element(channel.begin(), channel.begin() + static_cast<std::ptrdiff_t>(channel.size() / 2), channel.end());
+    frame[c] = channel[channel.size() / 2];
+  }
+  constexpr int kTolerance = 24;  // JPEG ringing and sensor noise on a plain background
+  auto differs = [&](const cv::Vec3b& p) {
+    return std::abs(p[0] - frame[0]) > kTolerance || std::abs(p[1] - frame[1]) > kTolerance ||
+           std::abs(p[2] - frame[2]) > kTolerance;
+  };
+  std::size_t off_frame = 0;
+  for (const cv::Vec3b& p : ring) off_frame += differs(p) ? 1 : 0;
+  if (off_frame * 10 > ring.size()) return whole;  // no plain frame: a scene, not a shot
+  // Rows and columns with content; a few stray pixels (noise, dust) do not count.
+  std::vector<int> row_hits(static_cast<std::size_t>(height)), col_hits(static_cast<std::size_t>(width));
+  for (int y = 0; y < height; ++y) {
+    const cv::Vec3b* row = view.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < width; ++x) {
+      if (differs(row[x])) {
+        ++row_hits[static_cast<std::size_t>(y)];
+        ++col_hits[static_cast<std::size_t>(x)];
+      }
+    }
+  }
+  auto span = [](const std::vector<int>& hits, int min_hits, int* begin, int* end) {
+    *begin = 0;
+    *end = static_cast<int>(hits.size());
+    while (*begin < *end && hits[static_cast<std::size_t>(*begin)] < min_hits) ++*begin;
+    while (*end > *begin && hits[static_cast<std::size_t>(*end - 1)] < min_hits) --*end;
+  };
+  int x0, x1, y0, y1;
+  span(col_hits, std::max(1, height / 100), &x0, &x1);
+  span(row_hits, std::max(1, width / 100), &y0, &y1);
+  // Too small to hash on its own (a speck on a blank image): keep the whole image.
+  if ((x1 - x0) * 8 < width && (y1 - y0) * 8 < height) return whole;
+  if (x1 <= x0 || y1 <= y0) return whole;
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+}  // namespace
+
+// Two passes: a border added around a shot on its own light background goes first, then
+// that background.
+PixelBox ContentBox(const RgbImage& image) {
+  PixelBox box{0, 0, image.width, image.height};
+  for (int pass = 0; pass < 2; ++pass) {
+    const PixelBox inner = TrimPlainFrame(View(image)(cv::Rect(box.x, box.y, box.width, box.height)));
+    if (inner.width == box.width && inner.height == box.height) break;
+    box = PixelBox{box.x + inner.x, box.y + inner.y, inner.width, inner.height};
+  }
+  return box;
+}
+
 PerceptualHash ComputePerceptualHash(const RgbImage& image) {
+  const PixelBox box = ContentBox(image);
   cv::Mat bgr;
-  cv::cvtColor(View(image), bgr, cv::COLOR_RGB2BGR);
+  cv::cvtColor(View(image)(cv::Rect(box.x, box.y, box.width, box.height)), bgr, cv::COLOR_RGB2BGR);
   cv::Mat hash;
   cv::img_hash::PHash::create()->compute(bgr, hash);
   LB_CHECK(hash.total() == 8, "PHash is 8 bytes");

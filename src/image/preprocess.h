@@ -42,7 +42,21 @@ FrameMapping ModelFrame(int width, int height, const PreprocessSpec& spec);
 // the closest OpenCV gets to the PIL bicubic-with-antialias that CLIP was trained with.
 void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out);
 
-// 64-bit DCT perceptual hash (OpenCV img_hash PHash); near-duplicates differ in few bits.
+// The part of an image that is not a plain frame around it: when the outermost pixel ring is
+// (almost) one colour, the bounding box of the pixels that differ from that colour by more
+// than a tolerance; else, or when that box is empty or tiny, the whole image. Product shots
+// on a studio background, and the same shot with a border added or the margin cropped,
+// share this box's content.
+struct PixelBox {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+PixelBox ContentBox(const RgbImage& image);
+
+// 64-bit DCT perceptual hash (OpenCV img_hash PHash) of the image's ContentBox, so that a
+// border added or a margin cropped does not move the hash; near-duplicates differ in few bits.
+// Decode at least kPerceptualHashMinSide pixels on the short side for it: on a JPEG shrunk in
+// the DCT to a tiny model's input, the content box would move by whole pixels between copies.
+inline constexpr int kPerceptualHashMinSide = 128;
 using PerceptualHash = std::array<std::uint8_t, 8>;
 PerceptualHash ComputePerceptualHash(const RgbImage& image);
 int HammingDistance(const PerceptualHash& a, const PerceptualHash& b);

@@ -31,9 +31,9 @@ namespace lookbook {
 
 struct DedupRule {
   // Chosen on a train-split demo catalog (README: Dedup).
-  float cosine = 0.9875f;
-  float phash_cosine = 0.98f;
-  int max_hamming = 4;
+  float cosine = 0.99f;
+  float phash_cosine = 0.965f;
+  int max_hamming = 3;
 };
 
 bool IsDuplicate(const DedupRule& rule, float cosine, int hamming);
@@ -45,7 +45,7 @@ const char* KeepPolicyName(KeepPolicy policy);
 struct DedupOptions {
   std::filesystem::path run;
   int candidates = 16;          // neighbours asked of the index per query
-  int nprobe = 16;              // inverted lists searched per query
+  int nprobe = 8;               // inverted lists searched per query (README: Dedup, scale)
   DedupRule rule;
   float candidate_floor = 0.9f;  // candidates at or above this cosine are kept for sweeps
   KeepPolicy keep = KeepPolicy::kFirst;

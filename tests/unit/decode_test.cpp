@@ -222,5 +222,47 @@ TEST(PerceptualHash, NearCopiesAreCloseAndOtherImagesFar) {
   EXPECT_GE(HammingDistance(a, ComputePerceptualHash(decode(other))), 16);
 }
 
+// A product shot: a garment-like shape on a light studio background.
+cv::Mat ProductShot(int side) {
+  cv::Mat shot(side, side, CV_8UC3, cv::Scalar(236, 240, 242));
+  const cv::Mat garment = Picture(side / 2, side * 3 / 5);
+  garment.copyTo(shot(cv::Rect(side / 4, side / 5, garment.cols, garment.rows)));
+  cv::ellipse(shot, {side / 2, side / 5}, {side / 8, side / 16}, 0, 0, 360, cv::Scalar(30, 30, 160), cv::FILLED);
+  return shot;
+}
+
+TEST(ContentBox, FindsTheShotInsideAPlainFrameAndKeepsScenesWhole) {
+  auto decode = [](const cv::Mat& bgr) { return DecodeImage(Encode(bgr, ".png"), {}).image; };
+  const PixelBox box = ContentBox(decode(ProductShot(200)));
+  EXPECT_NEAR(box.x, 50, 1);
+  EXPECT_NEAR(box.y, 200 / 5 - 200 / 16, 1);
+  EXPECT_NEAR(box.width, 100, 1);
+  EXPECT_NEAR(box.x + box.width, 150, 1);
+  EXPECT_NEAR(box.y + box.height, 200 / 5 + 120, 1);
+  const RgbImage scene = decode(Picture(120, 90));  // no plain frame
+  const PixelBox whole = ContentBox(scene);
+  EXPECT_EQ(whole.x, 0);
+  EXPECT_EQ(whole.y, 0);
+  EXPECT_EQ(whole.width, 120);
+  EXPECT_EQ(whole.height, 90);
+  cv::Mat blank(64, 64, CV_8UC3, cv::Scalar::all(255));
+  blank.at<cv::Vec3b>(10, 10) = cv::Vec3b(0, 0, 0);  // a speck is not content
+  EXPECT_EQ(ContentBox(decode(blank)).width, 64);
+}
+
+TEST(PerceptualHash, ABorderOrACroppedMarginDoesNotMoveTheHash) {
+  auto decode = [](const cv::Mat& bgr) { return DecodeImage(Encode(bgr, ".png"), {}).image; };
+  const cv::Mat shot = ProductShot(224);
+  cv::Mat bordered, cropped;
+  cv::copyMakeBorder(shot, bordered, 16, 16, 16, 16, cv::BORDER_CONSTANT, cv::Scalar::all(255));
+  cv::resize(shot(cv::Rect(17, 17, 190, 190)), cropped, {224, 224}, 0, 0, cv::INTER_AREA);
+  const PerceptualHash a = ComputePerceptualHash(decode(shot));
+  EXPECT_LE(HammingDistance(a, ComputePerceptualHash(decode(bordered))), 2);
+  EXPECT_LE(HammingDistance(a, ComputePerceptualHash(decode(cropped))), 4);
+  cv::Mat other(224, 224, CV_8UC3, cv::Scalar(236, 240, 242));
+  cv::circle(other, {112, 112}, 60, cv::Scalar(0, 0, 0), cv::FILLED);
+  EXPECT_GE(HammingDistance(a, ComputePerceptualHash(decode(other))), 10);
+}
+
 }  // namespace
 }  // namespace lookbook
