@@ -3,8 +3,8 @@
 # installs the missing packages, builds, writes the demo catalog (Fashion-MNIST, test split)
 # and runs the pipeline on it with 2 MPI ranks. Today's pipeline: ingest, embed (with the
 # demo CLIP bundle in models/demo/clip and, on the outfit photos, the demo U-Net in
-# models/demo/unet), index, dedup, and the garment and dedup evaluations against the demo's
-# truth.
+# models/demo/unet), index, dedup, recs (substitutes, outfits), the garment, dedup and
+# recommendation evaluations against the demo's truth, and a query with one outfit photo.
 #   jobs/demo.sh [RUN_DIR]      (default: build/demo/run)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,7 +30,13 @@ mpirun=(mpirun -np 2 --oversubscribe)
 "${mpirun[@]}" "$lookbook" dedup --config config/demo.ini --run "$run"
 "$lookbook" eval dedup --run "$run" --truth "$data/truth/duplicates.csv" --negatives "$data/truth/colour_variants.csv" \
   --log-level warn
+"${mpirun[@]}" "$lookbook" recs --config config/demo.ini --run "$run"
+"$lookbook" eval recs --run "$run" --truth "$data/truth/outfits.csv" --products "$data/truth/products.csv" --log-level warn
 "$lookbook" embed-text --model models/demo/clip --text "a photo of a red dress" --format csv | cut -c1-80
+
+# A new photo: one of the demo's outfit photos, its garments matched from the command line.
+photo=$data/images/$(sed -n 2p "$data/truth/outfits.csv" | cut -d, -f1)
+"$lookbook" query --run "$run" --image "$photo" --top 3
 
 cat <<DONE
 
@@ -43,5 +49,7 @@ lookbook demo finished.
   garments:      $run/embed/shard-*.h5 /garments (slot, box, area, score, embedding) and /masks
   index:         $run/index/shard-*.faiss (Python: faiss.read_index)
   duplicates:    $run/dedup/pairs.csv, $run/dedup/clusters.csv, $run/dedup/dedup.h5
-  evaluations:   $run/eval/dedup.json (precision, recall, F1, threshold sweep)
+  recommended:   $run/recs/substitutes.csv, $run/recs/outfits.csv, $run/recs/recs.h5
+  evaluations:   $run/eval/dedup.json (precision, recall, F1, threshold sweep), $run/eval/recs.json
+  query:         $lookbook query --run $run --image PHOTO [--text "a red dress"]
 DONE

@@ -10,6 +10,7 @@
 #include "store/embed_run.h"
 #include "util/error.h"
 #include "util/manifest.h"
+#include "util/vectors.h"
 
 namespace lookbook {
 namespace {
@@ -19,12 +20,6 @@ std::vector<EmbedShard> ReadRunShards(const std::filesystem::path& run) {
   std::vector<EmbedShard> shards;
   for (int k = 0; k < embed.shard_count; ++k) shards.push_back(ReadVerifiedShard(embed, k));
   return shards;
-}
-
-float Dot(const float* a, const float* b, std::size_t d) {
-  float sum = 0;
-  for (std::size_t i = 0; i < d; ++i) sum += a[i] * b[i];
-  return sum;
 }
 
 }  // namespace
@@ -105,7 +100,7 @@ std::map<std::string, double> EvaluateGarments(const GarmentEvalOptions& options
         std::vector<std::pair<float, std::size_t>> scores;
         for (std::size_t p = 0; p < product_ids.size(); ++p) {
           float best = -2;
-          for (const float* v : product_vectors[p]) best = std::max(best, Dot(query, v, d));
+          for (const float* v : product_vectors[p]) best = std::max(best, Dot(query, v, static_cast<int>(d)));
           scores.emplace_back(best, p);
         }
         const std::size_t k = std::min<std::size_t>(5, scores.size());

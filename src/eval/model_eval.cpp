@@ -16,6 +16,7 @@
 #include "model/bundle.h"
 #include "model/segmenter.h"
 #include "util/error.h"
+#include "util/vectors.h"
 
 namespace lookbook {
 namespace {
@@ -23,12 +24,6 @@ namespace {
 std::string Lower(std::string text) {
   for (char& ch : text) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return text;
-}
-
-float Dot(const float* a, const float* b, int d) {
-  float sum = 0;
-  for (int i = 0; i < d; ++i) sum += a[i] * b[i];
-  return sum;
 }
 
 // A temporary folder for the evaluation catalog.

@@ -1,5 +1,11 @@
 #include "image/decode.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <turbojpeg.h>
 
 #include <cstring>
@@ -313,6 +319,38 @@ int JpegExifOrientation(std::string_view bytes) {
     pos += 2 + length;
   }
   return 1;
+}
+
+// Reads one image file: the bytes, or why not.
+ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_bytes, std::string* bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? ImageStatus::kMissing : ImageStatus::kUnreadable;
+  struct stat info {};
+  ImageStatus status = ImageStatus::kOk;
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    status = ImageStatus::kUnreadable;
+  } else if (static_cast<std::uint64_t>(info.st_size) > max_bytes) {
+    status = ImageStatus::kFileTooLarge;
+  } else {
+    bytes->resize(static_cast<std::size_t>(info.st_size));
+    std::size_t done = 0;
+    while (done < bytes->size()) {
+      const ssize_t n = ::read(fd, bytes->data() + done, bytes->size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    if (done != bytes->size()) status = ImageStatus::kUnreadable;  // shrank or failed while reading
+  }
+  ::close(fd);
+  return status;
+}
+
+// The source size as the decoded image stands (EXIF rotations swap the stored sides).
+std::pair<int, int> UprightSourceSize(const DecodeResult& decoded) {
+  const int w = decoded.source_width, h = decoded.source_height;
+  if (w <= 0 || h <= 0) return {decoded.image.width, decoded.image.height};
+  return decoded.sides_swapped ? std::pair<int, int>{h, w} : std::pair<int, int>{w, h};
 }
 
 }  // namespace lookbook

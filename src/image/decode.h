@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,5 +60,13 @@ DecodeResult DecodeImage(std::string_view bytes, const DecodeLimits& limits);
 
 // The EXIF orientation (1..8) of a JPEG, 1 when it has none.
 int JpegExifOrientation(std::string_view bytes);
+
+// Reads one image file whole: kOk with its bytes, or kMissing, kUnreadable (not a regular
+// file, a read error, or it changed size while being read) or kFileTooLarge (over max_bytes).
+ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_bytes, std::string* bytes);
+
+// The source size (width, height) as the decoded image stands: EXIF rotations swap the stored
+// sides; the decoded size when the source size is unknown.
+std::pair<int, int> UprightSourceSize(const DecodeResult& decoded);
 
 }  // namespace lookbook

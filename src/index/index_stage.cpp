@@ -12,6 +12,7 @@
 #include "util/blas.h"
 #include "util/error.h"
 #include "util/publish.h"
+#include "util/stop.h"
 
 namespace lookbook {
 namespace {
@@ -186,13 +187,22 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   const auto add_start = Clock::now();
   std::vector<std::int64_t> code_bytes(1, 0);
   for (const auto& shard : mine) {
+    if (StopRequested()) break;
     VectorIndex index = VectorIndex::Deserialize(trained_bytes);
     index.Add(shard.vectors.data(), shard.ids.data(), shard.size());
     index.WriteFile(stage_dir / IndexFileName(shard.shard));
     code_bytes[0] += static_cast<std::int64_t>(index.code_bytes());
   }
   const double add_seconds = world.MaxAll(Seconds(add_start));
+  code_bytes.push_back(StopRequested() ? 1 : 0);
   code_bytes = world.SumAll(code_bytes);
+  if (code_bytes[1] > 0) {
+    // No manifest: the shard files already written are whole but belong to no published index.
+    if (world.is_root()) spdlog::warn("stop requested: the index is not published; rerun lookbook index");
+    report.status = "stopped";
+    report.seconds = Seconds(start);
+    return report;
+  }
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
   mine.clear();
 
@@ -230,6 +240,27 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   report.seconds = Seconds(start);
   report.throughput_items = total;
   return report;
+}
+
+ShardedIndex ReadRunIndex(const std::filesystem::path& run, const EmbedRun& embed, StageManifest* out) {
+  std::string why;
+  const auto manifest = ReadManifest(run / "index", &why);
+  if (!manifest) throw InputError("run " + run.string() + " has no index stage (" + why + "): run lookbook index first");
+  const std::string damaged = VerifyOutputs(run / "index", *manifest);
+  if (!damaged.empty()) throw InputError((run / "index").string() + ": " + damaged + ": rerun lookbook index --force");
+  if (manifest->inputs.size() != embed.shards.size()) throw InputError("the index is older than the embeddings: rerun lookbook index");
+  for (std::size_t k = 0; k < embed.shards.size(); ++k) {
+    if (manifest->inputs[k].checksum != embed.shards[k].checksum) {
+      throw InputError("the index is older than embed shard " + std::to_string(k) + ": rerun lookbook index");
+    }
+  }
+  std::vector<VectorIndex> shards;
+  for (const auto& output : manifest->outputs) {
+    if (output.path != "trained.faiss") shards.push_back(VectorIndex::ReadFile(run / "index" / output.path));
+  }
+  if (shards.empty()) throw InputError((run / "index").string() + " holds no index shard: rerun lookbook index --force");
+  if (out != nullptr) *out = *manifest;
+  return ShardedIndex(std::move(shards));
 }
 
 }  // namespace lookbook

@@ -20,6 +20,8 @@
 #include <string>
 
 #include "dist/world.h"
+#include "index/vector_index.h"
+#include "store/embed_run.h"
 #include "util/manifest.h"
 #include "util/stage_report.h"
 
@@ -38,5 +40,10 @@ struct IndexOptions {
 // Collective. Throws InputError when the run has no complete embed stage, a shard file does
 // not match its checksum, or FAISS rejects the factory.
 StageReport RunIndex(const IndexOptions& options, const MpiWorld& world);
+
+// The published index of the run as one searchable index: the manifest verified (every file's
+// checksum, before FAISS parses it) and made from the current embed shards. `manifest`
+// (optional) receives the index manifest. Throws InputError naming the fix otherwise.
+ShardedIndex ReadRunIndex(const std::filesystem::path& run, const EmbedRun& embed, StageManifest* manifest = nullptr);
 
 }  // namespace lookbook

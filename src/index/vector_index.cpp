@@ -7,6 +7,7 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexShards.h>
 #include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/invlists/InvertedLists.h>
 #include <faiss/index_factory.h>
@@ -20,6 +21,7 @@
 #include <limits>
 #include <regex>
 #include <sstream>
+#include <unordered_set>
 
 #include "util/error.h"
 #include "util/publish.h"
@@ -218,6 +220,103 @@ SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, i
   if (n == 0) return result;
   for (auto& shard : impl_->shards) SetNprobe(shard.impl_->index.get(), nprobe);
   impl_->fan_out->search(n, queries, k, result.scores.data(), reinterpret_cast<faiss::Index::idx_t*>(result.ids.data()));
+  return result;
+}
+
+struct IdFilter::Impl {
+  std::unique_ptr<faiss::IDSelector> selector;
+  std::vector<std::uint8_t> bitmap;  // IDSelectorBitmap's storage (flat indexes: positions)
+  std::int64_t count = 0;
+};
+
+IdFilter::IdFilter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+IdFilter::IdFilter(IdFilter&&) noexcept = default;
+IdFilter& IdFilter::operator=(IdFilter&&) noexcept = default;
+IdFilter::~IdFilter() = default;
+std::int64_t IdFilter::size() const { return impl_->count; }
+
+// IVF indexes test their own (external) ids against the selector. FAISS 1.7.3's IndexIDMap
+// refuses search parameters, so a flat index's filter is a bitmap over its positions, and
+// the inner index is searched directly with the positions mapped back to ids.
+IdFilter ShardedIndex::Filter(const std::vector<std::int64_t>& ids) const {
+  if (impl_->fan_out) throw InputError("this index kind (fast-scan) cannot filter inside the search: rebuild the index with a Flat, IVF-Flat or IVF-PQ factory");
+  auto impl = std::make_unique<IdFilter::Impl>();
+  const faiss::Index* index = impl_->shards.front().impl_->index.get();
+  if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
+    const std::unordered_set<std::int64_t> wanted(ids.begin(), ids.end());
+    impl->bitmap.assign((map->id_map.size() + 7) / 8, 0);
+    for (std::size_t i = 0; i < map->id_map.size(); ++i) {
+      if (wanted.count(map->id_map[i])) {
+        impl->bitmap[i >> 3] |= static_cast<std::uint8_t>(1u << (i & 7));
+        ++impl->count;
+      }
+    }
+    impl->selector = std::make_unique<faiss::IDSelectorBitmap>(map->id_map.size(), impl->bitmap.data());
+  } else {
+    LB_CHECK(faiss::ivflib::try_extract_index_ivf(index) != nullptr, "a merged index is IVF or flat");
+    std::vector<faiss::Index::idx_t> sorted(ids.begin(), ids.end());
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    impl->count = static_cast<std::int64_t>(sorted.size());  // an upper bound: ids the index lacks count too
+    impl->selector = std::make_unique<faiss::IDSelectorBatch>(sorted.size(), sorted.data());
+  }
+  return IdFilter(std::move(impl));
+}
+
+SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, int nprobe, const IdFilter& filter) const {
+  LB_CHECK(!impl_->fan_out, "filters are made by Filter(), which refuses fan-out indexes");
+  SearchResult result;
+  result.scores.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(k));
+  result.ids.resize(result.scores.size());
+  if (n == 0) return result;
+  faiss::Index* index = impl_->shards.front().impl_->index.get();
+  auto* scores = result.scores.data();
+  auto* ids = reinterpret_cast<faiss::Index::idx_t*>(result.ids.data());
+  try {
+    if (auto* map = dynamic_cast<faiss::IndexIDMap*>(index)) {
+      faiss::SearchParameters params;
+      params.sel = filter.impl_->selector.get();
+      map->index->search(n, queries, k, scores, ids, &params);
+      for (std::size_t i = 0; i < result.ids.size(); ++i) {
+        if (ids[i] >= 0) ids[i] = map->id_map[static_cast<std::size_t>(ids[i])];
+      }
+      return result;
+    }
+    faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index);
+    LB_CHECK(ivf != nullptr && ivf == index, "a merged IVF index is searched directly");
+    const auto nlist = static_cast<std::int64_t>(ivf->nlist);
+    const std::int64_t wanted = std::min<std::int64_t>(k, filter.size());
+    std::vector<std::int64_t> short_rows(static_cast<std::size_t>(n));
+    for (std::int64_t q = 0; q < n; ++q) short_rows[static_cast<std::size_t>(q)] = q;
+    std::int64_t probes = std::clamp<std::int64_t>(nprobe, 1, nlist);
+    std::vector<float> batch, batch_scores;
+    std::vector<faiss::Index::idx_t> batch_ids;
+    for (;;) {
+      // Searches the rows still short of `wanted` results with `probes` lists.
+      batch.clear();
+      for (const std::int64_t q : short_rows) batch.insert(batch.end(), queries + q * ivf->d, queries + (q + 1) * ivf->d);
+      const auto m = static_cast<std::int64_t>(short_rows.size());
+      batch_scores.resize(static_cast<std::size_t>(m * k));
+      batch_ids.resize(batch_scores.size());
+      faiss::SearchParametersIVF params;
+      params.sel = filter.impl_->selector.get();
+      params.nprobe = static_cast<std::size_t>(probes);
+      ivf->search(m, batch.data(), k, batch_scores.data(), batch_ids.data(), &params);
+      std::vector<std::int64_t> still_short;
+      for (std::int64_t r = 0; r < m; ++r) {
+        const std::int64_t q = short_rows[static_cast<std::size_t>(r)];
+        std::copy_n(batch_scores.begin() + r * k, k, scores + q * k);
+        std::copy_n(batch_ids.begin() + r * k, k, ids + q * k);
+        const auto found = std::count_if(ids + q * k, ids + (q + 1) * k, [](faiss::Index::idx_t id) { return id >= 0; });
+        if (found < wanted) still_short.push_back(q);
+      }
+      if (still_short.empty() || probes >= nlist) break;
+      short_rows = std::move(still_short);
+      probes = std::min(nlist, probes * 4);
+    }
+  } catch (const faiss::FaissException& error) {
+    throw InputError(std::string("FAISS filtered search failed: ") + error.msg);
+  }
   return result;
 }
 

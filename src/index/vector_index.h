@@ -70,6 +70,21 @@ class VectorIndex {
   friend class ShardedIndex;
 };
 
+// The ids a filtered search may return, prepared for one ShardedIndex (ShardedIndex::Filter).
+class IdFilter {
+ public:
+  IdFilter(IdFilter&&) noexcept;
+  IdFilter& operator=(IdFilter&&) noexcept;
+  ~IdFilter();
+  std::int64_t size() const;  // ids of the filter that the index holds
+
+ private:
+  struct Impl;
+  explicit IdFilter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  friend class ShardedIndex;
+};
+
 // Several indexes with disjoint ids, trained together, searched as one. IVF and flat shards are
 // merged into one index (FAISS merge_from: IVF lists share the coarse quantizer, so a query is
 // quantized once, not once per shard); other kinds are searched shard by shard and the results
@@ -81,6 +96,14 @@ class ShardedIndex {
   ShardedIndex(ShardedIndex&&) noexcept;
   ~ShardedIndex();
   SearchResult Search(const float* queries, std::int64_t n, int k, int nprobe) const;
+
+  // Only ids in `ids` may come back. The filter acts inside the search (a FAISS IDSelector),
+  // so a query gets min(k, filter.size()) results whenever the filter holds that many: an IVF
+  // query that found fewer in its nprobe lists is searched again over 4x the lists, up to all
+  // of them. Throws InputError for index kinds that cannot filter (fast-scan).
+  IdFilter Filter(const std::vector<std::int64_t>& ids) const;
+  SearchResult Search(const float* queries, std::int64_t n, int k, int nprobe, const IdFilter& filter) const;
+
   std::int64_t size() const;
   std::uint64_t code_bytes() const;
 

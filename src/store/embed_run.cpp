@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "catalog/csv.h"
+#include "catalog/ingest.h"
+#include "catalog/sharding.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -42,6 +45,14 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
     embed.shards.push_back(*it);
   }
   embed.manifest_checksum = ChecksumFile(embed.dir / "manifest.json").checksum;
+  auto get = [](const std::map<std::string, std::string>& map, const char* key) {
+    const auto it = map.find(key);
+    return it == map.end() ? std::string() : it->second;
+  };
+  embed.model = get(manifest->locations, "model");
+  embed.segmenter = get(manifest->locations, "segmenter");
+  embed.model_sha256 = get(manifest->options, "model_sha256");
+  embed.segmenter_sha256 = get(manifest->options, "segmenter_sha256");
   return embed;
 }
 
@@ -57,6 +68,21 @@ EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard) {
                      "rerun lookbook embed --shard " + std::to_string(shard) + " --force");
   }
   return ReadEmbedShard(path);
+}
+
+std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, const EmbedRun& embed, int shard,
+                                                     std::size_t images) {
+  const std::filesystem::path csv = run / "ingest" / ShardFileName(shard, ".csv");
+  std::string why_not;
+  const auto record = ReadManifestFile(embed.dir / ShardFileName(shard, ".json"), &why_not);
+  if (!record || record->inputs.size() != 1 || !std::filesystem::exists(csv) ||
+      ChecksumFile(csv).checksum != record->inputs[0].checksum) {
+    throw InputError(csv.string() + " is not the ingest shard embed shard " + std::to_string(shard) +
+                     " was made from: rerun lookbook embed");
+  }
+  std::vector<std::vector<std::string>> rows = ReadCsvFile(csv, kIngestShardHeader);
+  if (rows.size() != images) throw InputError(csv.string() + " does not match embed shard " + std::to_string(shard));
+  return rows;
 }
 
 }  // namespace lookbook

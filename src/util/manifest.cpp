@@ -59,6 +59,7 @@ std::string ManifestToJson(const StageManifest& manifest) {
   root["outputs"] = json::array();
   for (const auto& entry : manifest.outputs) root["outputs"].push_back(EntryToJson(entry));
   root["counts"] = manifest.counts;
+  if (!manifest.locations.empty()) root["locations"] = manifest.locations;
   return root.dump(2) + "\n";
 }
 
@@ -100,6 +101,7 @@ std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path,
     for (const auto& entry : root.at("inputs")) manifest.inputs.push_back(EntryFromJson(entry));
     for (const auto& entry : root.at("outputs")) manifest.outputs.push_back(EntryFromJson(entry));
     manifest.counts = root.at("counts").get<std::map<std::string, std::int64_t>>();
+    if (root.contains("locations")) manifest.locations = root.at("locations").get<std::map<std::string, std::string>>();
     return manifest;
   } catch (const json::exception& error) {
     *why_not = path.string() + " is malformed: " + error.what();

@@ -9,7 +9,9 @@
 //     "options": {"shards": "16", ...}, "options_hash": "xxh3:...",
 //     "inputs":  [{"path": "/abs/catalog.csv", "size": 123, "checksum": "xxh3:..."}],
 //     "outputs": [{"path": "shard-00000.csv", "size": 45, "checksum": "xxh3:...", "rows": 7}],
-//     "counts":  {"rows_in": 10, ...} }
+//     "counts":  {"rows_in": 10, ...},
+//     "locations": {"model": "/abs/models/clip"} }   (optional: where the stage found things it
+//                  names by checksum in its options; not part of its identity)
 // Output paths are relative to the stage folder; "rows" is -1 where it does not apply.
 #pragma once
 
@@ -40,6 +42,7 @@ struct StageManifest {
   std::vector<ManifestEntry> inputs;
   std::vector<ManifestEntry> outputs;
   std::map<std::string, std::int64_t> counts;
+  std::map<std::string, std::string> locations;
 };
 
 std::string OptionsHash(const std::map<std::string, std::string>& options);

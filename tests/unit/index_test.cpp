@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -105,6 +106,68 @@ TEST(VectorIndex, FilesRoundTripAndBadInputIsAnInputError) {
   EXPECT_THROW(VectorIndex::Train("NoSuchIndex", d, vectors.data(), 500), InputError);
   EXPECT_THROW(VectorIndex::Train("IVF1024,Flat", d, vectors.data(), 10), InputError);  // too few to train
   EXPECT_THROW(VectorIndex::Deserialize({1, 2, 3, 4}), InputError);
+}
+
+// A filtered search returns only allowed ids, and the same neighbours as an exact search over
+// the allowed vectors alone: never fewer than k while k allowed vectors exist, even when the
+// allowed ones are rare in the probed lists (IVF then searches more lists).
+TEST(VectorIndex, FilteredSearchActsInsideTheSearch) {
+  const int d = 16, n = 3000, k = 8;
+  const auto vectors = Clustered(n, d, 12, 5);
+  for (const std::string factory : {"Flat", "IVF32,Flat", "IVF32,PQ4np"}) {
+    const auto sample = Clustered(n, d, 12, 5);
+    std::vector<VectorIndex> shards;
+    const VectorIndex trained = VectorIndex::Train(factory, d, sample.data(), n);
+    const auto bytes = trained.Serialize();
+    for (int s = 0; s < 2; ++s) {
+      VectorIndex shard = VectorIndex::Deserialize(bytes);
+      std::vector<float> part;
+      std::vector<std::int64_t> ids;
+      for (int i = s; i < n; i += 2) {
+        part.insert(part.end(), vectors.begin() + i * d, vectors.begin() + (i + 1) * d);
+        ids.push_back(ImageId(s, i));
+      }
+      shard.Add(part.data(), ids.data(), static_cast<std::int64_t>(ids.size()));
+      shards.push_back(std::move(shard));
+    }
+    const ShardedIndex index(std::move(shards));
+    // Every 97th vector is allowed: 31 of 3000, so most lists hold none.
+    std::vector<std::int64_t> allowed;
+    for (int i = 0; i < n; i += 97) allowed.push_back(ImageId(i % 2, i));
+    const IdFilter filter = index.Filter(allowed);
+    EXPECT_EQ(filter.size(), static_cast<std::int64_t>(allowed.size()));
+    const int queries = 20;
+    const SearchResult found = index.Search(vectors.data(), queries, k, 1, filter);
+    for (int q = 0; q < queries; ++q) {
+      // The exact answer over the allowed vectors.
+      std::vector<std::pair<float, std::int64_t>> exact;
+      for (int i = 0; i < n; i += 97) {
+        float dot = 0;
+        for (int j = 0; j < d; ++j) dot += vectors[static_cast<std::size_t>(q * d + j)] * vectors[static_cast<std::size_t>(i * d + j)];
+        exact.emplace_back(dot, ImageId(i % 2, i));
+      }
+      std::sort(exact.rbegin(), exact.rend());
+      int overlap = 0;
+      for (int j = 0; j < k; ++j) {
+        const std::int64_t id = found.ids[static_cast<std::size_t>(q * k + j)];
+        ASSERT_GE(id, 0) << factory << ": a filtered search came back short";
+        EXPECT_NE(std::find(allowed.begin(), allowed.end(), id), allowed.end()) << factory;
+        for (int e = 0; e < k; ++e) overlap += exact[static_cast<std::size_t>(e)].second == id;
+      }
+      // Flat is exact; IVF searches only the lists it probed (more when the filter left it short).
+      EXPECT_GE(overlap, factory == "Flat" ? k : k / 2) << factory;
+    }
+  }
+  // Fast-scan cannot filter inside the search: a clear error, not a silent post-filter.
+  const auto sample = Clustered(n, d, 12, 5);
+  VectorIndex a = VectorIndex::Train("IVF8,PQ4x4fs", d, sample.data(), n);
+  std::vector<std::int64_t> ids(n);
+  for (int i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = i;
+  a.Add(vectors.data(), ids.data(), n);
+  std::vector<VectorIndex> one;
+  one.push_back(std::move(a));
+  const ShardedIndex fast(std::move(one));
+  EXPECT_THROW(fast.Filter({1, 2, 3}), InputError);
 }
 
 }  // namespace

@@ -1,0 +1,76 @@
+#include "recs/product_search.h"
+
+#include <algorithm>
+#include <map>
+
+#include "util/error.h"
+#include "util/vectors.h"
+
+namespace lookbook {
+
+ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedIndex& index, const std::vector<int>& eligible) {
+  std::vector<std::int64_t> ids;
+  int max_shots = 0;
+  for (const int p : eligible) {
+    const auto& shots = catalog.products[static_cast<std::size_t>(p)].shots;
+    ids.insert(ids.end(), shots.begin(), shots.end());
+    max_shots = std::max(max_shots, static_cast<int>(shots.size()));
+  }
+  return ProductFilter{index.Filter(ids), max_shots};
+}
+
+std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog, const ShardedIndex& index,
+                                                   const ProductFilter& filter, const std::vector<ProductRequest>& requests,
+                                                   int k, int nprobe) {
+  LB_CHECK(k >= 1, "TopProducts needs k >= 1");
+  std::vector<std::vector<ProductMatch>> out(requests.size());
+  if (filter.ids.size() == 0 || requests.empty()) return out;
+  std::int64_t excluded_shots = 0;
+  std::vector<float> queries;
+  for (const auto& request : requests) {
+    std::int64_t shots = 0;
+    for (const int p : request.excluded) shots += static_cast<std::int64_t>(catalog.products[static_cast<std::size_t>(p)].shots.size());
+    excluded_shots = std::max(excluded_shots, shots);
+    for (const float* q : request.queries) queries.insert(queries.end(), q, q + catalog.dim);
+  }
+  const std::int64_t wanted = static_cast<std::int64_t>(k) * filter.max_shots + excluded_shots;
+  const int k_search = static_cast<int>(std::min<std::int64_t>(wanted, filter.ids.size()));
+  const auto n = static_cast<std::int64_t>(queries.size() / static_cast<std::size_t>(catalog.dim));
+  const SearchResult found = index.Search(queries.data(), n, k_search, nprobe, filter.ids);
+
+  std::size_t row = 0;
+  for (std::size_t r = 0; r < requests.size(); ++r) {
+    const ProductRequest& request = requests[r];
+    // Candidate products: every product an image neighbour of any query vector belongs to.
+    std::map<int, bool> candidates;  // ordered: deterministic
+    for (std::size_t q = 0; q < request.queries.size(); ++q, ++row) {
+      for (int j = 0; j < k_search; ++j) {
+        const std::int64_t id = found.ids[row * static_cast<std::size_t>(k_search) + static_cast<std::size_t>(j)];
+        if (id < 0) continue;
+        const auto it = catalog.product_of_image.find(id);
+        LB_CHECK(it != catalog.product_of_image.end(), "the index holds an image the catalog does not");
+        candidates[it->second] = true;
+      }
+    }
+    for (const int p : request.excluded) candidates.erase(p);
+    std::vector<ProductMatch> scored;
+    for (const auto& [p, unused] : candidates) {
+      ProductMatch best{p, -2.0f, -1};
+      for (const std::int64_t shot : catalog.products[static_cast<std::size_t>(p)].shots) {
+        for (const float* q : request.queries) {
+          const float score = Dot(q, catalog.vector(shot), catalog.dim);
+          if (score > best.score) best = ProductMatch{p, score, shot};
+        }
+      }
+      scored.push_back(best);
+    }
+    std::sort(scored.begin(), scored.end(), [](const ProductMatch& a, const ProductMatch& b) {
+      return a.score != b.score ? a.score > b.score : a.product < b.product;
+    });
+    if (static_cast<int>(scored.size()) > k) scored.resize(static_cast<std::size_t>(k));
+    out[r] = std::move(scored);
+  }
+  return out;
+}
+
+}  // namespace lookbook

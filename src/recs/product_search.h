@@ -1,0 +1,44 @@
+// Top-k products for query vectors, through the image index with the candidates filtered
+// inside the search (index/vector_index.h IdFilter), then re-scored exactly.
+//
+// A request is a few query vectors (a product's shots, the garments of one slot in a photo, a
+// text) and the products it must not return. Its products are ranked by
+//   score(Q) = max over the request's query vectors q and Q's shots s in the filter of cos(q, s),
+// computed from the full-precision embeddings. The index is asked, per query vector, for
+// k * (most shots of one product in the filter) + (shots of the excluded products) neighbours:
+// among that many filtered images at least k products that are not excluded appear whenever
+// the filter holds k such products, so no request comes back short because of the exclusions.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "index/vector_index.h"
+#include "recs/product_catalog.h"
+
+namespace lookbook {
+
+struct ProductMatch {
+  int product = 0;
+  float score = 0;
+  std::int64_t image = 0;  // Q's shot that scored best
+};
+
+struct ProductRequest {
+  std::vector<const float*> queries;  // dim floats each
+  std::vector<int> excluded;          // product indexes
+};
+
+// The shots of `eligible` products as a filter for `index`, and the most shots one of them has.
+struct ProductFilter {
+  IdFilter ids;
+  int max_shots = 0;
+};
+ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedIndex& index, const std::vector<int>& eligible);
+
+// Best first (ties: catalog order); at most k per request.
+std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog, const ShardedIndex& index,
+                                                   const ProductFilter& filter, const std::vector<ProductRequest>& requests,
+                                                   int k, int nprobe);
+
+}  // namespace lookbook

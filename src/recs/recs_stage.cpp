@@ -1,0 +1,461 @@
+#include "recs/recs_stage.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "catalog/csv.h"
+#include "garments/garments.h"
+#include "index/index_stage.h"
+#include "index/vector_index.h"
+#include "model/bundle.h"
+#include "model/encoders.h"
+#include "recs/product_catalog.h"
+#include "recs/product_search.h"
+#include "store/dedup_file.h"
+#include "store/embed_run.h"
+#include "store/recs_file.h"
+#include "util/blas.h"
+#include "util/error.h"
+#include "util/publish.h"
+#include "util/stop.h"
+#include "util/vectors.h"
+
+namespace lookbook {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+std::string Join(const std::vector<std::string>& values) {
+  std::string out;
+  for (const auto& value : values) out += (out.empty() ? "" : "\x1f") + value;  // unit separator: no collisions
+  return out;
+}
+
+std::string Format(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), format, value);
+  return buffer;
+}
+
+std::map<std::string, std::string> Options(const RecsOptions& options, const std::string& model_identity) {
+  return {{"top_k", std::to_string(options.top_k)},
+          {"outfit_top_k", std::to_string(options.outfit_top_k)},
+          {"substitutes_for", options.only_out_of_stock ? "out-of-stock" : "all"},
+          {"category_slots", options.category_slots},
+          {"categories", Join(options.categories)},
+          {"category_prompt", options.category_prompt},
+          {"model", model_identity},
+          {"nprobe", std::to_string(options.nprobe)}};
+}
+
+// The dedup stage as published, verified, and made from this embed and index stage.
+DedupFile ReadCurrentDedup(const std::filesystem::path& run, const std::vector<ManifestEntry>& upstream) {
+  std::string why;
+  const auto manifest = ReadManifest(run / "dedup", &why);
+  if (!manifest) throw InputError("run " + run.string() + " has no dedup stage (" + why + "): run lookbook dedup first");
+  const std::string damaged = VerifyOutputs(run / "dedup", *manifest);
+  if (!damaged.empty()) throw InputError((run / "dedup").string() + ": " + damaged + ": rerun lookbook dedup --force");
+  if (manifest->inputs.size() != upstream.size()) throw InputError("the dedup stage is older than the index: rerun lookbook dedup");
+  for (std::size_t i = 0; i < upstream.size(); ++i) {
+    if (manifest->inputs[i].checksum != upstream[i].checksum) {
+      throw InputError("the dedup stage is older than " + upstream[i].path + ": rerun lookbook dedup");
+    }
+  }
+  return ReadDedupFile(run / "dedup" / "dedup.h5");
+}
+
+// Zero-shot categories for the products whose catalog row has none. Returns how many got one.
+std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embed, ProductCatalog* catalog) {
+  std::vector<Product*> missing;
+  for (Product& product : catalog->products) {
+    if (product.category.empty() && !product.shots.empty()) missing.push_back(&product);
+  }
+  if (missing.empty()) return 0;
+  std::vector<std::string> labels = options.categories;
+  if (labels.empty()) {
+    std::set<std::string> named;
+    for (const Product& product : catalog->products) {
+      if (product.category_source == "catalog") named.insert(product.category);
+    }
+    labels.assign(named.begin(), named.end());
+  }
+  if (labels.empty()) {
+    spdlog::warn("{} products have no category and there are no categories to choose from (--categories): they get no substitutes",
+                 missing.size());
+    return 0;
+  }
+  const std::filesystem::path path = options.model.empty() ? embed.model : options.model;
+  if (path.empty()) throw InputError("zero-shot categories need the CLIP bundle: the embed manifest does not name it, pass --model");
+  const ModelBundle bundle = LoadBundle(path);
+  if (options.model.empty() && bundle.sha256 != embed.model_sha256) {
+    throw InputError("the bundle at " + path.string() + " is not the one the embed stage ran (sha256 differs): pass --model");
+  }
+  const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
+  if (text.dim() != catalog->dim) throw InputError("the CLIP bundle's text embeddings do not have the image embeddings' size");
+  std::vector<std::string> prompts;
+  for (const auto& label : labels) {
+    std::string prompt = options.category_prompt;
+    const auto at = prompt.find("{}");
+    if (at != std::string::npos) prompt.replace(at, 2, Lower(label));
+    prompts.push_back(prompt);
+  }
+  const std::vector<float> label_vectors = text.Encode(prompts);
+  const int d = catalog->dim;
+  std::vector<float> mean(static_cast<std::size_t>(d));
+  for (Product* product : missing) {
+    std::fill(mean.begin(), mean.end(), 0.0f);
+    for (const std::int64_t shot : product->shots) {
+      const float* v = catalog->vector(shot);
+      for (int i = 0; i < d; ++i) mean[static_cast<std::size_t>(i)] += v[i];
+    }
+    Normalize(mean.data(), d);
+    std::size_t best = 0;
+    float best_score = -2;
+    for (std::size_t c = 0; c < labels.size(); ++c) {
+      const float score = Dot(mean.data(), label_vectors.data() + c * static_cast<std::size_t>(d), d);
+      if (score > best_score) {
+        best_score = score;
+        best = c;
+      }
+    }
+    product->category = labels[best];
+    product->category_source = "zero-shot";
+  }
+  return static_cast<std::int64_t>(missing.size());
+}
+
+// For each product, the other products that share a near-duplicate cluster with it.
+std::vector<std::vector<int>> ClusterMates(const ProductCatalog& catalog, const DedupFile& dedup) {
+  std::map<std::int64_t, std::set<int>> members;
+  for (std::size_t i = 0; i < dedup.cluster_image.size(); ++i) {
+    const auto it = catalog.product_of_image.find(dedup.cluster_image[i]);
+    if (it == catalog.product_of_image.end()) throw InputError("dedup.h5 names an image the embed stage does not have: rerun lookbook dedup");
+    members[dedup.cluster_id[i]].insert(it->second);
+  }
+  std::vector<std::set<int>> mates(catalog.products.size());
+  for (const auto& [cluster, products] : members) {
+    for (const int p : products) mates[static_cast<std::size_t>(p)].insert(products.begin(), products.end());
+  }
+  std::vector<std::vector<int>> out(catalog.products.size());
+  for (std::size_t p = 0; p < mates.size(); ++p) {
+    mates[p].erase(static_cast<int>(p));
+    out[p].assign(mates[p].begin(), mates[p].end());
+  }
+  return out;
+}
+
+// Rows found on this rank, as plain columns for the gather.
+struct Found {
+  std::vector<std::int64_t> sub_product, sub_substitute, sub_image;
+  std::vector<std::int32_t> sub_rank;
+  std::vector<float> sub_score;
+  std::vector<std::int64_t> look_product, look_source, look_item;
+  std::vector<std::int32_t> look_slot, look_box, look_rank;
+  std::vector<float> look_score;
+};
+
+// What an outfit request is for.
+struct LookRequest {
+  int product = 0;
+  std::int64_t photo = 0;
+  std::array<std::int32_t, 4> box{};
+};
+
+}  // namespace
+
+StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
+  const auto start = Clock::now();
+  StageReport report;
+  report.stage = "recs";
+  report.throughput_unit = "products";
+  report.facts["run"] = options.run.string();
+  LB_CHECK(options.top_k >= 1 && options.outfit_top_k >= 1, "top-k of at least 1");
+  const EmbedRun embed = ReadEmbedRun(options.run);
+  const std::filesystem::path stage_dir = options.run / "recs";
+  for (const char* stage : {"index", "dedup"}) {
+    if (!std::filesystem::exists(options.run / stage / "manifest.json")) {
+      throw InputError("run " + options.run.string() + " has no " + stage + " stage: run lookbook " + stage + " first");
+    }
+  }
+  const std::vector<ManifestEntry> upstream = {
+      DescribeFile(embed.dir / "manifest.json", "embed/manifest.json", -1),
+      DescribeFile(options.run / "index" / "manifest.json", "index/manifest.json", -1)};
+  std::vector<ManifestEntry> inputs = upstream;
+  inputs.push_back(DescribeFile(options.run / "dedup" / "manifest.json", "dedup/manifest.json", -1));
+  const std::string model_identity =
+      options.model.empty() ? embed.model_sha256 : std::filesystem::absolute(options.model).lexically_normal().string();
+  const std::map<std::string, std::string> option_map = Options(options, model_identity);
+  const std::string options_hash = OptionsHash(option_map);
+
+  std::int64_t redo = 1;
+  if (world.is_root()) {
+    std::filesystem::create_directories(stage_dir);
+    RemoveStaleTemporaries(stage_dir);
+    const std::string why =
+        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedoStage(stage_dir, inputs, options_hash, options.code_version);
+    redo = why.empty() ? 0 : 1;
+    if (redo) spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
+    else spdlog::info("recs outputs are valid: nothing to do");
+  }
+  if (world.BroadcastFromRoot(redo) == 0) {
+    report.status = "skipped";
+    report.seconds = Seconds(start);
+    return report;
+  }
+
+  // Every rank holds the whole catalog (candidates come from every shard) and the index.
+  const auto load_start = Clock::now();
+  const DedupFile dedup = ReadCurrentDedup(options.run, upstream);
+  ProductCatalog catalog = LoadProductCatalog(options.run, embed);
+  const ShardedIndex index = ReadRunIndex(options.run, embed);
+  const std::int64_t zero_shot = ZeroShotCategories(options, embed, &catalog);
+  AssignSlots(ParseCategorySlots(options.category_slots), &catalog);
+  const std::vector<std::vector<int>> mates = ClusterMates(catalog, dedup);
+  const double load_seconds = world.MaxAll(Seconds(load_start));
+
+  auto mine = [&](const Product& product) { return product.shard % world.size() == world.rank(); };
+  const int n_products = static_cast<int>(catalog.products.size());
+  Found found;
+  std::int64_t no_category = 0, no_image = 0, short_lists = 0, queried = 0;
+
+  // Substitutes, one category at a time: its in-stock products are the filter.
+  const auto substitutes_start = Clock::now();
+  std::map<std::string, std::vector<int>> askers, stocked;
+  for (int p = 0; p < n_products; ++p) {
+    const Product& product = catalog.products[static_cast<std::size_t>(p)];
+    if (product.in_stock && !product.category.empty() && !product.shots.empty()) stocked[product.category].push_back(p);
+    if (!mine(product) || (options.only_out_of_stock && product.in_stock)) continue;
+    if (product.shots.empty()) ++no_image;
+    else if (product.category.empty()) ++no_category;
+    else askers[product.category].push_back(p);
+  }
+  for (const auto& [category, products] : askers) {
+    const ProductFilter filter = MakeProductFilter(catalog, index, stocked[category]);
+    for (std::size_t begin = 0; begin < products.size(); begin += static_cast<std::size_t>(options.batch)) {
+      if (StopRequested()) break;
+      const std::size_t end = std::min(products.size(), begin + static_cast<std::size_t>(options.batch));
+      std::vector<ProductRequest> requests;
+      for (std::size_t i = begin; i < end; ++i) {
+        const int p = products[i];
+        ProductRequest request;
+        for (const std::int64_t shot : catalog.products[static_cast<std::size_t>(p)].shots) request.queries.push_back(catalog.vector(shot));
+        request.excluded = mates[static_cast<std::size_t>(p)];
+        request.excluded.push_back(p);
+        requests.push_back(std::move(request));
+      }
+      const auto lists = TopProducts(catalog, index, filter, requests, options.top_k, options.nprobe);
+      for (std::size_t i = begin; i < end; ++i) {
+        const auto& list = lists[i - begin];
+        ++queried;
+        if (static_cast<int>(list.size()) < options.top_k) ++short_lists;
+        for (std::size_t r = 0; r < list.size(); ++r) {
+          found.sub_product.push_back(products[i]);
+          found.sub_rank.push_back(static_cast<std::int32_t>(r + 1));
+          found.sub_substitute.push_back(list[r].product);
+          found.sub_score.push_back(list[r].score);
+          found.sub_image.push_back(list[r].image);
+        }
+      }
+    }
+  }
+  const double substitutes_seconds = world.MaxAll(Seconds(substitutes_start));
+
+  // Outfits: each outfit photo's garments of other slots than the product's own.
+  const auto outfits_start = Clock::now();
+  std::map<std::string, std::vector<int>> slot_stocked;
+  for (int p = 0; p < n_products; ++p) {
+    const Product& product = catalog.products[static_cast<std::size_t>(p)];
+    if (product.in_stock && !product.slot.empty() && !product.shots.empty()) slot_stocked[product.slot].push_back(p);
+  }
+  std::map<std::string, std::vector<std::pair<LookRequest, ProductRequest>>> looks;  // by slot
+  std::int64_t photos = 0;
+  for (int p = 0; p < n_products; ++p) {
+    const Product& product = catalog.products[static_cast<std::size_t>(p)];
+    if (!mine(product)) continue;
+    for (const std::int64_t photo : product.outfit_photos) {
+      ++photos;
+      const EmbedShard& shard = catalog.shards[static_cast<std::size_t>(ShardOfImageId(photo))];
+      const std::vector<std::size_t> garments = catalog.garments_of(photo);
+      // The product's own slot: its category's, else the garment that looks most like its shots.
+      std::string own = product.slot;
+      if (own.empty() && !product.shots.empty()) {
+        float best = -2;
+        for (const std::size_t g : garments) {
+          for (const std::int64_t shot : product.shots) {
+            const float score = Dot(catalog.garment_vector(product.shard, g), catalog.vector(shot), catalog.dim);
+            if (score > best) {
+              best = score;
+              own = shard.garments[g].slot;
+            }
+          }
+        }
+      }
+      std::map<std::string, std::pair<LookRequest, ProductRequest>> by_slot;
+      for (const std::size_t g : garments) {
+        const GarmentRow& garment = shard.garments[g];
+        if (garment.slot == own) continue;
+        auto [it, added] = by_slot.try_emplace(garment.slot);
+        if (added) {
+          it->second.first = LookRequest{p, photo, garment.box};
+          it->second.second.excluded = {p};
+        }
+        it->second.second.queries.push_back(catalog.garment_vector(product.shard, g));
+      }
+      for (auto& [slot, request] : by_slot) looks[slot].push_back(std::move(request));
+    }
+  }
+  for (const auto& [slot, requests] : looks) {
+    Slot code;
+    LB_CHECK(ParseSlot(slot, &code), "garment slots are slot names");
+    const ProductFilter filter = MakeProductFilter(catalog, index, slot_stocked[slot]);
+    for (std::size_t begin = 0; begin < requests.size(); begin += static_cast<std::size_t>(options.batch)) {
+      if (StopRequested()) break;
+      const std::size_t end = std::min(requests.size(), begin + static_cast<std::size_t>(options.batch));
+      std::vector<ProductRequest> batch;
+      for (std::size_t i = begin; i < end; ++i) batch.push_back(requests[i].second);
+      const auto lists = TopProducts(catalog, index, filter, batch, options.outfit_top_k, options.nprobe);
+      for (std::size_t i = begin; i < end; ++i) {
+        const LookRequest& look = requests[i].first;
+        const auto& list = lists[i - begin];
+        for (std::size_t r = 0; r < list.size(); ++r) {
+          found.look_product.push_back(look.product);
+          found.look_source.push_back(look.photo);
+          found.look_slot.push_back(static_cast<std::int32_t>(code));
+          found.look_box.insert(found.look_box.end(), look.box.begin(), look.box.end());
+          found.look_rank.push_back(static_cast<std::int32_t>(r + 1));
+          found.look_item.push_back(list[r].product);
+          found.look_score.push_back(list[r].score);
+        }
+      }
+    }
+  }
+  const double outfits_seconds = world.MaxAll(Seconds(outfits_start));
+
+  const std::vector<std::int64_t> totals = world.SumAll({queried, short_lists, no_category, no_image, photos, StopRequested() ? 1 : 0});
+  if (totals[5] > 0) {
+    if (world.is_root()) spdlog::warn("stop requested: nothing of the recs stage is published; rerun lookbook recs");
+    report.status = "stopped";
+    report.seconds = Seconds(start);
+    return report;
+  }
+  Found all;
+  all.sub_product = world.GatherToRoot(found.sub_product);
+  all.sub_rank = world.GatherToRoot(found.sub_rank);
+  all.sub_substitute = world.GatherToRoot(found.sub_substitute);
+  all.sub_score = world.GatherToRoot(found.sub_score);
+  all.sub_image = world.GatherToRoot(found.sub_image);
+  all.look_product = world.GatherToRoot(found.look_product);
+  all.look_source = world.GatherToRoot(found.look_source);
+  all.look_slot = world.GatherToRoot(found.look_slot);
+  all.look_box = world.GatherToRoot(found.look_box);
+  all.look_rank = world.GatherToRoot(found.look_rank);
+  all.look_item = world.GatherToRoot(found.look_item);
+  all.look_score = world.GatherToRoot(found.look_score);
+  const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
+
+  std::vector<std::int64_t> published(3, 0);  // substitute rows, outfit rows, products with substitutes
+  if (world.is_root()) {
+    const auto write_start = Clock::now();
+    RecsFile out;
+    out.top_k = options.top_k;
+    out.outfit_top_k = options.outfit_top_k;
+    out.substitutes_for = option_map.at("substitutes_for");
+    for (const Product& product : catalog.products) {
+      out.products.push_back(RecsProduct{product.id, product.category, product.category_source, product.slot,
+                                         static_cast<std::int8_t>(product.in_stock ? 1 : 0)});
+    }
+    for (std::size_t i = 0; i < all.sub_product.size(); ++i) {
+      out.substitutes.push_back(SubstituteRow{all.sub_product[i], all.sub_rank[i], all.sub_substitute[i], all.sub_score[i], all.sub_image[i]});
+    }
+    std::sort(out.substitutes.begin(), out.substitutes.end(), [](const SubstituteRow& a, const SubstituteRow& b) {
+      return std::tie(a.product, a.rank) < std::tie(b.product, b.rank);
+    });
+    for (std::size_t i = 0; i < all.look_product.size(); ++i) {
+      OutfitRow row{all.look_product[i], all.look_source[i], SlotName(static_cast<Slot>(all.look_slot[i])),
+                    {all.look_box[4 * i], all.look_box[4 * i + 1], all.look_box[4 * i + 2], all.look_box[4 * i + 3]},
+                    all.look_rank[i], all.look_item[i], all.look_score[i]};
+      out.outfits.push_back(std::move(row));
+    }
+    std::sort(out.outfits.begin(), out.outfits.end(), [](const OutfitRow& a, const OutfitRow& b) {
+      return std::tie(a.product, a.source_image, a.slot, a.rank) < std::tie(b.product, b.source_image, b.slot, b.rank);
+    });
+
+    auto product_id = [&](std::int64_t p) -> const std::string& { return catalog.products[static_cast<std::size_t>(p)].id; };
+    std::string substitutes_csv = "product_id,rank,substitute_id,score\n";
+    std::set<std::int64_t> with_substitutes;
+    for (const auto& row : out.substitutes) {
+      with_substitutes.insert(row.product);
+      AppendCsvRow({product_id(row.product), std::to_string(row.rank), product_id(row.substitute), Format("%.6f", row.score)},
+                   &substitutes_csv);
+    }
+    std::string outfits_csv = "product_id,slot,rank,item_id,score,source_image\n";
+    for (const auto& row : out.outfits) {
+      AppendCsvRow({product_id(row.product), row.slot, std::to_string(row.rank), product_id(row.item), Format("%.6f", row.score),
+                    catalog.image(row.source_image).key},
+                   &outfits_csv);
+    }
+    PublishFile(stage_dir / "substitutes.csv", substitutes_csv);
+    PublishFile(stage_dir / "outfits.csv", outfits_csv);
+    WriteRecsFile(stage_dir / "recs.h5", out);
+
+    published = {static_cast<std::int64_t>(out.substitutes.size()), static_cast<std::int64_t>(out.outfits.size()),
+                 static_cast<std::int64_t>(with_substitutes.size())};
+    StageManifest manifest;
+    manifest.stage = "recs";
+    manifest.code_version = options.code_version;
+    manifest.options = option_map;
+    manifest.options_hash = options_hash;
+    manifest.inputs = inputs;
+    manifest.outputs.push_back(DescribeFile(stage_dir / "substitutes.csv", "substitutes.csv", published[0]));
+    manifest.outputs.push_back(DescribeFile(stage_dir / "outfits.csv", "outfits.csv", published[1]));
+    manifest.outputs.push_back(DescribeFile(stage_dir / "recs.h5", "recs.h5", static_cast<std::int64_t>(out.products.size())));
+    manifest.counts = {{"products", n_products},
+                       {"substitute_rows", published[0]},
+                       {"products_with_substitutes", published[2]},
+                       {"substitute_lists_short", totals[1]},
+                       {"products_without_category", totals[2]},
+                       {"products_without_image", totals[3]},
+                       {"categories_zero_shot", zero_shot},
+                       {"outfit_photos", totals[4]},
+                       {"outfit_rows", published[1]}};
+    WriteManifest(stage_dir, manifest);
+    report.steps.push_back(StepTiming{"publish (rank 0)", Seconds(write_start), published[0] + published[1]});
+  }
+  published = world.BroadcastFromRoot(published);
+
+  report.counts["products"] = n_products;
+  report.counts["substitute_queries"] = totals[0];
+  report.counts["substitute_rows"] = published[0];
+  report.counts["products_with_substitutes"] = published[2];
+  report.counts["substitute_lists_short"] = totals[1];
+  report.counts["products_without_category"] = totals[2];
+  report.counts["products_without_image"] = totals[3];
+  report.counts["categories_zero_shot"] = zero_shot;
+  report.counts["outfit_photos"] = totals[4];
+  report.counts["outfit_rows"] = published[1];
+  report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
+  report.facts["ranks"] = std::to_string(world.size());
+  report.facts["blas_core"] = BlasCoreName();
+  report.steps.insert(report.steps.begin(), StepTiming{"outfits (slowest rank)", outfits_seconds, totals[4]});
+  report.steps.insert(report.steps.begin(), StepTiming{"substitutes (slowest rank)", substitutes_seconds, totals[0]});
+  report.steps.insert(report.steps.begin(), StepTiming{"load catalog + index (slowest rank)", load_seconds, n_products});
+  report.seconds = Seconds(start);
+  report.throughput_items = n_products;
+  return report;
+}
+
+}  // namespace lookbook

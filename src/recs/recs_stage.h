@@ -1,0 +1,54 @@
+// `lookbook recs`: the recommendation tables for the whole catalog.
+//
+// Substitutes: for every product (or only the out-of-stock ones), the top-k in-stock products
+// of the same category, never itself nor a product sharing a near-duplicate cluster with it
+// (RUN/dedup). Similarity between products is the best pair of their shots
+// (recs/product_search.h). The stock and category filter acts inside the index search.
+// Category: the catalog's; where it is empty, zero-shot: the product's mean shot embedding
+// against the CLIP text encoder's embedding of `category_prompt` for every candidate
+// category (`categories`, else every category the catalog names), the best one wins.
+//
+// Outfits ("complete the look"): for every outfit photo of a product (product_catalog.h), every
+// slot the embed stage found in it other than the product's own slot is matched against the
+// in-stock products of that slot (category -> slot: `category_slots`); the slot's garment
+// crops are the query vectors; top outfit_top_k per (photo, slot).
+//
+// Ranks split the products by embed shard (shard k to rank k mod ranks); rank 0 gathers and
+// publishes. Files under RUN/recs/:
+//   substitutes.csv  product_id,rank,substitute_id,score
+//   outfits.csv      product_id,slot,rank,item_id,score,source_image   (source_image: the
+//                    photo's key "<product_id>/<column>")
+//   recs.h5          the same by index, with the product table (store/recs_file.h)
+//   manifest.json    inputs (embed, index and dedup manifests), options, outputs, counts
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "dist/world.h"
+#include "util/manifest.h"
+#include "util/stage_report.h"
+
+namespace lookbook {
+
+struct RecsOptions {
+  std::filesystem::path run;
+  int top_k = 10;
+  int outfit_top_k = 10;
+  bool only_out_of_stock = false;       // substitutes for every product, or only out-of-stock ones
+  std::string category_slots;           // "Category=slot,..." (product_catalog.h ParseCategorySlots)
+  std::vector<std::string> categories;  // zero-shot candidates; empty: the catalog's categories
+  std::string category_prompt = "a photo of a {}";  // {} is the category, lower case
+  std::filesystem::path model;          // CLIP bundle for zero-shot; empty: the embed stage's
+  int nprobe = 16;
+  int batch = 1024;                     // products per index search call
+  RerunPolicy rerun = RerunPolicy::kReuseValid;
+  std::string code_version;
+};
+
+// Collective. Throws InputError when the run lacks a valid embed, index or dedup stage, or a
+// file fails its checksum.
+StageReport RunRecs(const RecsOptions& options, const MpiWorld& world);
+
+}  // namespace lookbook

@@ -1,0 +1,234 @@
+"""Recommendations end to end on the demo catalog under mpirun: substitutes and outfits meet
+the recs issue's quality targets, every listed item obeys the filters (in stock, same category
+or the garment's slot, never the product itself or a near-duplicate of it, never fewer than k
+while k qualify), products without a category get one zero-shot through the CLIP text encoder,
+1 and 2 ranks give the same bytes, and `lookbook query` matches a photo's garments (and texts)
+from the command line, rejecting unreadable photos with a reason."""
+import csv
+import json
+import os
+import shutil
+import tempfile
+
+import h5py
+
+import lookbook_test as lt
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def pipeline(demo, run, catalog=None, segment=True):
+    models = os.path.join(lt.ARGS.source, "models", "demo")
+    lt.run(["ingest", "--run", run, "--catalog", catalog or os.path.join(demo, "catalog.csv"),
+            "--images", os.path.join(demo, "images"), "--shards", "3"], mpi=True, check=0)
+    extra = ["--segmenter", os.path.join(models, "unet"), "--segment-images", "image_3"] if segment else []
+    lt.run(["embed", "--run", run, "--model", os.path.join(models, "clip"), "--decode-threads", "1", *extra],
+           mpi=True, check=0)
+    lt.run(["index", "--run", run], mpi=True, check=0)
+    lt.run(["dedup", "--run", run], mpi=True, check=0)
+
+
+class Recs(lt.TempDirTest):
+    @classmethod
+    def setUpClass(cls):
+        cls._shared = tempfile.TemporaryDirectory(prefix="lookbook-it-recs-")
+        cls.demo = os.path.join(cls._shared.name, "demo")
+        cls.base = os.path.join(cls._shared.name, "run")
+        cls.config = os.path.join(lt.ARGS.source, "config", "demo.ini")
+        lt.run(["demo-catalog", "--out", cls.demo], check=0)
+        pipeline(cls.demo, cls.base)
+        with open(os.path.join(cls.demo, "catalog.csv"), newline="") as f:
+            cls.catalog = {row["product_id"]: row for row in csv.DictReader(f)}
+        cls.truth = {row["product_id"]: row for row in read_csv(os.path.join(cls.demo, "truth", "products.csv"))}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._shared.cleanup()
+
+    def setUp(self):
+        super().setUp()
+        self.run_dir = self.path("run")
+        shutil.copytree(self.base, self.run_dir)
+
+    def recs(self, *extra, mpi=True, check=0, run=None):
+        return lt.run(["recs", "--config", self.config, "--run", run or self.run_dir, *extra], mpi=mpi, check=check)
+
+    def evaluate(self, run=None):
+        run = run or self.run_dir
+        result = lt.run(["eval", "recs", "--run", run, "--truth", os.path.join(self.demo, "truth", "outfits.csv"),
+                         "--products", os.path.join(self.demo, "truth", "products.csv")], check=0)
+        return json.loads(result.stdout.splitlines()[-1])
+
+    def test_tables_meet_the_quality_targets_and_obey_the_filters(self):
+        report = lt.summary(self.recs())
+        metrics = self.evaluate()
+        self.assertGreaterEqual(metrics["outfit_recall_at_k"], 0.8, metrics)
+        self.assertEqual(metrics["outfit_k"], 5)
+        self.assertGreaterEqual(metrics["substitute_same_category_precision_at_10"], 0.95, metrics)
+        self.assertGreater(metrics["outfit_items"], 20)
+        self.assertTrue(os.path.exists(os.path.join(self.run_dir, "eval", "recs.json")))
+
+        substitutes = read_csv(os.path.join(self.run_dir, "recs", "substitutes.csv"))
+        self.assertEqual(list(substitutes[0].keys()), ["product_id", "rank", "substitute_id", "score"])
+        self.assertEqual(len(substitutes), report["substitute_rows"])
+        # Near-duplicate cluster mates, by product.
+        clusters = {}
+        for row in read_csv(os.path.join(self.run_dir, "dedup", "clusters.csv")):
+            clusters.setdefault(row["cluster_id"], set()).add(row["product_id"])
+        mates = {}
+        for products in clusters.values():
+            for p in products:
+                mates.setdefault(p, set()).update(products)
+        by_product = {}
+        for row in substitutes:
+            by_product.setdefault(row["product_id"], []).append(row)
+        self.assertEqual(set(by_product), set(self.catalog), "every product gets substitutes (all have a category)")
+        for product, rows in by_product.items():
+            mine = self.catalog[product]
+            self.assertEqual([int(r["rank"]) for r in rows], list(range(1, len(rows) + 1)))
+            scores = [float(r["score"]) for r in rows]
+            self.assertEqual(scores, sorted(scores, reverse=True))
+            for row in rows:
+                other = self.catalog[row["substitute_id"]]
+                self.assertEqual(other["in_stock"], "1")
+                self.assertEqual(other["category"], mine["category"])
+                self.assertNotEqual(row["substitute_id"], product)
+                self.assertNotIn(row["substitute_id"], mates.get(product, set()))
+            # Never short while enough products qualify.
+            qualifying = [p for p, r in self.catalog.items() if r["in_stock"] == "1" and r["category"] == mine["category"]
+                          and p != product and p not in mates.get(product, set())]
+            self.assertEqual(len(rows), min(10, len(qualifying)), product)
+
+        outfits = read_csv(os.path.join(self.run_dir, "recs", "outfits.csv"))
+        self.assertEqual(list(outfits[0].keys()), ["product_id", "slot", "rank", "item_id", "score", "source_image"])
+        self.assertEqual(len(outfits), report["outfit_rows"])
+        for row in outfits:
+            item = self.truth[row["item_id"]]
+            self.assertEqual(self.catalog[row["item_id"]]["in_stock"], "1")
+            self.assertEqual(item["slot"], row["slot"], "items come from the garment's slot")
+            self.assertNotEqual(row["slot"], self.truth[row["product_id"]]["slot"], "not the product's own slot")
+            self.assertTrue(row["source_image"].startswith(row["product_id"] + "/"))
+
+        with h5py.File(os.path.join(self.run_dir, "recs", "recs.h5"), "r") as f:
+            self.assertEqual(f.attrs["schema_version"], 1)
+            ids = f["products/id"].asstr()[:]
+            self.assertEqual(len(ids), len(self.catalog))
+            self.assertEqual(len(f["substitutes/product"]), len(substitutes))
+            self.assertEqual(f["outfits/box"].shape, (len(outfits), 4))
+            first = substitutes[0]
+            self.assertEqual(ids[f["substitutes/product"][0]], first["product_id"])
+            self.assertEqual(ids[f["substitutes/substitute"][0]], first["substitute_id"])
+
+    def test_out_of_stock_only_one_and_two_ranks_same_bytes_reruns_skip(self):
+        self.recs("--substitutes-for", "out-of-stock", mpi=False)
+        one = {}
+        for name in ("substitutes.csv", "outfits.csv"):
+            with open(os.path.join(self.run_dir, "recs", name), "rb") as f:
+                one[name] = f.read()
+        for row in read_csv(os.path.join(self.run_dir, "recs", "substitutes.csv")):
+            self.assertEqual(self.catalog[row["product_id"]]["in_stock"], "0")
+        self.assertEqual(lt.summary(self.recs("--substitutes-for", "out-of-stock"))["status"], "skipped")
+        self.recs("--substitutes-for", "out-of-stock", "--force")
+        for name, data in one.items():
+            with open(os.path.join(self.run_dir, "recs", name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+
+    def test_missing_categories_are_classified_zero_shot(self):
+        # Every fourth product loses its category; the rest keep theirs.
+        catalog = self.path("catalog.csv")
+        blanked = set()
+        with open(os.path.join(self.demo, "catalog.csv"), newline="") as f, open(catalog, "w", newline="") as out:
+            reader = csv.DictReader(f)
+            writer = csv.DictWriter(out, fieldnames=reader.fieldnames)
+            writer.writeheader()
+            for i, row in enumerate(reader):
+                if i % 4 == 0:
+                    blanked.add(row["product_id"])
+                    row["category"] = ""
+                writer.writerow(row)
+        run = self.path("blank")
+        pipeline(self.demo, run, catalog=catalog, segment=False)
+        report = lt.summary(self.recs(run=run))
+        self.assertEqual(report["categories_zero_shot"], len(blanked))
+        self.assertEqual(report["products_without_category"], 0)
+        with h5py.File(os.path.join(run, "recs", "recs.h5"), "r") as f:
+            ids = f["products/id"].asstr()[:]
+            categories = f["products/category"].asstr()[:]
+            sources = f["products/category_source"].asstr()[:]
+        right = 0
+        for pid, category, source in zip(ids, categories, sources):
+            self.assertEqual(source, "zero-shot" if pid in blanked else "catalog")
+            if pid in blanked:
+                right += category == self.truth[pid]["class"]
+        # The demo CLIP's zero-shot accuracy is 0.85 per image (README: Models).
+        self.assertGreaterEqual(right / len(blanked), 0.75)
+        substituted = {row["product_id"] for row in read_csv(os.path.join(run, "recs", "substitutes.csv"))}
+        self.assertTrue(blanked <= substituted)
+
+    def test_query_matches_a_photos_garments_and_texts(self):
+        self.recs()
+        outfits = read_csv(os.path.join(self.demo, "truth", "outfits.csv"))
+        photos = [os.path.join(self.demo, "images", row["outfit"]) for row in outfits[:4]]
+        broken = self.path("broken.jpg")
+        with open(photos[0], "rb") as f:
+            data = f.read()
+        with open(broken, "wb") as f:
+            f.write(data[: len(data) // 3])
+        result = lt.run(["query", "--run", self.run_dir, *sum([["--image", p] for p in photos], []),
+                         "--image", broken, "--text", "a photo of a dress", "--top", "5"], check=1)
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        garments = [line for line in lines if "slot" in line]
+        errors = [line for line in lines if "error" in line]
+        texts = [line for line in lines if "text" in line]
+        self.assertEqual([e["image"] for e in errors], [broken])
+        self.assertIn("rejected", result.stderr)
+        found, wanted = 0, 0
+        for row, photo in zip(outfits[:4], photos):
+            mine = [g for g in garments if g["image"] == photo]
+            self.assertGreaterEqual(len(mine), 2, photo)
+            for g in mine:
+                self.assertEqual(len(g["box"]), 4)
+                self.assertLessEqual(len(g["matches"]), 5)
+                for match in g["matches"]:
+                    self.assertEqual(self.truth[match["product_id"]]["slot"], g["slot"])
+                    self.assertEqual(self.catalog[match["product_id"]]["in_stock"], "1")
+            for pid in row["product_ids"].split():
+                if self.catalog[pid]["in_stock"] != "1":
+                    continue
+                wanted += 1
+                found += any(m["product_id"] == pid for g in mine for m in g["matches"])
+        self.assertGreaterEqual(found / wanted, 0.75, (found, wanted))
+        self.assertEqual(len(texts), 1)
+        dresses = sum(self.truth[m["product_id"]]["class"] == "Dress" for m in texts[0]["matches"])
+        self.assertGreaterEqual(dresses, 4, texts[0])
+
+        csv_result = lt.run(["query", "--run", self.run_dir, "--image", photos[0], "--format", "csv"], check=0)
+        rows = list(csv.DictReader(csv_result.stdout.splitlines()))
+        self.assertEqual(list(rows[0].keys()), ["query", "slot", "box_x", "box_y", "box_w", "box_h", "rank", "product_id", "score"])
+
+    def test_missing_stages_and_damage_are_clear_errors(self):
+        shutil.rmtree(os.path.join(self.run_dir, "dedup"))
+        result = self.recs(check=1)
+        self.assertIn("lookbook dedup", result.stderr)
+        result = lt.run(["query", "--run", self.run_dir, "--text", "a dress"], check=1)
+        self.assertIn("lookbook recs", result.stderr)
+        shutil.rmtree(self.run_dir)
+        shutil.copytree(self.base, self.run_dir)
+        self.recs()
+        path = os.path.join(self.run_dir, "recs", "recs.h5")
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            byte = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        result = lt.run(["query", "--run", self.run_dir, "--text", "a dress"], check=1)
+        self.assertIn("recs.h5", result.stderr)
+        self.assertIn("checksum", result.stderr)
+        self.assertIn("--substitutes-for", self.recs("--substitutes-for", "some", check=2).stderr)
+
+
+if __name__ == "__main__":
+    lt.main()
