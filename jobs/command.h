@@ -37,6 +37,8 @@ struct Command {
   void (*describe)(po::options_description* options);
   // Runs the command; returns the exit code. Throws UsageError for invalid option values.
   int (*run)(const po::variables_map& options, const CommandContext& context);
+  // The option a bare word on the command line fills (eval's WHAT, status's RUN), or null.
+  const char* positional = nullptr;
 };
 
 const std::vector<Command>& Commands();
@@ -52,6 +54,18 @@ void DescribeIndex(po::options_description* options);
 int RunIndexCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeDedup(po::options_description* options);
 int RunDedupCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeRecs(po::options_description* options);
+int RunRecsCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeQuery(po::options_description* options);
+int RunQueryCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeRunAll(po::options_description* options);
+int RunRunAllCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeMpiCheck(po::options_description* options);
+int RunMpiCheckCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeStatus(po::options_description* options);
+int RunStatusCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeVerify(po::options_description* options);
+int RunVerifyCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeEval(po::options_description* options);
 int RunEvalCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeBlasCheck(po::options_description* options);
@@ -59,7 +73,13 @@ int RunBlasCheckCommand(const po::variables_map& options, const CommandContext& 
 void DescribeDemoCatalog(po::options_description* options);
 int RunDemoCatalogCommand(const po::variables_map& options, const CommandContext& context);
 
-// Prints a stage's one-line JSON summary on stdout.
+// Prints a stage's one-line JSON summary on stdout (and keeps it for `lookbook run`).
 void PrintSummaryLine(const std::string& json_line);
+const std::vector<std::string>& PrintedSummaryLines();
+
+// Runs `command` the way its RankPolicy says (root only, the others wait for its exit code;
+// or every rank), turning exceptions into exit codes; a failure on some ranks only ends the
+// whole job. Every rank returns the same code.
+int RunOnRanks(const Command& command, const po::variables_map& options, const CommandContext& context);
 
 }  // namespace lookbook

@@ -5,6 +5,7 @@
 #include "embed/embed_stage.h"
 #include "jobs/command.h"
 #include "util/error.h"
+#include "util/stop.h"
 
 namespace lookbook {
 
@@ -101,7 +102,7 @@ int RunEmbedCommand(const po::variables_map& vm, const CommandContext& context) 
     }
     PrintSummaryLine(SummaryJsonLine(report));
   }
-  return kExitOk;
+  return report.status == "stopped" ? kExitStopped : kExitOk;
 }
 
 }  // namespace lookbook

@@ -5,6 +5,7 @@
 #include "index/vector_index.h"
 #include "jobs/command.h"
 #include "util/error.h"
+#include "util/stop.h"
 
 namespace lookbook {
 
@@ -37,13 +38,13 @@ int RunIndexCommand(const po::variables_map& vm, const CommandContext& context) 
   options.code_version = context.code_version;
   const StageReport report = RunIndex(options, context.world);
   if (context.world.is_root()) {
-    if (report.status != "skipped") {
+    if (report.status == "ok") {
       spdlog::info("{} vectors in {} shard index(es), {}; see {}/index", report.counts.at("vectors"),
                    report.counts.at("shards"), report.facts.at("factory"), options.run.string());
     }
     PrintSummaryLine(SummaryJsonLine(report));
   }
-  return kExitOk;
+  return report.status == "stopped" ? kExitStopped : kExitOk;
 }
 
 }  // namespace lookbook

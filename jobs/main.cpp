@@ -11,6 +11,7 @@
 #include "jobs/options.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/stop.h"
 
 #ifndef LOOKBOOK_CODE_VERSION
 #error "LOOKBOOK_CODE_VERSION must be defined by the build"
@@ -28,24 +29,6 @@ void PrintCommands(std::ostream& out) {
     char line[160];
     std::snprintf(line, sizeof line, "  %-14s %s\n", command.name, command.summary);
     out << line;
-  }
-}
-
-// Runs the command on this rank and returns its exit code; exceptions become exit codes
-// here so that every rank decides the same way.
-int RunGuarded(const Command& command, const po::variables_map& options,
-               const CommandContext& context) {
-  try {
-    return command.run(options, context);
-  } catch (const UsageError& error) {
-    if (context.world.is_root()) std::cerr << "lookbook " << command.name << ": " << error.what() << "\n";
-    return kExitUsage;
-  } catch (const InputError& error) {
-    spdlog::error("{}", error.what());
-    return kExitInputError;
-  } catch (const std::exception& error) {
-    spdlog::critical("{}", error.what());
-    return kExitInternal;
   }
 }
 
@@ -92,25 +75,54 @@ int Main(int argc, char** argv) {
   }
   InitLogging(world.rank(), command->name, level);
 
+  InstallStopHandlers();
   const CommandContext context{world, LOOKBOOK_CODE_VERSION};
-  if (command->ranks == RankPolicy::kRootOnly) {
+  return RunOnRanks(*command, options, context);
+}
+
+}  // namespace
+
+namespace {
+
+// Runs the command on this rank and returns its exit code; exceptions become exit codes
+// here so that every rank decides the same way.
+int RunGuarded(const Command& command, const po::variables_map& options,
+               const CommandContext& context) {
+  try {
+    return command.run(options, context);
+  } catch (const UsageError& error) {
+    if (context.world.is_root()) std::cerr << "lookbook " << command.name << ": " << error.what() << "\n";
+    return kExitUsage;
+  } catch (const InputError& error) {
+    spdlog::error("{}", error.what());
+    return kExitInputError;
+  } catch (const std::exception& error) {
+    spdlog::critical("{}", error.what());
+    return kExitInternal;
+  }
+}
+
+}  // namespace
+
+int RunOnRanks(const Command& command, const po::variables_map& options, const CommandContext& context) {
+  const MpiWorld& world = context.world;
+  if (command.ranks == RankPolicy::kRootOnly) {
     // Rank 0 works; the others wait for its exit code (every rank reaches the broadcast,
     // whatever happened on rank 0, because RunGuarded never throws).
     int code = kExitOk;
-    if (root) code = RunGuarded(*command, options, context);
+    if (world.is_root()) code = RunGuarded(command, options, context);
     if (world.size() > 1) code = static_cast<int>(world.BroadcastFromRoot(code));
     return code;
   }
-  const int code = RunGuarded(*command, options, context);
-  // A failure seen by one rank only: a collective would hang, so end the whole job.
-  if (code != kExitOk && world.size() > 1) {
+  const int code = RunGuarded(command, options, context);
+  // A failure seen by one rank only: a collective would hang, so end the whole job. A stop
+  // (kExitStopped) is agreed by every rank at a collective, so it needs no abort.
+  if (code != kExitOk && code != kExitStopped && world.size() > 1) {
     spdlog::critical("rank {} failed with exit code {}: aborting the job", world.rank(), code);
     world.AbortAll(code);
   }
   return code;
 }
-
-}  // namespace
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
@@ -122,10 +134,22 @@ const std::vector<Command>& Commands() {
        DescribeIndex, RunIndexCommand},
       {"dedup", "find near-duplicate images across the whole catalog: pairs and clusters (MPI ranks x shards)",
        RankPolicy::kAllRanks, DescribeDedup, RunDedupCommand},
+      {"recs", "recommendation tables: substitutes and complete-the-look outfits (MPI ranks x shards)",
+       RankPolicy::kAllRanks, DescribeRecs, RunRecsCommand},
+      {"query", "match a new photo's garments (or a text) against a run's catalog", RankPolicy::kRootOnly,
+       DescribeQuery, RunQueryCommand},
       {"embed-text", "embed texts with a bundle's CLIP text encoder", RankPolicy::kRootOnly,
        DescribeEmbedText, RunEmbedTextCommand},
-      {"eval", "evaluate: eval model|garments|dedup (quality against the demo's truth)", RankPolicy::kRootOnly,
-       DescribeEval, RunEvalCommand},
+      {"run", "every stage in order (ingest, embed, index, dedup, recs), skipping valid work; RUN/_SUCCESS last",
+       RankPolicy::kAllRanks, DescribeRunAll, RunRunAllCommand},
+      {"status", "each stage's and embed shard's state in a run folder (lookbook status RUN)", RankPolicy::kRootOnly,
+       DescribeStatus, RunStatusCommand, "run"},
+      {"verify", "recheck every output's checksum in a run folder; non-zero exit on any mismatch", RankPolicy::kRootOnly,
+       DescribeVerify, RunVerifyCommand, "run"},
+      {"eval", "evaluate: eval model|garments|dedup|recs (quality against the demo's truth)", RankPolicy::kRootOnly,
+       DescribeEval, RunEvalCommand, "what"},
+      {"mpi-check", "check that the launcher made one MPI world of --expect ranks (used by the slurm/ scripts)",
+       RankPolicy::kAllRanks, DescribeMpiCheck, RunMpiCheckCommand},
       {"blas-check", "check that this process's BLAS kernel computes correctly (used by jobs/blas-env.sh)",
        RankPolicy::kRootOnly, DescribeBlasCheck, RunBlasCheckCommand},
       {"demo-catalog", "write the built-in demo catalog from Fashion-MNIST",
@@ -134,9 +158,19 @@ const std::vector<Command>& Commands() {
   return kCommands;
 }
 
+namespace {
+std::vector<std::string>& Printed() {
+  static std::vector<std::string> lines;
+  return lines;
+}
+}  // namespace
+
 void PrintSummaryLine(const std::string& json_line) {
+  Printed().push_back(json_line);
   std::cout << json_line << std::endl;
 }
+
+const std::vector<std::string>& PrintedSummaryLines() { return Printed(); }
 
 }  // namespace lookbook
 

@@ -39,9 +39,9 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
   po::variables_map values;
   // No guessing: "--shard" must not silently mean "--shards".
   const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-  // A command may take one positional word (eval's WHAT) through an option named "what".
+  // A command may take one positional word (eval's WHAT, status's RUN).
   po::positional_options_description positional;
-  if (options.find_nothrow("what", false) != nullptr) positional.add("what", 1);
+  if (command.positional != nullptr) positional.add(command.positional, 1);
   po::store(po::command_line_parser(argc, argv).options(options).positional(positional).style(style).run(), values);
 
   if (values.count("config") && !values.count("help")) {

@@ -27,6 +27,7 @@ test_packages=(
   python3 python3-pandas python3-xxhash python3-h5py
   python3-faiss                        # reads our index files with faiss.read_index
   python3-torch                        # the export scripts' stand-ins (models/export_*.py)
+  slurm-wlm munge                      # tests/integration/test_slurm.py starts a one-node Slurm
   clang
 )
 

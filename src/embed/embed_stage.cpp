@@ -28,6 +28,7 @@
 #include "util/hash.h"
 #include "util/parallel.h"
 #include "util/publish.h"
+#include "util/stop.h"
 
 namespace lookbook {
 namespace {
@@ -126,31 +127,6 @@ IngestRun ReadIngestRun(const std::filesystem::path& run) {
   return ingest;
 }
 
-// Reads one image file: the bytes, or why not.
-ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_bytes, std::string* bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? ImageStatus::kMissing : ImageStatus::kUnreadable;
-  struct stat info {};
-  ImageStatus status = ImageStatus::kOk;
-  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    status = ImageStatus::kUnreadable;
-  } else if (static_cast<std::uint64_t>(info.st_size) > max_bytes) {
-    status = ImageStatus::kFileTooLarge;
-  } else {
-    bytes->resize(static_cast<std::size_t>(info.st_size));
-    std::size_t done = 0;
-    while (done < bytes->size()) {
-      const ssize_t n = ::read(fd, bytes->data() + done, bytes->size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    if (done != bytes->size()) status = ImageStatus::kUnreadable;  // shrank or failed while reading
-  }
-  ::close(fd);
-  return status;
-}
-
 // A double as text that tells every two values apart (options hashes).
 std::string ExactText(double value) {
   char text[32];
@@ -184,13 +160,6 @@ std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, con
   return out;
 }
 
-// The source size as the decoded image stands (EXIF rotations swap the stored sides).
-std::pair<int, int> UprightSourceSize(const DecodeResult& decoded) {
-  const int w = decoded.source_width, h = decoded.source_height;
-  if (w <= 0 || h <= 0) return {decoded.image.width, decoded.image.height};
-  return decoded.sides_swapped ? std::pair<int, int>{h, w} : std::pair<int, int>{w, h};
-}
-
 std::filesystem::path RecordPath(const std::filesystem::path& stage_dir, int shard) {
   return stage_dir / ShardFileName(shard, ".json");
 }
@@ -210,6 +179,9 @@ std::string WhyRedo(const std::filesystem::path& run, const std::filesystem::pat
   }
   return VerifyOutputs(stage_dir, *record);
 }
+
+// Thrown by ShardEmbedder::Embed when a stop signal arrives mid-shard: nothing is written.
+struct ShardAbandoned {};
 
 struct ShardCounts {
   std::int64_t images = 0;
@@ -307,10 +279,10 @@ class ShardEmbedder {
     const std::size_t image_floats = static_cast<std::size_t>(3) * spec.size * spec.size;
     const PreprocessSpec* segment_spec = garments_ ? &garments_->segmenter.preprocess() : nullptr;
     const std::size_t segment_floats = segment_spec ? static_cast<std::size_t>(3) * segment_spec->size * segment_spec->size : 0;
-    // The decoder may shrink JPEGs in the DCT, never below what the models read: CLIP's input,
-    // and for the images the segmenter reads, its input too.
+    // The decoder may shrink JPEGs in the DCT, never below what the models read (CLIP's input,
+    // and for the images the segmenter reads, its input too) nor what the hash needs.
     DecodeLimits limits = options_.limits;
-    limits.min_side = spec.size;
+    limits.min_side = std::max(spec.size, kPerceptualHashMinSide);
     DecodeLimits segment_limits = limits;
     segment_limits.min_side = std::max(spec.size, segment_spec ? segment_spec->size : 0);
 
@@ -325,6 +297,10 @@ class ShardEmbedder {
         for (;;) {
           const std::size_t i = next.fetch_add(1);
           if (i >= n) return;
+          if (StopRequested()) {  // the shard is abandoned: Embed throws ShardAbandoned
+            queue.Close();
+            return;
+          }
           const auto begin = Clock::now();
           ImageRow& row = out->images[i];
           Prepared prepared;
@@ -480,6 +456,7 @@ class ShardEmbedder {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (worker_error) std::rethrow_exception(worker_error);
     }
+    if (received < n && StopRequested()) throw ShardAbandoned();
     LB_CHECK(received == n, "the decode pipeline lost images");
 
     // Garments and masks in image order.
@@ -579,9 +556,17 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   std::vector<std::int64_t> totals(3 + kImageStatusCount + 4, 0);
   constexpr std::size_t kGarmentTotals = 3 + kImageStatusCount;
   for (;;) {
+    if (StopRequested()) break;
     const std::int64_t next = counter.Next();
     if (next >= static_cast<std::int64_t>(todo.size())) break;
-    const ShardCounts counts = embedder.Run(static_cast<int>(todo[static_cast<std::size_t>(next)]), options_hash);
+    ShardCounts counts;
+    try {
+      counts = embedder.Run(static_cast<int>(todo[static_cast<std::size_t>(next)]), options_hash);
+    } catch (const ShardAbandoned&) {
+      spdlog::warn("stop requested (signal {}): shard {} abandoned, nothing of it published", StopSignal(),
+                   todo[static_cast<std::size_t>(next)]);
+      break;
+    }
     totals[0] += 1;
     totals[1] += static_cast<std::int64_t>(counts.decode_seconds * 1e9);
     totals[2] += static_cast<std::int64_t>(counts.inference_seconds * 1e9);
@@ -593,7 +578,9 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   }
   // The pipeline's wall time without start-up (model load): the slowest rank's shard loop.
   const double shards_seconds = world.MaxAll(Seconds(shards_start));
+  totals.push_back(StopRequested() ? 1 : 0);
   const std::vector<std::int64_t> sums = world.SumAll(totals);
+  const bool stopped = sums.back() > 0;
 
   // Rank 0 publishes the stage manifest and the catalog view over every valid shard.
   if (world.is_root()) {
@@ -602,6 +589,9 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
     manifest.code_version = options.code_version;
     manifest.options = ShardOptions(options, bundle, garment_model);
     manifest.options_hash = options_hash;
+    // Later stages (zero-shot categories, query) load the same bundles from here.
+    manifest.locations["model"] = std::filesystem::absolute(options.model).lexically_normal().string();
+    if (garment_model != nullptr) manifest.locations["segmenter"] = std::filesystem::absolute(options.segmenter).lexically_normal().string();
     std::vector<std::filesystem::path> valid;
     std::map<std::string, std::int64_t> counts;
     for (int k = 0; k < ingest.shards; ++k) {
@@ -661,6 +651,7 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.facts["blas_core"] = BlasCoreName();
   report.facts["model"] = bundle.name;
   if (skipped > 0 && sums[0] == 0) report.status = "skipped";
+  if (stopped) report.status = "stopped";
   report.seconds = Seconds(start);
   report.throughput_items = images;
   return report;

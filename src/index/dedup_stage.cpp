@@ -12,6 +12,7 @@
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
 #include "image/preprocess.h"
+#include "index/index_stage.h"
 #include "index/vector_index.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
@@ -19,6 +20,8 @@
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/publish.h"
+#include "util/stop.h"
+#include "util/vectors.h"
 
 namespace lookbook {
 namespace {
@@ -37,12 +40,6 @@ struct Catalog {
     return shard(id).embeddings.data() + static_cast<std::size_t>(RowOfImageId(id)) * static_cast<std::size_t>(dim);
   }
 };
-
-float Dot(const float* a, const float* b, int d) {
-  float sum = 0;
-  for (int i = 0; i < d; ++i) sum += a[i] * b[i];
-  return sum;
-}
 
 class UnionFind {
  public:
@@ -77,27 +74,6 @@ std::map<std::string, std::string> Options(const DedupOptions& options) {
           {"rule_max_hamming", std::to_string(options.rule.max_hamming)},
           {"candidate_floor", text(options.candidate_floor)},
           {"keep", KeepPolicyName(options.keep)}};
-}
-
-// The index stage as published, verified, and matching the embed stage.
-std::vector<ManifestEntry> ReadIndexRun(const std::filesystem::path& run, const EmbedRun& embed, StageManifest* out) {
-  std::string why;
-  const auto manifest = ReadManifest(run / "index", &why);
-  if (!manifest) throw InputError("run " + run.string() + " has no index stage (" + why + "): run lookbook index first");
-  const std::string damaged = VerifyOutputs(run / "index", *manifest);
-  if (!damaged.empty()) throw InputError((run / "index").string() + ": " + damaged + ": rerun lookbook index --force");
-  if (manifest->inputs.size() != embed.shards.size()) throw InputError("the index is older than the embeddings: rerun lookbook index");
-  for (std::size_t k = 0; k < embed.shards.size(); ++k) {
-    if (manifest->inputs[k].checksum != embed.shards[k].checksum) {
-      throw InputError("the index is older than embed shard " + std::to_string(k) + ": rerun lookbook index");
-    }
-  }
-  *out = *manifest;
-  std::vector<ManifestEntry> shards;
-  for (const auto& output : manifest->outputs) {
-    if (output.path != "trained.faiss") shards.push_back(output);
-  }
-  return shards;
 }
 
 std::string Format(const char* format, double value) {
@@ -136,9 +112,10 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   report.throughput_unit = "queries";
   report.facts["run"] = options.run.string();
   const EmbedRun embed = ReadEmbedRun(options.run);
-  StageManifest index_manifest;
-  const std::vector<ManifestEntry> index_files = ReadIndexRun(options.run, embed, &index_manifest);
   const std::filesystem::path stage_dir = options.run / "dedup";
+  if (!std::filesystem::exists(options.run / "index" / "manifest.json")) {
+    throw InputError("run " + options.run.string() + " has no index stage: run lookbook index first");
+  }
   const std::vector<ManifestEntry> inputs = {
       DescribeFile(embed.dir / "manifest.json", "embed/manifest.json", -1),
       DescribeFile(options.run / "index" / "manifest.json", "index/manifest.json", -1)};
@@ -165,9 +142,8 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   const auto load_start = Clock::now();
   for (int k = 0; k < embed.shard_count; ++k) catalog.shards.push_back(ReadVerifiedShard(embed, k));
   catalog.dim = catalog.shards.front().meta.embedding_dim;
-  std::vector<VectorIndex> indexes;
-  for (const auto& file : index_files) indexes.push_back(VectorIndex::ReadFile(options.run / "index" / file.path));
-  const ShardedIndex index(std::move(indexes));
+  StageManifest index_manifest;
+  const ShardedIndex index = ReadRunIndex(options.run, embed, &index_manifest);
   const double load_seconds = world.MaxAll(Seconds(load_start));
 
   // This rank's queries: the ok images of its shards.
@@ -186,6 +162,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   std::vector<float> batch;
   std::int64_t scored = 0;
   for (std::size_t begin = 0; begin < queries.size(); begin += static_cast<std::size_t>(options.query_batch)) {
+    if (StopRequested()) break;
     const std::size_t end = std::min(queries.size(), begin + static_cast<std::size_t>(options.query_batch));
     batch.clear();
     for (std::size_t q = begin; q < end; ++q) batch.insert(batch.end(), catalog.vector(queries[q]), catalog.vector(queries[q]) + catalog.dim);
@@ -206,6 +183,12 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     }
   }
   const double search_seconds = world.MaxAll(Seconds(search_start));
+  if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) {
+    if (world.is_root()) spdlog::warn("stop requested: nothing of the dedup stage is published; rerun lookbook dedup");
+    report.status = "stopped";
+    report.seconds = Seconds(start);
+    return report;
+  }
   const std::vector<std::int64_t> totals = world.SumAll({static_cast<std::int64_t>(queries.size()), scored});
   const std::vector<std::int64_t> all_a = world.GatherToRoot(cand_a), all_b = world.GatherToRoot(cand_b);
   const std::vector<float> all_cosine = world.GatherToRoot(cand_cosine);
@@ -252,23 +235,12 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
       const int k = ShardOfImageId(id);
       auto it = ingest_rows.find(k);
       if (it == ingest_rows.end()) {
-        // Only the ingest shard the embed shard was made from: its checksum is in the embed record.
-        const std::filesystem::path csv = options.run / "ingest" / ShardFileName(k, ".csv");
-        std::string why_not;
-        const auto record = ReadManifestFile(embed.dir / ShardFileName(k, ".json"), &why_not);
-        if (!record || record->inputs.size() != 1 || !std::filesystem::exists(csv) ||
-            ChecksumFile(csv).checksum != record->inputs[0].checksum) {
-          throw InputError(csv.string() + " is not the ingest shard embed shard " + std::to_string(k) +
-                           " was made from: rerun lookbook embed");
-        }
-        it = ingest_rows.emplace(k, ReadCsvFile(csv, kIngestShardHeader)).first;
+        it = ingest_rows.emplace(k, ReadIngestRows(options.run, embed, k, catalog.shards[static_cast<std::size_t>(k)].images.size())).first;
       }
-      const auto row = static_cast<std::size_t>(RowOfImageId(id));
-      if (row >= it->second.size()) throw InputError("ingest shard " + std::to_string(k) + " does not match its embed shard");
-      return it->second[row];
+      return it->second[static_cast<std::size_t>(RowOfImageId(id))];
     };
     auto catalog_order = [&](std::int64_t id) {
-      const std::string& row = ingest_row(id)[7];
+      const std::string& row = ingest_row(id)[kIngestRow];
       try {
         return std::make_pair(std::stoll(row), id);
       } catch (const std::exception&) {
@@ -289,7 +261,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
               return pixels(id) > pixels(keep) || (pixels(id) == pixels(keep) && catalog_order(id) < catalog_order(keep));
             }
             case KeepPolicy::kInStock: {
-              const auto stocked = [&](std::int64_t x) { return ingest_row(x)[5] == "1"; };
+              const auto stocked = [&](std::int64_t x) { return ingest_row(x)[kIngestInStock] == "1"; };
               return (stocked(id) && !stocked(keep)) || (stocked(id) == stocked(keep) && catalog_order(id) < catalog_order(keep));
             }
           }

@@ -1,0 +1,217 @@
+"""The slurm/ scripts on a real Slurm: the test installs Debian's slurm-wlm and munge when they
+are missing, starts a single-node cluster (munged, slurmctld, slurmd, a slurm.conf generated
+for this host), submits slurm/nightly.sbatch on the demo catalog, waits, checks the outputs,
+damages one embed shard and reruns it through slurm/rerun.sh (a job array and a dependent
+finish job), and checks that the world-size guard refuses ranks that are not one MPI world.
+It stops everything it started. Needs root (it installs packages and starts daemons)."""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import lookbook_test as lt
+
+SLOTS = ("T-shirt/top=top,Shirt=top,Pullover=top,Trouser=bottom,Dress=dress,Coat=top,Sandal=shoes,"
+         "Sneaker=shoes,Ankle boot=shoes,Bag=bag")
+TABLES = ["dedup/pairs.csv", "dedup/clusters.csv", "recs/substitutes.csv", "recs/outfits.csv"]
+
+
+def sh(command, check=True, **kwargs):
+    return subprocess.run(command, shell=isinstance(command, str), check=check, capture_output=True, text=True, **kwargs)
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Slurm(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root to install Slurm and start its daemons")
+        if shutil.which("slurmctld") is None or shutil.which("munged") is None:
+            sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null")
+        cls.tmp = tempfile.mkdtemp(prefix="lookbook-slurm-")
+        cls.started = []
+        cls.env = dict(os.environ, SLURM_CONF=os.path.join(cls.tmp, "slurm.conf"))
+        try:
+            cls.start_cluster()
+        except Exception:
+            cls.stop_cluster()
+            raise
+
+    @classmethod
+    def start_cluster(cls):
+        tmp = cls.tmp
+        # munge: a key, then the daemon (unless one already answers).
+        if sh("munge -n | unmunge", check=False).returncode != 0:
+            if not os.path.exists("/etc/munge/munge.key"):
+                sh("mungekey --create --keyfile /etc/munge/munge.key || "
+                   "dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1")
+            sh("chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key", check=False)
+            os.makedirs("/run/munge", exist_ok=True)
+            sh("chown munge:munge /run/munge", check=False)
+            pid_file = os.path.join(tmp, "munged.pid")
+            sh(["runuser", "-u", "munge", "--", "munged", "--pid-file", "/run/munge/munged-test.pid"], check=False)
+            if sh("munge -n | unmunge", check=False).returncode != 0:
+                sh(["munged", "--force"])
+            cls.started.append(("munged", None))
+            for _ in range(50):
+                if sh("munge -n | unmunge", check=False).returncode == 0:
+                    break
+                time.sleep(0.1)
+        host = socket.gethostname().split(".")[0]
+        node = sh(["slurmd", "-C"]).stdout.splitlines()[0]
+        node = re.sub(r"RealMemory=(\d+)", lambda m: f"RealMemory={int(m.group(1)) // 2}", node)
+        for sub in ("state", "spool"):
+            os.makedirs(os.path.join(tmp, sub))
+        conf = f"""ClusterName=lookbook
+SlurmctldHost={host}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
+AuthType=auth/munge
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={tmp}/state
+SlurmdSpoolDir={tmp}/spool
+SlurmctldPidFile={tmp}/slurmctld.pid
+SlurmdPidFile={tmp}/slurmd.pid
+SlurmctldLogFile={tmp}/slurmctld.log
+SlurmdLogFile={tmp}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MinJobAge=3600
+{node} State=UNKNOWN
+PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+"""
+        with open(cls.env["SLURM_CONF"], "w") as f:
+            f.write(conf)
+        sh(["slurmctld", "-f", cls.env["SLURM_CONF"]], env=cls.env)
+        cls.started.append(("slurmctld", os.path.join(tmp, "slurmctld.pid")))
+        sh(["slurmd", "-f", cls.env["SLURM_CONF"]], env=cls.env)
+        cls.started.append(("slurmd", os.path.join(tmp, "slurmd.pid")))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            state = sh(["sinfo", "-h", "-o", "%T"], check=False, env=cls.env).stdout.strip()
+            if state in ("idle", "mixed", "allocated"):
+                return
+            time.sleep(0.5)
+        raise RuntimeError("the Slurm node did not come up: " + state + "\n" + read(os.path.join(tmp, "slurmctld.log"))[-2000:])
+
+    @classmethod
+    def stop_cluster(cls):
+        sh(["scancel", "--user", "root"], check=False, env=cls.env)
+        for name, pid_file in reversed(cls.started):
+            if pid_file and os.path.exists(pid_file):
+                sh(["kill", read(pid_file).strip()], check=False)
+            elif name == "munged":
+                sh("pkill -x munged", check=False)
+        time.sleep(1)
+        sh("pkill -x slurmstepd", check=False)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_cluster()
+
+    def submit(self, *args):
+        result = sh(["sbatch", "--parsable", *args], env=self.job_env(), cwd=lt.ARGS.source)
+        return result.stdout.strip().split(";")[0]
+
+    def job_env(self):
+        return dict(self.env, LOOKBOOK=os.path.abspath(lt.ARGS.lookbook), LOOKBOOK_ROOT=os.path.abspath(lt.ARGS.source))
+
+    def wait(self, job, timeout=900):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            info = sh(["scontrol", "show", "job", job], check=False, env=self.env).stdout
+            state = re.search(r"JobState=(\S+)", info)
+            if state and state.group(1) not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED"):
+                return state.group(1), re.search(r"ExitCode=(\S+)", info).group(1)
+            time.sleep(1)
+        self.fail(f"job {job} did not finish in {timeout} s")
+
+    def test_nightly_then_a_one_shard_rerun(self):
+        work = os.path.join(self.tmp, "work")
+        os.makedirs(work)
+        demo, run = os.path.join(work, "demo"), os.path.join(work, "run")
+        lt.run(["demo-catalog", "--out", demo], check=0)
+        models = os.path.join(os.path.abspath(lt.ARGS.source), "models", "demo")
+        config = os.path.join(work, "nightly.ini")
+        with open(config, "w") as f:
+            f.write(f"run = {run}\n[ingest]\ncatalog = {demo}/catalog.csv\nimages = {demo}/images\nshards = 3\n"
+                    f"[embed]\nmodel = {models}/clip\nsegmenter = {models}/unet\nsegment-images = image_3\ndecode-threads = 1\n"
+                    f"[recs]\ncategory-slots = {SLOTS}\n")
+        out = os.path.join(work, "nightly-%j.out")
+        job = self.submit("--ntasks=2", f"--output={out}", "slurm/nightly.sbatch", config)
+        state, code = self.wait(job)
+        log = read(out.replace("%j", job))
+        self.assertEqual((state, code), ("COMPLETED", "0:0"), log[-4000:])
+        self.assertIn("2 tasks via", log)
+        if shutil.which("srun") and "pmix" in sh(["srun", "--mpi=list"], check=False, env=self.env).stderr + \
+                sh(["srun", "--mpi=list"], check=False, env=self.env).stdout:
+            self.assertIn("via srun --mpi=pmix", log)
+        with open(os.path.join(run, "_SUCCESS")) as f:
+            success = json.load(f)
+        self.assertEqual(success["ranks"], 2, "one MPI world of SLURM_NTASKS ranks")
+        self.assertEqual(set(success["state"].values()), {"valid"})
+        tables = {name: read(os.path.join(run, name), "rb") for name in TABLES}
+
+        # Lose one embed shard, then rerun only it: a job array of one and the chained finish job.
+        os.remove(os.path.join(run, "embed", "shard-00001.h5"))
+        jobs = sh([os.path.join(lt.ARGS.source, "slurm", "rerun.sh"), config, "1", f"--output={work}/rerun-%j.out"],
+                  env=self.job_env(), cwd=lt.ARGS.source).stdout.split()
+        self.assertEqual(len(jobs), 2)
+        array_state, _ = self.wait(f"{jobs[0]}_1")
+        self.assertEqual(array_state, "COMPLETED")
+        finish_state, finish_code = self.wait(jobs[1])
+        finish_log = read(os.path.join(work, f"rerun-{jobs[1]}.out"))
+        self.assertEqual((finish_state, finish_code), ("COMPLETED", "0:0"), finish_log[-4000:])
+        array_log = read(os.path.join(work, f"rerun-{jobs[0]}.out"))
+        embed = [json.loads(l) for l in array_log.splitlines() if l.startswith('{"stage":"embed"') or '"stage": "embed"' in l]
+        self.assertTrue(embed and embed[-1]["shards_embedded"] == 1, array_log[-3000:])
+        for name, data in tables.items():
+            self.assertEqual(read(os.path.join(run, name), "rb"), data, name)
+        status = json.loads(lt.run(["status", run, "--format", "json"], check=0).stdout)
+        self.assertEqual(status["stages"]["embed"]["state"], "valid")
+
+    def test_world_size_guard_refuses_unconnected_ranks(self):
+        lookbook = os.path.abspath(lt.ARGS.lookbook)
+        mpi = ["--mpi=pmix"] if "pmix" in sh(["srun", "--mpi=list"], check=False, env=self.env).stderr + \
+            sh(["srun", "--mpi=list"], check=False, env=self.env).stdout else []
+        if mpi:
+            ok = sh(["srun", *mpi, "-n", "2", lookbook, "mpi-check", "--expect", "2"], check=False, env=self.env)
+            self.assertEqual(ok.returncode, 0, ok.stderr)
+            self.assertIn('"ranks":2', ok.stdout)
+        # Ranks that are not the world the job asked for: the guard names the mismatch.
+        short = sh(["srun", *mpi, "-n", "2", lookbook, "mpi-check", "--expect", "3"], check=False, env=self.env)
+        self.assertNotEqual(short.returncode, 0)
+        self.assertIn("did not connect the ranks", short.stderr)
+        # Without PMI, Open MPI's ranks cannot start as one world: the job fails instead of
+        # running the pipeline twice.
+        alone = sh(["srun", "--mpi=none", "-n", "2", lookbook, "mpi-check", "--expect", "2"], check=False, env=self.env)
+        self.assertNotEqual(alone.returncode, 0)
+
+
+if __name__ == "__main__":
+    lt.main()
