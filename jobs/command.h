@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -58,6 +59,11 @@ void DescribeRecs(po::options_description* options);
 int RunRecsCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeQuery(po::options_description* options);
 int RunQueryCommand(const po::variables_map& options, const CommandContext& context);
+void DescribeReport(po::options_description* options);
+int RunReportCommand(const po::variables_map& options, const CommandContext& context);
+// Keeps a stage's summary line as RUN/<stage>/summary.json (the report's throughput table);
+// not part of the stage's manifest: timings differ between identical runs.
+void KeepSummary(const std::filesystem::path& stage_dir, const std::string& json_line);
 void DescribeRunAll(po::options_description* options);
 int RunRunAllCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeMpiCheck(po::options_description* options);

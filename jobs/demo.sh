@@ -4,7 +4,8 @@
 # and runs the pipeline on it with 2 MPI ranks. Today's pipeline: ingest, embed (with the
 # demo CLIP bundle in models/demo/clip and, on the outfit photos, the demo U-Net in
 # models/demo/unet), index, dedup, recs (substitutes, outfits), the garment, dedup and
-# recommendation evaluations against the demo's truth, and a query with one outfit photo.
+# recommendation evaluations against the demo's truth, the HTML report, and a query with one
+# outfit photo.
 #   jobs/demo.sh [RUN_DIR]      (default: build/demo/run)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +35,9 @@ mpirun=(mpirun -np 2 --oversubscribe)
 "$lookbook" eval recs --run "$run" --truth "$data/truth/outfits.csv" --products "$data/truth/products.csv" --log-level warn
 "$lookbook" embed-text --model models/demo/clip --text "a photo of a red dress" --format csv | cut -c1-80
 
+# The report people look at: overview, duplicate clusters, substitutes, outfits, rejects.
+"$lookbook" report --run "$run"
+
 # A new photo: one of the demo's outfit photos, its garments matched from the command line.
 photo=$data/images/$(sed -n 2p "$data/truth/outfits.csv" | cut -d, -f1)
 "$lookbook" query --run "$run" --image "$photo" --top 3
@@ -52,4 +56,7 @@ lookbook demo finished.
   recommended:   $run/recs/substitutes.csv, $run/recs/outfits.csv, $run/recs/recs.h5
   evaluations:   $run/eval/dedup.json (precision, recall, F1, threshold sweep), $run/eval/recs.json
   query:         $lookbook query --run $run --image PHOTO [--text "a red dress"]
+  status:        $lookbook status $run   ($lookbook verify $run rechecks every checksum)
+
+  report:        $run/report/index.html  (open it in a browser)
 DONE

@@ -11,6 +11,7 @@
 #include "jobs/options.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/publish.h"
 #include "util/stop.h"
 
 #ifndef LOOKBOOK_CODE_VERSION
@@ -136,6 +137,8 @@ const std::vector<Command>& Commands() {
        RankPolicy::kAllRanks, DescribeDedup, RunDedupCommand},
       {"recs", "recommendation tables: substitutes and complete-the-look outfits (MPI ranks x shards)",
        RankPolicy::kAllRanks, DescribeRecs, RunRecsCommand},
+      {"report", "a static HTML gallery of the run: overview, duplicates, substitutes, outfits, rejects",
+       RankPolicy::kRootOnly, DescribeReport, RunReportCommand},
       {"query", "match a new photo's garments (or a text) against a run's catalog", RankPolicy::kRootOnly,
        DescribeQuery, RunQueryCommand},
       {"embed-text", "embed texts with a bundle's CLIP text encoder", RankPolicy::kRootOnly,
@@ -171,6 +174,16 @@ void PrintSummaryLine(const std::string& json_line) {
 }
 
 const std::vector<std::string>& PrintedSummaryLines() { return Printed(); }
+
+void KeepSummary(const std::filesystem::path& stage_dir, const std::string& json_line) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(stage_dir, error)) return;
+  try {
+    PublishFile(stage_dir / "summary.json", json_line + "\n");
+  } catch (const InputError& write_error) {
+    spdlog::warn("summary not kept: {}", write_error.what());
+  }
+}
 
 }  // namespace lookbook
 

@@ -20,7 +20,7 @@
 namespace lookbook {
 namespace {
 
-const std::vector<std::string> kPipeline = {"ingest", "embed", "index", "dedup", "recs"};
+const std::vector<std::string> kPipeline = {"ingest", "embed", "index", "dedup", "recs", "report"};
 
 const Command& FindCommand(const std::string& name) {
   for (const auto& command : Commands()) {
@@ -41,7 +41,7 @@ std::string UtcNow() {
 void DescribeRunAll(po::options_description* options) {
   options->add_options()
       ("run", po::value<std::string>()->value_name("DIR"), "the run folder (overrides the config file's run)")
-      ("stages", po::value<std::string>()->default_value("ingest,embed,index,dedup,recs")->value_name("LIST"),
+      ("stages", po::value<std::string>()->default_value("ingest,embed,index,dedup,recs,report")->value_name("LIST"),
        "the stages to run, in pipeline order, comma-separated")
       ("force", po::bool_switch(), "redo every stage even when its outputs are valid");
 }
@@ -53,7 +53,7 @@ int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context)
   std::istringstream list(vm["stages"].as<std::string>());
   for (std::string stage; std::getline(list, stage, ',');) {
     if (std::find(kPipeline.begin(), kPipeline.end(), stage) == kPipeline.end()) {
-      throw UsageError("--stages: '" + stage + "' is not one of ingest, embed, index, dedup, recs");
+      throw UsageError("--stages: '" + stage + "' is not one of ingest, embed, index, dedup, recs, report");
     }
     stages.push_back(stage);
   }

@@ -17,6 +17,7 @@ build_packages=(
   libboost-program-options-dev         # command line + INI files
   libturbojpeg0-dev                    # strict JPEG decoding
   libspdlog-dev nlohmann-json3-dev libxxhash-dev zlib1g-dev
+  libkainjow-mustache-dev              # the HTML report's templates (header-only Mustache)
   libicu-dev                           # Unicode classes and case mapping for CLIP's tokenizer
   libssl-dev                           # sha256 of model bundle files
   libgtest-dev                         # find_package(GTest) is part of the configure step
@@ -28,6 +29,7 @@ test_packages=(
   python3-faiss                        # reads our index files with faiss.read_index
   python3-torch                        # the export scripts' stand-ins (models/export_*.py)
   slurm-wlm munge                      # tests/integration/test_slurm.py starts a one-node Slurm
+  chromium                             # tests/integration/test_report.py opens the report headless
   clang
 )
 
@@ -35,6 +37,7 @@ test_packages=(
 bench_packages=(
   libjpeg-turbo-progs                  # tjbench
   python3-torch                        # PyTorch running the same TorchScript files
+  findimagedupes                       # the near-duplicate peer (tests/bench/findimagedupes_bench.py)
 )
 
 case "${1:-build}" in

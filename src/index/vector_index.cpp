@@ -57,14 +57,15 @@ std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget) {
   if (n <= 50'000) return "Flat";
   const double ideal = 4.0 * std::sqrt(static_cast<double>(n));
   const std::int64_t nlist = std::clamp<std::int64_t>(std::llround(std::exp2(std::round(std::log2(ideal)))), 64, 65536);
-  // The largest divisor m of d, at most d/8, whose codes fit; else the smallest divisor.
+  // The largest divisor m of d, at most d/8, whose 4-bit codes (m/2 bytes) fit; else the
+  // smallest divisor.
   int m = 1;
   for (int candidate = std::max(1, d / 8); candidate >= 1; --candidate) {
     if (d % candidate != 0) continue;
     m = candidate;
-    if (static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(candidate) <= memory_budget) break;
+    if (static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>((candidate + 1) / 2) <= memory_budget) break;
   }
-  return "IVF" + std::to_string(nlist) + ",PQ" + std::to_string(m) + "np";
+  return "IVF" + std::to_string(nlist) + ",PQ" + std::to_string(m) + "x4np";
 }
 
 std::int64_t TrainingSize(const std::string& factory, std::int64_t n) {

@@ -42,12 +42,13 @@ TEST(ImageId, ShardAndRowRoundTrip) {
 TEST(AutoFactory, FollowsTheDocumentedRule) {
   EXPECT_EQ(AutoFactory(480, 128, 8ull << 30), "Flat");
   EXPECT_EQ(AutoFactory(50'000, 512, 8ull << 30), "Flat");
-  EXPECT_EQ(AutoFactory(1'000'000, 512, 8ull << 30), "IVF4096,PQ64np");   // d/8 bytes a vector
-  EXPECT_EQ(AutoFactory(1'000'000, 512, 40ull << 20), "IVF4096,PQ32np");   // what fits 40 MiB
-  EXPECT_EQ(AutoFactory(100'000'000, 512, 1ull << 30), "IVF32768,PQ8np");
-  EXPECT_EQ(AutoFactory(1'000'000'000, 512, 1ull << 30), "IVF65536,PQ1np");  // nlist clamped, 1 byte a vector
-  EXPECT_EQ(AutoFactory(1'000'000, 768, 8ull << 30), "IVF4096,PQ96np");     // m divides d
-  EXPECT_EQ(AutoFactory(1'000'000, 100, 1ull << 20), "IVF4096,PQ1np");      // nothing fits: the smallest
+  EXPECT_EQ(AutoFactory(1'000'000, 512, 8ull << 30), "IVF4096,PQ64x4np");   // d/8 sub-vectors, 4 bits each
+  EXPECT_EQ(AutoFactory(1'000'000, 512, 20ull << 20), "IVF4096,PQ32x4np");  // what fits 20 MiB: 16 bytes a vector
+  EXPECT_EQ(AutoFactory(100'000'000, 512, 1ull << 30), "IVF32768,PQ16x4np");
+  EXPECT_EQ(AutoFactory(1'000'000'000, 512, 1ull << 30), "IVF65536,PQ2x4np");  // nlist clamped, 1 byte a vector
+  EXPECT_EQ(AutoFactory(1'000'000, 768, 8ull << 30), "IVF4096,PQ96x4np");     // m divides d
+  EXPECT_EQ(AutoFactory(1'000'000, 100, 1ull << 20), "IVF4096,PQ2x4np");      // the most that fits 1 MiB
+  EXPECT_EQ(AutoFactory(2'000'000, 100, 1ull << 20), "IVF4096,PQ1x4np");      // nothing fits: the smallest
 }
 
 TEST(VectorIndex, ShardsSearchedTogetherEqualOneIndexOfEverything) {

@@ -1,0 +1,684 @@
+#include "report/report_stage.h"
+
+#include <spdlog/spdlog.h>
+
+#include <kainjow/mustache.hpp>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "catalog/csv.h"
+#include "catalog/ingest.h"
+#include "image/decode.h"
+#include "report/templates.h"
+#include "store/dedup_file.h"
+#include "store/embed_run.h"
+#include "store/recs_file.h"
+#include "util/error.h"
+#include "util/publish.h"
+#include "util/run_status.h"
+
+namespace lookbook {
+namespace {
+
+namespace mu = kainjow::mustache;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+std::string Fixed(double value, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.*f", digits, value);
+  return buffer;
+}
+
+std::string SlotColour(const std::string& slot) {
+  static const std::map<std::string, std::string> kColours = {
+      {"top", "#d6336c"}, {"bottom", "#1c7ed6"}, {"dress", "#ae3ec9"}, {"outerwear", "#f08c00"},
+      {"shoes", "#2b8a3e"}, {"bag", "#5f3dc4"}, {"accessory", "#0b7285"}};
+  const auto it = kColours.find(slot);
+  return it == kColours.end() ? "#495057" : it->second;
+}
+
+// A stage's output folder is used only when its manifest verifies.
+bool StageValid(const std::filesystem::path& run, const char* stage) {
+  std::string why;
+  const auto manifest = ReadManifest(run / stage, &why);
+  return manifest && VerifyOutputs(run / stage, *manifest).empty();
+}
+
+std::optional<nlohmann::json> ReadJson(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& error) {
+    spdlog::warn("{} is not JSON ({}): left out of the report", path.string(), error.what());
+    return std::nullopt;
+  }
+}
+
+std::string ReasonName(const std::string& reason) { return reason.substr(0, reason.find(':')); }
+
+// Everything the pages show about one image.
+struct ImageInfo {
+  std::string key, product_id, column, path, file, reason, title, category;
+  std::int64_t catalog_row = 0;
+  bool ok = false, in_stock = false, outfit_photo = false;
+  int width = 0, height = 0;
+};
+
+class ReportBuilder {
+ public:
+  explicit ReportBuilder(const ReportOptions& options) : options_(options), dir_(options.run / "report") {}
+
+  StageReport Build() {
+    const auto start = Clock::now();
+    StageReport report;
+    report.stage = "report";
+    report.throughput_unit = "pages";
+    report.facts["run"] = options_.run.string();
+    Load();
+    std::filesystem::create_directories(dir_ / "thumbs");
+    RemoveStaleTemporaries(dir_);
+    RemoveStaleTemporaries(dir_ / "thumbs");
+    WriteIndex();
+    WriteClusters();
+    WriteSubstitutes();
+    WriteOutfits();
+    WriteRejects();
+    StageManifest manifest;
+    manifest.stage = "report";
+    manifest.code_version = options_.code_version;
+    manifest.options = Options();
+    manifest.options_hash = OptionsHash(manifest.options);
+    manifest.inputs = inputs_;
+    for (const auto& name : outputs_) manifest.outputs.push_back(DescribeFile(dir_ / name, name, -1));
+    manifest.counts = {{"pages", pages_}, {"thumbnails", static_cast<std::int64_t>(thumbs_.size())},
+                       {"clusters", clusters_}, {"rejects", static_cast<std::int64_t>(rejects_.size())}};
+    WriteManifest(dir_, manifest);
+    report.counts = manifest.counts;
+    report.facts["index"] = (dir_ / "index.html").string();
+    report.seconds = Seconds(start);
+    report.throughput_items = pages_;
+    return report;
+  }
+
+  std::map<std::string, std::string> Options() const {
+    return {{"page_size", std::to_string(options_.page_size)},
+            {"reject_page_size", std::to_string(options_.reject_page_size)},
+            {"thumb_side", std::to_string(options_.thumb_side)},
+            {"photo_side", std::to_string(options_.photo_side)}};
+  }
+
+  // The files the report reads; a change to any of them means the report is redone.
+  static std::vector<ManifestEntry> Inputs(const std::filesystem::path& run) {
+    std::vector<ManifestEntry> inputs;
+    for (const auto& name : {"ingest/manifest.json", "embed/manifest.json", "dedup/manifest.json", "recs/manifest.json",
+                             "eval/dedup.json", "eval/recs.json", "ingest/summary.json", "embed/summary.json",
+                             "index/summary.json", "dedup/summary.json", "recs/summary.json"}) {
+      if (std::filesystem::exists(run / name)) inputs.push_back(DescribeFile(run / name, name, -1));
+    }
+    return inputs;
+  }
+
+ private:
+  void Load() {
+    const std::filesystem::path& run = options_.run;
+    inputs_ = Inputs(run);
+    std::string why;
+    const auto ingest = ReadManifest(run / "ingest", &why);
+    if (!ingest) throw InputError("run " + run.string() + " has no ingest stage (" + why + "): nothing to report");
+    image_root_ = ingest->options.count("images") ? ingest->options.at("images") : "";
+    embed_ = ReadEmbedRun(run);
+    for (int k = 0; k < embed_.shard_count; ++k) {
+      const EmbedShard shard = ReadVerifiedShard(embed_, k);
+      const auto rows = ReadIngestRows(run, embed_, k, shard.images.size());
+      std::map<std::int64_t, std::set<std::string>> slots;
+      for (const auto& g : shard.garments) slots[g.image_index].insert(g.slot);
+      for (std::size_t r = 0; r < shard.images.size(); ++r) {
+        const ImageRow& image = shard.images[r];
+        ImageInfo info;
+        info.key = image.key;
+        info.product_id = image.product_id;
+        info.column = rows[r][kIngestColumn];
+        info.path = image.path;
+        info.file = image.file;
+        info.reason = image.reason;
+        info.title = rows[r][kIngestTitle];
+        info.category = rows[r][kIngestCategory];
+        info.in_stock = rows[r][kIngestInStock] == "1";
+        info.catalog_row = std::stoll(rows[r][kIngestRow]);
+        info.ok = image.status == 0;
+        info.width = image.width;
+        info.height = image.height;
+        info.outfit_photo = slots[static_cast<std::int64_t>(r)].size() >= 2;
+        const std::int64_t id = ImageId(k, static_cast<std::int64_t>(r));
+        images_[id] = info;
+        if (info.ok && !info.outfit_photo && !product_shot_.count(info.product_id)) product_shot_[info.product_id] = id;
+        if (!image_of_product_.count(info.product_id)) image_of_product_[info.product_id] = id;
+      }
+      for (std::size_t g = 0; g < shard.garments.size(); ++g) {
+        garments_[ImageId(k, shard.garments[g].image_index)].push_back(shard.garments[g]);
+      }
+    }
+    if (StageValid(run, "dedup")) dedup_ = ReadDedupFile(run / "dedup" / "dedup.h5");
+    if (StageValid(run, "recs")) recs_ = ReadRecsFile(run / "recs" / "recs.h5");
+    // Rejects: the catalog rows and images ingest refused, then the images embed could not read.
+    const auto reject_rows = ReadCsvFile(run / "ingest" / "rejects.csv", "row,product_id,column,path,reason");
+    for (const auto& row : reject_rows) rejects_.push_back({"ingest", row[0], row[1], row[2], row[3], row[4]});
+    for (const auto& [id, info] : images_) {
+      if (!info.ok) rejects_.push_back({"embed", std::to_string(info.catalog_row), info.product_id, info.column, info.path, info.reason});
+    }
+  }
+
+  // A thumbnail for image `id` (empty when it cannot be made), under thumbs/.
+  std::string Thumb(std::int64_t id, int side) {
+    const auto key = std::make_pair(id, side);
+    const auto found = thumbs_.find(key);
+    if (found != thumbs_.end()) return found->second;
+    const ImageInfo& info = images_.at(id);
+    std::string name;
+    if (info.ok && !image_root_.empty()) {
+      std::string bytes;
+      DecodeLimits limits;
+      limits.min_side = side;
+      if (ReadImageFile(std::filesystem::path(image_root_) / info.file, limits.max_file_bytes, &bytes) == ImageStatus::kOk) {
+        const DecodeResult decoded = DecodeImage(bytes, limits);
+        if (decoded.status == ImageStatus::kOk) {
+          cv::Mat rgb(decoded.image.height, decoded.image.width, CV_8UC3, const_cast<std::uint8_t*>(decoded.image.rgb.data()));
+          cv::Mat bgr, small;
+          cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+          const double scale = std::min(1.0, static_cast<double>(side) / std::max(bgr.cols, bgr.rows));
+          cv::resize(bgr, small, {std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
+                                  std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))}, 0, 0, cv::INTER_AREA);
+          std::vector<std::uint8_t> jpeg;
+          cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
+          name = "thumbs/" + std::to_string(ShardOfImageId(id)) + "-" + std::to_string(RowOfImageId(id)) + "-" +
+                 std::to_string(side) + ".jpg";
+          PublishFile(dir_ / name, std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size()));
+          outputs_.push_back(name);
+        }
+      }
+    }
+    thumbs_[key] = name;
+    return name;
+  }
+
+  std::string ProductThumb(const std::string& product) {
+    auto it = product_shot_.find(product);
+    if (it == product_shot_.end()) it = image_of_product_.find(product);
+    return it == product_shot_.end() || it == image_of_product_.end() ? "" : Thumb(it->second, options_.thumb_side);
+  }
+
+  std::string Title(const std::string& product) {
+    const auto it = image_of_product_.find(product);
+    return it == image_of_product_.end() ? "" : images_.at(it->second).title;
+  }
+
+  mu::data Common(const std::string& title) const {
+    mu::data data;
+    data.set("title", title);
+    data.set("run", options_.run.string());
+    data.set("code_version", options_.code_version);
+    data.set("header", mu::partial([] { return std::string(report_templates::kHeader); }));
+    data.set("footer", mu::partial([] { return std::string(report_templates::kFooter); }));
+    data.set("pager", mu::partial([] { return std::string(report_templates::kPager); }));
+    return data;
+  }
+
+  static void SetPager(mu::data* data, const std::string& stem, int page, int count) {
+    mu::data pages{mu::data::type::list};
+    for (int p = 1; p <= count; ++p) {
+      mu::data item;
+      item.set("number", std::to_string(p));
+      item.set("href", stem + "-" + std::to_string(p) + ".html");
+      item.set("current", p == page);
+      pages.push_back(item);
+    }
+    data->set("pages", pages);
+    data->set("page", std::to_string(page));
+    data->set("page_count", std::to_string(count));
+    if (page > 1) data->set("prev", stem + "-" + std::to_string(page - 1) + ".html");
+    if (page < count) data->set("next", stem + "-" + std::to_string(page + 1) + ".html");
+  }
+
+  void Publish(const std::string& name, const char* page, const mu::data& data) {
+    mu::mustache renderer{std::string(page)};
+    LB_CHECK(renderer.is_valid(), "report template: " + renderer.error_message());
+    const std::string html = renderer.render(data);
+    LB_CHECK(renderer.error_message().empty(), "report template: " + renderer.error_message());
+    PublishFile(dir_ / name, html);
+    outputs_.push_back(name);
+    ++pages_;
+  }
+
+  static std::string RenderSvg(const char* page, const mu::data& data) {
+    mu::mustache renderer{std::string(page)};
+    LB_CHECK(renderer.is_valid(), "report template: " + renderer.error_message());
+    return renderer.render(data);
+  }
+
+  std::string Histogram() const {
+    if (!dedup_ || dedup_->candidates.empty()) return {};
+    const int bins = 40, width = 640, height = 220, left = 40, right = 620, top = 20, bottom = 190;
+    const double low = std::floor(dedup_->candidate_floor * 100) / 100, high = 1.0;
+    std::vector<int> counts(bins, 0);
+    for (const auto& pair : dedup_->candidates) {
+      const int b = std::clamp(static_cast<int>((pair.cosine - low) / (high - low) * bins), 0, bins - 1);
+      ++counts[static_cast<std::size_t>(b)];
+    }
+    const int most = std::max(1, *std::max_element(counts.begin(), counts.end()));
+    const double bar = static_cast<double>(right - left) / bins;
+    auto x_of = [&](double cosine) { return left + (cosine - low) / (high - low) * (right - left); };
+    mu::data data;
+    for (const auto& [key, value] : std::map<std::string, int>{{"width", width}, {"height", height}, {"left", left},
+                                                               {"right", right}, {"bottom", bottom}}) {
+      data.set(key, std::to_string(value));
+    }
+    data.set("y_label", "pairs (most in one bin: " + std::to_string(most) + ")");
+    mu::data bars{mu::data::type::list};
+    for (int b = 0; b < bins; ++b) {
+      const double h = (bottom - top) * static_cast<double>(counts[static_cast<std::size_t>(b)]) / most;
+      mu::data item;
+      item.set("x", Fixed(left + b * bar + 1, 1));
+      item.set("y", Fixed(bottom - h, 1));
+      item.set("w", Fixed(bar - 2, 1));
+      item.set("h", Fixed(h, 1));
+      item.set("label", Fixed(low + (high - low) * b / bins, 3) + "..");
+      item.set("count", std::to_string(counts[static_cast<std::size_t>(b)]));
+      bars.push_back(item);
+    }
+    data.set("bars", bars);
+    mu::data marks{mu::data::type::list};
+    for (const auto& [value, label] : {std::pair<double, std::string>{dedup_->rule_cosine, "cosine rule"},
+                                       {dedup_->rule_phash_cosine, "with pHash"}}) {
+      mu::data item;
+      item.set("x", Fixed(x_of(value), 1));
+      item.set("top", std::to_string(top));
+      item.set("bottom", std::to_string(bottom));
+      item.set("label_y", std::to_string(top - 6 + (label == "with pHash" ? 0 : 0)));
+      item.set("label", label + " " + Fixed(value, 3));
+      marks.push_back(item);
+    }
+    data.set("marks", marks);
+    mu::data ticks{mu::data::type::list};
+    for (int t = 0; t <= 4; ++t) {
+      const double value = low + (high - low) * t / 4;
+      mu::data item;
+      item.set("x", Fixed(x_of(value), 1));
+      item.set("y", std::to_string(bottom + 16));
+      item.set("label", Fixed(value, 3));
+      ticks.push_back(item);
+    }
+    data.set("ticks", ticks);
+    return RenderSvg(report_templates::kHistogram, data);
+  }
+
+  std::string Sweep(const nlohmann::json& eval) const {
+    if (!eval.contains("sweep") || eval["sweep"].empty()) return {};
+    const int width = 640, height = 240, left = 50, right = 560, top = 15, bottom = 205;
+    const auto& sweep = eval["sweep"];
+    const double low = sweep.front()["cosine"].get<double>(), high = sweep.back()["cosine"].get<double>();
+    auto x_of = [&](double c) { return left + (high > low ? (c - low) / (high - low) : 0.0) * (right - left); };
+    auto y_of = [&](double v) { return bottom - v * (bottom - top); };
+    mu::data data;
+    for (const auto& [key, value] : std::map<std::string, int>{{"width", width}, {"height", height}, {"left", left},
+                                                               {"right", right}, {"top", top}, {"bottom", bottom}}) {
+      data.set(key, std::to_string(value));
+    }
+    mu::data series{mu::data::type::list};
+    int n = 0;
+    for (const auto& [name, colour] : std::vector<std::pair<std::string, std::string>>{
+             {"precision", "#1c7ed6"}, {"recall", "#f08c00"}, {"f1", "#2b8a3e"}}) {
+      std::string points;
+      for (const auto& point : sweep) {
+        points += Fixed(x_of(point["cosine"].get<double>()), 1) + "," + Fixed(y_of(point[name].get<double>()), 1) + " ";
+      }
+      mu::data item;
+      item.set("points", points);
+      item.set("colour", colour);
+      item.set("name", name);
+      item.set("legend_x", std::to_string(right + 10));
+      item.set("legend_y", std::to_string(top + 15 + 16 * n++));
+      series.push_back(item);
+    }
+    data.set("series", series);
+    mu::data ticks{mu::data::type::list}, y_ticks{mu::data::type::list};
+    for (int t = 0; t <= 4; ++t) {
+      const double c = low + (high - low) * t / 4;
+      mu::data x;
+      x.set("x", Fixed(x_of(c), 1));
+      x.set("y", std::to_string(bottom + 16));
+      x.set("label", Fixed(c, 3));
+      ticks.push_back(x);
+      mu::data y;
+      y.set("x", std::to_string(left - 6));
+      y.set("y", Fixed(y_of(t / 4.0) + 4, 1));
+      y.set("label", Fixed(t / 4.0, 2));
+      y_ticks.push_back(y);
+    }
+    data.set("ticks", ticks);
+    data.set("y_ticks", y_ticks);
+    return RenderSvg(report_templates::kLines, data);
+  }
+
+  void WriteIndex() {
+    mu::data data = Common("Overview");
+    mu::data stages{mu::data::type::list};
+    for (const auto& stage : InspectRun(options_.run)) {
+      if (stage.stage == "report") continue;
+      mu::data item;
+      item.set("name", stage.stage);
+      item.set("state", stage.state);
+      item.set("counts", stage.detail);
+      stages.push_back(item);
+    }
+    data.set("stages", stages);
+    std::map<std::pair<std::string, std::string>, int> reasons;
+    for (const auto& reject : rejects_) ++reasons[{reject[0], ReasonName(reject[5])}];
+    mu::data reason_list{mu::data::type::list};
+    for (const auto& [key, count] : reasons) {
+      mu::data item;
+      item.set("where", key.first);
+      item.set("reason", key.second);
+      item.set("count", std::to_string(count));
+      reason_list.push_back(item);
+    }
+    data.set("reasons", reason_list);
+    data.set("has_rejects", !rejects_.empty());
+    mu::data throughput{mu::data::type::list};
+    for (const auto& stage : {"ingest", "embed", "index", "dedup", "recs"}) {
+      const auto summary = ReadJson(options_.run / stage / "summary.json");
+      if (!summary) continue;
+      mu::data item;
+      const std::string unit = [&] {
+        for (const auto& [key, value] : summary->items()) {
+          if (key.size() > 6 && key.substr(key.size() - 6) == "_per_s") return key.substr(0, key.size() - 6);
+        }
+        return std::string("items");
+      }();
+      const double rate = summary->value(unit + "_per_s", 0.0);
+      const int ranks = std::max(1, std::stoi(summary->value("ranks", std::string("1"))));
+      item.set("stage", stage);
+      item.set("status", summary->value("status", std::string("?")));
+      item.set("ranks", std::to_string(ranks));
+      item.set("seconds", Fixed(summary->value("seconds", 0.0), 2));
+      item.set("rate", Fixed(rate, 1));
+      item.set("unit", unit);
+      item.set("rate_per_rank", Fixed(rate / ranks, 1));
+      item.set("blas", summary->value("blas_core", std::string("")));
+      throughput.push_back(item);
+    }
+    data.set("has_throughput", !throughput.is_empty_list());
+    data.set("throughput", throughput);
+    const std::string histogram = Histogram();
+    if (!histogram.empty()) data.set("histogram", histogram);
+    if (const auto eval = ReadJson(options_.run / "eval" / "dedup.json")) {
+      const std::string sweep = Sweep(*eval);
+      if (!sweep.empty()) {
+        data.set("sweep", sweep);
+        data.set("f1", Fixed(eval->value("f1", 0.0), 3));
+      }
+    }
+    if (const auto eval = ReadJson(options_.run / "eval" / "recs.json")) {
+      mu::data metrics{mu::data::type::list};
+      for (const auto& [key, value] : eval->items()) {
+        if (!value.is_number()) continue;
+        mu::data item;
+        item.set("name", key);
+        item.set("value", Fixed(value.get<double>(), 3));
+        metrics.push_back(item);
+      }
+      mu::data block;
+      block.set("metrics", metrics);
+      data.set("recs_eval", block);
+    }
+    std::set<std::int64_t> cluster_ids;
+    if (dedup_) cluster_ids.insert(dedup_->cluster_id.begin(), dedup_->cluster_id.end());
+    data.set("clusters", std::to_string(cluster_ids.size()));
+    data.set("pairs", std::to_string(dedup_ ? dedup_->pairs.size() : 0));
+    std::int64_t out_of_stock = 0;
+    if (recs_) for (const auto& p : recs_->products) out_of_stock += p.in_stock ? 0 : 1;
+    data.set("out_of_stock", std::to_string(out_of_stock));
+    std::set<std::int64_t> photos;
+    if (recs_) for (const auto& row : recs_->outfits) photos.insert(row.source_image);
+    data.set("outfit_photos", std::to_string(photos.size()));
+    data.set("rejects", std::to_string(rejects_.size()));
+    Publish("index.html", report_templates::kIndex, data);
+  }
+
+  template <typename Fill>
+  void Paginate(const std::string& stem, const std::string& title, const char* page, std::size_t total, int page_size, Fill fill) {
+    const int count = std::max(1, static_cast<int>((total + static_cast<std::size_t>(page_size) - 1) / static_cast<std::size_t>(page_size)));
+    for (int p = 1; p <= count; ++p) {
+      mu::data data = Common(title + (count > 1 ? " " + std::to_string(p) : ""));
+      SetPager(&data, stem, p, count);
+      data.set("total", std::to_string(total));
+      const std::size_t begin = static_cast<std::size_t>(p - 1) * static_cast<std::size_t>(page_size);
+      fill(begin, std::min(total, begin + static_cast<std::size_t>(page_size)), &data);
+      Publish(stem + "-" + std::to_string(p) + ".html", page, data);
+    }
+  }
+
+  void WriteClusters() {
+    std::map<std::int64_t, std::vector<std::pair<std::int64_t, bool>>> members;  // cluster -> (image, representative)
+    std::map<std::int64_t, std::int64_t> cluster_of;
+    if (dedup_) {
+      for (std::size_t i = 0; i < dedup_->cluster_image.size(); ++i) {
+        members[dedup_->cluster_id[i]].emplace_back(dedup_->cluster_image[i], dedup_->representative[i] != 0);
+        cluster_of[dedup_->cluster_image[i]] = dedup_->cluster_id[i];
+      }
+    }
+    clusters_ = static_cast<std::int64_t>(members.size());
+    std::vector<std::int64_t> ids;
+    for (const auto& [id, unused] : members) ids.push_back(id);
+    Paginate("clusters", "Duplicates", report_templates::kClusters, ids.size(), options_.page_size,
+             [&](std::size_t begin, std::size_t end, mu::data* data) {
+               data->set("keep", dedup_ ? dedup_->keep : "");
+               mu::data clusters{mu::data::type::list};
+               for (std::size_t c = begin; c < end; ++c) {
+                 const std::int64_t id = ids[c];
+                 mu::data card;
+                 card.set("id", std::to_string(id));
+                 card.set("size", std::to_string(members[id].size()));
+                 mu::data images{mu::data::type::list};
+                 for (const auto& [image, keep] : members[id]) {
+                   const ImageInfo& info = images_.at(image);
+                   mu::data item;
+                   item.set("thumb", Thumb(image, options_.thumb_side));
+                   item.set("key", info.key);
+                   item.set("title", info.title);
+                   item.set("keep", keep);
+                   images.push_back(item);
+                 }
+                 card.set("images", images);
+                 mu::data pairs{mu::data::type::list};
+                 for (std::size_t i = 0; i < dedup_->pairs.size(); ++i) {
+                   const auto& pair = dedup_->pairs[i];
+                   if (cluster_of[pair.a] != id) continue;
+                   mu::data item;
+                   item.set("a", images_.at(pair.a).key);
+                   item.set("b", images_.at(pair.b).key);
+                   item.set("cosine", Fixed(pair.cosine, 4));
+                   item.set("hamming", std::to_string(pair.hamming));
+                   item.set("kind", dedup_->pair_kind[i] == 0 ? "same_product" : "cross_product");
+                   pairs.push_back(item);
+                 }
+                 card.set("pairs", pairs);
+                 clusters.push_back(card);
+               }
+               data->set("clusters", clusters);
+             });
+  }
+
+  void WriteSubstitutes() {
+    std::map<std::int64_t, std::vector<const SubstituteRow*>> lists;
+    if (recs_) {
+      for (const auto& row : recs_->substitutes) {
+        if (!recs_->products[static_cast<std::size_t>(row.product)].in_stock) lists[row.product].push_back(&row);
+      }
+    }
+    std::vector<std::int64_t> products;
+    for (const auto& [p, unused] : lists) products.push_back(p);
+    Paginate("substitutes", "Substitutes", report_templates::kSubstitutes, products.size(), options_.page_size,
+             [&](std::size_t begin, std::size_t end, mu::data* data) {
+               mu::data cards{mu::data::type::list};
+               for (std::size_t i = begin; i < end; ++i) {
+                 const RecsProduct& product = recs_->products[static_cast<std::size_t>(products[i])];
+                 mu::data card;
+                 card.set("id", product.id);
+                 card.set("title", Title(product.id));
+                 card.set("category", product.category + (product.category_source == "zero-shot" ? " (zero-shot)" : ""));
+                 card.set("thumb", ProductThumb(product.id));
+                 mu::data items{mu::data::type::list};
+                 for (const SubstituteRow* row : lists[products[i]]) {
+                   const std::string& id = recs_->products[static_cast<std::size_t>(row->substitute)].id;
+                   mu::data item;
+                   item.set("rank", std::to_string(row->rank));
+                   item.set("id", id);
+                   item.set("title", Title(id));
+                   item.set("score", Fixed(row->score, 3));
+                   item.set("thumb", row->image >= 0 && images_.count(row->image) ? Thumb(row->image, options_.thumb_side) : ProductThumb(id));
+                   items.push_back(item);
+                 }
+                 card.set("substitutes", items);
+                 cards.push_back(card);
+               }
+               data->set("products", cards);
+             });
+  }
+
+  void WriteOutfits() {
+    // (product, photo) -> slot -> rows, in the table's order.
+    std::map<std::pair<std::int64_t, std::int64_t>, std::map<std::string, std::vector<const OutfitRow*>>> looks;
+    if (recs_) for (const auto& row : recs_->outfits) looks[{row.product, row.source_image}][row.slot].push_back(&row);
+    std::vector<std::pair<std::int64_t, std::int64_t>> keys;
+    for (const auto& [key, unused] : looks) keys.push_back(key);
+    const int per_page = std::max(1, options_.page_size / 2);
+    Paginate("outfits", "Outfits", report_templates::kOutfits, keys.size(), per_page,
+             [&](std::size_t begin, std::size_t end, mu::data* data) {
+               mu::data cards{mu::data::type::list};
+               for (std::size_t i = begin; i < end; ++i) {
+                 const auto [product, photo] = keys[i];
+                 const ImageInfo& info = images_.at(photo);
+                 const int source_w = std::max(1, info.width), source_h = std::max(1, info.height);
+                 const double scale = static_cast<double>(options_.photo_side) / std::max(source_w, source_h);
+                 mu::data card;
+                 card.set("key", info.key);
+                 card.set("product", recs_->products[static_cast<std::size_t>(product)].id);
+                 card.set("thumb", Thumb(photo, options_.photo_side));
+                 card.set("width", std::to_string(static_cast<int>(std::lround(source_w * scale))));
+                 card.set("height", std::to_string(static_cast<int>(std::lround(source_h * scale))));
+                 card.set("source_width", std::to_string(source_w));
+                 card.set("source_height", std::to_string(source_h));
+                 mu::data boxes{mu::data::type::list};
+                 for (const auto& g : garments_[photo]) {
+                   mu::data box;
+                   box.set("x", std::to_string(g.box[0]));
+                   box.set("y", std::to_string(g.box[1]));
+                   box.set("w", std::to_string(g.box[2]));
+                   box.set("h", std::to_string(g.box[3]));
+                   box.set("label_y", std::to_string(std::max(g.box[1] - 4, 12)));
+                   box.set("slot", g.slot);
+                   box.set("colour", SlotColour(g.slot));
+                   box.set("stroke", Fixed(std::max(2.0, source_w / 150.0), 1));
+                   box.set("font", Fixed(std::max(12.0, source_w / 30.0), 1));
+                   boxes.push_back(box);
+                 }
+                 card.set("boxes", boxes);
+                 mu::data slots{mu::data::type::list};
+                 for (const auto& [slot, rows] : looks[keys[i]]) {
+                   mu::data entry;
+                   entry.set("slot", slot);
+                   entry.set("colour", SlotColour(slot));
+                   mu::data items{mu::data::type::list};
+                   for (const OutfitRow* row : rows) {
+                     const std::string& id = recs_->products[static_cast<std::size_t>(row->item)].id;
+                     mu::data item;
+                     item.set("rank", std::to_string(row->rank));
+                     item.set("id", id);
+                     item.set("title", Title(id));
+                     item.set("score", Fixed(row->score, 3));
+                     item.set("thumb", ProductThumb(id));
+                     items.push_back(item);
+                   }
+                   entry.set("items", items);
+                   slots.push_back(entry);
+                 }
+                 card.set("slots", slots);
+                 cards.push_back(card);
+               }
+               data->set("outfits", cards);
+             });
+  }
+
+  void WriteRejects() {
+    Paginate("rejects", "Rejects", report_templates::kRejects, rejects_.size(), options_.reject_page_size,
+             [&](std::size_t begin, std::size_t end, mu::data* data) {
+               mu::data rows{mu::data::type::list};
+               for (std::size_t i = begin; i < end; ++i) {
+                 const auto& r = rejects_[i];
+                 mu::data item;
+                 item.set("stage", r[0]);
+                 item.set("row", r[1]);
+                 item.set("product", r[2]);
+                 item.set("column", r[3]);
+                 item.set("path", r[4]);
+                 item.set("reason", r[5]);
+                 rows.push_back(item);
+               }
+               data->set("rejects", rows);
+             });
+  }
+
+  const ReportOptions& options_;
+  std::filesystem::path dir_;
+  std::vector<ManifestEntry> inputs_;
+  std::string image_root_;
+  EmbedRun embed_;
+  std::map<std::int64_t, ImageInfo> images_;
+  std::map<std::string, std::int64_t> product_shot_, image_of_product_;
+  std::map<std::int64_t, std::vector<GarmentRow>> garments_;
+  std::optional<DedupFile> dedup_;
+  std::optional<RecsFile> recs_;
+  std::vector<std::array<std::string, 6>> rejects_;  // stage, row, product, column, path, reason
+  std::map<std::pair<std::int64_t, int>, std::string> thumbs_;
+  std::vector<std::string> outputs_;
+  std::int64_t pages_ = 0, clusters_ = 0;
+};
+
+}  // namespace
+
+StageReport RunReport(const ReportOptions& options) {
+  const auto start = Clock::now();
+  const std::filesystem::path dir = options.run / "report";
+  ReportBuilder builder(options);
+  if (options.rerun == RerunPolicy::kReuseValid) {
+    const std::string why = WhyRedoStage(dir, ReportBuilder::Inputs(options.run), OptionsHash(builder.Options()), options.code_version);
+    if (why.empty()) {
+      StageReport report;
+      report.stage = "report";
+      report.status = "skipped";
+      report.facts["run"] = options.run.string();
+      report.facts["index"] = (dir / "index.html").string();
+      report.seconds = Seconds(start);
+      spdlog::info("report is valid: nothing to do");
+      return report;
+    }
+    spdlog::info("writing the report ({})", why);
+  }
+  return builder.Build();
+}
+
+}  // namespace lookbook

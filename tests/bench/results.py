@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Turns the benchmark JSON files of one tests/bench/run.sh run into results.md and
+results.json: one line per measurement with lookbook's figure, the peer's figure from the same
+run, the ratio, the machine and the BLAS kernel.
+
+  /usr/bin/python3 tests/bench/results.py OUT_DIR     (reads OUT_DIR/*.json, writes OUT_DIR/results.{md,json})
+"""
+import json
+import os
+import sys
+
+
+def load(folder, name):
+    path = os.path.join(folder, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def rows(folder):
+    out = []
+
+    def add(bench, what, ours, peer, ratio, target, data, blas=None):
+        out.append({"bench": bench, "what": what, "lookbook": ours, "peer": peer,
+                    "ratio": None if ratio is None else round(ratio, 3), "target": target,
+                    "machine": data.get("machine", "?"),
+                    "blas": blas or data.get("blas_core") or data.get("openblas_coretype_env") or "?"})
+
+    if d := load(folder, "ingest"):
+        r = d["results"]
+        add("ingest", f"ingest of {d['rows']:,} rows, 16 io threads (rows/s)", f"{r['lookbook_io16']['rows_per_s']:,.0f}",
+            f"Python ingest doing the same checks {r['python_ingest']['rows_per_s']:,.0f}",
+            r["lookbook_io16"]["rows_per_s"] / r["python_ingest"]["rows_per_s"], "", d, "not used")
+        add("ingest", "ingest vs parsing alone (rows/s)", f"{r['lookbook_io16']['rows_per_s']:,.0f}",
+            f"pandas.read_csv {r['pandas_read_csv']['rows_per_s']:,.0f}",
+            r["lookbook_io16"]["rows_per_s"] / r["pandas_read_csv"]["rows_per_s"], "", d, "not used")
+    if d := load(folder, "embed"):
+        x = d["decode"]
+        add("embed", "decode + preprocess, 1000x1333 JPEG at 1/4, 1 core (img/s)", f"{x['lookbook_decode_preprocess_per_s']:.1f}",
+            f"tjbench {x['tjbench_fps']:.1f}", x["ratio_vs_tjbench"], ">= 0.8", d)
+        for i in d["inference"]:
+            add("embed", f"ViT-B/32 inference, batch {i['batch']}, {i['threads']} thread(s) (img/s)", f"{i['lookbook_per_s']:.1f}",
+                f"Python PyTorch, same TorchScript {i['pytorch_per_s']:.1f}", i["ratio"], ">= 1.0", d, i.get("blas_core"))
+        e = d["end_to_end"]
+        add("embed", f"embed stage, {e['images']} images: 2 ranks vs 1 (s)", f"{e['two_ranks_two_cores_s']:.1f}",
+            f"1 rank {e['one_rank_one_core_s']:.1f}", e["speedup_2_vs_1"], ">= 1.8", d, e.get("blas_core"))
+    if d := load(folder, "garments"):
+        for s in d["segmenter"]:
+            add("garments", f"segmenter {s['model']} {s['input']} px, batch {s['batch']} (img/s)", f"{s['lookbook_per_s']:.3f}",
+                f"Python PyTorch, same TorchScript {s['pytorch_per_s']:.3f}", s["ratio"], "", d, s.get("blas_core"))
+    if d := load(folder, "findimagedupes"):
+        ours, theirs = d["lookbook"], d["findimagedupes"]
+        add("dedup", f"near-duplicates on the demo catalog ({d['images']} images): F1", f"{ours['f1']:.3f} (P {ours['precision']:.3f}, R {ours['recall']:.3f})",
+            f"findimagedupes {theirs['f1']:.3f} (P {theirs['precision']:.3f}, R {theirs['recall']:.3f})", d["f1_ratio"], "", d)
+        add("dedup", "near-duplicates on the demo catalog: images/s, files to pairs", f"{ours['images_per_s']:.0f}",
+            f"findimagedupes {theirs['images_per_s']:.0f}", d["speed_ratio"], "", d)
+    if d := load(folder, "dedup"):
+        full = d["full"]
+        one, two = full["ranks_1"], full["ranks_2"]
+        add("dedup", f"index + dedup of {full['vectors']:,} vectors, 1 rank (s)", f"{one['total_s']:.0f} ({one['factory']}, planted recall {one['planted_recall_vs_exact']:.4f})",
+            f"exact FAISS self-join, {d['subset']['vectors']:,}-vector subset x{(full['vectors'] / d['subset']['vectors']) ** 2:.0f}: {full['exact_join_estimate_s']:.0f}",
+            full["speedup_vs_exact_1_rank"], ">= 10", d, one.get("blas_core"))
+        add("dedup", f"index + dedup of {full['vectors']:,} vectors: 2 ranks vs 1 (s)", f"{two['total_s']:.0f}", f"1 rank {one['total_s']:.0f}",
+            full["speedup_2_vs_1_ranks"], "", d, two.get("blas_core"))
+        add("dedup", "peak memory per rank, dedup at that size (GB)", f"{max(one['dedup_peak_rss_gb_per_rank'], two['dedup_peak_rss_gb_per_rank']):.2f}",
+            "", None, "", d)
+    if d := load(folder, "query"):
+        add("recs", f"lookbook query, {d['many_photos']['photos']} outfit photos in one call (s per photo)", f"{d['many_photos']['per_photo_s']:.3f}",
+            "target 1.0", d["per_photo_vs_target"], "<= 1.0", d)
+    if d := load(folder, "precision"):
+        for name in ("demo_clip", "vit_b32"):
+            if name in d:
+                x = d[name]
+                add("precision", f"{name} inference bf16 vs fp32 (s), drift mean cosine {x['mean_cosine']:.5f} (min {x['min_cosine']:.4f})",
+                    f"bf16 {x['bf16']['inference_s']:.2f}", f"fp32 {x['fp32']['inference_s']:.2f}", x["bf16_speedup"], "mean cosine >= 0.999", d)
+    return out
+
+
+def main():
+    folder = sys.argv[1]
+    table = rows(folder)
+    with open(os.path.join(folder, "results.json"), "w") as f:
+        json.dump(table, f, indent=2)
+    lines = ["| bench | what | lookbook | peer (same run) | ratio | target | machine | BLAS kernel |", "|---|---|---|---|---|---|---|---|"]
+    for r in table:
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.3g}"
+        lines.append(f"| {r['bench']} | {r['what']} | {r['lookbook']} | {r['peer']} | {ratio} | {r['target']} | {r['machine']} | {r['blas']} |")
+    with open(os.path.join(folder, "results.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
