@@ -11,6 +11,7 @@
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
+#include "dist/stage_gate.h"
 #include "image/preprocess.h"
 #include "index/index_stage.h"
 #include "index/vector_index.h"
@@ -121,17 +122,12 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
       DescribeFile(options.run / "index" / "manifest.json", "index/manifest.json", -1)};
   const std::string options_hash = OptionsHash(Options(options));
 
-  std::int64_t redo = 1;
+  const std::string why = WhyRunStage(world, stage_dir, inputs, options_hash, options.code_version, options.rerun);
   if (world.is_root()) {
-    std::filesystem::create_directories(stage_dir);
-    RemoveStaleTemporaries(stage_dir);
-    const std::string why =
-        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedoStage(stage_dir, inputs, options_hash, options.code_version);
-    redo = why.empty() ? 0 : 1;
-    if (redo) spdlog::info("dedup over {} shard(s) ({})", embed.shard_count, why);
+    if (!why.empty()) spdlog::info("dedup over {} shard(s) ({})", embed.shard_count, why);
     else spdlog::info("dedup outputs are valid: nothing to do");
   }
-  if (world.BroadcastFromRoot(redo) == 0) {
+  if (why.empty()) {
     report.status = "skipped";
     report.seconds = Seconds(start);
     return report;

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "dist/stage_gate.h"
 #include "index/vector_index.h"
 #include "store/embed_run.h"
 #include "util/blas.h"
@@ -96,16 +97,11 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   const std::filesystem::path stage_dir = options.run / "index";
   const std::string options_hash = OptionsHash(Options(options));
 
-  std::int64_t redo = 1;
+  const std::string why = WhyRunStage(world, stage_dir, Inputs(embed), options_hash, options.code_version, options.rerun);
   if (world.is_root()) {
-    std::filesystem::create_directories(stage_dir);
-    RemoveStaleTemporaries(stage_dir);
-    const std::string why =
-        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedoStage(stage_dir, Inputs(embed), options_hash, options.code_version);
-    redo = why.empty() ? 0 : 1;
-    spdlog::info(redo ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do", embed.shard_count, why);
+    spdlog::info(!why.empty() ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do", embed.shard_count, why);
   }
-  if (world.BroadcastFromRoot(redo) == 0) {
+  if (why.empty()) {
     report.status = "skipped";
     report.counts["shards"] = embed.shard_count;
     report.seconds = Seconds(start);

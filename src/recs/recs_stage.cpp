@@ -11,6 +11,7 @@
 #include <set>
 
 #include "catalog/csv.h"
+#include "dist/stage_gate.h"
 #include "garments/garments.h"
 #include "index/index_stage.h"
 #include "index/vector_index.h"
@@ -201,17 +202,12 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const std::map<std::string, std::string> option_map = Options(options, model_identity);
   const std::string options_hash = OptionsHash(option_map);
 
-  std::int64_t redo = 1;
+  const std::string why = WhyRunStage(world, stage_dir, inputs, options_hash, options.code_version, options.rerun);
   if (world.is_root()) {
-    std::filesystem::create_directories(stage_dir);
-    RemoveStaleTemporaries(stage_dir);
-    const std::string why =
-        options.rerun == RerunPolicy::kForce ? "--force" : WhyRedoStage(stage_dir, inputs, options_hash, options.code_version);
-    redo = why.empty() ? 0 : 1;
-    if (redo) spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
+    if (!why.empty()) spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
     else spdlog::info("recs outputs are valid: nothing to do");
   }
-  if (world.BroadcastFromRoot(redo) == 0) {
+  if (why.empty()) {
     report.status = "skipped";
     report.seconds = Seconds(start);
     return report;

@@ -10,15 +10,6 @@
 #include "util/hash.h"
 
 namespace lookbook {
-namespace {
-
-std::string ShardName(int shard) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "shard-%05d.h5", shard);
-  return name;
-}
-
-}  // namespace
 
 EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
   EmbedRun embed;
@@ -38,9 +29,9 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
   embed.shard_count = static_cast<int>(total->second);
   for (int k = 0; k < embed.shard_count; ++k) {
     const auto it = std::find_if(manifest->outputs.begin(), manifest->outputs.end(),
-                                 [&](const ManifestEntry& entry) { return entry.path == ShardName(k); });
+                                 [&](const ManifestEntry& entry) { return entry.path == ShardFileName(k, ".h5"); });
     if (it == manifest->outputs.end()) {
-      throw InputError("the embed stage of " + run.string() + " lacks " + ShardName(k) + ": rerun lookbook embed");
+      throw InputError("the embed stage of " + run.string() + " lacks " + ShardFileName(k, ".h5") + ": rerun lookbook embed");
     }
     embed.shards.push_back(*it);
   }
