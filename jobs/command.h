@@ -61,9 +61,9 @@ void DescribeQuery(po::options_description* options);
 int RunQueryCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeReport(po::options_description* options);
 int RunReportCommand(const po::variables_map& options, const CommandContext& context);
-// Keeps a stage's summary line as RUN/<stage>/summary.json (the report's throughput table);
-// not part of the stage's manifest: timings differ between identical runs.
-void KeepSummary(const std::filesystem::path& stage_dir, const std::string& json_line);
+// Keeps a stage's summary line as RUN/summaries/<stage>.json (the report's throughput table):
+// outside the stage's folder and manifest, since timings differ between identical runs.
+void KeepSummary(const std::filesystem::path& run, const std::string& stage, const std::string& json_line);
 void DescribeRunAll(po::options_description* options);
 int RunRunAllCommand(const po::variables_map& options, const CommandContext& context);
 void DescribeMpiCheck(po::options_description* options);

@@ -62,7 +62,7 @@ int RunDedupCommand(const po::variables_map& vm, const CommandContext& context) 
                    report.counts.at("pairs_cross_product"), report.counts.at("clusters"), options.run.string());
     }
     PrintSummaryLine(SummaryJsonLine(report));
-    if (report.status == "ok") KeepSummary(options.run / "dedup", SummaryJsonLine(report));
+    if (report.status == "ok") KeepSummary(options.run, "dedup", SummaryJsonLine(report));
   }
   return report.status == "stopped" ? kExitStopped : kExitOk;
 }

@@ -101,7 +101,7 @@ int RunEmbedCommand(const po::variables_map& vm, const CommandContext& context) 
                    report.counts.at("images_with_garments"), report.counts.at("images_segmented"));
     }
     PrintSummaryLine(SummaryJsonLine(report));
-    if (report.status == "ok") KeepSummary(options.run / "embed", SummaryJsonLine(report));
+    if (report.status == "ok") KeepSummary(options.run, "embed", SummaryJsonLine(report));
   }
   return report.status == "stopped" ? kExitStopped : kExitOk;
 }

@@ -43,7 +43,7 @@ int RunIndexCommand(const po::variables_map& vm, const CommandContext& context) 
                    report.counts.at("shards"), report.facts.at("factory"), options.run.string());
     }
     PrintSummaryLine(SummaryJsonLine(report));
-    if (report.status == "ok") KeepSummary(options.run / "index", SummaryJsonLine(report));
+    if (report.status == "ok") KeepSummary(options.run, "index", SummaryJsonLine(report));
   }
   return report.status == "stopped" ? kExitStopped : kExitOk;
 }

@@ -87,7 +87,7 @@ int RunIngestCommand(const po::variables_map& vm, const CommandContext& context)
                  report.counts.at("images_rejected"), options.run.string());
   }
   PrintSummaryLine(SummaryJsonLine(report));
-  if (report.status == "ok") KeepSummary(options.run / "ingest", SummaryJsonLine(report));
+  if (report.status == "ok") KeepSummary(options.run, "ingest", SummaryJsonLine(report));
   return kExitOk;
 }
 

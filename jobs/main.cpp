@@ -175,12 +175,13 @@ void PrintSummaryLine(const std::string& json_line) {
 
 const std::vector<std::string>& PrintedSummaryLines() { return Printed(); }
 
-void KeepSummary(const std::filesystem::path& stage_dir, const std::string& json_line) {
+void KeepSummary(const std::filesystem::path& run, const std::string& stage, const std::string& json_line) {
   std::error_code error;
-  if (!std::filesystem::is_directory(stage_dir, error)) return;
+  if (!std::filesystem::is_directory(run, error)) return;
   try {
-    PublishFile(stage_dir / "summary.json", json_line + "\n");
-  } catch (const InputError& write_error) {
+    std::filesystem::create_directories(run / "summaries");
+    PublishFile(run / "summaries" / (stage + ".json"), json_line + "\n");
+  } catch (const std::exception& write_error) {
     spdlog::warn("summary not kept: {}", write_error.what());
   }
 }

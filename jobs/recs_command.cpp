@@ -67,7 +67,7 @@ int RunRecsCommand(const po::variables_map& vm, const CommandContext& context) {
                    report.counts.at("outfit_rows"), report.counts.at("outfit_photos"), options.run.string());
     }
     PrintSummaryLine(SummaryJsonLine(report));
-    if (report.status == "ok") KeepSummary(options.run / "recs", SummaryJsonLine(report));
+    if (report.status == "ok") KeepSummary(options.run, "recs", SummaryJsonLine(report));
   }
   return report.status == "stopped" ? kExitStopped : kExitOk;
 }

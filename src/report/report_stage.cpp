@@ -125,8 +125,8 @@ class ReportBuilder {
   static std::vector<ManifestEntry> Inputs(const std::filesystem::path& run) {
     std::vector<ManifestEntry> inputs;
     for (const auto& name : {"ingest/manifest.json", "embed/manifest.json", "dedup/manifest.json", "recs/manifest.json",
-                             "eval/dedup.json", "eval/recs.json", "ingest/summary.json", "embed/summary.json",
-                             "index/summary.json", "dedup/summary.json", "recs/summary.json"}) {
+                             "eval/dedup.json", "eval/recs.json", "summaries/ingest.json", "summaries/embed.json",
+                             "summaries/index.json", "summaries/dedup.json", "summaries/recs.json"}) {
       if (std::filesystem::exists(run / name)) inputs.push_back(DescribeFile(run / name, name, -1));
     }
     return inputs;
@@ -399,7 +399,7 @@ class ReportBuilder {
     data.set("has_rejects", !rejects_.empty());
     mu::data throughput{mu::data::type::list};
     for (const auto& stage : {"ingest", "embed", "index", "dedup", "recs"}) {
-      const auto summary = ReadJson(options_.run / stage / "summary.json");
+      const auto summary = ReadJson(options_.run / "summaries" / (std::string(stage) + ".json"));
       if (!summary) continue;
       mu::data item;
       const std::string unit = [&] {

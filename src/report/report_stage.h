@@ -2,7 +2,7 @@
 //
 // RUN/report/ (relative links only; open index.html from disk, no server):
 //   index.html         overview: each stage's state and counts, rejects by reason, throughput
-//                      per stage and rank (from RUN/<stage>/summary.json), the histogram of the
+//                      per stage and rank (from RUN/summaries/<stage>.json), the histogram of the
 //                      pair similarities dedup scored, the dedup threshold sweep and the
 //                      recommendation metrics when RUN/eval/ has them (inline SVG)
 //   clusters-N.html    duplicate clusters, page_size a page: thumbnails side by side (the

@@ -195,6 +195,43 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscr
         status = json.loads(lt.run(["status", run, "--format", "json"], check=0).stdout)
         self.assertEqual(status["stages"]["embed"]["state"], "valid")
 
+    def test_a_stop_signal_requeues_and_the_next_start_finishes(self):
+        """Slurm's time-limit warning path: USR1 to the batch shell (what --signal=B:USR1@300
+        sends) reaches the ranks through the script, they stop with nothing partial and exit
+        75, the script requeues the job, and its next start resumes and completes."""
+        work = os.path.join(self.tmp, "signal")
+        os.makedirs(work)
+        demo, run = os.path.join(work, "demo"), os.path.join(work, "run")
+        lt.run(["demo-catalog", "--out", demo, "--items", "2400", "--seed", "11"], check=0)
+        models = os.path.join(os.path.abspath(lt.ARGS.source), "models", "demo")
+        config = os.path.join(work, "nightly.ini")
+        with open(config, "w") as f:
+            f.write(f"run = {run}\n[ingest]\ncatalog = {demo}/catalog.csv\nimages = {demo}/images\nshards = 12\n"
+                    f"[embed]\nmodel = {models}/clip\ndecode-threads = 1\nbatch-size = 8\n[recs]\ncategory-slots = {SLOTS}\n")
+        out = os.path.join(work, "nightly-%j.out")
+        job = self.submit("--ntasks=2", f"--output={out}", "slurm/nightly.sbatch", config)
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            records = [n for n in os.listdir(os.path.join(run, "embed"))] if os.path.isdir(os.path.join(run, "embed")) else []
+            if any(n.startswith("shard-") and n.endswith(".json") for n in records):
+                break
+            time.sleep(0.1)
+        else:
+            self.fail("the job never published a shard")
+        sh(["scancel", "--signal=USR1", "--batch", job], env=self.env)
+        state, code = self.wait(job, timeout=600)
+        log = read(out.replace("%j", job))
+        self.assertEqual((state, code), ("COMPLETED", "0:0"), log[-4000:])
+        self.assertIn("requeueing job", log)
+        self.assertIn("stop requested", log)
+        restarted = log.split("requeueing job")[1]
+        embed = [json.loads(l) for l in restarted.splitlines() if l.startswith('{"stage":"embed"')]
+        self.assertTrue(embed, restarted[-3000:])
+        self.assertGreaterEqual(embed[0]["shards_skipped"], 1, "the next start kept what the first published")
+        self.assertEqual(embed[0]["shards_skipped"] + embed[0]["shards_embedded"], 12)
+        with open(os.path.join(run, "_SUCCESS")) as f:
+            self.assertEqual(set(json.load(f)["state"].values()), {"valid"})
+
     def test_world_size_guard_refuses_unconnected_ranks(self):
         lookbook = os.path.abspath(lt.ARGS.lookbook)
         mpi = ["--mpi=pmix"] if "pmix" in sh(["srun", "--mpi=list"], check=False, env=self.env).stderr + \
