@@ -159,14 +159,12 @@ std::vector<std::vector<int>> ClusterMates(const ProductCatalog& catalog, const 
   return out;
 }
 
-// Rows found on this rank, as plain columns for the gather.
-struct Found {
-  std::vector<std::int64_t> sub_product, sub_substitute, sub_image;
-  std::vector<std::int32_t> sub_rank;
-  std::vector<float> sub_score;
-  std::vector<std::int64_t> look_product, look_source, look_item;
-  std::vector<std::int32_t> look_slot, look_box, look_rank;
-  std::vector<float> look_score;
+// An outfit row as plain values for the gather (the slot as its code, not its name).
+struct OutfitHit {
+  std::int64_t product = 0, source_image = 0, item = 0;
+  std::int32_t slot = 0, rank = 0;
+  std::array<std::int32_t, 4> box{};
+  float score = 0;
 };
 
 // What an outfit request is for.
@@ -225,7 +223,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
 
   auto mine = [&](const Product& product) { return product.shard % world.size() == world.rank(); };
   const int n_products = static_cast<int>(catalog.products.size());
-  Found found;
+  std::vector<SubstituteRow> substitutes;  // this rank's rows
+  std::vector<OutfitHit> outfits;
   std::int64_t no_category = 0, no_image = 0, short_lists = 0, queried = 0;
 
   // Substitutes, one category at a time: its in-stock products are the filter.
@@ -259,11 +258,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
         ++queried;
         if (static_cast<int>(list.size()) < options.top_k) ++short_lists;
         for (std::size_t r = 0; r < list.size(); ++r) {
-          found.sub_product.push_back(products[i]);
-          found.sub_rank.push_back(static_cast<std::int32_t>(r + 1));
-          found.sub_substitute.push_back(list[r].product);
-          found.sub_score.push_back(list[r].score);
-          found.sub_image.push_back(list[r].image);
+          substitutes.push_back(SubstituteRow{products[i], static_cast<std::int32_t>(r + 1), list[r].product, list[r].score, list[r].image});
         }
       }
     }
@@ -328,13 +323,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
         const LookRequest& look = requests[i].first;
         const auto& list = lists[i - begin];
         for (std::size_t r = 0; r < list.size(); ++r) {
-          found.look_product.push_back(look.product);
-          found.look_source.push_back(look.photo);
-          found.look_slot.push_back(static_cast<std::int32_t>(code));
-          found.look_box.insert(found.look_box.end(), look.box.begin(), look.box.end());
-          found.look_rank.push_back(static_cast<std::int32_t>(r + 1));
-          found.look_item.push_back(list[r].product);
-          found.look_score.push_back(list[r].score);
+          outfits.push_back(OutfitHit{look.product, look.photo, list[r].product, static_cast<std::int32_t>(code),
+                                      static_cast<std::int32_t>(r + 1), look.box, list[r].score});
         }
       }
     }
@@ -348,19 +338,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
     report.seconds = Seconds(start);
     return report;
   }
-  Found all;
-  all.sub_product = world.GatherToRoot(found.sub_product);
-  all.sub_rank = world.GatherToRoot(found.sub_rank);
-  all.sub_substitute = world.GatherToRoot(found.sub_substitute);
-  all.sub_score = world.GatherToRoot(found.sub_score);
-  all.sub_image = world.GatherToRoot(found.sub_image);
-  all.look_product = world.GatherToRoot(found.look_product);
-  all.look_source = world.GatherToRoot(found.look_source);
-  all.look_slot = world.GatherToRoot(found.look_slot);
-  all.look_box = world.GatherToRoot(found.look_box);
-  all.look_rank = world.GatherToRoot(found.look_rank);
-  all.look_item = world.GatherToRoot(found.look_item);
-  all.look_score = world.GatherToRoot(found.look_score);
+  std::vector<SubstituteRow> all_substitutes = world.GatherToRoot(substitutes);
+  const std::vector<OutfitHit> all_outfits = world.GatherToRoot(outfits);
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
 
   std::vector<std::int64_t> published(3, 0);  // substitute rows, outfit rows, products with substitutes
@@ -374,17 +353,13 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
       out.products.push_back(RecsProduct{product.id, product.category, product.category_source, product.slot,
                                          static_cast<std::int8_t>(product.in_stock ? 1 : 0)});
     }
-    for (std::size_t i = 0; i < all.sub_product.size(); ++i) {
-      out.substitutes.push_back(SubstituteRow{all.sub_product[i], all.sub_rank[i], all.sub_substitute[i], all.sub_score[i], all.sub_image[i]});
-    }
+    out.substitutes = std::move(all_substitutes);
     std::sort(out.substitutes.begin(), out.substitutes.end(), [](const SubstituteRow& a, const SubstituteRow& b) {
       return std::tie(a.product, a.rank) < std::tie(b.product, b.rank);
     });
-    for (std::size_t i = 0; i < all.look_product.size(); ++i) {
-      OutfitRow row{all.look_product[i], all.look_source[i], SlotName(static_cast<Slot>(all.look_slot[i])),
-                    {all.look_box[4 * i], all.look_box[4 * i + 1], all.look_box[4 * i + 2], all.look_box[4 * i + 3]},
-                    all.look_rank[i], all.look_item[i], all.look_score[i]};
-      out.outfits.push_back(std::move(row));
+    for (const OutfitHit& hit : all_outfits) {
+      out.outfits.push_back(OutfitRow{hit.product, hit.source_image, SlotName(static_cast<Slot>(hit.slot)), hit.box, hit.rank,
+                                      hit.item, hit.score});
     }
     std::sort(out.outfits.begin(), out.outfits.end(), [](const OutfitRow& a, const OutfitRow& b) {
       return std::tie(a.product, a.source_image, a.slot, a.rank) < std::tie(b.product, b.source_image, b.slot, b.rank);
