@@ -14,11 +14,17 @@ void DescribeDedup(po::options_description* options) {
       ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (reads DIR/embed and DIR/index, writes DIR/dedup)")
       ("candidates", po::value<int>()->default_value(16)->value_name("K"), "neighbours asked of the index per image, 1..1024")
       ("nprobe", po::value<int>()->default_value(8)->value_name("N"), "inverted lists searched per query")
-      ("cosine", po::value<float>()->default_value(0.99f)->value_name("C"), "a pair at or above this cosine is a duplicate")
+      ("verify", po::value<std::string>()->default_value("on")->value_name("on|off"),
+       "align the images of every candidate pair (on), or decide on cosine and perceptual hash alone (off: runs without their images)")
+      ("aligned", po::value<float>()->default_value(0.975f)->value_name("R"), "verified: a candidate at or above this aligned correlation is a duplicate")
+      ("aligned-phash", po::value<float>()->default_value(0.96f)->value_name("R"),
+       "verified: a candidate at or above this aligned correlation is a duplicate when its perceptual hashes agree (--max-hamming)")
+      ("cosine", po::value<float>()->default_value(0.99f)->value_name("C"), "--verify off: a pair at or above this cosine is a duplicate")
       ("phash-cosine", po::value<float>()->default_value(0.965f)->value_name("C"),
-       "a pair at or above this cosine is a duplicate when its perceptual hashes agree (--max-hamming)")
+       "--verify off: a pair at or above this cosine is a duplicate when its perceptual hashes agree (--max-hamming)")
       ("max-hamming", po::value<int>()->default_value(3)->value_name("BITS"), "perceptual-hash agreement: at most this many of 64 bits differ")
-      ("candidate-floor", po::value<float>()->default_value(0.9f)->value_name("C"), "candidates at or above this cosine are kept in dedup.h5 for threshold sweeps")
+      ("candidate-floor", po::value<float>()->default_value(0.9f)->value_name("C"),
+       "candidates at or above this cosine are verified and kept in dedup.h5 for threshold sweeps")
       ("keep", po::value<std::string>()->default_value("first")->value_name("POLICY"),
        "each cluster's representative: first (catalog order) | largest (pixels) | in-stock")
       ("query-batch", po::value<int>()->default_value(4096)->value_name("N"), "queries per index search call")
@@ -31,6 +37,11 @@ int RunDedupCommand(const po::variables_map& vm, const CommandContext& context) 
   options.run = vm["run"].as<std::string>();
   options.candidates = vm["candidates"].as<int>();
   options.nprobe = vm["nprobe"].as<int>();
+  const std::string verify = vm["verify"].as<std::string>();
+  if (verify != "on" && verify != "off") throw UsageError("--verify must be on or off");
+  options.rule.verify = verify == "on";
+  options.rule.aligned = vm["aligned"].as<float>();
+  options.rule.aligned_phash = vm["aligned-phash"].as<float>();
   options.rule.cosine = vm["cosine"].as<float>();
   options.rule.phash_cosine = vm["phash-cosine"].as<float>();
   options.rule.max_hamming = vm["max-hamming"].as<int>();
@@ -40,10 +51,12 @@ int RunDedupCommand(const po::variables_map& vm, const CommandContext& context) 
   if (options.nprobe < 1) throw UsageError("--nprobe must be at least 1");
   for (const auto& [name, value] : {std::pair<const char*, float>{"--cosine", options.rule.cosine},
                                     {"--phash-cosine", options.rule.phash_cosine},
+                                    {"--aligned", options.rule.aligned},
+                                    {"--aligned-phash", options.rule.aligned_phash},
                                     {"--candidate-floor", options.candidate_floor}}) {
-    if (!(value >= -1.0f && value <= 1.0f)) throw UsageError(std::string(name) + " must be a cosine in [-1, 1]");
+    if (!(value >= -1.0f && value <= 1.0f)) throw UsageError(std::string(name) + " must be in [-1, 1]");
   }
-  if (options.candidate_floor > std::min(options.rule.cosine, options.rule.phash_cosine)) {
+  if (!options.rule.verify && options.candidate_floor > std::min(options.rule.cosine, options.rule.phash_cosine)) {
     throw UsageError("--candidate-floor must not be above --cosine or --phash-cosine");
   }
   if (options.rule.max_hamming < 0 || options.rule.max_hamming > 64) throw UsageError("--max-hamming must be in 0..64");

@@ -64,12 +64,13 @@ int EvalDedup(const po::variables_map& vm, const CommandContext& context) {
   out["run"] = options.run.string();
   out["truth"] = options.truth.string();
   for (const auto& [name, value] : evaluation.metrics) out[name] = value;
+  out["sweep_signal"] = evaluation.sweep_signal;
   out["sweep"] = nlohmann::json::array();
-  spdlog::info("threshold sweep (cosine; the perceptual-hash clause as run):");
-  spdlog::info("  cosine  precision  recall  f1");
+  spdlog::info("threshold sweep ({}; the perceptual-hash clause as run):", evaluation.sweep_signal);
+  spdlog::info("  threshold  precision  recall  f1");
   for (const auto& point : evaluation.sweep) {
-    out["sweep"].push_back({{"cosine", point.cosine}, {"precision", point.precision}, {"recall", point.recall}, {"f1", point.f1}});
-    spdlog::info("  {:.4f}  {:.4f}     {:.4f}  {:.4f}", point.cosine, point.precision, point.recall, point.f1);
+    out["sweep"].push_back({{"threshold", point.threshold}, {"precision", point.precision}, {"recall", point.recall}, {"f1", point.f1}});
+    spdlog::info("  {:.4f}     {:.4f}     {:.4f}  {:.4f}", point.threshold, point.precision, point.recall, point.f1);
   }
   // Where the report looks for it.
   std::filesystem::create_directories(options.run / "eval");

@@ -112,20 +112,29 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
                  {"f1", f1(precision, recall)},
                  {"negative_pairs", static_cast<double>(negatives.size())},
                  {"negatives_flagged", static_cast<double>(flagged)},
+                 {"rule_verify", dedup.rule_verify ? 1.0 : 0.0},
+                 {"rule_aligned", dedup.rule_aligned},
+                 {"rule_aligned_phash", dedup.rule_aligned_phash},
                  {"rule_cosine", dedup.rule_cosine},
                  {"rule_phash_cosine", dedup.rule_phash_cosine},
                  {"rule_max_hamming", static_cast<double>(dedup.rule_max_hamming)}};
 
-  // The sweep: the cosine threshold from the candidate floor up, the phash clause as run.
-  for (int step = static_cast<int>(std::ceil(dedup.candidate_floor * 400 - 1e-6)); step <= 400; ++step) {
+  // The sweep: the deciding threshold of the rule as run (the aligned correlation with
+  // verification, the cosine without), its perceptual-hash clause held as run.
+  out.sweep_signal = dedup.rule_verify ? "aligned" : "cosine";
+  const double low = dedup.rule_verify ? 0.9 : dedup.candidate_floor;
+  for (int step = static_cast<int>(std::ceil(low * 400 - 1e-6)); step <= 400; ++step) {
     const double threshold = step / 400.0;
     std::vector<Pair> at;
     for (const auto& pair : dedup.candidates) {
-      const bool phash = pair.cosine >= dedup.rule_phash_cosine && pair.hamming <= dedup.rule_max_hamming;
-      if (pair.cosine >= threshold || phash) at.push_back(Ordered(pair.a, pair.b));
+      const bool accepted =
+          dedup.rule_verify
+              ? pair.aligned >= threshold || (pair.aligned >= dedup.rule_aligned_phash && pair.hamming <= dedup.rule_max_hamming)
+              : pair.cosine >= threshold || (pair.cosine >= dedup.rule_phash_cosine && pair.hamming <= dedup.rule_max_hamming);
+      if (accepted) at.push_back(Ordered(pair.a, pair.b));
     }
     SweepPoint point;
-    point.cosine = threshold;
+    point.threshold = threshold;
     score(at, &point.precision, &point.recall);
     point.f1 = f1(point.precision, point.recall);
     out.sweep.push_back(point);

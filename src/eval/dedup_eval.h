@@ -7,9 +7,10 @@
 //   precision, recall, f1          of RUN/dedup's pairs (the configured rule)
 //   negatives_flagged              predicted pairs that are listed as negatives (the demo's
 //                                  colour variants: the same garment in another colour)
-// and a sweep over the rule's cosine threshold (the perceptual-hash clause held as
-// configured), recomputed from every candidate pair in dedup.h5: for each threshold the
-// precision, recall and F1. Written to RUN/eval/dedup.json for the report.
+// and a sweep over the rule's deciding threshold (the aligned correlation when the run verified
+// its candidates, else the cosine; the perceptual-hash clause held as configured), recomputed
+// from every candidate pair in dedup.h5: for each threshold the precision, recall and F1.
+// Written to RUN/eval/dedup.json for the report.
 #pragma once
 
 #include <filesystem>
@@ -26,11 +27,12 @@ struct DedupEvalOptions {
 };
 
 struct SweepPoint {
-  double cosine = 0, precision = 0, recall = 0, f1 = 0;
+  double threshold = 0, precision = 0, recall = 0, f1 = 0;
 };
 
 struct DedupEvaluation {
   std::map<std::string, double> metrics;
+  std::string sweep_signal;  // "aligned" or "cosine"
   std::vector<SweepPoint> sweep;
 };
 

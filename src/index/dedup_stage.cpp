@@ -5,13 +5,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <numeric>
+#include <optional>
 #include <unordered_map>
 
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
 #include "dist/stage_gate.h"
+#include "image/align.h"
+#include "image/decode.h"
 #include "image/preprocess.h"
 #include "index/index_stage.h"
 #include "index/vector_index.h"
@@ -70,6 +74,9 @@ std::map<std::string, std::string> Options(const DedupOptions& options) {
   };
   return {{"candidates", std::to_string(options.candidates)},
           {"nprobe", std::to_string(options.nprobe)},
+          {"verify", options.rule.verify ? "on" : "off"},
+          {"rule_aligned", text(options.rule.aligned)},
+          {"rule_aligned_phash", text(options.rule.aligned_phash)},
           {"rule_cosine", text(options.rule.cosine)},
           {"rule_phash_cosine", text(options.rule.phash_cosine)},
           {"rule_max_hamming", std::to_string(options.rule.max_hamming)},
@@ -83,10 +90,66 @@ std::string Format(const char* format, double value) {
   return buffer;
 }
 
+// This rank's share of the verification: the aligned correlation of candidates i = rank,
+// rank + ranks, ... (image/align.h). Views are decoded once while they stay in a small cache
+// (candidates come sorted by their first image). A candidate with an image that cannot be read
+// again keeps NaN and is counted.
+struct Verification {
+  std::vector<std::int64_t> index;
+  std::vector<float> aligned;
+  std::int64_t unreadable_pairs = 0;
+};
+
+Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b, const Catalog& catalog,
+                              const std::filesystem::path& image_root, const MpiWorld& world) {
+  constexpr std::size_t kCachedViews = 1024;  // 64 kB each
+  std::unordered_map<std::int64_t, std::optional<AlignView>> views;
+  int warnings = 0;
+  auto view = [&](std::int64_t id) -> const std::optional<AlignView>& {
+    auto found = views.find(id);
+    if (found != views.end()) return found->second;
+    const ImageRow& row = catalog.row(id);
+    DecodeLimits limits;
+    limits.min_side = kAlignMinSide;
+    std::string bytes;
+    ImageStatus status = ReadImageFile(image_root / row.file, limits.max_file_bytes, &bytes);
+    DecodeResult decoded;
+    if (status == ImageStatus::kOk) {
+      decoded = DecodeImage(bytes, limits);
+      status = decoded.status;
+    }
+    std::optional<AlignView> made;
+    if (status == ImageStatus::kOk) {
+      made = MakeAlignView(decoded.image);
+    } else if (warnings++ < 10) {
+      spdlog::warn("dedup: cannot verify candidates of {} ({}): {}", row.key, (image_root / row.file).string(), ImageStatusName(status));
+    }
+    return views.emplace(id, std::move(made)).first->second;
+  };
+  Verification out;
+  for (std::size_t i = static_cast<std::size_t>(world.rank()); i < a.size(); i += static_cast<std::size_t>(world.size())) {
+    if (StopRequested()) break;
+    if (views.size() + 2 > kCachedViews) views.clear();  // never between the two lookups below
+    const std::optional<AlignView>& first = view(a[i]);
+    const std::optional<AlignView>& second = view(b[i]);  // references into the map stay valid
+    out.index.push_back(static_cast<std::int64_t>(i));
+    if (first && second) {
+      out.aligned.push_back(AlignedCorrelation(*first, *second));
+    } else {
+      out.aligned.push_back(std::numeric_limits<float>::quiet_NaN());
+      ++out.unreadable_pairs;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-bool IsDuplicate(const DedupRule& rule, float cosine, int hamming) {
-  return cosine >= rule.cosine || (cosine >= rule.phash_cosine && hamming <= rule.max_hamming);
+bool IsDuplicate(const DedupRule& rule, const ScoredPair& pair) {
+  if (rule.verify) {
+    return pair.aligned >= rule.aligned || (pair.aligned >= rule.aligned_phash && pair.hamming <= rule.max_hamming);
+  }
+  return pair.cosine >= rule.cosine || (pair.cosine >= rule.phash_cosine && pair.hamming <= rule.max_hamming);
 }
 
 bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy) {
@@ -121,6 +184,16 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
       DescribeFile(embed.dir / "manifest.json", "embed/manifest.json", -1),
       DescribeFile(options.run / "index" / "manifest.json", "index/manifest.json", -1)};
   const std::string options_hash = OptionsHash(Options(options));
+  std::filesystem::path image_root;
+  if (options.rule.verify) {
+    std::string why_not;
+    const auto ingest = ReadManifest(options.run / "ingest", &why_not);
+    if (!ingest || !ingest->options.count("images") || ingest->options.at("images").empty()) {
+      throw InputError("run " + options.run.string() + " does not say where its images are (ingest manifest: " +
+                       (ingest ? "no images option" : why_not) + "): verification needs them; use --verify off");
+    }
+    image_root = ingest->options.at("images");
+  }
 
   const std::string why = WhyRunStage(world, stage_dir, inputs, options_hash, options.code_version, options.rerun);
   if (world.is_root()) {
@@ -189,13 +262,11 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   const std::vector<std::int64_t> all_a = world.GatherToRoot(cand_a), all_b = world.GatherToRoot(cand_b);
   const std::vector<float> all_cosine = world.GatherToRoot(cand_cosine);
   const std::vector<std::int32_t> all_hamming = world.GatherToRoot(cand_hamming);
-  const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
 
-  std::vector<std::int64_t> published(6, 0);  // pairs, same, cross, clusters, clustered images, candidates
+  // One entry per pair (both ends may have found it); the cosine is the same either way.
+  std::vector<ScoredPair> candidates;
   if (world.is_root()) {
-    const auto write_start = Clock::now();
-    // One entry per pair (both ends may have found it); the cosine is the same either way.
-    std::vector<ScoredPair> candidates(all_a.size());
+    candidates.resize(all_a.size());
     for (std::size_t i = 0; i < all_a.size(); ++i) candidates[i] = ScoredPair{all_a[i], all_b[i], all_cosine[i], all_hamming[i]};
     std::sort(candidates.begin(), candidates.end(), [](const ScoredPair& x, const ScoredPair& y) {
       return std::tie(x.a, x.b) < std::tie(y.a, y.b);
@@ -203,14 +274,55 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     candidates.erase(std::unique(candidates.begin(), candidates.end(),
                                  [](const ScoredPair& x, const ScoredPair& y) { return x.a == y.a && x.b == y.b; }),
                      candidates.end());
+  }
+
+  // Verification: every rank aligns its share of the candidates, rank 0 collects the scores.
+  std::int64_t unreadable_pairs = 0;
+  double verify_seconds = 0;
+  if (options.rule.verify) {
+    const auto verify_start = Clock::now();
+    std::vector<std::int64_t> pair_a, pair_b;
+    for (const auto& pair : candidates) {
+      pair_a.push_back(pair.a);
+      pair_b.push_back(pair.b);
+    }
+    pair_a = world.BroadcastFromRoot(std::move(pair_a));
+    pair_b = world.BroadcastFromRoot(std::move(pair_b));
+    const Verification mine = VerifyCandidates(pair_a, pair_b, catalog, image_root, world);
+    const std::vector<std::int64_t> index = world.GatherToRoot(mine.index);
+    const std::vector<float> aligned = world.GatherToRoot(mine.aligned);
+    for (std::size_t i = 0; i < index.size() && world.is_root(); ++i) {
+      candidates[static_cast<std::size_t>(index[i])].aligned = aligned[i];
+    }
+    unreadable_pairs = world.SumAll({mine.unreadable_pairs})[0];
+    verify_seconds = world.MaxAll(Seconds(verify_start));
+    if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) {
+      if (world.is_root()) spdlog::warn("stop requested: nothing of the dedup stage is published; rerun lookbook dedup");
+      report.status = "stopped";
+      report.seconds = Seconds(start);
+      return report;
+    }
+    if (world.is_root() && unreadable_pairs > 0) {
+      spdlog::warn("dedup: {} candidate pair(s) could not be verified (an image could not be read again): not duplicates",
+                   unreadable_pairs);
+    }
+  }
+  const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
+
+  std::vector<std::int64_t> published(6, 0);  // pairs, same, cross, clusters, clustered images, candidates
+  if (world.is_root()) {
+    const auto write_start = Clock::now();
     DedupFile out;
+    out.rule_verify = options.rule.verify;
+    out.rule_aligned = options.rule.aligned;
+    out.rule_aligned_phash = options.rule.aligned_phash;
     out.rule_cosine = options.rule.cosine;
     out.rule_phash_cosine = options.rule.phash_cosine;
     out.rule_max_hamming = options.rule.max_hamming;
     out.candidate_floor = options.candidate_floor;
     out.keep = KeepPolicyName(options.keep);
     for (const auto& pair : candidates) {
-      if (!IsDuplicate(options.rule, pair.cosine, pair.hamming)) continue;
+      if (!IsDuplicate(options.rule, pair)) continue;
       out.pairs.push_back(pair);
       out.pair_kind.push_back(catalog.row(pair.a).product_id == catalog.row(pair.b).product_id ? 0 : 1);
     }
@@ -319,6 +431,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   report.counts["queries"] = totals[0];
   report.counts["neighbours_scored"] = totals[1];
   report.counts["candidates"] = published[5];
+  report.counts["verify_unreadable_pairs"] = unreadable_pairs;
   report.counts["pairs"] = published[0];
   report.counts["pairs_same_product"] = published[1];
   report.counts["pairs_cross_product"] = published[2];
@@ -329,6 +442,10 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   report.facts["ranks"] = std::to_string(world.size());
   report.facts["index_factory"] = index_manifest.options.count("index_factory") ? index_manifest.options.at("index_factory") : "";
   report.facts["blas_core"] = BlasCoreName();
+  report.facts["verify"] = options.rule.verify ? "on" : "off";
+  if (options.rule.verify) {
+    report.steps.insert(report.steps.begin(), StepTiming{"verify: decode + align (slowest rank)", verify_seconds, published[5]});
+  }
   report.steps.insert(report.steps.begin(), StepTiming{"search + re-rank (slowest rank)", search_seconds, totals[0]});
   report.steps.insert(report.steps.begin(), StepTiming{"load vectors + index (slowest rank)", load_seconds, totals[0]});
   report.seconds = Seconds(start);

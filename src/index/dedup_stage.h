@@ -3,11 +3,20 @@
 // Every ok image is a query against every index shard (fan-out and merge); the ranks split
 // the queries by embed shard (shard k to rank k mod ranks). Each query's candidates come
 // from the IVF index, then are re-ranked exactly: cosine of the full-precision embeddings
-// from the HDF5 shards, and the Hamming distance of the 64-bit perceptual hashes.
+// from the HDF5 shards, and the Hamming distance of the 64-bit perceptual hashes. Candidates
+// at or above the candidate floor (cosine 0.9) are then verified, the ranks splitting them:
+// both images are read again and aligned (image/align.h), which gives the aligned correlation.
 //
-// The rule (DedupRule): a pair is a duplicate when
-//   cosine >= rule.cosine                                   (the embedding alone is sure), or
-//   cosine >= rule.phash_cosine and hamming <= rule.max_hamming   (both signals agree).
+// The rule (DedupRule), chosen on train-split demo catalogs (README: Dedup). With verification
+// (the default), a candidate is a duplicate when
+//   aligned >= rule.aligned                                   (the pixels agree once aligned), or
+//   aligned >= rule.aligned_phash and hamming <= rule.max_hamming   (both image signals agree).
+// The embedding finds the candidates; alone it cannot tell a crop of a photo from a look-alike
+// garment of the same colour, which the alignment can. A candidate whose image cannot be read
+// again is not a duplicate, and is counted (verify_unreadable).
+// Without verification (--verify off: runs without their images, like the synthetic 1M
+// benchmark), a pair is a duplicate when
+//   cosine >= rule.cosine, or cosine >= rule.phash_cosine and hamming <= rule.max_hamming.
 // Union-find over the duplicate pairs gives clusters; the keep policy picks one image per
 // cluster: the first in catalog order, the largest (pixels), or the first in-stock one.
 // A pair of two images of the same product is kind same_product, else cross_product.
@@ -24,19 +33,24 @@
 #include <string>
 
 #include "dist/world.h"
+#include "store/dedup_file.h"
 #include "util/manifest.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
 struct DedupRule {
-  // Chosen on a train-split demo catalog (README: Dedup).
-  float cosine = 0.99f;
-  float phash_cosine = 0.965f;
+  bool verify = true;
+  float aligned = 0.975f;
+  float aligned_phash = 0.96f;
+  float cosine = 0.99f;        // without verification
+  float phash_cosine = 0.965f;  // without verification
   int max_hamming = 3;
 };
 
-bool IsDuplicate(const DedupRule& rule, float cosine, int hamming);
+// The rule above for one scored candidate (pair.aligned NaN: not verified, not a duplicate
+// under verification).
+bool IsDuplicate(const DedupRule& rule, const ScoredPair& pair);
 
 enum class KeepPolicy { kFirst, kLargest, kInStock };
 bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy);
@@ -47,7 +61,7 @@ struct DedupOptions {
   int candidates = 16;          // neighbours asked of the index per query
   int nprobe = 8;               // inverted lists searched per query (README: Dedup, scale)
   DedupRule rule;
-  float candidate_floor = 0.9f;  // candidates at or above this cosine are kept for sweeps
+  float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
   KeepPolicy keep = KeepPolicy::kFirst;
   int query_batch = 4096;
   RerunPolicy rerun = RerunPolicy::kReuseValid;

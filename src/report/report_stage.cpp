@@ -329,7 +329,7 @@ class ReportBuilder {
     if (!eval.contains("sweep") || eval["sweep"].empty()) return {};
     const int width = 640, height = 240, left = 50, right = 560, top = 15, bottom = 205;
     const auto& sweep = eval["sweep"];
-    const double low = sweep.front()["cosine"].get<double>(), high = sweep.back()["cosine"].get<double>();
+    const double low = sweep.front()["threshold"].get<double>(), high = sweep.back()["threshold"].get<double>();
     auto x_of = [&](double c) { return left + (high > low ? (c - low) / (high - low) : 0.0) * (right - left); };
     auto y_of = [&](double v) { return bottom - v * (bottom - top); };
     mu::data data;
@@ -343,7 +343,7 @@ class ReportBuilder {
              {"precision", "#1c7ed6"}, {"recall", "#f08c00"}, {"f1", "#2b8a3e"}}) {
       std::string points;
       for (const auto& point : sweep) {
-        points += Fixed(x_of(point["cosine"].get<double>()), 1) + "," + Fixed(y_of(point[name].get<double>()), 1) + " ";
+        points += Fixed(x_of(point["threshold"].get<double>()), 1) + "," + Fixed(y_of(point[name].get<double>()), 1) + " ";
       }
       mu::data item;
       item.set("points", points);
@@ -429,6 +429,7 @@ class ReportBuilder {
       if (!sweep.empty()) {
         data.set("sweep", sweep);
         data.set("f1", Fixed(eval->value("f1", 0.0), 3));
+        data.set("sweep_signal", eval->value("sweep_signal", std::string("cosine")) == "aligned" ? "aligned correlation" : "cosine");
       }
     }
     if (const auto eval = ReadJson(options_.run / "eval" / "recs.json")) {
@@ -512,6 +513,7 @@ class ReportBuilder {
                    item.set("b", images_.at(pair.b).key);
                    item.set("cosine", Fixed(pair.cosine, 4));
                    item.set("hamming", std::to_string(pair.hamming));
+                   item.set("aligned", std::isnan(pair.aligned) ? std::string("-") : Fixed(pair.aligned, 4));
                    item.set("kind", dedup_->pair_kind[i] == 0 ? "same_product" : "cross_product");
                    pairs.push_back(item);
                  }

@@ -70,7 +70,7 @@ const char* const kIndex = R"({{>header}}
 {{#histogram}}<figure class="plot" style="width: auto">{{{histogram}}}<figcaption>Cosine of every candidate pair dedup scored (at or above the candidate floor); the rule's thresholds are marked.</figcaption></figure>{{/histogram}}
 {{^histogram}}<p>No dedup stage yet.</p>{{/histogram}}
 <h2>Dedup threshold sweep</h2>
-{{#sweep}}<figure class="plot" style="width: auto">{{{sweep}}}<figcaption>Precision, recall and F1 against the demo truth as the cosine threshold moves (lookbook eval dedup): F1 {{f1}} at the configured rule.</figcaption></figure>{{/sweep}}
+{{#sweep}}<figure class="plot" style="width: auto">{{{sweep}}}<figcaption>Precision, recall and F1 against the demo truth as the {{sweep_signal}} threshold moves (lookbook eval dedup): F1 {{f1}} at the configured rule.</figcaption></figure>{{/sweep}}
 {{^sweep}}<p>No evaluation (run <code>lookbook eval dedup</code> with known pairs).</p>{{/sweep}}
 {{#recs_eval}}<h2>Recommendation quality</h2><table id="recs-eval">{{#metrics}}<tr><td>{{name}}</td><td class="num">{{value}}</td></tr>{{/metrics}}</table>{{/recs_eval}}
 <h2>Sections</h2>
@@ -90,8 +90,8 @@ const char* const kClusters = R"({{>header}}
 {{#clusters}}<section class="card cluster-card" id="cluster-{{id}}">
 <div>cluster {{id}} · {{size}} images</div>
 <div class="row">{{#images}}<figure class="{{#keep}}keep{{/keep}}">{{#thumb}}<img src="{{thumb}}" alt="{{key}}" loading="lazy">{{/thumb}}{{^thumb}}<div class="noimg">no image</div>{{/thumb}}<figcaption>{{key}}<br>{{title}}</figcaption></figure>{{/images}}</div>
-<table><tr><th>image a</th><th>image b</th><th>cosine</th><th>hamming</th><th>kind</th></tr>
-{{#pairs}}<tr><td>{{a}}</td><td>{{b}}</td><td class="num">{{cosine}}</td><td class="num">{{hamming}}</td><td><span class="badge {{kind}}">{{kind}}</span></td></tr>{{/pairs}}</table>
+<table><tr><th>image a</th><th>image b</th><th>cosine</th><th>hamming</th><th>aligned</th><th>kind</th></tr>
+{{#pairs}}<tr><td>{{a}}</td><td>{{b}}</td><td class="num">{{cosine}}</td><td class="num">{{hamming}}</td><td class="num">{{aligned}}</td><td><span class="badge {{kind}}">{{kind}}</span></td></tr>{{/pairs}}</table>
 </section>
 {{/clusters}}</div>
 {{^clusters}}<p>No near-duplicates were found.</p>{{/clusters}}

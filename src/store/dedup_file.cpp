@@ -11,19 +11,21 @@ using namespace hdf5;  // NOLINT: the store's own helpers
 void WritePairs(hid_t parent, const char* name, const std::vector<ScoredPair>& pairs, const std::filesystem::path& path) {
   Handle group = CreateGroup(parent, name, path);
   std::vector<std::int64_t> a, b;
-  std::vector<float> cosine;
+  std::vector<float> cosine, aligned;
   std::vector<std::int32_t> hamming;
   for (const auto& pair : pairs) {
     a.push_back(pair.a);
     b.push_back(pair.b);
     cosine.push_back(pair.cosine);
     hamming.push_back(pair.hamming);
+    aligned.push_back(pair.aligned);
   }
   const hsize_t n = pairs.size();
   WriteDataset(group.get(), "image_a", H5T_STD_I64LE, H5T_NATIVE_INT64, {n}, a.data(), path);
   WriteDataset(group.get(), "image_b", H5T_STD_I64LE, H5T_NATIVE_INT64, {n}, b.data(), path);
   WriteDataset(group.get(), "cosine", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n}, cosine.data(), path);
   WriteDataset(group.get(), "hamming", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, hamming.data(), path);
+  WriteDataset(group.get(), "aligned", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n}, aligned.data(), path);
 }
 
 std::vector<ScoredPair> ReadPairs(hid_t file, const char* name, const std::filesystem::path& path) {
@@ -32,11 +34,12 @@ std::vector<ScoredPair> ReadPairs(hid_t file, const char* name, const std::files
   const auto b = ReadNumbers<std::int64_t>(group.get(), "image_b", H5T_NATIVE_INT64, 1, path);
   const auto cosine = ReadNumbers<float>(group.get(), "cosine", H5T_NATIVE_FLOAT, 1, path);
   const auto hamming = ReadNumbers<std::int32_t>(group.get(), "hamming", H5T_NATIVE_INT32, 1, path);
-  if (b.size() != a.size() || cosine.size() != a.size() || hamming.size() != a.size()) {
+  const auto aligned = ReadNumbers<float>(group.get(), "aligned", H5T_NATIVE_FLOAT, 1, path);
+  if (b.size() != a.size() || cosine.size() != a.size() || hamming.size() != a.size() || aligned.size() != a.size()) {
     throw InputError(path.string() + ": /" + name + " datasets differ in length");
   }
   std::vector<ScoredPair> pairs(a.size());
-  for (std::size_t i = 0; i < a.size(); ++i) pairs[i] = ScoredPair{a[i], b[i], cosine[i], hamming[i]};
+  for (std::size_t i = 0; i < a.size(); ++i) pairs[i] = ScoredPair{a[i], b[i], cosine[i], hamming[i], aligned[i]};
   return pairs;
 }
 
@@ -66,6 +69,9 @@ void WriteDedupFile(const std::filesystem::path& path, const DedupFile& file) {
     SilenceHdf5();
     Handle out = CreateMemoryFile(name);
     WriteIntAttribute(out.get(), "schema_version", kDedupSchemaVersion);
+    WriteIntAttribute(out.get(), "rule_verify", file.rule_verify ? 1 : 0);
+    WriteDoubleAttribute(out.get(), "rule_aligned", file.rule_aligned);
+    WriteDoubleAttribute(out.get(), "rule_aligned_phash", file.rule_aligned_phash);
     WriteDoubleAttribute(out.get(), "rule_cosine", file.rule_cosine);
     WriteDoubleAttribute(out.get(), "rule_phash_cosine", file.rule_phash_cosine);
     WriteIntAttribute(out.get(), "rule_max_hamming", file.rule_max_hamming);
@@ -96,6 +102,9 @@ DedupFile ReadDedupFile(const std::filesystem::path& path) {
     throw InputError(path.string() + " is not a dedup file of schema version " + std::to_string(kDedupSchemaVersion));
   }
   DedupFile file;
+  file.rule_verify = ReadIntAttribute(in.get(), "rule_verify", path) != 0;
+  file.rule_aligned = ReadDoubleAttribute(in.get(), "rule_aligned", path);
+  file.rule_aligned_phash = ReadDoubleAttribute(in.get(), "rule_aligned_phash", path);
   file.rule_cosine = ReadDoubleAttribute(in.get(), "rule_cosine", path);
   file.rule_phash_cosine = ReadDoubleAttribute(in.get(), "rule_phash_cosine", path);
   file.rule_max_hamming = static_cast<int>(ReadIntAttribute(in.get(), "rule_max_hamming", path));

@@ -1,34 +1,39 @@
 // RUN/dedup/dedup.h5: the dedup stage's pairs, clusters and every candidate pair it scored.
 // Images are 64-bit image ids (store/embed_run.h ImageId: embed shard << 32 | row in /images).
 //
-// Schema (schema_version 1):
+// Schema (schema_version 2):
 //   /pairs/image_a, /pairs/image_b   int64 [p]   image ids, image_a < image_b, sorted
 //   /pairs/cosine                    float32 [p] exact cosine of the full embeddings
 //   /pairs/hamming                   int32 [p]   perceptual-hash Hamming distance (0..64)
+//   /pairs/aligned                   float32 [p] aligned correlation of the two images
+//                                    (image/align.h); NaN where not verified
 //   /pairs/kind                      int8 [p]    0 same_product, 1 cross_product
 //   /clusters/image                  int64 [c]   every image in a pair, by cluster then id
 //   /clusters/cluster_id             int64 [c]   0.. in order of each cluster's smallest id
 //   /clusters/is_representative      int8 [c]    1 for the one image the keep policy keeps
-//   /candidates/{image_a,image_b,cosine,hamming}  every pair the search returned with a
+//   /candidates/{image_a,image_b,cosine,hamming,aligned}  every pair the search returned with a
 //                                    cosine at or above the candidate floor (the pairs above
 //                                    are those of them the rule accepts): threshold sweeps
-// Root attributes: schema_version, rule_cosine, rule_phash_cosine, rule_max_hamming,
-// candidate_floor, keep.
+// Root attributes: schema_version, rule_verify (1: the images were verified), rule_aligned,
+// rule_aligned_phash, rule_cosine, rule_phash_cosine, rule_max_hamming, candidate_floor, keep
+// (the rule: index/dedup_stage.h).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
 namespace lookbook {
 
-inline constexpr int kDedupSchemaVersion = 1;
+inline constexpr int kDedupSchemaVersion = 2;
 
 struct ScoredPair {
   std::int64_t a = 0, b = 0;
   float cosine = 0;
   std::int32_t hamming = 0;
+  float aligned = std::numeric_limits<float>::quiet_NaN();  // NaN: not verified
 };
 
 struct DedupFile {
@@ -38,6 +43,8 @@ struct DedupFile {
   std::vector<std::int64_t> cluster_id;
   std::vector<std::int8_t> representative;
   std::vector<ScoredPair> candidates;
+  bool rule_verify = false;
+  double rule_aligned = 0, rule_aligned_phash = 0;
   double rule_cosine = 0, rule_phash_cosine = 0, candidate_floor = 0;
   int rule_max_hamming = 0;
   std::string keep;

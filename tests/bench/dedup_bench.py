@@ -80,7 +80,8 @@ def main():
     lookbook = os.path.join(build, "jobs", "lookbook")
     make = os.path.join(build, "tests", "bench", "make_synthetic_run")
     env = MPI_ENV
-    rule = ["--cosine", str(THRESHOLD), "--phash-cosine", str(THRESHOLD), "--candidate-floor", str(THRESHOLD)]
+    # Synthetic vectors have no images to verify: the cosine rule decides (--verify off).
+    rule = ["--verify", "off", "--cosine", str(THRESHOLD), "--phash-cosine", str(THRESHOLD), "--candidate-floor", str(THRESHOLD)]
     results = {"threshold": THRESHOLD}
 
     def stages(run_dir, ranks):
