@@ -649,6 +649,7 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.facts["decode_threads"] = std::to_string(options.decode_threads);
   report.facts["batch_size"] = std::to_string(options.batch_size);
   report.facts["blas_core"] = BlasCoreName();
+  report.facts["blas_threads"] = std::to_string(BlasThreads());
   report.facts["model"] = bundle.name;
   if (skipped > 0 && sums[0] == 0) report.status = "skipped";
   if (stopped) report.status = "stopped";

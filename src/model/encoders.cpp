@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "model/text_tokenizer.h"
+#include "util/blas.h"
 #include "util/error.h"
 
 namespace lookbook {
@@ -127,7 +128,11 @@ const char* PrecisionName(Precision precision) {
 }
 
 void SetTorchThreads(int intra_op, int inter_op) {
-  if (intra_op > 0) torch::set_num_threads(intra_op);
+  if (intra_op > 0) {
+    torch::set_num_threads(intra_op);
+    // LibTorch's GEMMs run in OpenBLAS's own pool: give it the same count (util/blas.h).
+    SetBlasThreads(intra_op);
+  }
   if (inter_op > 0) {
     // LibTorch allows this once per process, before any inter-op work.
     try {

@@ -33,7 +33,8 @@ struct InferenceOptions {
   Precision precision = Precision::kFloat32;
 };
 
-// Sets LibTorch's intra-op and inter-op thread counts. Call once, before loading a model.
+// Sets LibTorch's intra-op and inter-op thread counts, and OpenBLAS's to the intra-op count
+// (util/blas.h). Call once, before loading a model.
 void SetTorchThreads(int intra_op, int inter_op);
 
 class ImageEncoder {

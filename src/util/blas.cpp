@@ -13,4 +13,18 @@ std::string BlasCoreName() {
   return name == nullptr ? "unknown" : name;
 }
 
+bool SetBlasThreads(int threads) {
+  using SetThreads = void (*)(int);
+  const auto function = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (function == nullptr || threads < 1) return false;
+  function(threads);
+  return true;
+}
+
+int BlasThreads() {
+  using GetThreads = int (*)();
+  const auto function = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return function == nullptr ? 0 : function();
+}
+
 }  // namespace lookbook

@@ -5,7 +5,9 @@ import os
 import subprocess
 
 # The environment for lookbook under Open MPI as root, one OpenMP thread per rank.
-MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+# What jobs/lookbook-env.sh sets, for lookbook and its peers alike.
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+               OMP_WAIT_POLICY="PASSIVE")
 
 
 def run(command, **kwargs):

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   }
   std::cout << nlohmann::json{{"bundle", bundle.name}, {"input_size", size}, {"batch", batch}, {"threads", threads}, {"images_per_s", images / elapsed},
                               {"precision", lookbook::PrecisionName(options.precision)},
-                              {"blas_core", lookbook::BlasCoreName()}}
+                              {"blas_core", lookbook::BlasCoreName()}, {"blas_threads", lookbook::BlasThreads()}}
                    .dump()
             << std::endl;
   return 0;
