@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bitset>
+#include <cmath>
 #include <cstdlib>
 #include <vector>
 #include <opencv2/core.hpp>
@@ -79,11 +80,98 @@ FrameMapping ModelFrame(int width, int height, const PreprocessSpec& spec) {
           static_cast<double>(p.top)};
 }
 
+namespace {
+
+// Area (box) resampling along one axis, as OpenCV's INTER_AREA computes it: output o of a
+// src -> dst shrink covers source [o * scale, (o + 1) * scale), each source pixel weighted by
+// its overlap. Taps for outputs first .. first + count - 1.
+struct AreaTaps {
+  std::vector<int> begin;       // per output: its first source pixel
+  std::vector<int> end;         // per output: one past its last
+  std::vector<float> weight;    // per output: end - begin weights, from offset[o]
+  std::vector<std::size_t> offset;
+};
+
+AreaTaps Taps(int source, int target, int first, int count) {
+  const double scale = static_cast<double>(source) / target;
+  AreaTaps taps;
+  for (int o = first; o < first + count; ++o) {
+    const double from = o * scale, to = std::min((o + 1) * scale, static_cast<double>(source));
+    const int begin = static_cast<int>(std::floor(from));
+    const int end = std::min(source, static_cast<int>(std::ceil(to - 1e-9)));
+    taps.begin.push_back(begin);
+    taps.end.push_back(end);
+    taps.offset.push_back(taps.weight.size());
+    for (int j = begin; j < end; ++j) {
+      taps.weight.push_back(static_cast<float>((std::min(to, j + 1.0) - std::max(from, static_cast<double>(j))) / (to - from)));
+    }
+  }
+  return taps;
+}
+
+// The hot path of CLIP-style preprocessing (shrink the short side to size, centre crop,
+// normalise): a separable area resample of only the pixels the crop keeps, straight to the
+// normalised float planes. OpenCV's INTER_AREA on the whole image, then the crop, then the
+// normalisation took 4x as long for a 250x334 decode (decode + preprocess fell to 0.75 of
+// tjbench). The result equals that path's up to its rounding to 8 bits (within 0.5 level).
+void ShrinkCropNormalize(const cv::Mat& source, const Placement& p, const PreprocessSpec& spec, float* out) {
+  const int size = spec.size;
+  const AreaTaps columns = Taps(source.cols, p.width, -p.left, size);
+  const AreaTaps rows = Taps(source.rows, p.height, -p.top, size);
+  const int first_row = rows.begin.front(), last_row = rows.end.back();
+  // Horizontal pass over the source rows the crop needs: [row][x][channel].
+  std::vector<float> horizontal(static_cast<std::size_t>(last_row - first_row) * size * 3);
+  for (int y = first_row; y < last_row; ++y) {
+    const std::uint8_t* row = source.ptr<std::uint8_t>(y);
+    float* dst = horizontal.data() + static_cast<std::size_t>(y - first_row) * size * 3;
+    for (int x = 0; x < size; ++x) {
+      const float* w = columns.weight.data() + columns.offset[static_cast<std::size_t>(x)];
+      float r = 0, g = 0, b = 0;
+      for (int j = columns.begin[static_cast<std::size_t>(x)]; j < columns.end[static_cast<std::size_t>(x)]; ++j, ++w) {
+        r += *w * row[3 * j];
+        g += *w * row[3 * j + 1];
+        b += *w * row[3 * j + 2];
+      }
+      dst[3 * x] = r;
+      dst[3 * x + 1] = g;
+      dst[3 * x + 2] = b;
+    }
+  }
+  // Vertical pass, then normalisation into the model's channel planes.
+  float scale[3], shift[3];
+  int source_channel[3];
+  for (int c = 0; c < 3; ++c) {
+    source_channel[c] = spec.channels == ChannelOrder::kRgb ? c : 2 - c;
+    scale[c] = 1.0f / (255.0f * spec.std[static_cast<std::size_t>(source_channel[c])]);
+    shift[c] = spec.mean[static_cast<std::size_t>(source_channel[c])] / spec.std[static_cast<std::size_t>(source_channel[c])];
+  }
+  const std::size_t plane = static_cast<std::size_t>(size) * size;
+  std::vector<float> line(static_cast<std::size_t>(size) * 3);
+  for (int y = 0; y < size; ++y) {
+    std::fill(line.begin(), line.end(), 0.0f);
+    const float* w = rows.weight.data() + rows.offset[static_cast<std::size_t>(y)];
+    for (int j = rows.begin[static_cast<std::size_t>(y)]; j < rows.end[static_cast<std::size_t>(y)]; ++j, ++w) {
+      const float* src = horizontal.data() + static_cast<std::size_t>(j - first_row) * size * 3;
+      for (int i = 0; i < size * 3; ++i) line[static_cast<std::size_t>(i)] += *w * src[i];
+    }
+    for (int c = 0; c < 3; ++c) {
+      float* dst = out + plane * static_cast<std::size_t>(c) + static_cast<std::size_t>(y) * size;
+      for (int x = 0; x < size; ++x) dst[x] = line[static_cast<std::size_t>(3 * x + source_channel[c])] * scale[c] - shift[c];
+    }
+  }
+}
+
+}  // namespace
+
 void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out) {
   LB_CHECK(image.width > 0 && image.height > 0, "preprocessing an empty image");
   const cv::Mat source = View(image);
   const int size = spec.size;
   const Placement p = Place(image.width, image.height, spec);
+  if (spec.resize == ResizePolicy::kShortSideCenterCrop && p.width <= image.width && p.height <= image.height) {
+    ShrinkCropNormalize(source, p, spec, out);
+    return;
+  }
   cv::Mat square;
   switch (spec.resize) {
     case ResizePolicy::kShortSideCenterCrop:

@@ -6,6 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
+#include <tuple>
 
 #include "image/preprocess.h"
 
@@ -207,6 +208,55 @@ TEST(Preprocess, CropAndPadPolicies) {
   Preprocess(image, spec, out.data());
   EXPECT_FLOAT_EQ(out[0], 1.0f) << "padding is white";
   EXPECT_LT(out[3 * 8 + 0], 0.1f) << "the black half survives";
+}
+
+// The shrink + centre-crop path resamples only the kept pixels, straight to floats; it must
+// equal OpenCV's INTER_AREA of the whole image, cropped and normalised (within the 8-bit
+// rounding that path does), for either orientation, odd sizes, no shrink, and BGR models.
+TEST(Preprocess, ShrinkAndCropEqualsOpenCvAreaResize) {
+  std::mt19937 rng(5);
+  for (const auto& [width, height, size] : std::vector<std::tuple<int, int, int>>{
+           {250, 334, 224}, {334, 250, 224}, {224, 300, 224}, {500, 500, 224}, {57, 81, 32}, {64, 64, 32}, {225, 1001, 224}}) {
+    for (const ChannelOrder order : {ChannelOrder::kRgb, ChannelOrder::kBgr}) {
+      RgbImage image;
+      image.width = width;
+      image.height = height;
+      image.rgb.resize(static_cast<std::size_t>(width) * height * 3);
+      // Smooth content plus noise, so that every tap's weight matters.
+      for (int y = 0; y < height; ++y) {
+        for (int x = 0; x < width; ++x) {
+          for (int c = 0; c < 3; ++c) {
+            image.rgb[(static_cast<std::size_t>(y) * width + x) * 3 + c] =
+                static_cast<std::uint8_t>((x * 3 + y * 5 + c * 60) % 200 + rng() % 56);
+          }
+        }
+      }
+      PreprocessSpec spec;
+      spec.size = size;
+      spec.channels = order;
+      std::vector<float> ours(3 * static_cast<std::size_t>(size) * size);
+      Preprocess(image, spec, ours.data());
+
+      const double scale = static_cast<double>(size) / std::min(width, height);
+      const int w = std::max(size, static_cast<int>(std::lround(width * scale)));
+      const int h = std::max(size, static_cast<int>(std::lround(height * scale)));
+      cv::Mat resized;
+      cv::resize(cv::Mat(height, width, CV_8UC3, image.rgb.data()), resized, {w, h}, 0, 0, cv::INTER_AREA);
+      const cv::Mat square = resized(cv::Rect((w - size) / 2, (h - size) / 2, size, size));
+      double worst = 0;
+      for (int c = 0; c < 3; ++c) {
+        const int source = order == ChannelOrder::kRgb ? c : 2 - c;
+        for (int y = 0; y < size; ++y) {
+          for (int x = 0; x < size; ++x) {
+            const float level = ours[(static_cast<std::size_t>(c) * size + y) * size + x] * 255.0f * spec.std[source] +
+                                255.0f * spec.mean[source];
+            worst = std::max(worst, static_cast<double>(std::fabs(level - square.at<cv::Vec3b>(y, x)[source])));
+          }
+        }
+      }
+      EXPECT_LE(worst, 0.51) << width << "x" << height << " to " << size;
+    }
+  }
 }
 
 TEST(PerceptualHash, NearCopiesAreCloseAndOtherImagesFar) {
