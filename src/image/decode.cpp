@@ -346,6 +346,17 @@ ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_b
   return status;
 }
 
+DecodeResult DecodeImageFile(const std::filesystem::path& path, const DecodeLimits& limits) {
+  std::string bytes;
+  const ImageStatus status = ReadImageFile(path, limits.max_file_bytes, &bytes);
+  if (status != ImageStatus::kOk) {
+    DecodeResult result;
+    result.status = status;
+    return result;
+  }
+  return DecodeImage(bytes, limits);
+}
+
 // The source size as the decoded image stands (EXIF rotations swap the stored sides).
 std::pair<int, int> UprightSourceSize(const DecodeResult& decoded) {
   const int w = decoded.source_width, h = decoded.source_height;

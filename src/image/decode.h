@@ -65,6 +65,10 @@ int JpegExifOrientation(std::string_view bytes);
 // file, a read error, or it changed size while being read) or kFileTooLarge (over max_bytes).
 ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_bytes, std::string* bytes);
 
+// ReadImageFile (limits.max_file_bytes) then DecodeImage: the decoded image, or the status of
+// whichever step failed (detail empty when the read did). Thread-safe.
+DecodeResult DecodeImageFile(const std::filesystem::path& path, const DecodeLimits& limits);
+
 // The source size (width, height) as the decoded image stands: EXIF rotations swap the stored
 // sides; the decoded size when the source size is unknown.
 std::pair<int, int> UprightSourceSize(const DecodeResult& decoded);

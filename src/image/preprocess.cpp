@@ -82,6 +82,21 @@ FrameMapping ModelFrame(int width, int height, const PreprocessSpec& spec) {
 
 namespace {
 
+// The model's channel c is the image's channel source[c], as value * scale[c] - shift[c]
+// (that is, (value / 255 - mean) / std).
+struct Normalization {
+  explicit Normalization(const PreprocessSpec& spec) {
+    for (int c = 0; c < 3; ++c) {
+      source[c] = spec.channels == ChannelOrder::kRgb ? c : 2 - c;
+      const auto k = static_cast<std::size_t>(source[c]);
+      scale[c] = 1.0f / (255.0f * spec.std[k]);
+      shift[c] = spec.mean[k] / spec.std[k];
+    }
+  }
+  int source[3];
+  float scale[3], shift[3];
+};
+
 // Area (box) resampling along one axis, as OpenCV's INTER_AREA computes it: output o of a
 // src -> dst shrink covers source [o * scale, (o + 1) * scale), each source pixel weighted by
 // its overlap. Taps for outputs first .. first + count - 1.
@@ -138,13 +153,7 @@ void ShrinkCropNormalize(const cv::Mat& source, const Placement& p, const Prepro
     }
   }
   // Vertical pass, then normalisation into the model's channel planes.
-  float scale[3], shift[3];
-  int source_channel[3];
-  for (int c = 0; c < 3; ++c) {
-    source_channel[c] = spec.channels == ChannelOrder::kRgb ? c : 2 - c;
-    scale[c] = 1.0f / (255.0f * spec.std[static_cast<std::size_t>(source_channel[c])]);
-    shift[c] = spec.mean[static_cast<std::size_t>(source_channel[c])] / spec.std[static_cast<std::size_t>(source_channel[c])];
-  }
+  const Normalization n(spec);
   const std::size_t plane = static_cast<std::size_t>(size) * size;
   std::vector<float> line(static_cast<std::size_t>(size) * 3);
   for (int y = 0; y < size; ++y) {
@@ -156,7 +165,7 @@ void ShrinkCropNormalize(const cv::Mat& source, const Placement& p, const Prepro
     }
     for (int c = 0; c < 3; ++c) {
       float* dst = out + plane * static_cast<std::size_t>(c) + static_cast<std::size_t>(y) * size;
-      for (int x = 0; x < size; ++x) dst[x] = line[static_cast<std::size_t>(3 * x + source_channel[c])] * scale[c] - shift[c];
+      for (int x = 0; x < size; ++x) dst[x] = line[static_cast<std::size_t>(3 * x + n.source[c])] * n.scale[c] - n.shift[c];
     }
   }
 }
@@ -186,14 +195,12 @@ void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out) {
       break;
   }
   const std::size_t plane = static_cast<std::size_t>(size) * size;
+  const Normalization n(spec);
   for (int c = 0; c < 3; ++c) {
-    const int source_channel = spec.channels == ChannelOrder::kRgb ? c : 2 - c;
-    const float scale = 1.0f / (255.0f * spec.std[static_cast<std::size_t>(source_channel)]);
-    const float shift = spec.mean[static_cast<std::size_t>(source_channel)] / spec.std[static_cast<std::size_t>(source_channel)];
     float* dst = out + plane * static_cast<std::size_t>(c);
     for (int y = 0; y < size; ++y) {
       const auto* row = square.ptr<cv::Vec3b>(y);
-      for (int x = 0; x < size; ++x) *dst++ = row[x][source_channel] * scale - shift;
+      for (int x = 0; x < size; ++x) *dst++ = row[x][n.source[c]] * n.scale[c] - n.shift[c];
     }
   }
 }

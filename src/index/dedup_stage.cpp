@@ -111,18 +111,13 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
     const ImageRow& row = catalog.row(id);
     DecodeLimits limits;
     limits.min_side = kAlignMinSide;
-    std::string bytes;
-    ImageStatus status = ReadImageFile(image_root / row.file, limits.max_file_bytes, &bytes);
-    DecodeResult decoded;
-    if (status == ImageStatus::kOk) {
-      decoded = DecodeImage(bytes, limits);
-      status = decoded.status;
-    }
+    const DecodeResult decoded = DecodeImageFile(image_root / row.file, limits);
     std::optional<AlignView> made;
-    if (status == ImageStatus::kOk) {
+    if (decoded.status == ImageStatus::kOk) {
       made = MakeAlignView(decoded.image);
     } else if (warnings++ < 10) {
-      spdlog::warn("dedup: cannot verify candidates of {} ({}): {}", row.key, (image_root / row.file).string(), ImageStatusName(status));
+      spdlog::warn("dedup: cannot verify candidates of {} ({}): {}", row.key, (image_root / row.file).string(),
+                   ImageStatusName(decoded.status));
     }
     return views.emplace(id, std::move(made)).first->second;
   };
@@ -252,12 +247,15 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     }
   }
   const double search_seconds = world.MaxAll(Seconds(search_start));
-  if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) {
+  // Collective: true (and the report says "stopped") when any rank was asked to stop.
+  auto stopped = [&] {
+    if (world.SumAll({StopRequested() ? 1 : 0})[0] == 0) return false;
     if (world.is_root()) spdlog::warn("stop requested: nothing of the dedup stage is published; rerun lookbook dedup");
     report.status = "stopped";
     report.seconds = Seconds(start);
-    return report;
-  }
+    return true;
+  };
+  if (stopped()) return report;
   const std::vector<std::int64_t> totals = world.SumAll({static_cast<std::int64_t>(queries.size()), scored});
   const std::vector<std::int64_t> all_a = world.GatherToRoot(cand_a), all_b = world.GatherToRoot(cand_b);
   const std::vector<float> all_cosine = world.GatherToRoot(cand_cosine);
@@ -296,12 +294,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     }
     unreadable_pairs = world.SumAll({mine.unreadable_pairs})[0];
     verify_seconds = world.MaxAll(Seconds(verify_start));
-    if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) {
-      if (world.is_root()) spdlog::warn("stop requested: nothing of the dedup stage is published; rerun lookbook dedup");
-      report.status = "stopped";
-      report.seconds = Seconds(start);
-      return report;
-    }
+    if (stopped()) return report;
     if (world.is_root() && unreadable_pairs > 0) {
       spdlog::warn("dedup: {} candidate pair(s) could not be verified (an image could not be read again): not duplicates",
                    unreadable_pairs);

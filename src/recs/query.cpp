@@ -149,17 +149,11 @@ PhotoResult QueryEngine::QueryPhoto(const std::filesystem::path& photo) const {
   PhotoResult result;
   result.image = photo.string();
   if (!s.segmenter) throw InputError("the run's embed stage ran no segmenter and none was given (--segmenter): photos cannot be segmented");
-  std::string bytes;
-  ImageStatus status = ReadImageFile(photo, s.limits.max_file_bytes, &bytes);
-  if (status != ImageStatus::kOk) {
-    result.error = ImageStatusName(status);
-    return result;
-  }
   const PreprocessSpec& clip_spec = s.image_encoder->preprocess();
   const PreprocessSpec& segment_spec = s.segmenter->preprocess();
   DecodeLimits limits = s.limits;
   limits.min_side = std::max(clip_spec.size, segment_spec.size);
-  const DecodeResult decoded = DecodeImage(bytes, limits);
+  const DecodeResult decoded = DecodeImageFile(photo, limits);
   if (decoded.status != ImageStatus::kOk) {
     result.error = std::string(ImageStatusName(decoded.status)) + (decoded.detail.empty() ? "" : ": " + decoded.detail);
     return result;

@@ -190,25 +190,22 @@ class ReportBuilder {
     const ImageInfo& info = images_.at(id);
     std::string name;
     if (info.ok && !image_root_.empty()) {
-      std::string bytes;
       DecodeLimits limits;
       limits.min_side = side;
-      if (ReadImageFile(std::filesystem::path(image_root_) / info.file, limits.max_file_bytes, &bytes) == ImageStatus::kOk) {
-        const DecodeResult decoded = DecodeImage(bytes, limits);
-        if (decoded.status == ImageStatus::kOk) {
-          cv::Mat rgb(decoded.image.height, decoded.image.width, CV_8UC3, const_cast<std::uint8_t*>(decoded.image.rgb.data()));
-          cv::Mat bgr, small;
-          cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-          const double scale = std::min(1.0, static_cast<double>(side) / std::max(bgr.cols, bgr.rows));
-          cv::resize(bgr, small, {std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
-                                  std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))}, 0, 0, cv::INTER_AREA);
-          std::vector<std::uint8_t> jpeg;
-          cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
-          name = "thumbs/" + std::to_string(ShardOfImageId(id)) + "-" + std::to_string(RowOfImageId(id)) + "-" +
-                 std::to_string(side) + ".jpg";
-          PublishFile(dir_ / name, std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size()));
-          outputs_.push_back(name);
-        }
+      const DecodeResult decoded = DecodeImageFile(std::filesystem::path(image_root_) / info.file, limits);
+      if (decoded.status == ImageStatus::kOk) {
+        cv::Mat rgb(decoded.image.height, decoded.image.width, CV_8UC3, const_cast<std::uint8_t*>(decoded.image.rgb.data()));
+        cv::Mat bgr, small;
+        cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+        const double scale = std::min(1.0, static_cast<double>(side) / std::max(bgr.cols, bgr.rows));
+        cv::resize(bgr, small, {std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
+                                std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))}, 0, 0, cv::INTER_AREA);
+        std::vector<std::uint8_t> jpeg;
+        cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
+        name = "thumbs/" + std::to_string(ShardOfImageId(id)) + "-" + std::to_string(RowOfImageId(id)) + "-" +
+               std::to_string(side) + ".jpg";
+        PublishFile(dir_ / name, std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size()));
+        outputs_.push_back(name);
       }
     }
     thumbs_[key] = name;
