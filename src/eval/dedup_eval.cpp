@@ -112,26 +112,23 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
                  {"f1", f1(precision, recall)},
                  {"negative_pairs", static_cast<double>(negatives.size())},
                  {"negatives_flagged", static_cast<double>(flagged)},
-                 {"rule_verify", dedup.rule_verify ? 1.0 : 0.0},
-                 {"rule_aligned", dedup.rule_aligned},
-                 {"rule_aligned_phash", dedup.rule_aligned_phash},
-                 {"rule_cosine", dedup.rule_cosine},
-                 {"rule_phash_cosine", dedup.rule_phash_cosine},
-                 {"rule_max_hamming", static_cast<double>(dedup.rule_max_hamming)}};
+                 {"rule_verify", dedup.rule.verify ? 1.0 : 0.0},
+                 {"rule_aligned", dedup.rule.aligned},
+                 {"rule_aligned_phash", dedup.rule.aligned_phash},
+                 {"rule_cosine", dedup.rule.cosine},
+                 {"rule_phash_cosine", dedup.rule.phash_cosine},
+                 {"rule_max_hamming", static_cast<double>(dedup.rule.max_hamming)}};
 
   // The sweep: the deciding threshold of the rule as run (the aligned correlation with
   // verification, the cosine without), its perceptual-hash clause held as run.
-  out.sweep_signal = dedup.rule_verify ? "aligned" : "cosine";
-  const double low = dedup.rule_verify ? 0.9 : dedup.candidate_floor;
+  out.sweep_signal = dedup.rule.signal_name();
+  const double low = dedup.signal_floor();
   for (int step = static_cast<int>(std::ceil(low * 400 - 1e-6)); step <= 400; ++step) {
     const double threshold = step / 400.0;
+    const DedupRule rule = dedup.rule.WithThreshold(static_cast<float>(threshold));
     std::vector<Pair> at;
     for (const auto& pair : dedup.candidates) {
-      const bool accepted =
-          dedup.rule_verify
-              ? pair.aligned >= threshold || (pair.aligned >= dedup.rule_aligned_phash && pair.hamming <= dedup.rule_max_hamming)
-              : pair.cosine >= threshold || (pair.cosine >= dedup.rule_phash_cosine && pair.hamming <= dedup.rule_max_hamming);
-      if (accepted) at.push_back(Ordered(pair.a, pair.b));
+      if (IsDuplicate(rule, pair)) at.push_back(Ordered(pair.a, pair.b));
     }
     SweepPoint point;
     point.threshold = threshold;

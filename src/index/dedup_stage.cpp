@@ -140,13 +140,6 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
 
 }  // namespace
 
-bool IsDuplicate(const DedupRule& rule, const ScoredPair& pair) {
-  if (rule.verify) {
-    return pair.aligned >= rule.aligned || (pair.aligned >= rule.aligned_phash && pair.hamming <= rule.max_hamming);
-  }
-  return pair.cosine >= rule.cosine || (pair.cosine >= rule.phash_cosine && pair.hamming <= rule.max_hamming);
-}
-
 bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy) {
   if (text == "first") *policy = KeepPolicy::kFirst;
   else if (text == "largest") *policy = KeepPolicy::kLargest;
@@ -306,12 +299,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   if (world.is_root()) {
     const auto write_start = Clock::now();
     DedupFile out;
-    out.rule_verify = options.rule.verify;
-    out.rule_aligned = options.rule.aligned;
-    out.rule_aligned_phash = options.rule.aligned_phash;
-    out.rule_cosine = options.rule.cosine;
-    out.rule_phash_cosine = options.rule.phash_cosine;
-    out.rule_max_hamming = options.rule.max_hamming;
+    out.rule = options.rule;
     out.candidate_floor = options.candidate_floor;
     out.keep = KeepPolicyName(options.keep);
     for (const auto& pair : candidates) {

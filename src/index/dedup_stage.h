@@ -7,7 +7,7 @@
 // at or above the candidate floor (cosine 0.9) are then verified, the ranks splitting them:
 // both images are read again and aligned (image/align.h), which gives the aligned correlation.
 //
-// The rule (DedupRule), chosen on train-split demo catalogs (README: Dedup). With verification
+// The rule (DedupRule, store/dedup_file.h), chosen on train-split demo catalogs (README: Dedup). With verification
 // (the default), a candidate is a duplicate when
 //   aligned >= rule.aligned                                   (the pixels agree once aligned), or
 //   aligned >= rule.aligned_phash and hamming <= rule.max_hamming   (both image signals agree).
@@ -38,19 +38,6 @@
 #include "util/stage_report.h"
 
 namespace lookbook {
-
-struct DedupRule {
-  bool verify = true;
-  float aligned = 0.975f;
-  float aligned_phash = 0.96f;
-  float cosine = 0.99f;        // without verification
-  float phash_cosine = 0.965f;  // without verification
-  int max_hamming = 3;
-};
-
-// The rule above for one scored candidate (pair.aligned NaN: not verified, not a duplicate
-// under verification).
-bool IsDuplicate(const DedupRule& rule, const ScoredPair& pair);
 
 enum class KeepPolicy { kFirst, kLargest, kInStock };
 bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy);

@@ -269,15 +269,20 @@ class ReportBuilder {
   std::string Histogram() const {
     if (!dedup_ || dedup_->candidates.empty()) return {};
     const int bins = 40, width = 640, height = 220, left = 40, right = 620, top = 20, bottom = 190;
-    const double low = std::floor(dedup_->candidate_floor * 100) / 100, high = 1.0;
+    // The rule's deciding signal (the aligned correlation when verified, else the cosine);
+    // values below the plot's floor count in its first bin, unreadable pairs (NaN) nowhere.
+    const DedupRule& rule = dedup_->rule;
+    const double low = std::floor(dedup_->signal_floor() * 100) / 100, high = 1.0;
     std::vector<int> counts(bins, 0);
     for (const auto& pair : dedup_->candidates) {
-      const int b = std::clamp(static_cast<int>((pair.cosine - low) / (high - low) * bins), 0, bins - 1);
+      const float signal = rule.signal(pair);
+      if (std::isnan(signal)) continue;
+      const int b = std::clamp(static_cast<int>((signal - low) / (high - low) * bins), 0, bins - 1);
       ++counts[static_cast<std::size_t>(b)];
     }
     const int most = std::max(1, *std::max_element(counts.begin(), counts.end()));
     const double bar = static_cast<double>(right - left) / bins;
-    auto x_of = [&](double cosine) { return left + (cosine - low) / (high - low) * (right - left); };
+    auto x_of = [&](double value) { return left + (value - low) / (high - low) * (right - left); };
     mu::data data;
     for (const auto& [key, value] : std::map<std::string, int>{{"width", width}, {"height", height}, {"left", left},
                                                                {"right", right}, {"bottom", bottom}}) {
@@ -298,13 +303,13 @@ class ReportBuilder {
     }
     data.set("bars", bars);
     mu::data marks{mu::data::type::list};
-    for (const auto& [value, label] : {std::pair<double, std::string>{dedup_->rule_cosine, "cosine rule"},
-                                       {dedup_->rule_phash_cosine, "with pHash"}}) {
+    for (const auto& [value, label] : {std::pair<double, std::string>{rule.threshold(), "rule"},
+                                       {rule.phash_threshold(), "with pHash"}}) {
       mu::data item;
       item.set("x", Fixed(x_of(value), 1));
       item.set("top", std::to_string(top));
       item.set("bottom", std::to_string(bottom));
-      item.set("label_y", std::to_string(top - 6 + (label == "with pHash" ? 0 : 0)));
+      item.set("label_y", std::to_string(label == "rule" ? top - 6 : top + 8));  // the two may be close
       item.set("label", label + " " + Fixed(value, 3));
       marks.push_back(item);
     }
@@ -420,7 +425,10 @@ class ReportBuilder {
     data.set("has_throughput", !throughput.is_empty_list());
     data.set("throughput", throughput);
     const std::string histogram = Histogram();
-    if (!histogram.empty()) data.set("histogram", histogram);
+    if (!histogram.empty()) {
+      data.set("histogram", histogram);
+      data.set("histogram_signal", dedup_->rule.verify ? "Aligned correlation" : "Cosine");
+    }
     if (const auto eval = ReadJson(options_.run / "eval" / "dedup.json")) {
       const std::string sweep = Sweep(*eval);
       if (!sweep.empty()) {

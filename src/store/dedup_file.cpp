@@ -58,6 +58,17 @@ double ReadDoubleAttribute(hid_t object, const char* name, const std::filesystem
 
 }  // namespace
 
+DedupRule DedupRule::WithThreshold(float value) const {
+  DedupRule moved = *this;
+  (verify ? moved.aligned : moved.cosine) = value;
+  return moved;
+}
+
+bool IsDuplicate(const DedupRule& rule, const ScoredPair& pair) {
+  const float signal = rule.signal(pair);  // NaN compares false
+  return signal >= rule.threshold() || (signal >= rule.phash_threshold() && pair.hamming <= rule.max_hamming);
+}
+
 void WriteDedupFile(const std::filesystem::path& path, const DedupFile& file) {
   LB_CHECK(file.pair_kind.size() == file.pairs.size(), "a kind per pair");
   LB_CHECK(file.cluster_id.size() == file.cluster_image.size() && file.representative.size() == file.cluster_image.size(),
@@ -69,12 +80,12 @@ void WriteDedupFile(const std::filesystem::path& path, const DedupFile& file) {
     SilenceHdf5();
     Handle out = CreateMemoryFile(name);
     WriteIntAttribute(out.get(), "schema_version", kDedupSchemaVersion);
-    WriteIntAttribute(out.get(), "rule_verify", file.rule_verify ? 1 : 0);
-    WriteDoubleAttribute(out.get(), "rule_aligned", file.rule_aligned);
-    WriteDoubleAttribute(out.get(), "rule_aligned_phash", file.rule_aligned_phash);
-    WriteDoubleAttribute(out.get(), "rule_cosine", file.rule_cosine);
-    WriteDoubleAttribute(out.get(), "rule_phash_cosine", file.rule_phash_cosine);
-    WriteIntAttribute(out.get(), "rule_max_hamming", file.rule_max_hamming);
+    WriteIntAttribute(out.get(), "rule_verify", file.rule.verify ? 1 : 0);
+    WriteDoubleAttribute(out.get(), "rule_aligned", file.rule.aligned);
+    WriteDoubleAttribute(out.get(), "rule_aligned_phash", file.rule.aligned_phash);
+    WriteDoubleAttribute(out.get(), "rule_cosine", file.rule.cosine);
+    WriteDoubleAttribute(out.get(), "rule_phash_cosine", file.rule.phash_cosine);
+    WriteIntAttribute(out.get(), "rule_max_hamming", file.rule.max_hamming);
     WriteDoubleAttribute(out.get(), "candidate_floor", file.candidate_floor);
     WriteStringAttribute(out.get(), "keep", file.keep);
     WritePairs(out.get(), "pairs", file.pairs, name);
@@ -102,12 +113,13 @@ DedupFile ReadDedupFile(const std::filesystem::path& path) {
     throw InputError(path.string() + " is not a dedup file of schema version " + std::to_string(kDedupSchemaVersion));
   }
   DedupFile file;
-  file.rule_verify = ReadIntAttribute(in.get(), "rule_verify", path) != 0;
-  file.rule_aligned = ReadDoubleAttribute(in.get(), "rule_aligned", path);
-  file.rule_aligned_phash = ReadDoubleAttribute(in.get(), "rule_aligned_phash", path);
-  file.rule_cosine = ReadDoubleAttribute(in.get(), "rule_cosine", path);
-  file.rule_phash_cosine = ReadDoubleAttribute(in.get(), "rule_phash_cosine", path);
-  file.rule_max_hamming = static_cast<int>(ReadIntAttribute(in.get(), "rule_max_hamming", path));
+  // Written from the rule's floats, so the casts back are exact.
+  file.rule.verify = ReadIntAttribute(in.get(), "rule_verify", path) != 0;
+  file.rule.aligned = static_cast<float>(ReadDoubleAttribute(in.get(), "rule_aligned", path));
+  file.rule.aligned_phash = static_cast<float>(ReadDoubleAttribute(in.get(), "rule_aligned_phash", path));
+  file.rule.cosine = static_cast<float>(ReadDoubleAttribute(in.get(), "rule_cosine", path));
+  file.rule.phash_cosine = static_cast<float>(ReadDoubleAttribute(in.get(), "rule_phash_cosine", path));
+  file.rule.max_hamming = static_cast<int>(ReadIntAttribute(in.get(), "rule_max_hamming", path));
   file.candidate_floor = ReadDoubleAttribute(in.get(), "candidate_floor", path);
   file.keep = ReadStringAttribute(in.get(), "keep", path);
   file.pairs = ReadPairs(in.get(), "pairs", path);

@@ -15,8 +15,8 @@
 //                                    cosine at or above the candidate floor (the pairs above
 //                                    are those of them the rule accepts): threshold sweeps
 // Root attributes: schema_version, rule_verify (1: the images were verified), rule_aligned,
-// rule_aligned_phash, rule_cosine, rule_phash_cosine, rule_max_hamming, candidate_floor, keep
-// (the rule: index/dedup_stage.h).
+// rule_aligned_phash, rule_cosine, rule_phash_cosine, rule_max_hamming (the DedupRule below),
+// candidate_floor, keep (index/dedup_stage.h).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +36,31 @@ struct ScoredPair {
   float aligned = std::numeric_limits<float>::quiet_NaN();  // NaN: not verified
 };
 
+// Which scored candidates are duplicates; the dedup stage, `eval dedup`'s sweep and the report
+// all apply this one rule. Chosen on train-split demo catalogs (README: Dedup). The deciding
+// signal is the aligned correlation when the images were verified (verify), else the cosine:
+//   signal >= threshold, or signal >= phash threshold and hamming <= max_hamming.
+// With verification: threshold `aligned`, pHash threshold `aligned_phash`; without: `cosine`,
+// `phash_cosine`. A NaN signal (a pair whose images could not be read again) is never a
+// duplicate.
+struct DedupRule {
+  bool verify = true;
+  float aligned = 0.975f;
+  float aligned_phash = 0.96f;
+  float cosine = 0.99f;         // without verification
+  float phash_cosine = 0.965f;  // without verification
+  int max_hamming = 3;
+
+  const char* signal_name() const { return verify ? "aligned" : "cosine"; }
+  float signal(const ScoredPair& pair) const { return verify ? pair.aligned : pair.cosine; }
+  float threshold() const { return verify ? aligned : cosine; }
+  float phash_threshold() const { return verify ? aligned_phash : phash_cosine; }
+  // The same rule with its deciding threshold moved (its pHash clause as is): sweeps.
+  DedupRule WithThreshold(float value) const;
+};
+
+bool IsDuplicate(const DedupRule& rule, const ScoredPair& pair);
+
 struct DedupFile {
   std::vector<ScoredPair> pairs;
   std::vector<std::int8_t> pair_kind;
@@ -43,11 +68,14 @@ struct DedupFile {
   std::vector<std::int64_t> cluster_id;
   std::vector<std::int8_t> representative;
   std::vector<ScoredPair> candidates;
-  bool rule_verify = false;
-  double rule_aligned = 0, rule_aligned_phash = 0;
-  double rule_cosine = 0, rule_phash_cosine = 0, candidate_floor = 0;
-  int rule_max_hamming = 0;
+  DedupRule rule;  // the rule the stage ran
+  double candidate_floor = 0;
   std::string keep;
+
+  // Where sweeps and plots of the rule's signal start: the candidate floor for the cosine
+  // (nothing below it was kept), 0.9 for the aligned correlation (copies score >= 0.975,
+  // look-alikes anywhere down to -1).
+  double signal_floor() const { return rule.verify ? 0.9 : candidate_floor; }
 };
 
 // Atomically. Throws InputError on an I/O error.

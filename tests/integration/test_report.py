@@ -132,6 +132,11 @@ class Report(unittest.TestCase):
         index = self.page("index.html")
         for element in ('id="counts"', 'id="reject-reasons"', 'id="throughput"', 'class="histogram"', 'class="lines"', 'id="recs-eval"'):
             self.assertIn(element, index)
+        # The histogram shows the signal the rule decided on (images verified: the alignment),
+        # with the rule's thresholds marked.
+        self.assertIn("Aligned correlation of every candidate pair", index)
+        self.assertIn(">rule 0.975<", index)
+        self.assertIn(">with pHash 0.960<", index)
         with open(os.path.join(self.run_dir, "dedup", "clusters.csv")) as f:
             clusters = len({row["cluster_id"] for row in csv.DictReader(f)})
         pages = math.ceil(clusters / 20)

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
+#include "store/dedup_file.h"
 #include "tests/unit/test_support.h"
 #include "util/error.h"
 
@@ -115,6 +119,80 @@ TEST(EmbedShardFile, DamagedOrForeignFilesAreInputErrors) {
 
 TEST(EmbedShardFile, UnwritableFolderLeavesNothing) {
   EXPECT_THROW(WriteEmbedShard("/nonexistent/shard.h5", Sample(1, 2), EmbeddingStorage::kFloat32), InputError);
+}
+
+ScoredPair Scored(float cosine, int hamming, float aligned) {
+  ScoredPair pair;
+  pair.a = 1;
+  pair.b = 2;
+  pair.cosine = cosine;
+  pair.hamming = hamming;
+  pair.aligned = aligned;
+  return pair;
+}
+
+TEST(DedupRule, VerifiedPairsAreDecidedByTheAlignmentAndThePerceptualHash) {
+  const DedupRule rule;  // verify, aligned 0.975, aligned_phash 0.96, max_hamming 3
+  EXPECT_TRUE(IsDuplicate(rule, Scored(0.90f, 40, 0.975f)));    // the pixels agree: cosine does not matter
+  EXPECT_FALSE(IsDuplicate(rule, Scored(0.999f, 0, 0.95f)));    // a look-alike: the embedding alone is not enough
+  EXPECT_TRUE(IsDuplicate(rule, Scored(0.95f, 3, 0.965f)));     // both image signals agree
+  EXPECT_FALSE(IsDuplicate(rule, Scored(0.95f, 4, 0.965f)));
+  const float unread = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(IsDuplicate(rule, Scored(1.0f, 0, unread)));     // images not read again: never
+  EXPECT_STREQ(rule.signal_name(), "aligned");
+}
+
+TEST(DedupRule, UnverifiedPairsAreDecidedByTheCosine) {
+  DedupRule rule;
+  rule.verify = false;  // cosine 0.99, phash_cosine 0.965
+  const float unread = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(IsDuplicate(rule, Scored(0.99f, 30, unread)));
+  EXPECT_TRUE(IsDuplicate(rule, Scored(0.97f, 3, unread)));
+  EXPECT_FALSE(IsDuplicate(rule, Scored(0.97f, 4, unread)));
+  EXPECT_FALSE(IsDuplicate(rule, Scored(0.96f, 0, 1.0f)));  // the alignment is ignored
+  EXPECT_STREQ(rule.signal_name(), "cosine");
+}
+
+TEST(DedupRule, WithThresholdMovesOnlyTheDecidingThreshold) {
+  const DedupRule verified = DedupRule().WithThreshold(0.99f);
+  EXPECT_FLOAT_EQ(verified.aligned, 0.99f);
+  EXPECT_FLOAT_EQ(verified.aligned_phash, 0.96f);
+  EXPECT_FLOAT_EQ(verified.cosine, 0.99f);  // untouched default
+  EXPECT_FALSE(IsDuplicate(verified, Scored(0.9f, 10, 0.98f)));
+  DedupRule cosine;
+  cosine.verify = false;
+  const DedupRule moved = cosine.WithThreshold(0.95f);
+  EXPECT_FLOAT_EQ(moved.cosine, 0.95f);
+  EXPECT_FLOAT_EQ(moved.aligned, 0.975f);
+  EXPECT_TRUE(IsDuplicate(moved, Scored(0.951f, 20, 0.0f)));
+}
+
+TEST(DedupFile, TheRuleRoundTripsExactly) {
+  testing::ScopedTempDir dir;
+  DedupFile file;
+  file.rule.verify = false;
+  file.rule.aligned = 0.9725f;
+  file.rule.aligned_phash = 0.955f;
+  file.rule.cosine = 0.987f;
+  file.rule.phash_cosine = 0.961f;
+  file.rule.max_hamming = 5;
+  file.candidate_floor = 0.9;
+  file.keep = "largest";
+  file.pairs = {Scored(0.99f, 1, 0.98f)};
+  file.pair_kind = {1};
+  file.candidates = {Scored(0.99f, 1, 0.98f), Scored(0.93f, 20, std::numeric_limits<float>::quiet_NaN())};
+  WriteDedupFile(dir.path() / "dedup.h5", file);
+  const DedupFile read = ReadDedupFile(dir.path() / "dedup.h5");
+  EXPECT_FALSE(read.rule.verify);
+  EXPECT_EQ(read.rule.aligned, 0.9725f);  // exactly: the file keeps the float's value
+  EXPECT_EQ(read.rule.aligned_phash, 0.955f);
+  EXPECT_EQ(read.rule.cosine, 0.987f);
+  EXPECT_EQ(read.rule.phash_cosine, 0.961f);
+  EXPECT_EQ(read.rule.max_hamming, 5);
+  EXPECT_EQ(read.keep, "largest");
+  EXPECT_DOUBLE_EQ(read.signal_floor(), 0.9);  // the cosine's plots start at the candidate floor
+  ASSERT_EQ(read.candidates.size(), 2u);
+  EXPECT_TRUE(std::isnan(read.candidates[1].aligned));
 }
 
 }  // namespace
