@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "image/cv_view.h"
 #include "util/error.h"
 
 namespace lookbook {
@@ -31,27 +32,8 @@ constexpr double kMaxHueShift = 0.03;
 constexpr int kIterations = 50;
 constexpr double kEpsilon = 1e-4;
 
-// The median colour of the image's outermost pixel ring.
-cv::Vec3f BorderColour(const cv::Mat& rgb) {
-  std::vector<float> channel[3];
-  auto add = [&](int y, int x) {
-    const cv::Vec3f& p = rgb.at<cv::Vec3f>(y, x);
-    for (int c = 0; c < 3; ++c) channel[c].push_back(p[c]);
-  };
-  for (int i = 0; i < kSide; ++i) {
-    add(0, i);
-    add(kSide - 1, i);
-    add(i, 0);
-    add(i, kSide - 1);
-  }
-  cv::Vec3f median;
-  for (int c = 0; c < 3; ++c) {
-    auto middle = channel[c].begin() + static_cast<std::ptrdiff_t>(channel[c].size() / 2);
-    std::nth_element(channel[c].begin(), middle, channel[c].end());
-    median[c] = *middle;
-  }
-  return median;
-}
+// The background colour: the per-channel median of the outermost pixel ring.
+cv::Vec3f BorderColour(const cv::Mat& rgb) { return image_internal::ChannelMedian(image_internal::Ring<cv::Vec3f>(rgb)); }
 
 bool Foreground(const cv::Vec3f& pixel, const cv::Vec3f& background) {
   for (int c = 0; c < 3; ++c) {
@@ -65,9 +47,8 @@ bool Foreground(const cv::Vec3f& pixel, const cv::Vec3f& background) {
 AlignView MakeAlignView(const RgbImage& image) {
   LB_CHECK(image.width > 0 && image.height > 0 && image.rgb.size() == static_cast<std::size_t>(image.width) * image.height * 3,
            "MakeAlignView: empty or inconsistent image");
-  const cv::Mat source(image.height, image.width, CV_8UC3, const_cast<std::uint8_t*>(image.rgb.data()));
   cv::Mat small, rgb, grey;
-  cv::resize(source, small, {kSide, kSide}, 0, 0, cv::INTER_AREA);
+  cv::resize(image_internal::View(image), small, {kSide, kSide}, 0, 0, cv::INTER_AREA);
   small.convertTo(rgb, CV_32FC3, 1.0 / 255.0);
   cv::cvtColor(rgb, grey, cv::COLOR_RGB2GRAY);
   AlignView view;

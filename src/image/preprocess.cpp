@@ -9,14 +9,13 @@
 #include <opencv2/img_hash.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "image/cv_view.h"
 #include "util/error.h"
 
 namespace lookbook {
 namespace {
 
-cv::Mat View(const RgbImage& image) {
-  return cv::Mat(image.height, image.width, CV_8UC3, const_cast<std::uint8_t*>(image.rgb.data()));
-}
+using image_internal::View;
 
 cv::Mat Resize(const cv::Mat& source, int width, int height) {
   cv::Mat out;
@@ -213,23 +212,8 @@ PixelBox TrimPlainFrame(const cv::Mat& view) {
   if (view.cols < 8 || view.rows < 8) return whole;
   const int width = view.cols, height = view.rows;
   // The frame colour: the per-channel median of the outermost ring.
-  std::vector<cv::Vec3b> ring;
-  ring.reserve(2 * static_cast<std::size_t>(width + height));
-  for (int x = 0; x < width; ++x) {
-    ring.push_back(view.at<cv::Vec3b>(0, x));
-    ring.push_back(view.at<cv::Vec3b>(height - 1, x));
-  }
-  for (int y = 1; y + 1 < height; ++y) {
-    ring.push_back(view.at<cv::Vec3b>(y, 0));
-    ring.push_back(view.at<cv::Vec3b>(y, width - 1));
-  }
-  cv::Vec3b frame;
-  for (int c = 0; c < 3; ++c) {
-    std::vector<std::uint8_t> channel(ring.size());
-    for (std::size_t i = 0; i < ring.size(); ++i) channel[i] = ring[i][c];
-    std::nth_element(channel.begin(), channel.begin() + static_cast<std::ptrdiff_t>(channel.size() / 2), channel.end());
-    frame[c] = channel[channel.size() / 2];
-  }
+  const std::vector<cv::Vec3b> ring = image_internal::Ring<cv::Vec3b>(view);
+  const cv::Vec3b frame = image_internal::ChannelMedian(ring);
   constexpr int kTolerance = 24;  // JPEG ringing and sensor noise on a plain background
   auto differs = [&](const cv::Vec3b& p) {
     return std::abs(p[0] - frame[0]) > kTolerance || std::abs(p[1] - frame[1]) > kTolerance ||
