@@ -5,15 +5,10 @@
 #include <map>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace lookbook {
 namespace {
-
-std::string Lower(std::string_view text) {
-  std::string lower(text);
-  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return lower;
-}
 
 int HexValue(char ch) {
   if (ch >= '0' && ch <= '9') return ch - '0';
@@ -117,7 +112,7 @@ CatalogColumns ResolveColumns(const std::vector<std::string>& header,
 std::optional<std::string> UrlPath(std::string_view url) {
   std::size_t scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return std::nullopt;
-  const std::string scheme = Lower(url.substr(0, scheme_end));
+  const std::string scheme = AsciiLower(url.substr(0, scheme_end));
   if (scheme != "http" && scheme != "https") return std::nullopt;
   const std::string_view rest = url.substr(scheme_end + 3);
   const std::size_t path_start = rest.find('/');
@@ -167,7 +162,7 @@ std::optional<std::string> InditexProductReference(std::string_view url) {
 }
 
 std::optional<bool> ParseInStock(std::string_view text) {
-  const std::string value = Lower(text);
+  const std::string value = AsciiLower(text);
   if (value == "1" || value == "true" || value == "yes" || value == "y") return true;
   if (value == "0" || value == "false" || value == "no" || value == "n") return false;
   if (value.empty() || value.size() > 12) return std::nullopt;

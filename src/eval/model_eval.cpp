@@ -1,7 +1,6 @@
 #include "eval/model_eval.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -16,15 +15,11 @@
 #include "model/bundle.h"
 #include "model/segmenter.h"
 #include "util/error.h"
+#include "util/text.h"
 #include "util/vectors.h"
 
 namespace lookbook {
 namespace {
-
-std::string Lower(std::string text) {
-  for (char& ch : text) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return text;
-}
 
 // A temporary folder for the evaluation catalog.
 struct ScratchDir {
@@ -169,14 +164,14 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   const auto& classes = FashionClassNames();
   const std::vector<std::string> templates = {"a photo of a {}", "a {}", "{}", "a photo of the {}, product photo"};
   std::vector<std::string> prompts;
-  for (const char* name : classes) prompts.push_back("a photo of a " + Lower(name));
+  for (const char* name : classes) prompts.push_back("a photo of a " + AsciiLower(name));
   const auto single_text = texts.Encode(prompts);
   std::vector<float> class_text(static_cast<std::size_t>(kFashionClasses) * d, 0.0f);
   for (const auto& pattern : templates) {
     std::vector<std::string> filled;
     for (const char* name : classes) {
       std::string text = pattern;
-      text.replace(text.find("{}"), 2, Lower(name));
+      text.replace(text.find("{}"), 2, AsciiLower(name));
       filled.push_back(text);
     }
     const auto rows = texts.Encode(filled);
@@ -223,7 +218,7 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   std::set<std::pair<std::string, std::string>> pairs;  // (colour, class)
   for (const auto i : shots) pairs.emplace(colour_of[product_of[i]], class_of[i]);
   std::vector<std::string> queries;
-  for (const auto& [colour, name] : pairs) queries.push_back("a photo of a " + colour + " " + Lower(name));
+  for (const auto& [colour, name] : pairs) queries.push_back("a photo of a " + colour + " " + AsciiLower(name));
   const auto query_text = texts.Encode(queries);
   int found = 0;
   std::size_t q = 0;

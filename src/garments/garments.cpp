@@ -7,18 +7,12 @@
 #include <tuple>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace lookbook {
 namespace {
 
 constexpr const char* kSlotNames[kSlotCount] = {"top", "bottom", "dress", "outerwear", "shoes", "bag", "accessory"};
-
-std::string Trim(std::string_view text) {
-  const auto begin = text.find_first_not_of(" \t");
-  if (begin == std::string_view::npos) return "";
-  const auto end = text.find_last_not_of(" \t");
-  return std::string(text.substr(begin, end - begin + 1));
-}
 
 // Model-frame pixel (x, y) -> decoded pixel, or false when it lies in the letterbox.
 bool ToDecoded(const FrameMapping& frame, int x, int y, int width, int height) {
@@ -53,13 +47,13 @@ SlotMap MakeSlotMap(const std::vector<std::string>& class_names, const std::map<
                     std::string_view spec) {
   std::map<std::string, std::string> wanted = defaults;
   std::size_t start = 0;
-  while (start <= spec.size() && !Trim(spec).empty()) {
+  while (start <= spec.size() && !TrimBlanks(spec).empty()) {
     const std::size_t comma = std::min(spec.find(',', start), spec.size());
-    const std::string item = Trim(spec.substr(start, comma - start));
+    const std::string item = TrimBlanks(spec.substr(start, comma - start));
     if (!item.empty()) {
       const auto equals = item.find('=');
       if (equals == std::string::npos) throw InputError("garment slot map: '" + item + "' is not class=slot");
-      wanted[Trim(item.substr(0, equals))] = Trim(item.substr(equals + 1));
+      wanted[TrimBlanks(item.substr(0, equals))] = TrimBlanks(item.substr(equals + 1));
     }
     start = comma + 1;
   }

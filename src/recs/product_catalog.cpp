@@ -1,27 +1,13 @@
 #include "recs/product_catalog.h"
 
 #include <algorithm>
-#include <cctype>
 #include <set>
 
 #include "garments/garments.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace lookbook {
-namespace {
-
-std::string Lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
-std::string Trim(const std::string& text) {
-  const auto begin = text.find_first_not_of(" \t");
-  if (begin == std::string::npos) return "";
-  return text.substr(begin, text.find_last_not_of(" \t") - begin + 1);
-}
-
-}  // namespace
 
 const ImageRow& ProductCatalog::image(std::int64_t id) const {
   return shards[static_cast<std::size_t>(ShardOfImageId(id))].images[static_cast<std::size_t>(RowOfImageId(id))];
@@ -114,12 +100,12 @@ std::unordered_map<std::string, std::string> ParseCategorySlots(const std::strin
   std::size_t begin = 0;
   while (begin <= spec.size()) {
     const std::size_t end = std::min(spec.find(',', begin), spec.size());
-    const std::string entry = Trim(spec.substr(begin, end - begin));
+    const std::string entry = TrimBlanks(spec.substr(begin, end - begin));
     begin = end + 1;
     if (entry.empty()) continue;
     const auto equals = entry.rfind('=');
     if (equals == std::string::npos) throw InputError("category slot '" + entry + "' is not Category=slot");
-    const std::string category = Trim(entry.substr(0, equals)), slot = Trim(entry.substr(equals + 1));
+    const std::string category = TrimBlanks(entry.substr(0, equals)), slot = TrimBlanks(entry.substr(equals + 1));
     Slot parsed;
     if (slot != "none" && !ParseSlot(slot, &parsed)) throw InputError("category slot '" + entry + "': unknown slot '" + slot + "'");
     out[category] = slot == "none" ? "" : slot;
@@ -136,7 +122,7 @@ void AssignSlots(const std::unordered_map<std::string, std::string>& slots, Prod
       continue;
     }
     Slot parsed;
-    if (ParseSlot(Lower(product.category), &parsed)) product.slot = SlotName(parsed);
+    if (ParseSlot(AsciiLower(product.category), &parsed)) product.slot = SlotName(parsed);
   }
 }
 

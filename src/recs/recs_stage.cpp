@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -26,6 +25,7 @@
 #include "util/error.h"
 #include "util/publish.h"
 #include "util/stop.h"
+#include "util/text.h"
 #include "util/vectors.h"
 
 namespace lookbook {
@@ -34,11 +34,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
-
-std::string Lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
 
 std::string Join(const std::vector<std::string>& values) {
   std::string out;
@@ -111,7 +106,7 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
   for (const auto& label : labels) {
     std::string prompt = options.category_prompt;
     const auto at = prompt.find("{}");
-    if (at != std::string::npos) prompt.replace(at, 2, Lower(label));
+    if (at != std::string::npos) prompt.replace(at, 2, AsciiLower(label));
     prompts.push_back(prompt);
   }
   const std::vector<float> label_vectors = text.Encode(prompts);
