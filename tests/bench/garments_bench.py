@@ -17,10 +17,11 @@ The BLAS kernel is whatever OPENBLAS_CORETYPE says; it is recorded with the resu
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 
-from bench_common import MPI_ENV, finish, run, summary
+from bench_common import MPI_ENV, finish, ratio_summary, run, side_by_side, summary
 
 
 def main():
@@ -41,22 +42,21 @@ def main():
         u2net = os.path.join(tmp, "u2net")
         made = json.loads(run(["/usr/bin/python3", os.path.join(here, "make_u2net_bundle.py"), u2net]).stdout)
 
-        # 1. Segmenter throughput, one thread; interleaved, best of two.
+        # 1. Segmenter throughput, one thread: side by side on the two cores over the same
+        # window, cores swapped between the two rounds; the median of the per-round ratios.
         segmenters = []
-        for name, bundle, batch, seconds, size in (("demo-unet", demo_unet, 8, 5, 128),
+        for name, bundle, batch, seconds, size in (("demo-unet", demo_unet, 8, 6, 128),
                                                    ("u2net-cloth-size", u2net, 1, args.u2net_seconds, 768)):
-            ours, peers, core = [], [], None
-            for _ in range(2):
-                result = json.loads(run([bench, bundle, "--batch", str(batch), "--threads", "1", "--seconds",
-                                         str(seconds)], env=env).stdout)
-                ours.append(result["images_per_s"])
-                core = result["blas_core"]
-                peers.append(float(run(["/usr/bin/python3", os.path.join(here, "pytorch_peer.py"),
-                                        os.path.join(bundle, "segmenter.pt"), "1", str(batch), str(seconds),
-                                        str(size), "segment"], env=env).stdout))
+            pairs = side_by_side([bench, bundle, "--batch", str(batch), "--threads", "1"],
+                                 ["/usr/bin/python3", os.path.join(here, "pytorch_peer.py"),
+                                  os.path.join(bundle, "segmenter.pt"), "--threads", "1", "--batch", str(batch),
+                                  "--size", str(size), "--segment"], 2, seconds, env)
+            rates = [(mine["images_per_s"], theirs["images_per_s"]) for mine, theirs in pairs]
             segmenters.append({"model": name, "input": size, "batch": batch, "threads": 1,
-                               "lookbook_per_s": max(ours), "pytorch_per_s": max(peers),
-                               "ratio": max(ours) / max(peers), "blas_core": core})
+                               "lookbook_per_s": statistics.median(mine for mine, _ in rates),
+                               "pytorch_per_s": statistics.median(theirs for _, theirs in rates),
+                               **ratio_summary(rates), "method": "side by side, one core each, same window",
+                               "blas_core": pairs[0][0]["blas_core"]})
         segmenters[1]["parameters"] = made["parameters"]
         results["segmenter"] = segmenters
 

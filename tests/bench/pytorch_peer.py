@@ -1,35 +1,52 @@
 #!/usr/bin/env python3
 """The peer of inference_bench: Python PyTorch running the same TorchScript file.
-  pytorch_peer.py MODULE.pt THREADS BATCH SECONDS [SIZE] [segment]   -> prints images/s
-SIZE: the input side (224). segment: the module is a segmenter, and each batch also gets what
-lookbook's Segmenter returns (per-pixel class and its softmax probability), as lookbook does."""
-import sys
+
+  pytorch_peer.py MODULE.pt --threads T --batch B --seconds S [--size 224] [--segment] [--start-at EPOCH]
+
+Prints one JSON line: images_per_s, and the measured window (epoch seconds). --segment: the
+module is a segmenter, and each batch also gets what lookbook's Segmenter returns (per-pixel
+class and its softmax probability), as lookbook does. --start-at: load and warm up, then wait
+for that wall-clock time before measuring, so that a peer started beside it measures the same
+window (bench_common.side_by_side); "late" says the warm-up overran it."""
+import argparse
+import json
 import time
 
 import torch
 
-path, threads, batch, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-size = int(sys.argv[5]) if len(sys.argv) > 5 else 224
-segment = len(sys.argv) > 6 and sys.argv[6] == "segment"
+parser = argparse.ArgumentParser()
+parser.add_argument("module")
+parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--batch", type=int, default=8)
+parser.add_argument("--seconds", type=float, default=4)
+parser.add_argument("--size", type=int, default=224)
+parser.add_argument("--segment", action="store_true")
+parser.add_argument("--start-at", type=float, default=0)
+args = parser.parse_args()
 
 
 def step(x):
     y = module(x)
-    if segment:
+    if args.segment:
         confidence, labels = torch.softmax(y, 1).max(1)
         labels.to(torch.uint8).contiguous()
         confidence.contiguous()
 
 
-torch.set_num_threads(threads)
+torch.set_num_threads(args.threads)
 torch.set_num_interop_threads(1)
-module = torch.jit.load(path).eval()
-x = torch.randn(batch, 3, size, size)
+module = torch.jit.load(args.module).eval()
+x = torch.randn(args.batch, 3, args.size, args.size)
 with torch.inference_mode():
     step(x)
+    late = args.start_at > 0 and time.time() > args.start_at
+    if args.start_at > 0 and not late:
+        time.sleep(args.start_at - time.time())
     images = 0
+    window_start = time.time()
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while time.perf_counter() - start < args.seconds:
         step(x)
-        images += batch
-print(images / (time.perf_counter() - start))
+        images += args.batch
+    elapsed = time.perf_counter() - start
+print(json.dumps({"images_per_s": images / elapsed, "window": [window_start, window_start + elapsed], "late": late}))

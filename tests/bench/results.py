@@ -40,16 +40,19 @@ def rows(folder):
         add("embed", "decode + preprocess, 1000x1333 JPEG at 1/4, 1 core (img/s)", f"{x['lookbook_decode_preprocess_per_s']:.1f}",
             f"tjbench {x['tjbench_fps']:.1f}", x["ratio_vs_tjbench"], ">= 0.8", d)
         for i in d["inference"]:
+            how = "side by side on one core each" if i.get("method", "").startswith("side by side") else "paired rounds"
             spread = f", rounds {i['ratio_min']:.2f}..{i['ratio_max']:.2f}" if "ratio_min" in i else ""
-            add("embed", f"ViT-B/32 inference, batch {i['batch']}, {i['threads']} thread(s) (img/s; median of paired rounds{spread})",
+            add("embed", f"ViT-B/32 inference, batch {i['batch']}, {i['threads']} thread(s) (img/s; median of {how}{spread})",
                 f"{i['lookbook_per_s']:.1f}", f"Python PyTorch, same TorchScript {i['pytorch_per_s']:.1f}", i["ratio"], ">= 1.0", d,
                 i.get("blas_core"))
         e = d["end_to_end"]
-        add("embed", f"embed stage, {e['images']} images: 2 ranks vs 1 (s)", f"{e['two_ranks_two_cores_s']:.1f}",
+        spread = f"; median of paired rounds, {min(e['speedup_rounds']):.2f}..{max(e['speedup_rounds']):.2f}" if "speedup_rounds" in e else ""
+        add("embed", f"embed stage, {e['images']} images: 2 ranks vs 1 (s{spread})", f"{e['two_ranks_two_cores_s']:.1f}",
             f"1 rank {e['one_rank_one_core_s']:.1f}", e["speedup_2_vs_1"], ">= 1.8", d, e.get("blas_core"))
     if d := load(folder, "garments"):
         for s in d["segmenter"]:
-            add("garments", f"segmenter {s['model']} {s['input']} px, batch {s['batch']} (img/s)", f"{s['lookbook_per_s']:.3f}",
+            spread = f"; side by side, rounds {s['ratio_min']:.2f}..{s['ratio_max']:.2f}" if "ratio_min" in s else ""
+            add("garments", f"segmenter {s['model']} {s['input']} px, batch {s['batch']} (img/s{spread})", f"{s['lookbook_per_s']:.3f}",
                 f"Python PyTorch, same TorchScript {s['pytorch_per_s']:.3f}", s["ratio"], "", d, s.get("blas_core"))
     if d := load(folder, "findimagedupes"):
         ours, theirs = d["lookbook"], d["findimagedupes"]
