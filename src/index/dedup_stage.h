@@ -7,8 +7,8 @@
 // at or above the candidate floor (cosine 0.9) are then verified, the ranks splitting them:
 // both images are read again and aligned (image/align.h), which gives the aligned correlation.
 //
-// The rule (DedupRule, store/dedup_file.h), chosen on train-split demo catalogs (README: Dedup). With verification
-// (the default), a candidate is a duplicate when
+// The rule (DedupRule, store/dedup_file.h), chosen on train-split demo catalogs (README:
+// Dedup). With verification (the default), a candidate is a duplicate when
 //   aligned >= rule.aligned                                   (the pixels agree once aligned), or
 //   aligned >= rule.aligned_phash and hamming <= rule.max_hamming   (both image signals agree).
 // The embedding finds the candidates; alone it cannot tell a crop of a photo from a look-alike

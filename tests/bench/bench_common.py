@@ -77,6 +77,14 @@ def ratio_summary(rates):
             "rounds": len(ratios)}
 
 
+def images_per_s_summary(pairs):
+    """[(ours, peer)] JSON lines of inference_bench and pytorch_peer.py -> ratio_summary, each
+    side's median images/s (lookbook_per_s, pytorch_per_s) and lookbook's BLAS kernel."""
+    rates = [(mine["images_per_s"], theirs["images_per_s"]) for mine, theirs in pairs]
+    return {**ratio_summary(rates), "lookbook_per_s": statistics.median(mine for mine, _ in rates),
+            "pytorch_per_s": statistics.median(theirs for _, theirs in rates), "blas_core": pairs[0][0]["blas_core"]}
+
+
 def summary(stdout):
     """A lookbook command's one JSON summary line."""
     return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])

@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 
-from bench_common import MPI_ENV, finish, paired_rounds, ratio_summary, run, side_by_side, summary
+from bench_common import MPI_ENV, finish, images_per_s_summary, paired_rounds, run, side_by_side, summary
 
 PHOTOS = 40
 
@@ -97,11 +97,8 @@ def main():
                     pairs = paired_rounds(lambda: json.loads(run([*ours, "--seconds", "4"], env=env).stdout),
                                           lambda: json.loads(run([*peer, "--seconds", "4"], env=env).stdout), 4)
                     row["method"] = "paired rounds one after the other, order alternating"
-                rates = [(mine["images_per_s"], theirs["images_per_s"]) for mine, theirs in pairs]
-                row.update(ratio_summary(rates))
-                row["lookbook_per_s"] = statistics.median(mine for mine, _ in rates)
-                row["pytorch_per_s"] = statistics.median(theirs for _, theirs in rates)
-                row["blas_core"], row["lookbook_blas_threads"] = pairs[0][0]["blas_core"], pairs[0][0]["blas_threads"]
+                row.update(images_per_s_summary(pairs))
+                row["lookbook_blas_threads"] = pairs[0][0]["blas_threads"]
                 inference.append(row)
         results["inference"] = inference
 

@@ -17,11 +17,10 @@ The BLAS kernel is whatever OPENBLAS_CORETYPE says; it is recorded with the resu
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 
-from bench_common import MPI_ENV, finish, ratio_summary, run, side_by_side, summary
+from bench_common import MPI_ENV, finish, images_per_s_summary, run, side_by_side, summary
 
 
 def main():
@@ -51,12 +50,8 @@ def main():
                                  ["/usr/bin/python3", os.path.join(here, "pytorch_peer.py"),
                                   os.path.join(bundle, "segmenter.pt"), "--threads", "1", "--batch", str(batch),
                                   "--size", str(size), "--segment"], 2, seconds, env)
-            rates = [(mine["images_per_s"], theirs["images_per_s"]) for mine, theirs in pairs]
-            segmenters.append({"model": name, "input": size, "batch": batch, "threads": 1,
-                               "lookbook_per_s": statistics.median(mine for mine, _ in rates),
-                               "pytorch_per_s": statistics.median(theirs for _, theirs in rates),
-                               **ratio_summary(rates), "method": "side by side, one core each, same window",
-                               "blas_core": pairs[0][0]["blas_core"]})
+            segmenters.append({"model": name, "input": size, "batch": batch, "threads": 1, **images_per_s_summary(pairs),
+                               "method": "side by side, one core each, same window"})
         segmenters[1]["parameters"] = made["parameters"]
         results["segmenter"] = segmenters
 

@@ -5,12 +5,12 @@
 // peer started beside it measures the same window; the output says "late" when the warm-up
 // overran it, and gives the measured window.
 #include <chrono>
-#include <functional>
-#include <thread>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "model/bundle.h"
 #include "model/encoders.h"
