@@ -1,6 +1,6 @@
 // lookbook demo-catalog --out DIR [--items N] [--seed S] [--split train|test]
-#include <chrono>
 #include <spdlog/spdlog.h>
+#include <chrono>
 
 #include "demo/demo_catalog.h"
 #include "jobs/command.h"
@@ -10,14 +10,14 @@
 namespace lookbook {
 
 void DescribeDemoCatalog(po::options_description* options) {
-  options->add_options()
-      ("out", po::value<std::string>()->required()->value_name("DIR"), "folder to write the catalog into")
-      ("items", po::value<int>()->default_value(400)->value_name("N"), "number of products, 10..10000")
-      ("seed", po::value<std::uint64_t>()->default_value(7)->value_name("S"), "random seed (same seed, same bytes)")
-      ("split", po::value<std::string>()->default_value("test")->value_name("NAME"),
-       "Fashion-MNIST split: train (model training) | test (demo, evaluation)")
-      ("fashion-mnist", po::value<std::string>()->default_value(kFashionMnistDir)->value_name("DIR"),
-       "folder with the Fashion-MNIST idx files");
+  options->add_options()("out", po::value<std::string>()->required()->value_name("DIR"),
+                         "folder to write the catalog into")(
+      "items", po::value<int>()->default_value(400)->value_name("N"), "number of products, 10..10000")(
+      "seed", po::value<std::uint64_t>()->default_value(7)->value_name("S"), "random seed (same seed, same bytes)")(
+      "split", po::value<std::string>()->default_value("test")->value_name("NAME"),
+      "Fashion-MNIST split: train (model training) | test (demo, evaluation)")(
+      "fashion-mnist", po::value<std::string>()->default_value(kFashionMnistDir)->value_name("DIR"),
+      "folder with the Fashion-MNIST idx files");
 }
 
 int RunDemoCatalogCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -45,8 +45,7 @@ int RunDemoCatalogCommand(const po::variables_map& vm, const CommandContext& con
   report.throughput_unit = "images";
   report.throughput_items = summary.images;
   spdlog::info("demo catalog in {}: {} products, {} images, {} planted duplicate pairs, {} outfits",
-               options.out.string(), summary.products, summary.images, summary.duplicate_pairs,
-               summary.outfits);
+               options.out.string(), summary.products, summary.images, summary.duplicate_pairs, summary.outfits);
   PrintSummaryLine(SummaryJsonLine(report));
   return kExitOk;
 }

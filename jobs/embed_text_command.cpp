@@ -10,12 +10,12 @@
 namespace lookbook {
 
 void DescribeEmbedText(po::options_description* options) {
-  options->add_options()
-      ("model", po::value<std::string>()->required()->value_name("BUNDLE"), "CLIP model bundle folder with a text tower")
-      ("text", po::value<std::vector<std::string>>()->value_name("TEXT"), "a text to embed (repeatable)")
-      ("texts", po::value<std::string>()->value_name("FILE"), "a file with one text per line")
-      ("format", po::value<std::string>()->default_value("json")->value_name("F"),
-       "json (one object per line: text, embedding) | csv (text, then one column per dimension)");
+  options->add_options()("model", po::value<std::string>()->required()->value_name("BUNDLE"),
+                         "CLIP model bundle folder with a text tower")(
+      "text", po::value<std::vector<std::string>>()->value_name("TEXT"), "a text to embed (repeatable)")(
+      "texts", po::value<std::string>()->value_name("FILE"), "a file with one text per line")(
+      "format", po::value<std::string>()->default_value("json")->value_name("F"),
+      "json (one object per line: text, embedding) | csv (text, then one column per dimension)");
 }
 
 int RunEmbedTextCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -38,7 +38,8 @@ int RunEmbedTextCommand(const po::variables_map& vm, const CommandContext& conte
   const std::vector<float> rows = encoder.Encode(texts);
   const auto d = static_cast<std::size_t>(encoder.dim());
   for (std::size_t i = 0; i < texts.size(); ++i) {
-    const std::vector<float> row(rows.begin() + static_cast<long>(i * d), rows.begin() + static_cast<long>((i + 1) * d));
+    const std::vector<float> row(rows.begin() + static_cast<long>(i * d),
+                                 rows.begin() + static_cast<long>((i + 1) * d));
     if (format == "json") {
       std::cout << nlohmann::json{{"text", texts[i]}, {"embedding", row}}.dump() << "\n";
     } else {

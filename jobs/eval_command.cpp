@@ -2,10 +2,10 @@
 // lookbook eval garments --run RUN --truth DEMO/truth [--out metrics.json]
 // lookbook eval dedup --run RUN --truth PAIRS.csv [--negatives PAIRS.csv] [--out metrics.json]
 // lookbook eval recs --run RUN --truth OUTFITS.csv [--products PRODUCTS.csv] [--k K] [--out metrics.json]
+#include <spdlog/spdlog.h>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "eval/dedup_eval.h"
 #include "eval/garment_eval.h"
@@ -18,19 +18,23 @@
 namespace lookbook {
 
 void DescribeEval(po::options_description* options) {
-  options->add_options()
-      ("what", po::value<std::string>()->required()->value_name("WHAT"), "what to evaluate: model | garments | dedup | recs")
-      ("model", po::value<std::string>()->value_name("BUNDLE"), "eval model: the bundle to evaluate")
-      ("items", po::value<int>()->default_value(400)->value_name("N"), "eval model: products in the evaluation catalog (test split)")
-      ("seed", po::value<std::uint64_t>()->default_value(7)->value_name("S"), "eval model: the evaluation catalog's seed")
-      ("run", po::value<std::string>()->value_name("DIR"), "eval garments: the run folder (reads DIR/embed)")
-      ("truth", po::value<std::string>()->value_name("PATH"),
-       "eval garments: the demo catalog's truth folder; eval dedup: known duplicate pairs (CSV image_a,image_b,...); "
-       "eval recs: known outfits (CSV outfit,product_ids)")
-      ("negatives", po::value<std::string>()->value_name("CSV"), "eval dedup: pairs that must not be flagged (image_a,image_b)")
-      ("products", po::value<std::string>()->value_name("CSV"), "eval recs: true categories (CSV with product_id and class columns)")
-      ("k", po::value<int>()->default_value(5)->value_name("K"), "eval recs: outfit recall at this rank")
-      ("out", po::value<std::string>()->value_name("FILE"), "also write the metrics to FILE (JSON)");
+  options->add_options()("what", po::value<std::string>()->required()->value_name("WHAT"),
+                         "what to evaluate: model | garments | dedup | recs")(
+      "model", po::value<std::string>()->value_name("BUNDLE"), "eval model: the bundle to evaluate")(
+      "items", po::value<int>()->default_value(400)->value_name("N"),
+      "eval model: products in the evaluation catalog (test split)")(
+      "seed", po::value<std::uint64_t>()->default_value(7)->value_name("S"),
+      "eval model: the evaluation catalog's seed")("run", po::value<std::string>()->value_name("DIR"),
+                                                   "eval garments: the run folder (reads DIR/embed)")(
+      "truth", po::value<std::string>()->value_name("PATH"),
+      "eval garments: the demo catalog's truth folder; eval dedup: known duplicate pairs (CSV image_a,image_b,...); "
+      "eval recs: known outfits (CSV outfit,product_ids)")(
+      "negatives", po::value<std::string>()->value_name("CSV"),
+      "eval dedup: pairs that must not be flagged (image_a,image_b)")(
+      "products", po::value<std::string>()->value_name("CSV"),
+      "eval recs: true categories (CSV with product_id and class columns)")(
+      "k", po::value<int>()->default_value(5)->value_name("K"), "eval recs: outfit recall at this rank")(
+      "out", po::value<std::string>()->value_name("FILE"), "also write the metrics to FILE (JSON)");
 }
 
 namespace {
@@ -69,7 +73,8 @@ int EvalDedup(const po::variables_map& vm, const CommandContext& context) {
   spdlog::info("threshold sweep ({}; the perceptual-hash clause as run):", evaluation.sweep_signal);
   spdlog::info("  threshold  precision  recall  f1");
   for (const auto& point : evaluation.sweep) {
-    out["sweep"].push_back({{"threshold", point.threshold}, {"precision", point.precision}, {"recall", point.recall}, {"f1", point.f1}});
+    out["sweep"].push_back(
+        {{"threshold", point.threshold}, {"precision", point.precision}, {"recall", point.recall}, {"f1", point.f1}});
     spdlog::info("  {:.4f}     {:.4f}     {:.4f}  {:.4f}", point.threshold, point.precision, point.recall, point.f1);
   }
   // Where the report looks for it.

@@ -10,16 +10,17 @@
 namespace lookbook {
 
 void DescribeIndex(po::options_description* options) {
-  options->add_options()
-      ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (reads DIR/embed, writes DIR/index)")
-      ("factory", po::value<std::string>()->default_value("auto")->value_name("SPEC"),
-       "FAISS index_factory string (inner product), e.g. IVF1024,PQ32np; auto picks from the vector count and --memory-budget")
-      ("memory-budget", po::value<std::uint64_t>()->default_value(8ull << 30)->value_name("BYTES"),
-       "auto: bytes the codes of all shards may take")
-      ("train-sample", po::value<std::int64_t>()->default_value(131072)->value_name("N"), "training vectors drawn from all shards")
-      ("seed", po::value<std::uint64_t>()->default_value(1)->value_name("S"), "the training sample's seed")
-      ("threads", po::value<int>()->default_value(1)->value_name("N"), "FAISS (OpenMP) threads per rank")
-      ("force", po::bool_switch(), "redo the stage even when its outputs are valid");
+  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
+                         "the run folder (reads DIR/embed, writes DIR/index)")(
+      "factory", po::value<std::string>()->default_value("auto")->value_name("SPEC"),
+      "FAISS index_factory string (inner product), e.g. IVF1024,PQ32np; auto picks from the vector count and "
+      "--memory-budget")("memory-budget", po::value<std::uint64_t>()->default_value(8ull << 30)->value_name("BYTES"),
+                         "auto: bytes the codes of all shards may take")(
+      "train-sample", po::value<std::int64_t>()->default_value(131072)->value_name("N"),
+      "training vectors drawn from all shards")("seed", po::value<std::uint64_t>()->default_value(1)->value_name("S"),
+                                                "the training sample's seed")(
+      "threads", po::value<int>()->default_value(1)->value_name("N"), "FAISS (OpenMP) threads per rank")(
+      "force", po::bool_switch(), "redo the stage even when its outputs are valid");
 }
 
 int RunIndexCommand(const po::variables_map& vm, const CommandContext& context) {

@@ -23,22 +23,27 @@ std::vector<std::string> SplitList(const std::string& text) {
 }  // namespace
 
 void DescribeIngest(po::options_description* options) {
-  options->add_options()
-      ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (outputs go to DIR/ingest)")
-      ("catalog", po::value<std::string>()->required()->value_name("CSV"), "the catalog CSV (RFC 4180)")
-      ("images", po::value<std::string>()->required()->value_name("DIR"), "image root: every image reference resolves inside it")
-      ("shards", po::value<int>()->default_value(16)->value_name("N"), "number of shards, 1..65536")
-      ("layout", po::value<std::string>()->default_value("default")->value_name("NAME"),
-       "catalog layout: default (product_id,image_<n>,category,in_stock,title) | inditex (IMAGE_VERSION_1..3 URLs)")
-      ("id-column", po::value<std::string>()->value_name("NAME"), "column holding the product id (overrides the layout)")
-      ("image-columns", po::value<std::string>()->value_name("A,B,..."), "columns holding image references, in order (overrides the layout)")
-      ("category-column", po::value<std::string>()->value_name("NAME"), "column holding the category")
-      ("stock-column", po::value<std::string>()->value_name("NAME"), "column holding in_stock")
-      ("title-column", po::value<std::string>()->value_name("NAME"), "column holding the title")
-      ("image-refs", po::value<std::string>()->value_name("path|url"), "how image cells are written (overrides the layout)")
-      ("max-image-bytes", po::value<std::uint64_t>()->default_value(64ull << 20)->value_name("BYTES"), "larger image files are rejected (too_large)")
-      ("io-threads", po::value<int>()->default_value(16)->value_name("N"), "parallel file checks, 1..1024")
-      ("force", po::bool_switch(), "redo the stage even when its published outputs are valid");
+  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
+                         "the run folder (outputs go to DIR/ingest)")(
+      "catalog", po::value<std::string>()->required()->value_name("CSV"), "the catalog CSV (RFC 4180)")(
+      "images", po::value<std::string>()->required()->value_name("DIR"),
+      "image root: every image reference resolves inside it")(
+      "shards", po::value<int>()->default_value(16)->value_name("N"), "number of shards, 1..65536")(
+      "layout", po::value<std::string>()->default_value("default")->value_name("NAME"),
+      "catalog layout: default (product_id,image_<n>,category,in_stock,title) | inditex (IMAGE_VERSION_1..3 URLs)")(
+      "id-column", po::value<std::string>()->value_name("NAME"),
+      "column holding the product id (overrides the layout)")(
+      "image-columns", po::value<std::string>()->value_name("A,B,..."),
+      "columns holding image references, in order (overrides the layout)")(
+      "category-column", po::value<std::string>()->value_name("NAME"), "column holding the category")(
+      "stock-column", po::value<std::string>()->value_name("NAME"), "column holding in_stock")(
+      "title-column", po::value<std::string>()->value_name("NAME"), "column holding the title")(
+      "image-refs", po::value<std::string>()->value_name("path|url"),
+      "how image cells are written (overrides the layout)")(
+      "max-image-bytes", po::value<std::uint64_t>()->default_value(64ull << 20)->value_name("BYTES"),
+      "larger image files are rejected (too_large)")("io-threads", po::value<int>()->default_value(16)->value_name("N"),
+                                                     "parallel file checks, 1..1024")(
+      "force", po::bool_switch(), "redo the stage even when its published outputs are valid");
 }
 
 int RunIngestCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -83,8 +88,8 @@ int RunIngestCommand(const po::variables_map& vm, const CommandContext& context)
   } else {
     spdlog::info("{} rows: {} accepted, {} rejected; {} images: {} accepted, {} rejected; see {}/ingest/rejects.csv",
                  report.counts.at("rows_in"), report.counts.at("rows_ok"), report.counts.at("rows_rejected"),
-                 report.counts.at("images_in"), report.counts.at("images_ok"),
-                 report.counts.at("images_rejected"), options.run.string());
+                 report.counts.at("images_in"), report.counts.at("images_ok"), report.counts.at("images_rejected"),
+                 options.run.string());
   }
   PrintSummaryLine(SummaryJsonLine(report));
   if (report.status == "ok") KeepSummary(options.run, "ingest", SummaryJsonLine(report));

@@ -1,10 +1,10 @@
 // lookbook: the one executable. Thin: find the subcommand, parse its options, run it, map
 // errors to exit codes (0 ok, 1 input/environment, 2 usage, 70 internal error).
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <iostream>
-#include <spdlog/spdlog.h>
 
 #include "dist/world.h"
 #include "jobs/command.h"
@@ -64,8 +64,9 @@ int Main(int argc, char** argv) {
   }
   if (options.count("help")) {
     if (root) {
-      std::cout << "usage: lookbook " << command->name << " [options]\n" << command->summary
-                << "\n\n" << CommandOptions(*command) << "\n";
+      std::cout << "usage: lookbook " << command->name << " [options]\n"
+                << command->summary << "\n\n"
+                << CommandOptions(*command) << "\n";
     }
     return kExitOk;
   }
@@ -87,8 +88,7 @@ namespace {
 
 // Runs the command on this rank and returns its exit code; exceptions become exit codes
 // here so that every rank decides the same way.
-int RunGuarded(const Command& command, const po::variables_map& options,
-               const CommandContext& context) {
+int RunGuarded(const Command& command, const po::variables_map& options, const CommandContext& context) {
   try {
     return command.run(options, context);
   } catch (const UsageError& error) {
@@ -127,8 +127,8 @@ int RunOnRanks(const Command& command, const po::variables_map& options, const C
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
-      {"ingest", "validate the catalog CSV and split it into shards", RankPolicy::kRootOnly,
-       DescribeIngest, RunIngestCommand},
+      {"ingest", "validate the catalog CSV and split it into shards", RankPolicy::kRootOnly, DescribeIngest,
+       RunIngestCommand},
       {"embed", "decode every image and embed it with the CLIP image encoder (MPI ranks x shards)",
        RankPolicy::kAllRanks, DescribeEmbed, RunEmbedCommand},
       {"index", "build the sharded FAISS index over every embedding (MPI ranks x shards)", RankPolicy::kAllRanks,
@@ -141,22 +141,22 @@ const std::vector<Command>& Commands() {
        RankPolicy::kRootOnly, DescribeReport, RunReportCommand},
       {"query", "match a new photo's garments (or a text) against a run's catalog", RankPolicy::kRootOnly,
        DescribeQuery, RunQueryCommand},
-      {"embed-text", "embed texts with a bundle's CLIP text encoder", RankPolicy::kRootOnly,
-       DescribeEmbedText, RunEmbedTextCommand},
+      {"embed-text", "embed texts with a bundle's CLIP text encoder", RankPolicy::kRootOnly, DescribeEmbedText,
+       RunEmbedTextCommand},
       {"run", "every stage in order (ingest, embed, index, dedup, recs), skipping valid work; RUN/_SUCCESS last",
        RankPolicy::kAllRanks, DescribeRunAll, RunRunAllCommand},
       {"status", "each stage's and embed shard's state in a run folder (lookbook status RUN)", RankPolicy::kRootOnly,
        DescribeStatus, RunStatusCommand, "run"},
-      {"verify", "recheck every output's checksum in a run folder; non-zero exit on any mismatch", RankPolicy::kRootOnly,
-       DescribeVerify, RunVerifyCommand, "run"},
+      {"verify", "recheck every output's checksum in a run folder; non-zero exit on any mismatch",
+       RankPolicy::kRootOnly, DescribeVerify, RunVerifyCommand, "run"},
       {"eval", "evaluate: eval model|garments|dedup|recs (quality against the demo's truth)", RankPolicy::kRootOnly,
        DescribeEval, RunEvalCommand, "what"},
       {"mpi-check", "check that the launcher made one MPI world of --expect ranks (used by the slurm/ scripts)",
        RankPolicy::kAllRanks, DescribeMpiCheck, RunMpiCheckCommand},
       {"blas-check", "check that this process's BLAS kernel computes correctly (used by jobs/blas-env.sh)",
        RankPolicy::kRootOnly, DescribeBlasCheck, RunBlasCheckCommand},
-      {"demo-catalog", "write the built-in demo catalog from Fashion-MNIST",
-       RankPolicy::kRootOnly, DescribeDemoCatalog, RunDemoCatalogCommand},
+      {"demo-catalog", "write the built-in demo catalog from Fashion-MNIST", RankPolicy::kRootOnly, DescribeDemoCatalog,
+       RunDemoCatalogCommand},
   };
   return kCommands;
 }

@@ -9,8 +9,8 @@
 namespace lookbook {
 
 void DescribeMpiCheck(po::options_description* options) {
-  options->add_options()
-      ("expect", po::value<int>()->required()->value_name("N"), "the number of ranks the job asked for (SLURM_NTASKS)");
+  options->add_options()("expect", po::value<int>()->required()->value_name("N"),
+                         "the number of ranks the job asked for (SLURM_NTASKS)");
 }
 
 int RunMpiCheckCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -19,7 +19,9 @@ int RunMpiCheckCommand(const po::variables_map& vm, const CommandContext& contex
   const int size = context.world.size();
   if (size != expect) {
     // Every singleton is its own rank 0: each says so.
-    std::fprintf(stderr, "lookbook mpi-check: this MPI world has %d rank(s), the job asked for %d: the launcher did not connect the ranks\n",
+    std::fprintf(stderr,
+                 "lookbook mpi-check: this MPI world has %d rank(s), the job asked for %d: the launcher did not "
+                 "connect the ranks\n",
                  size, expect);
     return kExitInputError;
   }

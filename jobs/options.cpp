@@ -17,12 +17,9 @@ std::set<std::string> OptionNames(const po::options_description& options) {
 
 po::options_description CommonOptions() {
   po::options_description common("Common options");
-  common.add_options()
-      ("help,h", "print this help and exit")
-      ("config", po::value<std::string>()->value_name("FILE"),
-       "INI file with more options (the command line wins)")
-      ("log-level", po::value<std::string>()->default_value("info")->value_name("LEVEL"),
-       "debug | info | warn | error");
+  common.add_options()("help,h", "print this help and exit")("config", po::value<std::string>()->value_name("FILE"),
+                                                             "INI file with more options (the command line wins)")(
+      "log-level", po::value<std::string>()->default_value("info")->value_name("LEVEL"), "debug | info | warn | error");
   return common;
 }
 
@@ -84,8 +81,7 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
           throw UsageError("--config " + path + ": unknown section [" + section + "]");
         }
         if (!it->second.count(name)) {
-          throw UsageError("--config " + path + ": unknown option '" + name + "' in [" +
-                           section + "]");
+          throw UsageError("--config " + path + ": unknown option '" + name + "' in [" + section + "]");
         }
         if (section == command.name) section_values.options.push_back(copy);
       }

@@ -14,19 +14,21 @@
 namespace lookbook {
 
 void DescribeQuery(po::options_description* options) {
-  options->add_options()
-      ("run", po::value<std::string>()->required()->value_name("DIR"), "a run with its embed, index and recs stages")
-      ("image", po::value<std::vector<std::string>>()->value_name("PHOTO"), "a photo to segment and match (repeatable)")
-      ("text", po::value<std::vector<std::string>>()->value_name("TEXT"), "a text to match against every product (repeatable)")
-      ("top", po::value<int>()->default_value(5)->value_name("K"), "matches per garment or text, 1..1000")
-      ("format", po::value<std::string>()->default_value("json")->value_name("F"),
-       "json: one object per line (a garment: image, slot, box, confidence, matches; a text: text, matches; "
-       "a photo that could not be read: image, error) | csv: one row per match")
-      ("include-out-of-stock", po::bool_switch(), "match out-of-stock products too")
-      ("model", po::value<std::string>()->value_name("BUNDLE"), "CLIP bundle (default: the one the embed stage ran)")
-      ("segmenter", po::value<std::string>()->value_name("BUNDLE"), "segmenter bundle (default: the one the embed stage ran)")
-      ("nprobe", po::value<int>()->default_value(16)->value_name("N"), "inverted lists searched first")
-      ("threads", po::value<int>()->default_value(1)->value_name("N"), "FAISS (OpenMP) threads");
+  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
+                         "a run with its embed, index and recs stages")(
+      "image", po::value<std::vector<std::string>>()->value_name("PHOTO"), "a photo to segment and match (repeatable)")(
+      "text", po::value<std::vector<std::string>>()->value_name("TEXT"),
+      "a text to match against every product (repeatable)")("top", po::value<int>()->default_value(5)->value_name("K"),
+                                                            "matches per garment or text, 1..1000")(
+      "format", po::value<std::string>()->default_value("json")->value_name("F"),
+      "json: one object per line (a garment: image, slot, box, confidence, matches; a text: text, matches; "
+      "a photo that could not be read: image, error) | csv: one row per match")(
+      "include-out-of-stock", po::bool_switch(), "match out-of-stock products too")(
+      "model", po::value<std::string>()->value_name("BUNDLE"), "CLIP bundle (default: the one the embed stage ran)")(
+      "segmenter", po::value<std::string>()->value_name("BUNDLE"),
+      "segmenter bundle (default: the one the embed stage ran)")(
+      "nprobe", po::value<int>()->default_value(16)->value_name("N"), "inverted lists searched first")(
+      "threads", po::value<int>()->default_value(1)->value_name("N"), "FAISS (OpenMP) threads");
 }
 
 int RunQueryCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -39,8 +41,10 @@ int RunQueryCommand(const po::variables_map& vm, const CommandContext& context) 
   options.include_out_of_stock = vm["include-out-of-stock"].as<bool>();
   if (vm.count("model")) options.model = vm["model"].as<std::string>();
   if (vm.count("segmenter")) options.segmenter = vm["segmenter"].as<std::string>();
-  const std::vector<std::string> images = vm.count("image") ? vm["image"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const std::vector<std::string> texts = vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  const std::vector<std::string> images =
+      vm.count("image") ? vm["image"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  const std::vector<std::string> texts =
+      vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{};
   if (images.empty() && texts.empty()) throw UsageError("give --image or --text");
   const std::string format = vm["format"].as<std::string>();
   if (format != "json" && format != "csv") throw UsageError("--format must be json or csv");
@@ -62,11 +66,14 @@ int RunQueryCommand(const po::variables_map& vm, const CommandContext& context) 
     for (const auto& match : matches) out.push_back({{"product_id", match.product_id}, {"score", match.score}});
     return out;
   };
-  auto add_csv = [&](const std::string& query, const std::string& slot, const std::array<int, 4>* box, const std::vector<QueryMatch>& matches) {
+  auto add_csv = [&](const std::string& query, const std::string& slot, const std::array<int, 4>* box,
+                     const std::vector<QueryMatch>& matches) {
     for (std::size_t r = 0; r < matches.size(); ++r) {
       const std::string x = box ? std::to_string((*box)[0]) : "", y = box ? std::to_string((*box)[1]) : "",
                         w = box ? std::to_string((*box)[2]) : "", h = box ? std::to_string((*box)[3]) : "";
-      AppendCsvRow({query, slot, x, y, w, h, std::to_string(r + 1), matches[r].product_id, std::to_string(matches[r].score)}, &csv);
+      AppendCsvRow(
+          {query, slot, x, y, w, h, std::to_string(r + 1), matches[r].product_id, std::to_string(matches[r].score)},
+          &csv);
     }
   };
 
@@ -84,8 +91,12 @@ int RunQueryCommand(const po::variables_map& vm, const CommandContext& context) 
     for (const auto& garment : result.garments) {
       ++garments;
       if (format == "json") {
-        std::cout << nlohmann::json{{"image", image}, {"slot", garment.slot}, {"box", garment.box},
-                                    {"confidence", garment.confidence}, {"matches", matches_json(garment.matches)}}.dump()
+        std::cout << nlohmann::json{{"image", image},
+                                    {"slot", garment.slot},
+                                    {"box", garment.box},
+                                    {"confidence", garment.confidence},
+                                    {"matches", matches_json(garment.matches)}}
+                         .dump()
                   << "\n";
       } else {
         add_csv(image, garment.slot, &garment.box, garment.matches);
@@ -94,14 +105,17 @@ int RunQueryCommand(const po::variables_map& vm, const CommandContext& context) 
   }
   for (const auto& text : texts) {
     const auto matches = engine.QueryText(text);
-    if (format == "json") std::cout << nlohmann::json{{"text", text}, {"matches", matches_json(matches)}}.dump() << "\n";
-    else add_csv(text, "", nullptr, matches);
+    if (format == "json")
+      std::cout << nlohmann::json{{"text", text}, {"matches", matches_json(matches)}}.dump() << "\n";
+    else
+      add_csv(text, "", nullptr, matches);
   }
   std::cout << csv << std::flush;
   const double query_seconds = std::chrono::duration<double>(Clock::now() - query_start).count();
   const auto queries = static_cast<double>(images.size() + texts.size());
-  spdlog::info("{} photos ({} rejected, {} garments) and {} texts in {:.3f} s ({:.3f} s per query) after {:.2f} s loading",
-               images.size(), rejected, garments, texts.size(), query_seconds, query_seconds / queries, load_seconds);
+  spdlog::info(
+      "{} photos ({} rejected, {} garments) and {} texts in {:.3f} s ({:.3f} s per query) after {:.2f} s loading",
+      images.size(), rejected, garments, texts.size(), query_seconds, query_seconds / queries, load_seconds);
   (void)context;
   return rejected > 0 ? kExitInputError : kExitOk;
 }

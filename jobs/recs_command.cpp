@@ -12,24 +12,27 @@
 namespace lookbook {
 
 void DescribeRecs(po::options_description* options) {
-  options->add_options()
-      ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (reads DIR/embed, DIR/index, DIR/dedup; writes DIR/recs)")
-      ("top-k", po::value<int>()->default_value(10)->value_name("K"), "substitutes per product, 1..1000")
-      ("outfit-top-k", po::value<int>()->default_value(10)->value_name("K"), "items per slot of an outfit photo, 1..1000")
-      ("substitutes-for", po::value<std::string>()->default_value("all")->value_name("WHICH"),
-       "all | out-of-stock: the products that get substitutes")
-      ("category-slots", po::value<std::string>()->default_value("")->value_name("MAP"),
-       "Category=slot,... : the garment slot of each catalog category (top, bottom, dress, outerwear, shoes, bag, "
-       "accessory or none); a category named like a slot maps to it")
-      ("categories", po::value<std::string>()->default_value("")->value_name("LIST"),
-       "comma-separated categories for products the catalog gives none (zero-shot); empty: the catalog's categories")
-      ("category-prompt", po::value<std::string>()->default_value("a photo of a {}")->value_name("TEXT"),
-       "zero-shot prompt; {} is the category in lower case")
-      ("model", po::value<std::string>()->value_name("BUNDLE"), "CLIP bundle for zero-shot categories (default: the one the embed stage ran)")
-      ("nprobe", po::value<int>()->default_value(16)->value_name("N"), "inverted lists searched first (more when a filter leaves too few)")
-      ("batch", po::value<int>()->default_value(1024)->value_name("N"), "products per index search call")
-      ("threads", po::value<int>()->default_value(1)->value_name("N"), "FAISS (OpenMP) threads per rank")
-      ("force", po::bool_switch(), "redo the stage even when its outputs are valid");
+  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
+                         "the run folder (reads DIR/embed, DIR/index, DIR/dedup; writes DIR/recs)")(
+      "top-k", po::value<int>()->default_value(10)->value_name("K"), "substitutes per product, 1..1000")(
+      "outfit-top-k", po::value<int>()->default_value(10)->value_name("K"),
+      "items per slot of an outfit photo, 1..1000")("substitutes-for",
+                                                    po::value<std::string>()->default_value("all")->value_name("WHICH"),
+                                                    "all | out-of-stock: the products that get substitutes")(
+      "category-slots", po::value<std::string>()->default_value("")->value_name("MAP"),
+      "Category=slot,... : the garment slot of each catalog category (top, bottom, dress, outerwear, shoes, bag, "
+      "accessory or none); a category named like a slot maps to it")(
+      "categories", po::value<std::string>()->default_value("")->value_name("LIST"),
+      "comma-separated categories for products the catalog gives none (zero-shot); empty: the catalog's categories")(
+      "category-prompt", po::value<std::string>()->default_value("a photo of a {}")->value_name("TEXT"),
+      "zero-shot prompt; {} is the category in lower case")(
+      "model", po::value<std::string>()->value_name("BUNDLE"),
+      "CLIP bundle for zero-shot categories (default: the one the embed stage ran)")(
+      "nprobe", po::value<int>()->default_value(16)->value_name("N"),
+      "inverted lists searched first (more when a filter leaves too few)")(
+      "batch", po::value<int>()->default_value(1024)->value_name("N"), "products per index search call")(
+      "threads", po::value<int>()->default_value(1)->value_name("N"), "FAISS (OpenMP) threads per rank")(
+      "force", po::bool_switch(), "redo the stage even when its outputs are valid");
 }
 
 int RunRecsCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -46,7 +49,8 @@ int RunRecsCommand(const po::variables_map& vm, const CommandContext& context) {
   std::istringstream categories(vm["categories"].as<std::string>());
   for (std::string category; std::getline(categories, category, ',');) {
     const auto begin = category.find_first_not_of(' ');
-    if (begin != std::string::npos) options.categories.push_back(category.substr(begin, category.find_last_not_of(' ') - begin + 1));
+    if (begin != std::string::npos)
+      options.categories.push_back(category.substr(begin, category.find_last_not_of(' ') - begin + 1));
   }
   options.category_prompt = vm["category-prompt"].as<std::string>();
   if (vm.count("model")) options.model = vm["model"].as<std::string>();

@@ -39,11 +39,11 @@ std::string UtcNow() {
 }  // namespace
 
 void DescribeRunAll(po::options_description* options) {
-  options->add_options()
-      ("run", po::value<std::string>()->value_name("DIR"), "the run folder (overrides the config file's run)")
-      ("stages", po::value<std::string>()->default_value("ingest,embed,index,dedup,recs,report")->value_name("LIST"),
-       "the stages to run, in pipeline order, comma-separated")
-      ("force", po::bool_switch(), "redo every stage even when its outputs are valid");
+  options->add_options()("run", po::value<std::string>()->value_name("DIR"),
+                         "the run folder (overrides the config file's run)")(
+      "stages", po::value<std::string>()->default_value("ingest,embed,index,dedup,recs,report")->value_name("LIST"),
+      "the stages to run, in pipeline order, comma-separated")("force", po::bool_switch(),
+                                                               "redo every stage even when its outputs are valid");
 }
 
 int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -87,7 +87,8 @@ int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context)
     if (context.world.is_root()) spdlog::info("stage {}", command->name);
     const int code = RunOnRanks(*command, options, context);
     if (code != kExitOk) {
-      if (context.world.is_root()) spdlog::error("stage {} ended with exit code {}: the run stops here; rerun to resume", command->name, code);
+      if (context.world.is_root())
+        spdlog::error("stage {} ended with exit code {}: the run stops here; rerun to resume", command->name, code);
       return code;
     }
     if (StopRequested()) return kExitStopped;
@@ -102,7 +103,8 @@ int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context)
     summary["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     summary["stages"] = nlohmann::json::array();
     const auto& lines = PrintedSummaryLines();
-    for (std::size_t i = printed_before; i < lines.size(); ++i) summary["stages"].push_back(nlohmann::ordered_json::parse(lines[i]));
+    for (std::size_t i = printed_before; i < lines.size(); ++i)
+      summary["stages"].push_back(nlohmann::ordered_json::parse(lines[i]));
     for (const auto& stage : InspectRun(run)) {
       if (stage.state != "absent") summary["state"][stage.stage] = stage.state;
     }
@@ -120,9 +122,9 @@ int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context)
 }
 
 void DescribeStatus(po::options_description* options) {
-  options->add_options()
-      ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (the first word after status)")
-      ("format", po::value<std::string>()->default_value("text")->value_name("F"), "text (a table) | json (one object)");
+  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
+                         "the run folder (the first word after status)")(
+      "format", po::value<std::string>()->default_value("text")->value_name("F"), "text (a table) | json (one object)");
 }
 
 int RunStatusCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -139,7 +141,8 @@ int RunStatusCommand(const po::variables_map& vm, const CommandContext& context)
     out["success"] = success;
     for (const auto& stage : stages) {
       nlohmann::ordered_json item{{"state", stage.state}, {"detail", stage.detail}};
-      for (const auto& shard : stage.shards) item["shards"].push_back({{"shard", shard.shard}, {"state", shard.state}, {"detail", shard.detail}});
+      for (const auto& shard : stage.shards)
+        item["shards"].push_back({{"shard", shard.shard}, {"state", shard.state}, {"detail", shard.detail}});
       out["stages"][stage.stage] = item;
     }
     std::cout << out.dump() << std::endl;
@@ -158,8 +161,8 @@ int RunStatusCommand(const po::variables_map& vm, const CommandContext& context)
 }
 
 void DescribeVerify(po::options_description* options) {
-  options->add_options()
-      ("run", po::value<std::string>()->required()->value_name("DIR"), "the run folder (the first word after verify)");
+  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
+                         "the run folder (the first word after verify)");
 }
 
 int RunVerifyCommand(const po::variables_map& vm, const CommandContext& context) {
@@ -167,8 +170,9 @@ int RunVerifyCommand(const po::variables_map& vm, const CommandContext& context)
   if (!std::filesystem::is_directory(run)) throw InputError(run.string() + " is not a run folder");
   const RunVerification result = VerifyRun(run);
   for (const auto& problem : result.problems) std::cout << "BAD " << problem << "\n";
-  nlohmann::ordered_json line{{"stage", "verify"}, {"status", result.problems.empty() ? "ok" : "mismatch"}, {"run", run.string()},
-                              {"files", result.files}, {"bytes", result.bytes}, {"problems", result.problems.size()}};
+  nlohmann::ordered_json line{{"stage", "verify"},     {"status", result.problems.empty() ? "ok" : "mismatch"},
+                              {"run", run.string()},   {"files", result.files},
+                              {"bytes", result.bytes}, {"problems", result.problems.size()}};
   PrintSummaryLine(line.dump());
   (void)context;
   return result.problems.empty() ? kExitOk : kExitInputError;

@@ -82,7 +82,8 @@ std::vector<std::string> Vocabulary() {
       }
     }
   }
-  for (const char* extra : {"the", "an", "picture", "image", "with", "and", "for", "women", "men", "kids"}) words.insert(extra);
+  for (const char* extra : {"the", "an", "picture", "image", "with", "and", "for", "women", "men", "kids"})
+    words.insert(extra);
   std::vector<std::string> vocabulary = {"<pad>", "<start>", "<end>", "<unk>"};
   vocabulary.insert(vocabulary.end(), words.begin(), words.end());
   return vocabulary;
@@ -94,7 +95,8 @@ torch::Tensor Kaiming(std::vector<int64_t> shape, int64_t fan_in) {
 
 torch::jit::Module ImageTower() {
   torch::jit::Module m("DemoClipImageTower");
-  const std::vector<std::pair<int, int>> convs = {{3, 32}, {32, 32}, {32, 64}, {64, 64}, {64, 128}, {128, 128}, {128, 256}};
+  const std::vector<std::pair<int, int>> convs = {{3, 32},   {32, 32},   {32, 64},  {64, 64},
+                                                  {64, 128}, {128, 128}, {128, 256}};
   for (std::size_t i = 0; i < convs.size(); ++i) {
     const auto [in, out] = convs[i];
     m.register_parameter("w" + std::to_string(i), Kaiming({out, in, 3, 3}, in * 9), false);
@@ -109,11 +111,14 @@ torch::jit::Module ImageTower() {
     code += "    x = torch.relu(torch.group_norm(torch.conv2d(x, self.w" + n + ".to(x.dtype), self.b" + n +
             ".to(x.dtype), [1, 1], [1, 1]), 8, self.g" + n + ".to(x.dtype), self.h" + n + ".to(x.dtype)))\n";
   };
-  block(0); block(1);
+  block(0);
+  block(1);
   code += "    x = torch.max_pool2d(x, [2, 2])\n";
-  block(2); block(3);
+  block(2);
+  block(3);
   code += "    x = torch.max_pool2d(x, [2, 2])\n";
-  block(4); block(5);
+  block(4);
+  block(5);
   code += "    x = torch.max_pool2d(x, [2, 2])\n";
   block(6);
   code += "    x = x.mean([2, 3])\n";
@@ -158,7 +163,8 @@ std::vector<torch::Tensor> Parameters(const torch::jit::Module& module) {
 void View(const lookbook::BgrImage& shot, std::mt19937& rng, bool transform, float* out) {
   lookbook::BgrImage image = shot;
   if (transform) {
-    image = lookbook::ApplyCopyTransform(shot, static_cast<lookbook::CopyTransform>(rng() % lookbook::kCopyTransformCount));
+    image =
+        lookbook::ApplyCopyTransform(shot, static_cast<lookbook::CopyTransform>(rng() % lookbook::kCopyTransformCount));
   }
   lookbook::Preprocess(lookbook::ToRgb(image), Spec(), out);
 }
@@ -172,11 +178,16 @@ int main(int argc, char** argv) {
   int steps = 2200, batch = 96, threads = 2;
   unsigned seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--out")) out = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seed")) seed = static_cast<unsigned>(std::atoi(argv[i + 1]));
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--out"))
+      out = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--steps"))
+      steps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--batch"))
+      batch = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seed"))
+      seed = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::atoi(argv[i + 1]);
   }
   if (out.empty()) {
     std::cerr << "usage: train_clip --out DIR [--steps N] [--batch B] [--seed S] [--threads T]\n";
@@ -212,8 +223,9 @@ int main(int argc, char** argv) {
     for (int i = 0; i < batch; ++i) {
       if (i >= batch - variants) {
         garments[static_cast<std::size_t>(i)] = garments[static_cast<std::size_t>(i - (batch - variants))];
-        colours[static_cast<std::size_t>(i)] = static_cast<int>((colours[static_cast<std::size_t>(i - (batch - variants))] + 1 +
-                                                                 rng() % (palette.size() - 1)) % palette.size());
+        colours[static_cast<std::size_t>(i)] = static_cast<int>(
+            (colours[static_cast<std::size_t>(i - (batch - variants))] + 1 + rng() % (palette.size() - 1)) %
+            palette.size());
       } else {
         garments[static_cast<std::size_t>(i)] = rng() % data.size();
         colours[static_cast<std::size_t>(i)] = static_cast<int>(rng() % palette.size());
@@ -226,7 +238,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < batch; ++i) {
       const auto g = garments[static_cast<std::size_t>(i)];
       const auto& colour = palette[static_cast<std::size_t>(colours[static_cast<std::size_t>(i)])];
-      const auto shot = lookbook::RenderProductShot(data.image(g), colour, kRenderSide, static_cast<std::uint8_t>(240 + rng() % 11));
+      const auto shot =
+          lookbook::RenderProductShot(data.image(g), colour, kRenderSide, static_cast<std::uint8_t>(240 + rng() % 11));
       View(shot, rng, rng() % 2 == 0, view_a.data() + static_cast<std::size_t>(i) * floats);
       View(shot, rng, true, view_b.data() + static_cast<std::size_t>(i) * floats);
       const int template_id = static_cast<int>(rng() % 6);
@@ -256,8 +269,8 @@ int main(int argc, char** argv) {
         describes_a[i][j] = same_class && colour_ok ? 1.0f : 0.0f;
       }
     }
-    const auto image_targets = describes / describes.sum(1, true);          // rows: images
-    const auto text_targets = describes.t() / describes.t().sum(1, true);   // rows: captions
+    const auto image_targets = describes / describes.sum(1, true);         // rows: images
+    const auto text_targets = describes.t() / describes.t().sum(1, true);  // rows: captions
     const auto scale = logit_scale.clamp_max(std::log(100.0)).exp();
     auto clip_loss = torch::zeros({});
     for (const auto& view : {ia, ib}) {
@@ -272,15 +285,19 @@ int main(int argc, char** argv) {
     std::vector<int64_t> class_tokens;
     for (int label = 0; label < lookbook::kFashionClasses; ++label) {
       const int template_id = rng() % 2 == 0 ? 2 : 3;
-      for (const auto id : tokenizer.EncodeForModel(Caption(label, "", template_id), kContext)) class_tokens.push_back(id);
+      for (const auto id : tokenizer.EncodeForModel(Caption(label, "", template_id), kContext))
+        class_tokens.push_back(id);
     }
     const auto class_texts =
-        text.forward({torch::from_blob(class_tokens.data(), {lookbook::kFashionClasses, kContext}, torch::kInt64).clone()}).toTensor();
+        text.forward(
+                {torch::from_blob(class_tokens.data(), {lookbook::kFashionClasses, kContext}, torch::kInt64).clone()})
+            .toTensor();
     std::vector<int64_t> label_ids;
     for (int i = 0; i < batch; ++i) label_ids.push_back(data.labels[garments[static_cast<std::size_t>(i)]]);
     const auto class_labels = torch::tensor(label_ids, torch::kInt64);
-    const auto class_loss = 0.5 * (torch::nn::functional::cross_entropy(scale * torch::matmul(ia, class_texts.t()), class_labels) +
-                                   torch::nn::functional::cross_entropy(scale * torch::matmul(ib, class_texts.t()), class_labels));
+    const auto class_loss =
+        0.5 * (torch::nn::functional::cross_entropy(scale * torch::matmul(ia, class_texts.t()), class_labels) +
+               torch::nn::functional::cross_entropy(scale * torch::matmul(ib, class_texts.t()), class_labels));
     // Instance loss: the other view of the same product, against every other product.
     const auto instance_logits = torch::matmul(ia, ib.t()) / 0.1;
     const auto labels = torch::arange(batch);
@@ -295,7 +312,8 @@ int main(int argc, char** argv) {
     if (step % 50 == 0 || step == steps - 1) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("step %d/%d  clip %.3f  class %.3f  instance %.3f  scale %.1f  %.0f s\n", step + 1, steps,
-                  clip_loss.item<double>(), class_loss.item<double>(), instance_loss.item<double>(), scale.item<double>(), elapsed);
+                  clip_loss.item<double>(), class_loss.item<double>(), instance_loss.item<double>(),
+                  scale.item<double>(), elapsed);
       std::fflush(stdout);
     }
   }
@@ -317,11 +335,21 @@ int main(int argc, char** argv) {
       {"kind", "clip"},
       {"name", "demo-clip"},
       {"embedding_dim", kDim},
-      {"image", {{"encoder", "image_encoder.pt"}, {"input_size", kInput}, {"resize", "short_side_center_crop"},
-                 {"channel_order", "rgb"}, {"mean", spec.mean}, {"std", spec.std}}},
-      {"text", {{"encoder", "text_encoder.pt"}, {"tokenizer", "word"}, {"vocab", "vocab.txt"}, {"context_length", kContext}}},
-      {"training", {{"program", "models/train/train_clip.cpp"}, {"data", "Fashion-MNIST train split, demo rendering"},
-                    {"steps", steps}, {"batch", batch}, {"seed", seed}}},
+      {"image",
+       {{"encoder", "image_encoder.pt"},
+        {"input_size", kInput},
+        {"resize", "short_side_center_crop"},
+        {"channel_order", "rgb"},
+        {"mean", spec.mean},
+        {"std", spec.std}}},
+      {"text",
+       {{"encoder", "text_encoder.pt"}, {"tokenizer", "word"}, {"vocab", "vocab.txt"}, {"context_length", kContext}}},
+      {"training",
+       {{"program", "models/train/train_clip.cpp"},
+        {"data", "Fashion-MNIST train split, demo rendering"},
+        {"steps", steps},
+        {"batch", batch},
+        {"seed", seed}}},
   };
   bundle["files"] = nlohmann::json::object();
   for (const char* file : {"image_encoder.pt", "text_encoder.pt", "vocab.txt"}) {

@@ -45,9 +45,9 @@ lookbook::PreprocessSpec Spec() {
 
 torch::jit::Module UNet() {
   torch::jit::Module m("DemoUNet");
-  const std::vector<std::pair<int, int>> convs = {{3, 16},   {16, 16}, {16, 32},  {32, 32},  {32, 64},
-                                                  {64, 64},  {64, 128}, {128, 128}, {192, 64}, {64, 64},
-                                                  {96, 32},  {32, 32}, {48, 16},  {16, 16}};
+  const std::vector<std::pair<int, int>> convs = {{3, 16},  {16, 16},  {16, 32},   {32, 32},  {32, 64},
+                                                  {64, 64}, {64, 128}, {128, 128}, {192, 64}, {64, 64},
+                                                  {96, 32}, {32, 32},  {48, 16},   {16, 16}};
   for (std::size_t i = 0; i < convs.size(); ++i) {
     const auto [in, out] = convs[i];
     const std::string n = std::to_string(i);
@@ -82,7 +82,8 @@ torch::jit::Module UNet() {
 // A rendered photo as the model's input and its label map at the model's resolution.
 void ToSample(const lookbook::OutfitPhoto& photo, float* pixels, int64_t* labels) {
   lookbook::Preprocess(lookbook::ToRgb(photo.photo), Spec(), pixels);
-  const cv::Mat full(lookbook::kOutfitSide, lookbook::kOutfitSide, CV_8U, const_cast<std::uint8_t*>(photo.labels.data()));
+  const cv::Mat full(lookbook::kOutfitSide, lookbook::kOutfitSide, CV_8U,
+                     const_cast<std::uint8_t*>(photo.labels.data()));
   cv::Mat small;
   cv::resize(full, small, {kInput, kInput}, 0, 0, cv::INTER_NEAREST);
   for (int i = 0; i < kInput * kInput; ++i) labels[i] = small.data[i];
@@ -101,16 +102,22 @@ void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<st
     const auto& pool = by_slot[static_cast<std::size_t>(slot)];
     const int side = lookbook::kOutfitSide * static_cast<int>(60 + rng() % 31) / 100;
     const int room = lookbook::kOutfitSide - side;
-    const lookbook::OutfitItem item{data.image(pool[rng() % pool.size()]), palette[rng() % palette.size()], slot,
+    const lookbook::OutfitItem item{data.image(pool[rng() % pool.size()]),
+                                    palette[rng() % palette.size()],
+                                    slot,
                                     static_cast<int>(rng() % static_cast<unsigned>(room + 1)),
-                                    static_cast<int>(rng() % static_cast<unsigned>(room + 1)), side};
-    const auto photo = lookbook::RenderOutfit({item}, lookbook::kOutfitSide, static_cast<std::uint8_t>(240 + rng() % 11));
+                                    static_cast<int>(rng() % static_cast<unsigned>(room + 1)),
+                                    side};
+    const auto photo =
+        lookbook::RenderOutfit({item}, lookbook::kOutfitSide, static_cast<std::uint8_t>(240 + rng() % 11));
     ToSample(photo, pixels, labels);
     return;
   }
   std::vector<DemoSlot> slots;
-  if (rng() % 100 < 40) slots.push_back(DemoSlot::kDress);
-  else slots = {DemoSlot::kTop, DemoSlot::kBottom};
+  if (rng() % 100 < 40)
+    slots.push_back(DemoSlot::kDress);
+  else
+    slots = {DemoSlot::kTop, DemoSlot::kBottom};
   slots.push_back(DemoSlot::kShoes);
   if (rng() % 100 < 40) slots.push_back(DemoSlot::kBag);
   std::vector<lookbook::OutfitItem> items;
@@ -131,11 +138,16 @@ int main(int argc, char** argv) {
   int steps = 800, batch = 16, threads = 2;
   unsigned seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--out")) out = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seed")) seed = static_cast<unsigned>(std::atoi(argv[i + 1]));
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--out"))
+      out = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--steps"))
+      steps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--batch"))
+      batch = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seed"))
+      seed = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::atoi(argv[i + 1]);
   }
   if (out.empty()) {
     std::cerr << "usage: train_unet --out DIR [--steps N] [--batch B] [--seed S] [--threads T]\n";
@@ -178,7 +190,8 @@ int main(int argc, char** argv) {
     if (step % 50 == 0 || step == steps - 1) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double accuracy = (logits.argmax(1) == y).to(torch::kFloat32).mean().item<double>();
-      std::printf("step %d/%d  loss %.4f  pixel accuracy %.4f  %.0f s\n", step + 1, steps, loss.item<double>(), accuracy, elapsed);
+      std::printf("step %d/%d  loss %.4f  pixel accuracy %.4f  %.0f s\n", step + 1, steps, loss.item<double>(),
+                  accuracy, elapsed);
       std::fflush(stdout);
     }
   }
@@ -191,12 +204,22 @@ int main(int argc, char** argv) {
       {"version", 1},
       {"kind", "segmenter"},
       {"name", "demo-unet"},
-      {"image", {{"encoder", "segmenter.pt"}, {"input_size", kInput}, {"resize", "pad_to_square"},
-                 {"channel_order", "rgb"}, {"mean", spec.mean}, {"std", spec.std}}},
-      {"segmenter", {{"classes", {"background", "top", "bottom", "dress", "shoes", "bag"}},
-                     {"slots", {{"top", "top"}, {"bottom", "bottom"}, {"dress", "dress"}, {"shoes", "shoes"}, {"bag", "bag"}}}}},
-      {"training", {{"program", "models/train/train_unet.cpp"}, {"data", "Fashion-MNIST train split, demo outfit rendering"},
-                    {"steps", steps}, {"batch", batch}, {"seed", seed}}},
+      {"image",
+       {{"encoder", "segmenter.pt"},
+        {"input_size", kInput},
+        {"resize", "pad_to_square"},
+        {"channel_order", "rgb"},
+        {"mean", spec.mean},
+        {"std", spec.std}}},
+      {"segmenter",
+       {{"classes", {"background", "top", "bottom", "dress", "shoes", "bag"}},
+        {"slots", {{"top", "top"}, {"bottom", "bottom"}, {"dress", "dress"}, {"shoes", "shoes"}, {"bag", "bag"}}}}},
+      {"training",
+       {{"program", "models/train/train_unet.cpp"},
+        {"data", "Fashion-MNIST train split, demo outfit rendering"},
+        {"steps", steps},
+        {"batch", batch},
+        {"seed", seed}}},
   };
   bundle["files"] = {{"segmenter.pt", lookbook::Sha256File(std::filesystem::path(out) / "segmenter.pt")}};
   std::ofstream(std::filesystem::path(out) / "bundle.json") << bundle.dump(2) << "\n";

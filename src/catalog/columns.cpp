@@ -32,16 +32,22 @@ int ImageColumnNumber(const std::string& name) {
 }  // namespace
 
 bool ParseCatalogLayout(std::string_view text, CatalogLayout* layout) {
-  if (text == "default") *layout = CatalogLayout::kDefault;
-  else if (text == "inditex") *layout = CatalogLayout::kInditex;
-  else return false;
+  if (text == "default")
+    *layout = CatalogLayout::kDefault;
+  else if (text == "inditex")
+    *layout = CatalogLayout::kInditex;
+  else
+    return false;
   return true;
 }
 
 bool ParseImageReferenceStyle(std::string_view text, ImageReferenceStyle* style) {
-  if (text == "path") *style = ImageReferenceStyle::kRelativePath;
-  else if (text == "url") *style = ImageReferenceStyle::kUrl;
-  else return false;
+  if (text == "path")
+    *style = ImageReferenceStyle::kRelativePath;
+  else if (text == "url")
+    *style = ImageReferenceStyle::kUrl;
+  else
+    return false;
   return true;
 }
 
@@ -56,8 +62,7 @@ ColumnMapping LayoutMapping(CatalogLayout layout) {
   return mapping;
 }
 
-CatalogColumns ResolveColumns(const std::vector<std::string>& header,
-                              const ColumnMapping& mapping) {
+CatalogColumns ResolveColumns(const std::vector<std::string>& header, const ColumnMapping& mapping) {
   CatalogColumns columns;
   columns.field_count = header.size();
   std::map<std::string, int> index;

@@ -271,10 +271,8 @@ void AppendCsvField(std::string_view field, std::string* out) {
       break;
     }
   }
-  const bool needs_quotes =
-      special ||
-      (!field.empty() && (field.front() == ' ' || field.back() == ' ')) ||
-      field.substr(0, 3) == "\xEF\xBB\xBF";
+  const bool needs_quotes = special || (!field.empty() && (field.front() == ' ' || field.back() == ' ')) ||
+                            field.substr(0, 3) == "\xEF\xBB\xBF";
   if (!needs_quotes) {
     out->append(field.data(), field.size());
     return;
@@ -302,7 +300,8 @@ std::vector<std::vector<std::string>> ReadCsvFile(const std::filesystem::path& p
   if (!header.empty()) {
     std::string seen;
     for (std::size_t i = 0; i < record.fields.size(); ++i) seen += (i ? "," : "") + record.fields[i];
-    if (seen != header) throw InputError(path.string() + ": header is '" + seen + "', expected '" + std::string(header) + "'");
+    if (seen != header)
+      throw InputError(path.string() + ": header is '" + seen + "', expected '" + std::string(header) + "'");
   }
   const std::size_t fields = record.fields.size();
   std::vector<std::vector<std::string>> rows;

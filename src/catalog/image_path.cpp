@@ -14,8 +14,7 @@
 
 namespace lookbook {
 
-std::optional<RejectReason> NormaliseReference(std::string_view reference,
-                                               std::string* relative) {
+std::optional<RejectReason> NormaliseReference(std::string_view reference, std::string* relative) {
   for (const char ch : reference) {
     if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F) return RejectReason::kInvalidPath;
   }
@@ -63,8 +62,7 @@ ImageRoot ImageRoot::Open(const std::filesystem::path& folder) {
   std::error_code error;
   const std::filesystem::path canonical = std::filesystem::canonical(folder, error);
   if (error || !std::filesystem::is_directory(canonical)) {
-    throw InputError("image root " + folder.string() + " is not a folder" +
-                     (error ? ": " + error.message() : ""));
+    throw InputError("image root " + folder.string() + " is not a folder" + (error ? ": " + error.message() : ""));
   }
   return ImageRoot(canonical);
 }
@@ -78,8 +76,7 @@ bool IsInside(std::string_view path, const std::string& root) {
 
 // Resolves `joined` as the kernel would (symlinks first, then ".."); the result must still
 // be under `root`: the lexical check alone misses "link/../x" and links that leave.
-std::optional<RejectReason> Resolve(const std::string& joined, const std::string& root,
-                                    std::string* resolved) {
+std::optional<RejectReason> Resolve(const std::string& joined, const std::string& root, std::string* resolved) {
   char buffer[PATH_MAX];
   if (::realpath(joined.c_str(), buffer) == nullptr) {
     return (errno == ENOENT || errno == ENOTDIR) ? RejectReason::kMissing : RejectReason::kUnreadable;
@@ -154,8 +151,7 @@ ImagePathCheck ImageRoot::Check(std::string_view reference, std::uint64_t max_by
     const std::string file = entry.resolved + "/" + name;
     struct stat info {};
     if (::lstat(file.c_str(), &info) != 0) {
-      result.reject = (errno == ENOENT || errno == ENOTDIR) ? RejectReason::kMissing
-                                                            : RejectReason::kUnreadable;
+      result.reject = (errno == ENOENT || errno == ENOTDIR) ? RejectReason::kMissing : RejectReason::kUnreadable;
       return result;
     }
     if (!S_ISLNK(info.st_mode)) {

@@ -2,10 +2,10 @@
 
 #include <sys/resource.h>
 
+#include <spdlog/spdlog.h>
 #include <chrono>
 #include <map>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <unordered_set>
 #include <vector>
 
@@ -33,10 +33,10 @@ struct Counts {
 
 // One image cell of a row that passed the row checks.
 struct ImageTask {
-  std::size_t column = 0;  // index into CatalogColumns::images
-  std::string reference;   // as in the catalog
+  std::size_t column = 0;                    // index into CatalogColumns::images
+  std::string reference;                     // as in the catalog
   std::optional<RejectReason> early_reject;  // found before touching the file system
-  std::string candidate;   // the path to check under the root
+  std::string candidate;                     // the path to check under the root
   ImagePathCheck check;
 };
 
@@ -84,8 +84,7 @@ std::optional<RejectReason> CsvReject(CsvError error) {
 
 std::optional<RejectReason> ProductIdReject(const std::string& id) {
   if (id.find_first_not_of(' ') == std::string::npos) return RejectReason::kMissingProductId;
-  if (id.size() > kMaxProductIdBytes || id.front() == ' ' || id.back() == ' ' ||
-      id.find('/') != std::string::npos) {
+  if (id.size() > kMaxProductIdBytes || id.front() == ' ' || id.back() == ' ' || id.find('/') != std::string::npos) {
     return RejectReason::kInvalidProductId;
   }
   for (const char ch : id) {
@@ -108,8 +107,7 @@ void EnsureFileDescriptors(int needed) {
   ::setrlimit(RLIMIT_NOFILE, &limit);
 }
 
-std::map<std::string, std::string> ManifestOptions(const IngestOptions& options,
-                                                   const ImageRoot& root) {
+std::map<std::string, std::string> ManifestOptions(const IngestOptions& options, const ImageRoot& root) {
   std::map<std::string, std::string> out;
   out["catalog"] = std::filesystem::absolute(options.catalog).lexically_normal().string();
   out["images"] = root.canonical().string();
@@ -168,16 +166,13 @@ StageReport RunIngest(const IngestOptions& options) {
   if (options.rerun == RerunPolicy::kReuseValid) {
     std::string why_not;
     if (auto previous = ReadManifest(stage_dir, &why_not)) {
-      if (previous->options_hash == manifest.options_hash &&
-          previous->code_version == manifest.code_version &&
-          previous->inputs.size() == 1 &&
-          previous->inputs[0].checksum == manifest.inputs[0].checksum) {
+      if (previous->options_hash == manifest.options_hash && previous->code_version == manifest.code_version &&
+          previous->inputs.size() == 1 && previous->inputs[0].checksum == manifest.inputs[0].checksum) {
         why_not = VerifyOutputs(stage_dir, *previous);
         if (why_not.empty()) {
           report.status = "skipped";
           report.counts = previous->counts;
-          report.seconds =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
           return report;
         }
       } else {
@@ -195,11 +190,12 @@ StageReport RunIngest(const IngestOptions& options) {
   }
   const CatalogColumns columns = ResolveColumns(header.fields, options.columns);
   if (columns.category < 0 || columns.in_stock < 0 || columns.title < 0) {
-    spdlog::warn("catalog lacks optional column(s){}{}{}: every product gets the default "
-                 "(empty category, in stock, empty title)",
-                 columns.category < 0 ? " '" + options.columns.category + "'" : "",
-                 columns.in_stock < 0 ? " '" + options.columns.in_stock + "'" : "",
-                 columns.title < 0 ? " '" + options.columns.title + "'" : "");
+    spdlog::warn(
+        "catalog lacks optional column(s){}{}{}: every product gets the default "
+        "(empty category, in stock, empty title)",
+        columns.category < 0 ? " '" + options.columns.category + "'" : "",
+        columns.in_stock < 0 ? " '" + options.columns.in_stock + "'" : "",
+        columns.title < 0 ? " '" + options.columns.title + "'" : "");
   }
 
   EnsureFileDescriptors(options.shards + 1);
@@ -279,8 +275,10 @@ StageReport RunIngest(const IngestOptions& options) {
         task.early_reject.reset();
         task.check.reject.reset();
         if (options.columns.image_references == ImageReferenceStyle::kUrl) {
-          if (auto path = UrlPath(cell)) task.candidate = *path;
-          else task.early_reject = RejectReason::kBadUrl;
+          if (auto path = UrlPath(cell))
+            task.candidate = *path;
+          else
+            task.early_reject = RejectReason::kBadUrl;
         } else {
           task.candidate = cell;
         }
@@ -304,8 +302,7 @@ StageReport RunIngest(const IngestOptions& options) {
         continue;
       }
       if (columns.in_stock >= 0) {
-        const auto in_stock =
-            ParseInStock(record.fields[static_cast<std::size_t>(columns.in_stock)]);
+        const auto in_stock = ParseInStock(record.fields[static_cast<std::size_t>(columns.in_stock)]);
         if (!in_stock) {
           reject_pending(pending, RejectReason::kBadInStock);
           continue;
@@ -332,8 +329,7 @@ StageReport RunIngest(const IngestOptions& options) {
         task.check = root.Check(task.candidate, options.max_image_bytes);
       }
     });
-    check_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - check_start).count();
+    check_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - check_start).count();
 
     // Pass 3 (sequential, catalog order): rejects and shard lines.
     for (std::size_t r = 0; r < rows.size(); ++r) {
@@ -350,9 +346,9 @@ StageReport RunIngest(const IngestOptions& options) {
         if (task.check.reject) {
           ++counts.images_rejected;
           ++counts.by_reason[static_cast<int>(*task.check.reject)];
-          AppendReject(Reject{row.row, row.product_id, columns.image_names[task.column],
-                              task.reference, *task.check.reject},
-                       &rejects);
+          AppendReject(
+              Reject{row.row, row.product_id, columns.image_names[task.column], task.reference, *task.check.reject},
+              &rejects);
           ++reject_lines;
         } else {
           ++counts.images_ok;
@@ -369,9 +365,8 @@ StageReport RunIngest(const IngestOptions& options) {
       for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) {
         const ImageTask& task = tasks[t];
         if (task.check.reject) continue;
-        AppendCsvRow({row.product_id, columns.image_names[task.column], task.reference,
-                      task.check.relative, row.category, row.in_stock ? "1" : "0", row.title,
-                      row_text},
+        AppendCsvRow({row.product_id, columns.image_names[task.column], task.reference, task.check.relative,
+                      row.category, row.in_stock ? "1" : "0", row.title, row_text},
                      &out);
         ++shard_rows[shard];
       }
@@ -385,16 +380,14 @@ StageReport RunIngest(const IngestOptions& options) {
       rejects.clear();
     }
     if (more) {
-      spdlog::info("{} rows read, {} accepted, {} rejected", counts.rows_in, counts.rows_ok,
-                   counts.rows_rejected);
+      spdlog::info("{} rows read, {} accepted, {} rejected", counts.rows_in, counts.rows_ok, counts.rows_rejected);
     }
   }
   report.steps.push_back(StepTiming{"check_images", check_seconds, counts.images_in});
 
   // Nothing vanishes.
   LB_CHECK(counts.rows_in == counts.rows_ok + counts.rows_rejected, "row counts do not add up");
-  LB_CHECK(counts.images_in == counts.images_ok + counts.images_rejected,
-           "image counts do not add up");
+  LB_CHECK(counts.images_in == counts.images_ok + counts.images_rejected, "image counts do not add up");
 
   {
     StepTimer timer(&report, "publish");
@@ -402,13 +395,11 @@ StageReport RunIngest(const IngestOptions& options) {
       shard_files[shard].Write(shard_buffers[shard]);
       shard_files[shard].Commit();
       manifest.outputs.push_back(DescribeFile(shard_files[shard].final_path(),
-                                              ShardFileName(static_cast<ShardId>(shard), ".csv"),
-                                              shard_rows[shard]));
+                                              ShardFileName(static_cast<ShardId>(shard), ".csv"), shard_rows[shard]));
     }
     rejects_file.Write(rejects);
     rejects_file.Commit();
-    manifest.outputs.push_back(
-        DescribeFile(rejects_file.final_path(), "rejects.csv", reject_lines));
+    manifest.outputs.push_back(DescribeFile(rejects_file.final_path(), "rejects.csv", reject_lines));
 
     report.counts["rows_in"] = counts.rows_in;
     report.counts["rows_ok"] = counts.rows_ok;
@@ -420,8 +411,7 @@ StageReport RunIngest(const IngestOptions& options) {
     report.counts["shards"] = options.shards;
     for (int reason = 0; reason < kRejectReasonCount; ++reason) {
       if (counts.by_reason[reason] > 0) {
-        report.counts[std::string("rejected_") +
-                      RejectReasonName(static_cast<RejectReason>(reason))] =
+        report.counts[std::string("rejected_") + RejectReasonName(static_cast<RejectReason>(reason))] =
             counts.by_reason[reason];
       }
     }

@@ -49,8 +49,7 @@ struct IngestOptions {
   std::size_t chunk_rows = 65536;  // rows validated per parallel round (bounds memory)
 };
 
-inline constexpr const char* kIngestShardHeader =
-    "product_id,column,image,file,category,in_stock,title,row";
+inline constexpr const char* kIngestShardHeader = "product_id,column,image,file,category,in_stock,title,row";
 
 // Runs the stage; returns its report (counts, steps). Throws InputError when the catalog
 // or image root is unusable or an output cannot be written.

@@ -71,8 +71,8 @@ DemoCatalogSummary WriteDemoCatalog(const DemoCatalogOptions& options) {
   LB_CHECK(options.items > 0, "item count must be positive");
   const FashionMnist data = FashionMnist::Load(options.fashion_mnist, options.split);
   if (static_cast<std::size_t>(options.items) > data.size()) {
-    throw InputError("--items " + std::to_string(options.items) + " is more than the " +
-                     std::to_string(data.size()) + " garments of the split");
+    throw InputError("--items " + std::to_string(options.items) + " is more than the " + std::to_string(data.size()) +
+                     " garments of the split");
   }
   Draw draw(options.seed);
   const auto& palette = DemoPalette();
@@ -104,8 +104,7 @@ DemoCatalogSummary WriteDemoCatalog(const DemoCatalogOptions& options) {
       spec.transform = static_cast<CopyTransform>(i % kCopyTransformCount);
     } else {
       spec.role = Role::kColourVariant;
-      spec.colour = static_cast<int>(
-          (spec.colour + 1 + draw.Below(palette.size() - 1)) % palette.size());
+      spec.colour = static_cast<int>((spec.colour + 1 + draw.Below(palette.size() - 1)) % palette.size());
     }
     specs.push_back(spec);
   }
@@ -199,8 +198,7 @@ DemoCatalogSummary WriteDemoCatalog(const DemoCatalogOptions& options) {
       const ProductSpec& source = specs[static_cast<std::size_t>(spec.source)];
       const BgrImage copy = ApplyCopyTransform(shots[static_cast<std::size_t>(spec.source)], spec.transform);
       WriteBytes(images_dir / spec.image_1, EncodeJpeg(copy, kJpegQuality));
-      AppendCsvRow({source.image_1, spec.image_1, "cross_product", CopyTransformName(spec.transform)},
-                   &duplicates);
+      AppendCsvRow({source.image_1, spec.image_1, "cross_product", CopyTransformName(spec.transform)}, &duplicates);
       ++summary.duplicate_pairs;
     } else {
       WriteBytes(images_dir / spec.image_1, EncodeJpeg(shots[i], kJpegQuality));
@@ -219,8 +217,7 @@ DemoCatalogSummary WriteDemoCatalog(const DemoCatalogOptions& options) {
       ++summary.images;
     }
     AppendCsvRow({spec.id, std::to_string(spec.garment), FashionClassNames()[static_cast<std::size_t>(spec.label)],
-                  palette[static_cast<std::size_t>(spec.colour)].name,
-                  DemoSlotName(SlotOfFashionClass(spec.label))},
+                  palette[static_cast<std::size_t>(spec.colour)].name, DemoSlotName(SlotOfFashionClass(spec.label))},
                  &products);
   }
 
@@ -249,11 +246,10 @@ DemoCatalogSummary WriteDemoCatalog(const DemoCatalogOptions& options) {
   std::string catalog = "product_id,image_1,image_2,image_3,category,in_stock,title\n";
   for (const int index : order) {
     const ProductSpec& spec = specs[static_cast<std::size_t>(index)];
-    const std::string title = Capitalised(palette[static_cast<std::size_t>(spec.colour)].name) +
-                              " " + LowerClass(spec.label) + ", style " + std::to_string(spec.style);
+    const std::string title = Capitalised(palette[static_cast<std::size_t>(spec.colour)].name) + " " +
+                              LowerClass(spec.label) + ", style " + std::to_string(spec.style);
     AppendCsvRow({spec.id, spec.image_1, spec.image_2, spec.image_3,
-                  FashionClassNames()[static_cast<std::size_t>(spec.label)], spec.in_stock ? "1" : "0",
-                  title},
+                  FashionClassNames()[static_cast<std::size_t>(spec.label)], spec.in_stock ? "1" : "0", title},
                  &catalog);
   }
   PublishFile(options.out / "catalog.csv", catalog);

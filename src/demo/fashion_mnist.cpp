@@ -13,8 +13,7 @@ namespace {
 std::vector<std::uint8_t> ReadGzip(const std::filesystem::path& path) {
   std::unique_ptr<gzFile_s, decltype(&gzclose)> file(gzopen(path.c_str(), "rb"), &gzclose);
   if (!file) {
-    throw InputError("cannot open " + path.string() +
-                     " (install Debian's dataset-fashion-mnist)");
+    throw InputError("cannot open " + path.string() + " (install Debian's dataset-fashion-mnist)");
   }
   std::vector<std::uint8_t> bytes;
   std::uint8_t buffer[1 << 16];
@@ -35,16 +34,18 @@ std::uint32_t BigEndian32(const std::vector<std::uint8_t>& bytes, std::size_t of
 }  // namespace
 
 bool ParseFashionSplit(std::string_view text, FashionSplit* split) {
-  if (text == "train") *split = FashionSplit::kTrain;
-  else if (text == "test") *split = FashionSplit::kTest;
-  else return false;
+  if (text == "train")
+    *split = FashionSplit::kTrain;
+  else if (text == "test")
+    *split = FashionSplit::kTest;
+  else
+    return false;
   return true;
 }
 
 const std::array<const char*, kFashionClasses>& FashionClassNames() {
   static const std::array<const char*, kFashionClasses> kNames = {
-      "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+      "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
   return kNames;
 }
 
@@ -54,8 +55,8 @@ FashionMnist FashionMnist::Load(const std::filesystem::path& folder, FashionSpli
   const auto labels_path = folder / (prefix + "-labels-idx1-ubyte.gz");
   const std::vector<std::uint8_t> images = ReadGzip(images_path);
   const std::vector<std::uint8_t> labels = ReadGzip(labels_path);
-  if (images.size() < 16 || BigEndian32(images, 0) != 2051 ||
-      BigEndian32(images, 8) != kFashionSide || BigEndian32(images, 12) != kFashionSide) {
+  if (images.size() < 16 || BigEndian32(images, 0) != 2051 || BigEndian32(images, 8) != kFashionSide ||
+      BigEndian32(images, 12) != kFashionSide) {
     throw InputError(images_path.string() + " is not a 28x28 idx3 image file");
   }
   if (labels.size() < 8 || BigEndian32(labels, 0) != 2049) {

@@ -27,8 +27,7 @@ BgrImage FromMat(const cv::Mat& mat) {
 }
 
 // The garment at `side` pixels: colour (CV_32FC3, 0..255) and alpha (CV_32F, 0..1).
-void RenderGarment(const std::uint8_t* garment28, const GarmentColour& colour, int side,
-                   cv::Mat* rgb, cv::Mat* alpha) {
+void RenderGarment(const std::uint8_t* garment28, const GarmentColour& colour, int side, cv::Mat* rgb, cv::Mat* alpha) {
   const cv::Mat grey(kFashionSide, kFashionSide, CV_8U, const_cast<std::uint8_t*>(garment28));
   // The silhouette: every garment pixel, with small dark holes (patterns) closed.
   cv::Mat mask = grey > 10;
@@ -79,10 +78,15 @@ const char* DemoSlotName(DemoSlot slot) {
 
 DemoSlot SlotOfFashionClass(int fashion_class) {
   switch (fashion_class) {
-    case 0: case 2: case 4: case 6: return DemoSlot::kTop;  // T-shirt, pullover, coat, shirt
+    case 0:
+    case 2:
+    case 4:
+    case 6: return DemoSlot::kTop;  // T-shirt, pullover, coat, shirt
     case 1: return DemoSlot::kBottom;
     case 3: return DemoSlot::kDress;
-    case 5: case 7: case 9: return DemoSlot::kShoes;        // sandal, sneaker, ankle boot
+    case 5:
+    case 7:
+    case 9: return DemoSlot::kShoes;  // sandal, sneaker, ankle boot
     case 8: return DemoSlot::kBag;
     default: break;
   }
@@ -92,11 +96,10 @@ DemoSlot SlotOfFashionClass(int fashion_class) {
 
 const std::vector<GarmentColour>& DemoPalette() {
   static const std::vector<GarmentColour> kPalette = {
-      {"red", 40, 40, 200},     {"blue", 200, 90, 30},     {"green", 60, 150, 40},
-      {"yellow", 40, 210, 230}, {"black", 35, 35, 35},      {"navy", 90, 40, 20},
-      {"pink", 180, 130, 240},  {"orange", 30, 130, 245},   {"purple", 140, 50, 120},
-      {"brown", 40, 70, 120},   {"grey", 128, 128, 128},    {"olive", 40, 128, 128},
-      {"teal", 128, 128, 0},    {"beige", 160, 200, 220},   {"maroon", 40, 30, 120},
+      {"red", 40, 40, 200},     {"blue", 200, 90, 30},    {"green", 60, 150, 40},  {"yellow", 40, 210, 230},
+      {"black", 35, 35, 35},    {"navy", 90, 40, 20},     {"pink", 180, 130, 240}, {"orange", 30, 130, 245},
+      {"purple", 140, 50, 120}, {"brown", 40, 70, 120},   {"grey", 128, 128, 128}, {"olive", 40, 128, 128},
+      {"teal", 128, 128, 0},    {"beige", 160, 200, 220}, {"maroon", 40, 30, 120},
   };
   return kPalette;
 }
@@ -129,15 +132,35 @@ OutfitPhoto RenderOutfit(const std::vector<OutfitItem>& items, int side, std::ui
   return result;
 }
 
-OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& colour, DemoSlot slot,
-                         int jitter_x, int jitter_y) {
+OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& colour, DemoSlot slot, int jitter_x,
+                         int jitter_y) {
   OutfitItem item{garment28, colour, slot, 0, 0, 0};
   switch (slot) {
-    case DemoSlot::kTop: item.x = 16; item.y = 12; item.side = 200; break;
-    case DemoSlot::kBottom: item.x = 24; item.y = 220; item.side = 210; break;
-    case DemoSlot::kDress: item.x = 16; item.y = 80; item.side = 250; break;
-    case DemoSlot::kShoes: item.x = 272; item.y = 262; item.side = 160; break;
-    case DemoSlot::kBag: item.x = 272; item.y = 30; item.side = 160; break;
+    case DemoSlot::kTop:
+      item.x = 16;
+      item.y = 12;
+      item.side = 200;
+      break;
+    case DemoSlot::kBottom:
+      item.x = 24;
+      item.y = 220;
+      item.side = 210;
+      break;
+    case DemoSlot::kDress:
+      item.x = 16;
+      item.y = 80;
+      item.side = 250;
+      break;
+    case DemoSlot::kShoes:
+      item.x = 272;
+      item.y = 262;
+      item.side = 160;
+      break;
+    case DemoSlot::kBag:
+      item.x = 272;
+      item.y = 30;
+      item.side = 160;
+      break;
     case DemoSlot::kBackground: LB_CHECK(false, "background is not a garment slot");
   }
   item.x += jitter_x;
@@ -169,13 +192,11 @@ const char* CopyTransformName(CopyTransform transform) {
 
 std::vector<std::uint8_t> EncodeJpeg(const BgrImage& image, int quality) {
   std::vector<std::uint8_t> bytes;
-  LB_CHECK(cv::imencode(".jpg", AsMat(image), bytes, {cv::IMWRITE_JPEG_QUALITY, quality}),
-           "JPEG encoding failed");
+  LB_CHECK(cv::imencode(".jpg", AsMat(image), bytes, {cv::IMWRITE_JPEG_QUALITY, quality}), "JPEG encoding failed");
   return bytes;
 }
 
-std::vector<std::uint8_t> EncodePngGray(const std::vector<std::uint8_t>& gray, int width,
-                                        int height) {
+std::vector<std::uint8_t> EncodePngGray(const std::vector<std::uint8_t>& gray, int width, int height) {
   const cv::Mat mat(height, width, CV_8U, const_cast<std::uint8_t*>(gray.data()));
   std::vector<std::uint8_t> bytes;
   LB_CHECK(cv::imencode(".png", mat, bytes), "PNG encoding failed");
@@ -196,21 +217,16 @@ BgrImage ApplyCopyTransform(const BgrImage& image, CopyTransform transform) {
     case CopyTransform::kCrop: {
       const int keep = side * 85 / 100;
       const int offset = (side - keep) / 2;
-      cv::resize(source(cv::Rect(offset, offset, keep, keep)), out, {side, side}, 0, 0,
-                 cv::INTER_AREA);
+      cv::resize(source(cv::Rect(offset, offset, keep, keep)), out, {side, side}, 0, 0, cv::INTER_AREA);
       break;
     }
-    case CopyTransform::kResize:
-      cv::resize(source, out, {side * 5 / 7, side * 5 / 7}, 0, 0, cv::INTER_AREA);
-      break;
+    case CopyTransform::kResize: cv::resize(source, out, {side * 5 / 7, side * 5 / 7}, 0, 0, cv::INTER_AREA); break;
     case CopyTransform::kBorder: {
       const int border = std::max(1, side * 16 / 224);  // 16 px on a 224 px shot
       cv::copyMakeBorder(source, out, border, border, border, border, cv::BORDER_CONSTANT, cv::Scalar::all(255));
       break;
     }
-    case CopyTransform::kBrighten:
-      source.convertTo(out, CV_8UC3, 1.0, 35);
-      break;
+    case CopyTransform::kBrighten: source.convertTo(out, CV_8UC3, 1.0, 35); break;
     case CopyTransform::kRotate: {
       const cv::Mat rotation = cv::getRotationMatrix2D({side / 2.0f, side / 2.0f}, 5.0, 1.0);
       cv::warpAffine(source, out, rotation, source.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);

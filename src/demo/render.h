@@ -53,8 +53,8 @@ OutfitPhoto RenderOutfit(const std::vector<OutfitItem>& items, int side, std::ui
 // Where the demo's flat-lay layout puts a garment of `slot` on a 448 x 448 photo, shifted
 // by (jitter_x, jitter_y): top upper left, bottom below it, a dress in their place, shoes
 // lower right, a bag upper right.
-OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& colour, DemoSlot slot,
-                         int jitter_x, int jitter_y);
+OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& colour, DemoSlot slot, int jitter_x,
+                         int jitter_y);
 inline constexpr int kOutfitSide = 448;
 
 // The same pixels in RGB order, as the decoder hands them to preprocessing.

@@ -13,7 +13,8 @@ std::string WhyRunStage(const MpiWorld& world, const std::filesystem::path& stag
     RemoveStaleTemporaries(stage_dir);
     why = rerun == RerunPolicy::kForce ? "--force" : WhyRedoStage(stage_dir, inputs, options_hash, code_version);
   }
-  const std::vector<std::uint8_t> bytes = world.BroadcastBytesFromRoot(std::vector<std::uint8_t>(why.begin(), why.end()));
+  const std::vector<std::uint8_t> bytes =
+      world.BroadcastBytesFromRoot(std::vector<std::uint8_t>(why.begin(), why.end()));
   return std::string(bytes.begin(), bytes.end());
 }
 

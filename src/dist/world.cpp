@@ -13,8 +13,7 @@ namespace lookbook {
 
 MpiWorld MpiWorld::Init(int* argc, char*** argv) {
   int provided = 0;
-  LB_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) == MPI_SUCCESS,
-           "MPI_Init_thread failed");
+  LB_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) == MPI_SUCCESS, "MPI_Init_thread failed");
   int rank = 0;
   int size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -22,8 +21,7 @@ MpiWorld MpiWorld::Init(int* argc, char*** argv) {
   return MpiWorld(rank, size);
 }
 
-MpiWorld::MpiWorld(MpiWorld&& other) noexcept
-    : rank_(other.rank_), size_(other.size_), owns_(other.owns_) {
+MpiWorld::MpiWorld(MpiWorld&& other) noexcept : rank_(other.rank_), size_(other.size_), owns_(other.owns_) {
   other.owns_ = false;
 }
 
@@ -49,8 +47,7 @@ std::vector<std::int64_t> MpiWorld::BroadcastFromRoot(std::vector<std::int64_t> 
 std::vector<std::int64_t> MpiWorld::SumAll(const std::vector<std::int64_t>& values) const {
   std::vector<std::int64_t> sums(values.size(), 0);
   if (!values.empty()) {
-    MPI_Allreduce(values.data(), sums.data(), static_cast<int>(values.size()), MPI_INT64_T, MPI_SUM,
-                  MPI_COMM_WORLD);
+    MPI_Allreduce(values.data(), sums.data(), static_cast<int>(values.size()), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
   }
   return sums;
 }
@@ -62,7 +59,8 @@ double MpiWorld::MaxAll(double value) const {
 }
 
 std::vector<std::uint8_t> MpiWorld::GatherBytesToRoot(const std::vector<std::uint8_t>& mine) const {
-  LB_CHECK(mine.size() < static_cast<std::size_t>(std::numeric_limits<int>::max()), "gathering more than 2 GiB from one rank");
+  LB_CHECK(mine.size() < static_cast<std::size_t>(std::numeric_limits<int>::max()),
+           "gathering more than 2 GiB from one rank");
   const int count = static_cast<int>(mine.size());
   std::vector<int> counts(is_root() ? static_cast<std::size_t>(size_) : 0);
   MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -119,8 +117,7 @@ WorkCounter::WorkCounter(WorkCounter&&) noexcept = default;
 WorkCounter WorkCounter::Create(const MpiWorld& world) {
   auto window = std::make_unique<Window>();
   const MPI_Aint bytes = world.is_root() ? static_cast<MPI_Aint>(sizeof(std::int64_t)) : 0;
-  MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, MPI_COMM_WORLD, &window->memory,
-                   &window->window);
+  MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, MPI_COMM_WORLD, &window->memory, &window->window);
   if (world.is_root()) {
     MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, window->window);
     *window->memory = 0;

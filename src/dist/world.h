@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace lookbook {
@@ -47,7 +47,8 @@ class MpiWorld {
   std::vector<T> GatherToRoot(const std::vector<T>& mine) const {
     static_assert(std::is_trivially_copyable_v<T>);
     const auto* begin = reinterpret_cast<const std::uint8_t*>(mine.data());
-    const std::vector<std::uint8_t> all = GatherBytesToRoot(std::vector<std::uint8_t>(begin, begin + mine.size() * sizeof(T)));
+    const std::vector<std::uint8_t> all =
+        GatherBytesToRoot(std::vector<std::uint8_t>(begin, begin + mine.size() * sizeof(T)));
     std::vector<T> out(all.size() / sizeof(T));
     if (!out.empty()) std::memcpy(out.data(), all.data(), out.size() * sizeof(T));
     return out;

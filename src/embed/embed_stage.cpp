@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -13,10 +14,9 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <tuple>
 #include <mutex>
-#include <spdlog/spdlog.h>
 #include <thread>
+#include <tuple>
 
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
@@ -35,9 +35,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 // What the decode threads hand to the inference loop: one image, preprocessed, or nothing
 // when it was rejected (its row already says why).
@@ -110,7 +108,8 @@ struct IngestRun {
 IngestRun ReadIngestRun(const std::filesystem::path& run) {
   std::string why_not;
   const auto manifest = ReadManifest(run / "ingest", &why_not);
-  if (!manifest) throw InputError("run " + run.string() + " has no ingest stage (" + why_not + "): run lookbook ingest first");
+  if (!manifest)
+    throw InputError("run " + run.string() + " has no ingest stage (" + why_not + "): run lookbook ingest first");
   IngestRun ingest;
   try {
     ingest.shards = std::stoi(manifest->options.at("shards"));
@@ -186,12 +185,12 @@ struct ShardAbandoned {};
 struct ShardCounts {
   std::int64_t images = 0;
   std::int64_t by_status[kImageStatusCount] = {};
-  double decode_seconds = 0;    // summed over decode threads
+  double decode_seconds = 0;  // summed over decode threads
   double inference_seconds = 0;
   std::int64_t images_segmented = 0;
   std::int64_t images_with_garments = 0;
   std::int64_t garments = 0;
-  double segment_seconds = 0;   // segmenter, post-processing and garment crops' encoding
+  double segment_seconds = 0;  // segmenter, post-processing and garment crops' encoding
 };
 
 class ShardEmbedder {
@@ -205,8 +204,14 @@ class ShardEmbedder {
     const std::filesystem::path stage_dir = options_.run / "embed";
     const std::filesystem::path input = options_.run / "ingest" / ShardFileName(shard, ".csv");
     EmbedShard out;
-    out.meta = EmbedShardMeta{shard, ingest_.shards, encoder_.dim(), bundle_.name, bundle_.sha256, options_hash,
-                              options_.code_version, garments_ ? garments_->bundle.name : "",
+    out.meta = EmbedShardMeta{shard,
+                              ingest_.shards,
+                              encoder_.dim(),
+                              bundle_.name,
+                              bundle_.sha256,
+                              options_hash,
+                              options_.code_version,
+                              garments_ ? garments_->bundle.name : "",
                               garments_ ? garments_->bundle.sha256 : ""};
     ReadRows(input, &out.images);
     const std::size_t n = out.images.size();
@@ -254,7 +259,8 @@ class ShardEmbedder {
     }
     while (reader.Next(&record)) {
       if (record.error != CsvError::kNone || record.fields.size() != 8) {
-        throw InputError(input.string() + ": record " + std::to_string(record.index) + " is damaged; rerun lookbook ingest");
+        throw InputError(input.string() + ": record " + std::to_string(record.index) +
+                         " is damaged; rerun lookbook ingest");
       }
       ImageRow row;
       columns_.push_back(record.fields[1]);
@@ -278,7 +284,8 @@ class ShardEmbedder {
     const PreprocessSpec& spec = encoder_.preprocess();
     const std::size_t image_floats = static_cast<std::size_t>(3) * spec.size * spec.size;
     const PreprocessSpec* segment_spec = garments_ ? &garments_->segmenter.preprocess() : nullptr;
-    const std::size_t segment_floats = segment_spec ? static_cast<std::size_t>(3) * segment_spec->size * segment_spec->size : 0;
+    const std::size_t segment_floats =
+        segment_spec ? static_cast<std::size_t>(3) * segment_spec->size * segment_spec->size : 0;
     // The decoder may shrink JPEGs in the DCT, never below what the models read (CLIP's input,
     // and for the images the segmenter reads, its input too) nor what the hash needs.
     DecodeLimits limits = options_.limits;
@@ -327,7 +334,8 @@ class ShardEmbedder {
             }
           }
           row.status = static_cast<std::int8_t>(status);
-          if (status != ImageStatus::kOk) row.reason = std::string(ImageStatusName(status)) + (detail.empty() ? "" : ": " + detail);
+          if (status != ImageStatus::kOk)
+            row.reason = std::string(ImageStatusName(status)) + (detail.empty() ? "" : ": " + detail);
           decode_nanos += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - begin).count();
           if (!queue.Push(std::move(prepared))) return;
         }
@@ -393,11 +401,13 @@ class ShardEmbedder {
       if (segment_batch.empty()) return;
       auto begin = Clock::now();
       segment_input.clear();
-      for (const auto& item : segment_batch) segment_input.insert(segment_input.end(), item.segment_pixels.begin(), item.segment_pixels.end());
+      for (const auto& item : segment_batch)
+        segment_input.insert(segment_input.end(), item.segment_pixels.begin(), item.segment_pixels.end());
       std::vector<float> confidence;
       const std::vector<std::uint8_t> classes =
           garments_->segmenter.Segment(segment_input.data(), static_cast<int>(segment_batch.size()), &confidence);
-      const std::size_t plane = static_cast<std::size_t>(segment_spec->size) * static_cast<std::size_t>(segment_spec->size);
+      const std::size_t plane =
+          static_cast<std::size_t>(segment_spec->size) * static_cast<std::size_t>(segment_spec->size);
       for (std::size_t b = 0; b < segment_batch.size(); ++b) {
         const Prepared& item = segment_batch[b];
         ++counts->images_segmented;
@@ -525,8 +535,10 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   if (world.is_root()) {
     RemoveStaleTemporaries(stage_dir);
     std::vector<int> candidates;
-    if (options.only_shard) candidates.push_back(*options.only_shard);
-    else for (int k = 0; k < ingest.shards; ++k) candidates.push_back(k);
+    if (options.only_shard)
+      candidates.push_back(*options.only_shard);
+    else
+      for (int k = 0; k < ingest.shards; ++k) candidates.push_back(k);
     std::vector<std::string> why(candidates.size());
     if (options.rerun == RerunPolicy::kReuseValid) {
       ParallelFor(candidates.size(), 4, [&](std::size_t i) {
@@ -536,8 +548,10 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
       std::fill(why.begin(), why.end(), "--force");
     }
     for (std::size_t i = 0; i < candidates.size(); ++i) {
-      if (why[i].empty()) ++skipped;
-      else todo.push_back(candidates[i]);
+      if (why[i].empty())
+        ++skipped;
+      else
+        todo.push_back(candidates[i]);
     }
     // Largest shards first: with dynamic handout the ranks then finish close together.
     std::stable_sort(todo.begin(), todo.end(), [&](std::int64_t a, std::int64_t b) {
@@ -591,7 +605,8 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
     manifest.options_hash = options_hash;
     // Later stages (zero-shot categories, query) load the same bundles from here.
     manifest.locations["model"] = std::filesystem::absolute(options.model).lexically_normal().string();
-    if (garment_model != nullptr) manifest.locations["segmenter"] = std::filesystem::absolute(options.segmenter).lexically_normal().string();
+    if (garment_model != nullptr)
+      manifest.locations["segmenter"] = std::filesystem::absolute(options.segmenter).lexically_normal().string();
     std::vector<std::filesystem::path> valid;
     std::map<std::string, std::int64_t> counts;
     for (int k = 0; k < ingest.shards; ++k) {
@@ -628,7 +643,8 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.counts["images_rejected"] = images - sums[3];
   for (int s = 1; s < kImageStatusCount; ++s) {
     if (sums[static_cast<std::size_t>(3 + s)] > 0) {
-      report.counts[std::string("rejected_") + ImageStatusName(static_cast<ImageStatus>(s))] = sums[static_cast<std::size_t>(3 + s)];
+      report.counts[std::string("rejected_") + ImageStatusName(static_cast<ImageStatus>(s))] =
+          sums[static_cast<std::size_t>(3 + s)];
     }
   }
   report.steps.push_back(StepTiming{"shards (wall)", shards_seconds, images});

@@ -28,21 +28,21 @@ namespace lookbook {
 
 struct EmbedOptions {
   std::filesystem::path run;
-  std::filesystem::path model;      // CLIP bundle folder
-  std::optional<int> only_shard;    // --shard K: this shard alone
+  std::filesystem::path model;    // CLIP bundle folder
+  std::optional<int> only_shard;  // --shard K: this shard alone
   InferenceOptions inference;
   int decode_threads = 2;
   int batch_size = 32;
-  DecodeLimits limits;              // min_side is set from the model's input size
+  DecodeLimits limits;  // min_side is set from the model's input size
   EmbeddingStorage storage = EmbeddingStorage::kFloat32;
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
   double progress_seconds = 10;
   // Garments (optional): a segmenter bundle runs on the selected images, on the same decoded
   // pixels; each garment's crop goes through the CLIP image encoder.
-  std::filesystem::path segmenter;    // empty: no garments
+  std::filesystem::path segmenter;      // empty: no garments
   std::string segment_images = "auto";  // "all", "auto" (keep images with >= 2 slots) or a column name
-  std::string slot_map;               // class=slot overrides of the bundle's defaults
+  std::string slot_map;                 // class=slot overrides of the bundle's defaults
   GarmentOptions garments;
   int segment_batch_size = 8;
 };

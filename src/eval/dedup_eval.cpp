@@ -81,11 +81,14 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
   const bool current = std::any_of(manifest->inputs.begin(), manifest->inputs.end(), [&](const ManifestEntry& input) {
     return input.path == "embed/manifest.json" && input.checksum == embed_manifest;
   });
-  if (!current) throw InputError("the dedup stage of " + options.run.string() + " is older than its embeddings: rerun lookbook dedup");
+  if (!current)
+    throw InputError("the dedup stage of " + options.run.string() +
+                     " is older than its embeddings: rerun lookbook dedup");
   const DedupFile dedup = ReadDedupFile(stage_dir / "dedup.h5");
   const auto ids = IdsByPath(options.run);
   const std::set<Pair> truth = Closure(ReadCsvFile(options.truth), ids, true);
-  const std::set<Pair> negatives = options.negatives.empty() ? std::set<Pair>{} : Closure(ReadCsvFile(options.negatives), ids, false);
+  const std::set<Pair> negatives =
+      options.negatives.empty() ? std::set<Pair>{} : Closure(ReadCsvFile(options.negatives), ids, false);
   if (truth.empty()) throw InputError(options.truth.string() + ": no pair of it is in the run");
 
   auto score = [&](const std::vector<Pair>& predicted, double* precision, double* recall) {

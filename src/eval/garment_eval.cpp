@@ -78,12 +78,14 @@ std::map<std::string, double> EvaluateGarments(const GarmentEvalOptions& options
         if (shard.garments[g].image_index != static_cast<std::int64_t>(i)) continue;
         garments += 1;
         const auto it = largest.find(shard.garments[g].slot);
-        if (it == largest.end() || shard.garments[it->second].area < shard.garments[g].area) largest[shard.garments[g].slot] = g;
+        if (it == largest.end() || shard.garments[it->second].area < shard.garments[g].area)
+          largest[shard.garments[g].slot] = g;
       }
       std::set<std::string> expected;
       for (const auto& product : truth->second.products) {
         if (!slot_of_product.count(product)) {
-          throw InputError((options.truth / "outfits.csv").string() + ": product " + product + " is not in products.csv");
+          throw InputError((options.truth / "outfits.csv").string() + ": product " + product +
+                           " is not in products.csv");
         }
         expected.insert(slot_of_product.at(product));
       }
@@ -105,7 +107,9 @@ std::map<std::string, double> EvaluateGarments(const GarmentEvalOptions& options
         }
         const std::size_t k = std::min<std::size_t>(5, scores.size());
         std::partial_sort(scores.begin(), scores.begin() + static_cast<long>(k), scores.end(),
-                          [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+                          [](const auto& a, const auto& b) {
+                            return a.first > b.first || (a.first == b.first && a.second < b.second);
+                          });
         if (k > 0 && product_ids[scores[0].second] == product) rank1 += 1;
         for (std::size_t r = 0; r < k; ++r) {
           if (product_ids[scores[r].second] == product) top5 += 1;
@@ -113,7 +117,8 @@ std::map<std::string, double> EvaluateGarments(const GarmentEvalOptions& options
       }
     }
   }
-  if (photos == 0) throw InputError("no outfit photo of " + (options.truth / "outfits.csv").string() + " is an ok image of the run");
+  if (photos == 0)
+    throw InputError("no outfit photo of " + (options.truth / "outfits.csv").string() + " is an ok image of the run");
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   return {
       {"outfit_photos", photos},

@@ -43,7 +43,8 @@ std::map<std::string, double> EvaluateSegmenter(const ModelBundle& bundle, const
   const Segmenter segmenter = Segmenter::Load(bundle, options.inference);
   const std::vector<std::string> expected = {"background", "top", "bottom", "dress", "shoes", "bag"};
   if (bundle.class_names != expected) {
-    throw InputError(bundle.dir.string() + ": the demo evaluation needs the demo classes (background, top, bottom, dress, shoes, bag)");
+    throw InputError(bundle.dir.string() +
+                     ": the demo evaluation needs the demo classes (background, top, bottom, dress, shoes, bag)");
   }
   ScratchDir scratch;
   WriteDemoCatalog({scratch.path, options.items, options.seed, FashionSplit::kTest});
@@ -73,7 +74,8 @@ std::map<std::string, double> EvaluateSegmenter(const ModelBundle& bundle, const
     for (int y = 0; y < h; ++y) {
       for (int x = 0; x < w; ++x) {
         const std::uint8_t want = truth.image.rgb[(static_cast<std::size_t>(y) * w + x) * 3];
-        const std::uint8_t got = predicted[static_cast<std::size_t>(y * size / h) * size + static_cast<std::size_t>(x * size / w)];
+        const std::uint8_t got =
+            predicted[static_cast<std::size_t>(y * size / h) * size + static_cast<std::size_t>(x * size / w)];
         correct += want == got;
         pixels_total += 1;
         for (std::size_t c = 1; c < expected.size(); ++c) {
@@ -197,7 +199,8 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   };
   const std::vector<std::size_t> shots = shots_of_first(paths.size());
   metrics["zero_shot_accuracy"] = static_cast<double>(accuracy(class_text)) / static_cast<double>(shots.size());
-  metrics["zero_shot_accuracy_single_prompt"] = static_cast<double>(accuracy(single_text)) / static_cast<double>(shots.size());
+  metrics["zero_shot_accuracy_single_prompt"] =
+      static_cast<double>(accuracy(single_text)) / static_cast<double>(shots.size());
 
   // Text to image: the 10 nearest first shots of each query.
   auto top10 = [&](const float* query) {
@@ -211,7 +214,8 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   double precision = 0;
   for (int c = 0; c < kFashionClasses; ++c) {
     int hits = 0;
-    for (const auto& [score, i] : top10(&class_text[static_cast<std::size_t>(c) * d])) hits += class_of[i] == classes[static_cast<std::size_t>(c)];
+    for (const auto& [score, i] : top10(&class_text[static_cast<std::size_t>(c) * d]))
+      hits += class_of[i] == classes[static_cast<std::size_t>(c)];
     precision += hits / 10.0;
   }
   metrics["class_prompt_precision_at_10"] = precision / kFashionClasses;
@@ -224,7 +228,8 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   std::size_t q = 0;
   for (const auto& [colour, name] : pairs) {
     bool hit = false;
-    for (const auto& [score, i] : top10(&query_text[q * d])) hit |= class_of[i] == name && colour_of[product_of[i]] == colour;
+    for (const auto& [score, i] : top10(&query_text[q * d]))
+      hit |= class_of[i] == name && colour_of[product_of[i]] == colour;
     found += hit;
     ++q;
   }
@@ -236,7 +241,9 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
   // pair inside a cluster of planted pairs is a positive.
   std::vector<std::size_t> parent(paths.size());
   std::iota(parent.begin(), parent.end(), 0);
-  std::function<std::size_t(std::size_t)> root = [&](std::size_t x) { return parent[x] == x ? x : parent[x] = root(parent[x]); };
+  std::function<std::size_t(std::size_t)> root = [&](std::size_t x) {
+    return parent[x] == x ? x : parent[x] = root(parent[x]);
+  };
   for (const auto& row : ReadCsvFile(scratch.path / "truth" / "duplicates.csv")) {
     parent[root(row_of_path.at(row[0]))] = root(row_of_path.at(row[1]));
   }
@@ -277,7 +284,8 @@ std::map<std::string, double> EvaluateModel(const ModelEvalOptions& options) {
     const auto upper = std::upper_bound(sorted_negatives.begin(), sorted_negatives.end(), p);
     wins += static_cast<double>(lower - sorted_negatives.begin()) + 0.5 * static_cast<double>(upper - lower);
   }
-  metrics["near_duplicate_auc"] = wins / (static_cast<double>(positives.size()) * static_cast<double>(negatives.size()));
+  metrics["near_duplicate_auc"] =
+      wins / (static_cast<double>(positives.size()) * static_cast<double>(negatives.size()));
   // The lowest threshold with precision >= 0.99 among pairs at or above it.
   std::vector<std::pair<float, bool>> all;
   for (const float p : positives) all.emplace_back(p, true);

@@ -23,11 +23,13 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
   if (!damaged.empty()) throw InputError(stage_dir.string() + ": " + damaged);
   const EmbedRun embed = ReadEmbedRun(options.run);
   if (manifest->inputs.empty() || manifest->inputs[0].checksum != embed.manifest_checksum) {
-    throw InputError("the recs stage of " + options.run.string() + " is older than its embeddings: rerun lookbook recs");
+    throw InputError("the recs stage of " + options.run.string() +
+                     " is older than its embeddings: rerun lookbook recs");
   }
   const RecsFile recs = ReadRecsFile(stage_dir / "recs.h5");
   std::unordered_map<std::string, std::int64_t> product_index;
-  for (std::size_t p = 0; p < recs.products.size(); ++p) product_index[recs.products[p].id] = static_cast<std::int64_t>(p);
+  for (std::size_t p = 0; p < recs.products.size(); ++p)
+    product_index[recs.products[p].id] = static_cast<std::int64_t>(p);
 
   // Image references as written in the catalog -> image ids.
   std::unordered_map<std::string, std::vector<std::int64_t>> ids_of_path;
@@ -49,17 +51,20 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
   const auto truth = ReadCsvFile(options.truth, "outfit,product_ids");
   for (const auto& fields : truth) {
     const auto found = ids_of_path.find(fields[0]);
-    if (found == ids_of_path.end()) throw InputError(options.truth.string() + ": outfit photo '" + fields[0] + "' is not in the run");
+    if (found == ids_of_path.end())
+      throw InputError(options.truth.string() + ": outfit photo '" + fields[0] + "' is not in the run");
     std::istringstream list(fields[1]);
     std::vector<std::string> products;
     for (std::string id; list >> id;) products.push_back(id);
     if (products.size() < 2) continue;
     const auto anchor = product_index.find(products[0]);
-    if (anchor == product_index.end()) throw InputError(options.truth.string() + ": product '" + products[0] + "' is not in the run");
+    if (anchor == product_index.end())
+      throw InputError(options.truth.string() + ": product '" + products[0] + "' is not in the run");
     photos += 1;
     for (std::size_t i = 1; i < products.size(); ++i) {
       const auto item = product_index.find(products[i]);
-      if (item == product_index.end()) throw InputError(options.truth.string() + ": product '" + products[i] + "' is not in the run");
+      if (item == product_index.end())
+        throw InputError(options.truth.string() + ": product '" + products[i] + "' is not in the run");
       if (!recs.products[static_cast<std::size_t>(item->second)].in_stock) {
         out_of_stock += 1;
         continue;
@@ -112,15 +117,16 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
   double precision = 0;
   for (const auto& [product, tally] : same) precision += static_cast<double>(tally.first) / tally.second;
 
-  return {{"outfit_photos", photos},
-          {"outfit_items", items},
-          {"outfit_items_out_of_stock", out_of_stock},
-          {"outfit_k", static_cast<double>(options.k)},
-          {"outfit_recall_at_k", items > 0 ? hits / items : 0.0},
-          {"outfit_mrr", items > 0 ? reciprocal / items : 0.0},
-          {"substitute_products", static_cast<double>(same.size())},
-          {"substitute_same_category_precision_at_10", same.empty() ? 0.0 : precision / static_cast<double>(same.size())},
-          {"substitute_categories_from_truth", source == "truth" ? 1.0 : 0.0}};
+  return {
+      {"outfit_photos", photos},
+      {"outfit_items", items},
+      {"outfit_items_out_of_stock", out_of_stock},
+      {"outfit_k", static_cast<double>(options.k)},
+      {"outfit_recall_at_k", items > 0 ? hits / items : 0.0},
+      {"outfit_mrr", items > 0 ? reciprocal / items : 0.0},
+      {"substitute_products", static_cast<double>(same.size())},
+      {"substitute_same_category_precision_at_10", same.empty() ? 0.0 : precision / static_cast<double>(same.size())},
+      {"substitute_categories_from_truth", source == "truth" ? 1.0 : 0.0}};
 }
 
 }  // namespace lookbook

@@ -26,7 +26,8 @@ std::uint8_t ComponentAt(const GarmentSet& set, double x, double y) {
   const int mx = static_cast<int>(std::floor(x * set.frame.scale_x + set.frame.offset_x));
   const int my = static_cast<int>(std::floor(y * set.frame.scale_y + set.frame.offset_y));
   if (mx < 0 || my < 0 || mx >= set.model_side || my >= set.model_side) return 0;
-  return set.components[static_cast<std::size_t>(my) * static_cast<std::size_t>(set.model_side) + static_cast<std::size_t>(mx)];
+  return set.components[static_cast<std::size_t>(my) * static_cast<std::size_t>(set.model_side) +
+                        static_cast<std::size_t>(mx)];
 }
 
 }  // namespace
@@ -65,7 +66,8 @@ SlotMap MakeSlotMap(const std::vector<std::string>& class_names, const std::map<
     Slot slot;
     if (slot_name == "none") continue;
     if (!ParseSlot(slot_name, &slot)) {
-      throw InputError("garment slot map: '" + slot_name + "' is not a slot (top, bottom, dress, outerwear, shoes, bag, accessory, none)");
+      throw InputError("garment slot map: '" + slot_name +
+                       "' is not a slot (top, bottom, dress, outerwear, shoes, bag, accessory, none)");
     }
     map.slot_of_class[static_cast<std::size_t>(it - class_names.begin())] = static_cast<int>(slot);
   }
@@ -75,7 +77,8 @@ SlotMap MakeSlotMap(const std::vector<std::string>& class_names, const std::map<
 GarmentSet ExtractGarments(const std::uint8_t* classes, const float* confidence, const PreprocessSpec& spec,
                            int decoded_width, int decoded_height, int source_width, int source_height,
                            const SlotMap& slots, const GarmentOptions& options) {
-  LB_CHECK(decoded_width > 0 && decoded_height > 0 && source_width > 0 && source_height > 0, "garments of an empty image");
+  LB_CHECK(decoded_width > 0 && decoded_height > 0 && source_width > 0 && source_height > 0,
+           "garments of an empty image");
   const int side = spec.size;
   GarmentSet set;
   set.model_side = side;
@@ -104,7 +107,8 @@ GarmentSet ExtractGarments(const std::uint8_t* classes, const float* confidence,
   const double decoded_per_model_pixel = 1.0 / (set.frame.scale_x * set.frame.scale_y);
   const double decoded_area = static_cast<double>(decoded_width) * decoded_height;
   const cv::Mat kernel = options.cleanup_radius > 0
-                             ? cv::getStructuringElement(cv::MORPH_ELLIPSE, {2 * options.cleanup_radius + 1, 2 * options.cleanup_radius + 1})
+                             ? cv::getStructuringElement(
+                                   cv::MORPH_ELLIPSE, {2 * options.cleanup_radius + 1, 2 * options.cleanup_radius + 1})
                              : cv::Mat();
   for (int s = 0; s < kSlotCount; ++s) {
     cv::Mat binary(side, side, CV_8U, cv::Scalar(0));
@@ -127,7 +131,8 @@ GarmentSet ExtractGarments(const std::uint8_t* classes, const float* confidence,
       const auto* row = labels.ptr<std::int32_t>(y);
       for (int x = 0; x < side; ++x) {
         if (row[x] == 0) continue;
-        const std::size_t i = static_cast<std::size_t>(y) * static_cast<std::size_t>(side) + static_cast<std::size_t>(x);
+        const std::size_t i =
+            static_cast<std::size_t>(y) * static_cast<std::size_t>(side) + static_cast<std::size_t>(x);
         Candidate& c = found[static_cast<std::size_t>(row[x] - 1)];
         c.members.push_back(i);
         c.confidence_sum += confidence != nullptr ? confidence[i] : 1.0;
@@ -155,7 +160,8 @@ GarmentSet ExtractGarments(const std::uint8_t* classes, const float* confidence,
     candidates.resize(255);
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-    return std::make_tuple(a.slot, a.y0, a.x0, a.members.front()) < std::make_tuple(b.slot, b.y0, b.x0, b.members.front());
+    return std::make_tuple(a.slot, a.y0, a.x0, a.members.front()) <
+           std::make_tuple(b.slot, b.y0, b.x0, b.members.front());
   });
 
   const double to_source_x = static_cast<double>(source_width) / decoded_width;
@@ -164,10 +170,14 @@ GarmentSet ExtractGarments(const std::uint8_t* classes, const float* confidence,
     const Candidate& c = candidates[k];
     for (const std::size_t i : c.members) set.components[i] = static_cast<std::uint8_t>(k + 1);
     // The component's model-frame box back in decoded pixels, clamped to the image.
-    const int dx0 = std::clamp(static_cast<int>(std::floor((c.x0 - set.frame.offset_x) / set.frame.scale_x)), 0, decoded_width - 1);
-    const int dy0 = std::clamp(static_cast<int>(std::floor((c.y0 - set.frame.offset_y) / set.frame.scale_y)), 0, decoded_height - 1);
-    const int dx1 = std::clamp(static_cast<int>(std::ceil((c.x1 - set.frame.offset_x) / set.frame.scale_x)), dx0 + 1, decoded_width);
-    const int dy1 = std::clamp(static_cast<int>(std::ceil((c.y1 - set.frame.offset_y) / set.frame.scale_y)), dy0 + 1, decoded_height);
+    const int dx0 =
+        std::clamp(static_cast<int>(std::floor((c.x0 - set.frame.offset_x) / set.frame.scale_x)), 0, decoded_width - 1);
+    const int dy0 = std::clamp(static_cast<int>(std::floor((c.y0 - set.frame.offset_y) / set.frame.scale_y)), 0,
+                               decoded_height - 1);
+    const int dx1 = std::clamp(static_cast<int>(std::ceil((c.x1 - set.frame.offset_x) / set.frame.scale_x)), dx0 + 1,
+                               decoded_width);
+    const int dy1 = std::clamp(static_cast<int>(std::ceil((c.y1 - set.frame.offset_y) / set.frame.scale_y)), dy0 + 1,
+                               decoded_height);
     set.decoded_boxes.push_back({dx0, dy0, dx1, dy1});
     Garment garment;
     garment.slot = c.slot;
@@ -219,8 +229,12 @@ RgbImage MakeGarmentCrop(const RgbImage& decoded, const GarmentSet& set, std::si
   for (int y = y0; y < y1; ++y) {
     for (int x = x0; x < x1; ++x) {
       if (ComponentAt(set, x + 0.5, y + 0.5) != label) continue;
-      const std::uint8_t* from = decoded.rgb.data() + (static_cast<std::size_t>(y) * static_cast<std::size_t>(decoded.width) + static_cast<std::size_t>(x)) * 3;
-      std::uint8_t* to = crop.rgb.data() + (static_cast<std::size_t>(y - y0 + top) * static_cast<std::size_t>(side) + static_cast<std::size_t>(x - x0 + left)) * 3;
+      const std::uint8_t* from =
+          decoded.rgb.data() +
+          (static_cast<std::size_t>(y) * static_cast<std::size_t>(decoded.width) + static_cast<std::size_t>(x)) * 3;
+      std::uint8_t* to = crop.rgb.data() + (static_cast<std::size_t>(y - y0 + top) * static_cast<std::size_t>(side) +
+                                            static_cast<std::size_t>(x - x0 + left)) *
+                                               3;
       std::copy(from, from + 3, to);
     }
   }

@@ -37,11 +37,11 @@ SlotMap MakeSlotMap(const std::vector<std::string>& class_names, const std::map<
                     std::string_view spec);
 
 struct GarmentOptions {
-  double min_area = 0.005;  // a garment covers at least this fraction of the image
-  double min_score = 0.7;   // and the segmenter's mean confidence over it is at least this
-  int cleanup_radius = 1;   // morphological opening per slot, in segmenter pixels (0: off)
-  int mask_side = 128;      // stored label map: mask_side x mask_side over the whole image
-  double crop_margin = 0.08;  // the crop's box grows by this fraction of its long side
+  double min_area = 0.005;       // a garment covers at least this fraction of the image
+  double min_score = 0.7;        // and the segmenter's mean confidence over it is at least this
+  int cleanup_radius = 1;        // morphological opening per slot, in segmenter pixels (0: off)
+  int mask_side = 128;           // stored label map: mask_side x mask_side over the whole image
+  double crop_margin = 0.08;     // the crop's box grows by this fraction of its long side
   std::uint8_t crop_fill = 245;  // grey outside the garment's mask and in the padding
 };
 

@@ -33,7 +33,9 @@ constexpr int kIterations = 50;
 constexpr double kEpsilon = 1e-4;
 
 // The background colour: the per-channel median of the outermost pixel ring.
-cv::Vec3f BorderColour(const cv::Mat& rgb) { return image_internal::ChannelMedian(image_internal::Ring<cv::Vec3f>(rgb)); }
+cv::Vec3f BorderColour(const cv::Mat& rgb) {
+  return image_internal::ChannelMedian(image_internal::Ring<cv::Vec3f>(rgb));
+}
 
 bool Foreground(const cv::Vec3f& pixel, const cv::Vec3f& background) {
   for (int c = 0; c < 3; ++c) {
@@ -45,7 +47,8 @@ bool Foreground(const cv::Vec3f& pixel, const cv::Vec3f& background) {
 }  // namespace
 
 AlignView MakeAlignView(const RgbImage& image) {
-  LB_CHECK(image.width > 0 && image.height > 0 && image.rgb.size() == static_cast<std::size_t>(image.width) * image.height * 3,
+  LB_CHECK(image.width > 0 && image.height > 0 &&
+               image.rgb.size() == static_cast<std::size_t>(image.width) * image.height * 3,
            "MakeAlignView: empty or inconsistent image");
   cv::Mat small, rgb, grey;
   cv::resize(image_internal::View(image), small, {kSide, kSide}, 0, 0, cv::INTER_AREA);
@@ -73,8 +76,9 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b) {
     cv::Mat warp = (cv::Mat_<float>(2, 3) << scale, 0, centre * (1 - scale), 0, scale, centre * (1 - scale));
     double score = -2;
     try {
-      score = cv::findTransformECC(grey_a, grey_b, warp, cv::MOTION_AFFINE,
-                                   cv::TermCriteria(cv::TermCriteria::COUNT | cv::TermCriteria::EPS, kIterations, kEpsilon), cv::noArray(), 5);
+      score = cv::findTransformECC(
+          grey_a, grey_b, warp, cv::MOTION_AFFINE,
+          cv::TermCriteria(cv::TermCriteria::COUNT | cv::TermCriteria::EPS, kIterations, kEpsilon), cv::noArray(), 5);
     } catch (const cv::Exception&) {
       continue;  // no convergence from this start (e.g. a flat image)
     }
@@ -88,9 +92,10 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b) {
 
   // b resampled onto a's pixels, and which of a's pixels b covers (one pixel in from the edge).
   cv::Mat warped, covered;
-  cv::warpAffine(rgb_b, warped, best_warp, {kSide, kSide}, cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_REPLICATE);
-  cv::warpAffine(cv::Mat::ones(kSide, kSide, CV_8U), covered, best_warp, {kSide, kSide}, cv::INTER_NEAREST | cv::WARP_INVERSE_MAP,
-                 cv::BORDER_CONSTANT, 0);
+  cv::warpAffine(rgb_b, warped, best_warp, {kSide, kSide}, cv::INTER_LINEAR | cv::WARP_INVERSE_MAP,
+                 cv::BORDER_REPLICATE);
+  cv::warpAffine(cv::Mat::ones(kSide, kSide, CV_8U), covered, best_warp, {kSide, kSide},
+                 cv::INTER_NEAREST | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT, 0);
   cv::erode(covered, covered, cv::Mat::ones(3, 3, CV_8U));
   const cv::Vec3f background_a = BorderColour(rgb_a), background_b = BorderColour(warped);
 

@@ -66,7 +66,10 @@ void ApplyOrientation(int orientation, cv::Mat* image) {
     case 4: cv::flip(*image, *image, 0); break;
     case 5: cv::transpose(*image, *image); break;
     case 6: cv::rotate(*image, *image, cv::ROTATE_90_CLOCKWISE); break;
-    case 7: cv::transpose(*image, *image); cv::rotate(*image, *image, cv::ROTATE_180); break;
+    case 7:
+      cv::transpose(*image, *image);
+      cv::rotate(*image, *image, cv::ROTATE_180);
+      break;
     case 8: cv::rotate(*image, *image, cv::ROTATE_90_COUNTERCLOCKWISE); break;
     default: break;
   }
@@ -99,8 +102,8 @@ DecodeResult DecodeJpeg(std::string_view bytes, const DecodeLimits& limits) {
   }
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
   int width = 0, height = 0, subsampling = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj.handle, data, static_cast<unsigned long>(bytes.size()), &width, &height,
-                          &subsampling, &colorspace) != 0) {
+  if (tjDecompressHeader3(tj.handle, data, static_cast<unsigned long>(bytes.size()), &width, &height, &subsampling,
+                          &colorspace) != 0) {
     result.status = ImageStatus::kCorrupt;
     result.detail = tjGetErrorStr2(tj.handle);
     return result;
@@ -298,8 +301,8 @@ int JpegExifOrientation(std::string_view bytes) {
         return little ? (tiff[at] | (tiff[at + 1] << 8)) : ((tiff[at] << 8) | tiff[at + 1]);
       };
       auto u32 = [&](std::size_t at) -> std::size_t {
-        return little ? (std::size_t{tiff[at]} | (std::size_t{tiff[at + 1]} << 8) |
-                         (std::size_t{tiff[at + 2]} << 16) | (std::size_t{tiff[at + 3]} << 24))
+        return little ? (std::size_t{tiff[at]} | (std::size_t{tiff[at + 1]} << 8) | (std::size_t{tiff[at + 2]} << 16) |
+                         (std::size_t{tiff[at + 3]} << 24))
                       : ((std::size_t{tiff[at]} << 24) | (std::size_t{tiff[at + 1]} << 16) |
                          (std::size_t{tiff[at + 2]} << 8) | std::size_t{tiff[at + 3]});
       };

@@ -9,17 +9,17 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lookbook {
 
 enum class ImageStatus : std::int8_t {
   kOk = 0,
-  kMissing = 1,            // the file is gone
-  kUnreadable = 2,         // it cannot be read
+  kMissing = 1,     // the file is gone
+  kUnreadable = 2,  // it cannot be read
   kEmptyFile = 3,
   kFileTooLarge = 4,       // over DecodeLimits::max_file_bytes
   kUnsupportedFormat = 5,  // not JPEG, PNG or WebP by its magic bytes
@@ -37,7 +37,7 @@ ImageFormat SniffFormat(std::string_view bytes);
 struct DecodeLimits {
   std::uint64_t max_file_bytes = 64ull << 20;
   std::uint64_t max_pixels = 100'000'000;  // the same default as OPENCV_IO_MAX_IMAGE_PIXELS in jobs
-  int min_side = 0;  // JPEG only: downscale in the DCT while the short side stays >= min_side
+  int min_side = 0;                        // JPEG only: downscale in the DCT while the short side stays >= min_side
 };
 
 struct RgbImage {
@@ -48,9 +48,9 @@ struct RgbImage {
 
 struct DecodeResult {
   ImageStatus status = ImageStatus::kOk;
-  std::string detail;  // the decoder's message when it failed
-  RgbImage image;      // upright (EXIF orientation applied)
-  int source_width = 0;   // as stored in the file, before scaling and orientation
+  std::string detail;    // the decoder's message when it failed
+  RgbImage image;        // upright (EXIF orientation applied)
+  int source_width = 0;  // as stored in the file, before scaling and orientation
   int source_height = 0;
   bool sides_swapped = false;  // the EXIF orientation turned the image by 90 degrees
 };

@@ -4,10 +4,10 @@
 #include <bitset>
 #include <cmath>
 #include <cstdlib>
-#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/img_hash.hpp>
 #include <opencv2/imgproc.hpp>
+#include <vector>
 
 #include "image/cv_view.h"
 #include "util/error.h"
@@ -27,17 +27,24 @@ cv::Mat Resize(const cv::Mat& source, int width, int height) {
 }  // namespace
 
 bool ParseResizePolicy(std::string_view text, ResizePolicy* policy) {
-  if (text == "short_side_center_crop") *policy = ResizePolicy::kShortSideCenterCrop;
-  else if (text == "pad_to_square") *policy = ResizePolicy::kPadToSquare;
-  else if (text == "stretch") *policy = ResizePolicy::kStretch;
-  else return false;
+  if (text == "short_side_center_crop")
+    *policy = ResizePolicy::kShortSideCenterCrop;
+  else if (text == "pad_to_square")
+    *policy = ResizePolicy::kPadToSquare;
+  else if (text == "stretch")
+    *policy = ResizePolicy::kStretch;
+  else
+    return false;
   return true;
 }
 
 bool ParseChannelOrder(std::string_view text, ChannelOrder* order) {
-  if (text == "rgb") *order = ChannelOrder::kRgb;
-  else if (text == "bgr") *order = ChannelOrder::kBgr;
-  else return false;
+  if (text == "rgb")
+    *order = ChannelOrder::kRgb;
+  else if (text == "bgr")
+    *order = ChannelOrder::kBgr;
+  else
+    return false;
   return true;
 }
 
@@ -63,8 +70,7 @@ Placement Place(int width, int height, const PreprocessSpec& spec) {
       const int h = std::max(1, static_cast<int>(std::lround(height * scale)));
       return {w, h, (size - w) / 2, (size - h) / 2};
     }
-    case ResizePolicy::kStretch:
-      return {size, size, 0, 0};
+    case ResizePolicy::kStretch: return {size, size, 0, 0};
   }
   LB_CHECK(false, "unknown resize policy");
   return {};
@@ -100,9 +106,9 @@ struct Normalization {
 // src -> dst shrink covers source [o * scale, (o + 1) * scale), each source pixel weighted by
 // its overlap. Taps for outputs first .. first + count - 1.
 struct AreaTaps {
-  std::vector<int> begin;       // per output: its first source pixel
-  std::vector<int> end;         // per output: one past its last
-  std::vector<float> weight;    // per output: end - begin weights, from offset[o]
+  std::vector<int> begin;     // per output: its first source pixel
+  std::vector<int> end;       // per output: one past its last
+  std::vector<float> weight;  // per output: end - begin weights, from offset[o]
   std::vector<std::size_t> offset;
 };
 
@@ -117,7 +123,8 @@ AreaTaps Taps(int source, int target, int first, int count) {
     taps.end.push_back(end);
     taps.offset.push_back(taps.weight.size());
     for (int j = begin; j < end; ++j) {
-      taps.weight.push_back(static_cast<float>((std::min(to, j + 1.0) - std::max(from, static_cast<double>(j))) / (to - from)));
+      taps.weight.push_back(
+          static_cast<float>((std::min(to, j + 1.0) - std::max(from, static_cast<double>(j))) / (to - from)));
     }
   }
   return taps;
@@ -164,7 +171,8 @@ void ShrinkCropNormalize(const cv::Mat& source, const Placement& p, const Prepro
     }
     for (int c = 0; c < 3; ++c) {
       float* dst = out + plane * static_cast<std::size_t>(c) + static_cast<std::size_t>(y) * size;
-      for (int x = 0; x < size; ++x) dst[x] = line[static_cast<std::size_t>(3 * x + n.source[c])] * n.scale[c] - n.shift[c];
+      for (int x = 0; x < size; ++x)
+        dst[x] = line[static_cast<std::size_t>(3 * x + n.source[c])] * n.scale[c] - n.shift[c];
     }
   }
 }
@@ -189,9 +197,7 @@ void Preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out) {
       square = cv::Mat(size, size, CV_8UC3, cv::Scalar::all(255));
       Resize(source, p.width, p.height).copyTo(square(cv::Rect(p.left, p.top, p.width, p.height)));
       break;
-    case ResizePolicy::kStretch:
-      square = Resize(source, size, size);
-      break;
+    case ResizePolicy::kStretch: square = Resize(source, size, size); break;
   }
   const std::size_t plane = static_cast<std::size_t>(size) * size;
   const Normalization n(spec);

@@ -100,8 +100,8 @@ struct Verification {
   std::int64_t unreadable_pairs = 0;
 };
 
-Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b, const Catalog& catalog,
-                              const std::filesystem::path& image_root, const MpiWorld& world) {
+Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b,
+                              const Catalog& catalog, const std::filesystem::path& image_root, const MpiWorld& world) {
   constexpr std::size_t kCachedViews = 1024;  // 64 kB each
   std::unordered_map<std::int64_t, std::optional<AlignView>> views;
   int warnings = 0;
@@ -122,7 +122,8 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
     return views.emplace(id, std::move(made)).first->second;
   };
   Verification out;
-  for (std::size_t i = static_cast<std::size_t>(world.rank()); i < a.size(); i += static_cast<std::size_t>(world.size())) {
+  for (std::size_t i = static_cast<std::size_t>(world.rank()); i < a.size();
+       i += static_cast<std::size_t>(world.size())) {
     if (StopRequested()) break;
     if (views.size() + 2 > kCachedViews) views.clear();  // never between the two lookups below
     const std::optional<AlignView>& first = view(a[i]);
@@ -141,10 +142,14 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
 }  // namespace
 
 bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy) {
-  if (text == "first") *policy = KeepPolicy::kFirst;
-  else if (text == "largest") *policy = KeepPolicy::kLargest;
-  else if (text == "in-stock") *policy = KeepPolicy::kInStock;
-  else return false;
+  if (text == "first")
+    *policy = KeepPolicy::kFirst;
+  else if (text == "largest")
+    *policy = KeepPolicy::kLargest;
+  else if (text == "in-stock")
+    *policy = KeepPolicy::kInStock;
+  else
+    return false;
   return true;
 }
 
@@ -185,8 +190,10 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
 
   const std::string why = WhyRunStage(world, stage_dir, inputs, options_hash, options.code_version, options.rerun);
   if (world.is_root()) {
-    if (!why.empty()) spdlog::info("dedup over {} shard(s) ({})", embed.shard_count, why);
-    else spdlog::info("dedup outputs are valid: nothing to do");
+    if (!why.empty())
+      spdlog::info("dedup over {} shard(s) ({})", embed.shard_count, why);
+    else
+      spdlog::info("dedup outputs are valid: nothing to do");
   }
   if (why.empty()) {
     report.status = "skipped";
@@ -222,12 +229,15 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     if (StopRequested()) break;
     const std::size_t end = std::min(queries.size(), begin + static_cast<std::size_t>(options.query_batch));
     batch.clear();
-    for (std::size_t q = begin; q < end; ++q) batch.insert(batch.end(), catalog.vector(queries[q]), catalog.vector(queries[q]) + catalog.dim);
-    const SearchResult found = index.Search(batch.data(), static_cast<std::int64_t>(end - begin), k_search, options.nprobe);
+    for (std::size_t q = begin; q < end; ++q)
+      batch.insert(batch.end(), catalog.vector(queries[q]), catalog.vector(queries[q]) + catalog.dim);
+    const SearchResult found =
+        index.Search(batch.data(), static_cast<std::int64_t>(end - begin), k_search, options.nprobe);
     for (std::size_t q = begin; q < end; ++q) {
       const std::int64_t self = queries[q];
       for (int j = 0; j < k_search; ++j) {
-        const std::int64_t other = found.ids[(q - begin) * static_cast<std::size_t>(k_search) + static_cast<std::size_t>(j)];
+        const std::int64_t other =
+            found.ids[(q - begin) * static_cast<std::size_t>(k_search) + static_cast<std::size_t>(j)];
         if (other < 0 || other == self) continue;
         ++scored;
         const float cosine = Dot(catalog.vector(self), catalog.vector(other), catalog.dim);
@@ -258,10 +268,10 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   std::vector<ScoredPair> candidates;
   if (world.is_root()) {
     candidates.resize(all_a.size());
-    for (std::size_t i = 0; i < all_a.size(); ++i) candidates[i] = ScoredPair{all_a[i], all_b[i], all_cosine[i], all_hamming[i]};
-    std::sort(candidates.begin(), candidates.end(), [](const ScoredPair& x, const ScoredPair& y) {
-      return std::tie(x.a, x.b) < std::tie(y.a, y.b);
-    });
+    for (std::size_t i = 0; i < all_a.size(); ++i)
+      candidates[i] = ScoredPair{all_a[i], all_b[i], all_cosine[i], all_hamming[i]};
+    std::sort(candidates.begin(), candidates.end(),
+              [](const ScoredPair& x, const ScoredPair& y) { return std::tie(x.a, x.b) < std::tie(y.a, y.b); });
     candidates.erase(std::unique(candidates.begin(), candidates.end(),
                                  [](const ScoredPair& x, const ScoredPair& y) { return x.a == y.a && x.b == y.b; }),
                      candidates.end());
@@ -289,8 +299,9 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     verify_seconds = world.MaxAll(Seconds(verify_start));
     if (stopped()) return report;
     if (world.is_root() && unreadable_pairs > 0) {
-      spdlog::warn("dedup: {} candidate pair(s) could not be verified (an image could not be read again): not duplicates",
-                   unreadable_pairs);
+      spdlog::warn(
+          "dedup: {} candidate pair(s) could not be verified (an image could not be read again): not duplicates",
+          unreadable_pairs);
     }
   }
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
@@ -324,7 +335,10 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
       const int k = ShardOfImageId(id);
       auto it = ingest_rows.find(k);
       if (it == ingest_rows.end()) {
-        it = ingest_rows.emplace(k, ReadIngestRows(options.run, embed, k, catalog.shards[static_cast<std::size_t>(k)].images.size())).first;
+        it = ingest_rows
+                 .emplace(k, ReadIngestRows(options.run, embed, k,
+                                            catalog.shards[static_cast<std::size_t>(k)].images.size()))
+                 .first;
       }
       return it->second[static_cast<std::size_t>(RowOfImageId(id))];
     };
@@ -346,12 +360,16 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
           switch (options.keep) {
             case KeepPolicy::kFirst: return catalog_order(id) < catalog_order(keep);
             case KeepPolicy::kLargest: {
-              const auto pixels = [&](std::int64_t x) { return static_cast<std::int64_t>(catalog.row(x).width) * catalog.row(x).height; };
-              return pixels(id) > pixels(keep) || (pixels(id) == pixels(keep) && catalog_order(id) < catalog_order(keep));
+              const auto pixels = [&](std::int64_t x) {
+                return static_cast<std::int64_t>(catalog.row(x).width) * catalog.row(x).height;
+              };
+              return pixels(id) > pixels(keep) ||
+                     (pixels(id) == pixels(keep) && catalog_order(id) < catalog_order(keep));
             }
             case KeepPolicy::kInStock: {
               const auto stocked = [&](std::int64_t x) { return ingest_row(x)[kIngestInStock] == "1"; };
-              return (stocked(id) && !stocked(keep)) || (stocked(id) == stocked(keep) && catalog_order(id) < catalog_order(keep));
+              return (stocked(id) && !stocked(keep)) ||
+                     (stocked(id) == stocked(keep) && catalog_order(id) < catalog_order(keep));
             }
           }
           return false;
@@ -401,8 +419,12 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     manifest.outputs.push_back(DescribeFile(stage_dir / "pairs.csv", "pairs.csv", published[0]));
     manifest.outputs.push_back(DescribeFile(stage_dir / "clusters.csv", "clusters.csv", published[4]));
     manifest.outputs.push_back(DescribeFile(stage_dir / "dedup.h5", "dedup.h5", published[0]));
-    manifest.counts = {{"queries", totals[0]},      {"pairs", published[0]},   {"pairs_same_product", published[1]},
-                       {"pairs_cross_product", published[2]}, {"clusters", published[3]}, {"clustered_images", published[4]},
+    manifest.counts = {{"queries", totals[0]},
+                       {"pairs", published[0]},
+                       {"pairs_same_product", published[1]},
+                       {"pairs_cross_product", published[2]},
+                       {"clusters", published[3]},
+                       {"clustered_images", published[4]},
                        {"candidates", published[5]}};
     WriteManifest(stage_dir, manifest);
     report.steps.push_back(StepTiming{"clusters + publish (rank 0)", Seconds(write_start), published[0]});
@@ -421,11 +443,13 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
   report.counts["index_code_bytes"] = static_cast<std::int64_t>(index.code_bytes());
   report.facts["ranks"] = std::to_string(world.size());
-  report.facts["index_factory"] = index_manifest.options.count("index_factory") ? index_manifest.options.at("index_factory") : "";
+  report.facts["index_factory"] =
+      index_manifest.options.count("index_factory") ? index_manifest.options.at("index_factory") : "";
   report.facts["blas_core"] = BlasCoreName();
   report.facts["verify"] = options.rule.verify ? "on" : "off";
   if (options.rule.verify) {
-    report.steps.insert(report.steps.begin(), StepTiming{"verify: decode + align (slowest rank)", verify_seconds, published[5]});
+    report.steps.insert(report.steps.begin(),
+                        StepTiming{"verify: decode + align (slowest rank)", verify_seconds, published[5]});
   }
   report.steps.insert(report.steps.begin(), StepTiming{"search + re-rank (slowest rank)", search_seconds, totals[0]});
   report.steps.insert(report.steps.begin(), StepTiming{"load vectors + index (slowest rank)", load_seconds, totals[0]});

@@ -45,8 +45,8 @@ const char* KeepPolicyName(KeepPolicy policy);
 
 struct DedupOptions {
   std::filesystem::path run;
-  int candidates = 16;          // neighbours asked of the index per query
-  int nprobe = 8;               // inverted lists searched per query (README: Dedup, scale)
+  int candidates = 16;  // neighbours asked of the index per query
+  int nprobe = 8;       // inverted lists searched per query (README: Dedup, scale)
   DedupRule rule;
   float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
   KeepPolicy keep = KeepPolicy::kFirst;

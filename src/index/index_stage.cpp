@@ -97,9 +97,11 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   const std::filesystem::path stage_dir = options.run / "index";
   const std::string options_hash = OptionsHash(Options(options));
 
-  const std::string why = WhyRunStage(world, stage_dir, Inputs(embed), options_hash, options.code_version, options.rerun);
+  const std::string why =
+      WhyRunStage(world, stage_dir, Inputs(embed), options_hash, options.code_version, options.rerun);
   if (world.is_root()) {
-    spdlog::info(!why.empty() ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do", embed.shard_count, why);
+    spdlog::info(!why.empty() ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do",
+                 embed.shard_count, why);
   }
   if (why.empty()) {
     report.status = "skipped";
@@ -129,7 +131,8 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   const std::int64_t total = std::accumulate(per_shard.begin(), per_shard.end(), std::int64_t{0});
   if (total == 0) throw InputError("the run has no ok image to index");
 
-  const std::string factory = options.factory == "auto" ? AutoFactory(total, d, options.memory_budget) : options.factory;
+  const std::string factory =
+      options.factory == "auto" ? AutoFactory(total, d, options.memory_budget) : options.factory;
   const std::int64_t sample = std::min(total, options.train_sample);
   if (sample * d * static_cast<std::int64_t>(sizeof(float)) >= (std::int64_t{1} << 31)) {
     throw InputError("--train-sample " + std::to_string(sample) + " of " + std::to_string(d) +
@@ -171,8 +174,10 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
                 gathered.begin() + static_cast<long>((order[i] + 1) * static_cast<std::size_t>(d)),
                 training.begin() + static_cast<long>(i * static_cast<std::size_t>(d)));
     }
-    spdlog::info("training {} on {} of {} vectors (d = {}, BLAS core {})", factory, order.size(), total, d, BlasCoreName());
-    const VectorIndex trained = VectorIndex::Train(factory, d, training.data(), static_cast<std::int64_t>(order.size()));
+    spdlog::info("training {} on {} of {} vectors (d = {}, BLAS core {})", factory, order.size(), total, d,
+                 BlasCoreName());
+    const VectorIndex trained =
+        VectorIndex::Train(factory, d, training.data(), static_cast<std::int64_t>(order.size()));
     trained_bytes = trained.Serialize();
     trained.WriteFile(stage_dir / "trained.faiss");
   }
@@ -213,7 +218,8 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     manifest.inputs = Inputs(embed);
     manifest.outputs.push_back(DescribeFile(stage_dir / "trained.faiss", "trained.faiss", 0));
     for (int k = 0; k < embed.shard_count; ++k) {
-      manifest.outputs.push_back(DescribeFile(stage_dir / IndexFileName(k), IndexFileName(k), per_shard[static_cast<std::size_t>(k)]));
+      manifest.outputs.push_back(
+          DescribeFile(stage_dir / IndexFileName(k), IndexFileName(k), per_shard[static_cast<std::size_t>(k)]));
     }
     manifest.counts["vectors"] = total;
     manifest.counts["shards"] = embed.shard_count;
@@ -241,10 +247,12 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
 ShardedIndex ReadRunIndex(const std::filesystem::path& run, const EmbedRun& embed, StageManifest* out) {
   std::string why;
   const auto manifest = ReadManifest(run / "index", &why);
-  if (!manifest) throw InputError("run " + run.string() + " has no index stage (" + why + "): run lookbook index first");
+  if (!manifest)
+    throw InputError("run " + run.string() + " has no index stage (" + why + "): run lookbook index first");
   const std::string damaged = VerifyOutputs(run / "index", *manifest);
   if (!damaged.empty()) throw InputError((run / "index").string() + ": " + damaged + ": rerun lookbook index --force");
-  if (manifest->inputs.size() != embed.shards.size()) throw InputError("the index is older than the embeddings: rerun lookbook index");
+  if (manifest->inputs.size() != embed.shards.size())
+    throw InputError("the index is older than the embeddings: rerun lookbook index");
   for (std::size_t k = 0; k < embed.shards.size(); ++k) {
     if (manifest->inputs[k].checksum != embed.shards[k].checksum) {
       throw InputError("the index is older than embed shard " + std::to_string(k) + ": rerun lookbook index");
@@ -254,7 +262,8 @@ ShardedIndex ReadRunIndex(const std::filesystem::path& run, const EmbedRun& embe
   for (const auto& output : manifest->outputs) {
     if (output.path != "trained.faiss") shards.push_back(VectorIndex::ReadFile(run / "index" / output.path));
   }
-  if (shards.empty()) throw InputError((run / "index").string() + " holds no index shard: rerun lookbook index --force");
+  if (shards.empty())
+    throw InputError((run / "index").string() + " holds no index shard: rerun lookbook index --force");
   if (out != nullptr) *out = *manifest;
   return ShardedIndex(std::move(shards));
 }

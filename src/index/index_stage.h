@@ -29,9 +29,9 @@ namespace lookbook {
 
 struct IndexOptions {
   std::filesystem::path run;
-  std::string factory = "auto";             // FAISS index_factory string, or auto
+  std::string factory = "auto";              // FAISS index_factory string, or auto
   std::uint64_t memory_budget = 8ull << 30;  // auto: bytes the codes of all shards may take
-  std::int64_t train_sample = 131072;       // at most this many training vectors
+  std::int64_t train_sample = 131072;        // at most this many training vectors
   std::uint64_t seed = 1;
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;

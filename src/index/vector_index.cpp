@@ -9,9 +9,9 @@
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
-#include <faiss/invlists/InvertedLists.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
 
 #include <omp.h>
 
@@ -45,7 +45,8 @@ std::uint64_t CodeBytes(const faiss::Index* index) {
   if (const faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index)) {
     return static_cast<std::uint64_t>(ivf->ntotal) * (ivf->code_size + sizeof(faiss::Index::idx_t));
   }
-  return static_cast<std::uint64_t>(index->ntotal) * (static_cast<std::uint64_t>(index->d) * sizeof(float) + sizeof(faiss::Index::idx_t));
+  return static_cast<std::uint64_t>(index->ntotal) *
+         (static_cast<std::uint64_t>(index->d) * sizeof(float) + sizeof(faiss::Index::idx_t));
 }
 
 }  // namespace
@@ -95,7 +96,8 @@ VectorIndex VectorIndex::Train(const std::string& factory, int d, const float* v
     impl->index->verbose = false;
     if (!impl->index->is_trained) impl->index->train(n, vectors);
   } catch (const faiss::FaissException& error) {
-    throw InputError("FAISS cannot build '" + factory + "' from " + std::to_string(n) + " training vectors: " + error.msg);
+    throw InputError("FAISS cannot build '" + factory + "' from " + std::to_string(n) +
+                     " training vectors: " + error.msg);
   }
   return VectorIndex(std::move(impl));
 }
@@ -195,7 +197,8 @@ ShardedIndex::ShardedIndex(std::vector<VectorIndex> shards) : impl_(std::make_un
   for (const auto& shard : shards) mergeable = mergeable && Mergeable(shard.impl_->index.get());
   if (mergeable) {
     try {
-      for (std::size_t k = 1; k < shards.size(); ++k) shards.front().impl_->index->check_compatible_for_merge(*shards[k].impl_->index);
+      for (std::size_t k = 1; k < shards.size(); ++k)
+        shards.front().impl_->index->check_compatible_for_merge(*shards[k].impl_->index);
     } catch (const faiss::FaissException& error) {
       throw InputError(std::string("index shards were not trained together: ") + error.msg);
     }
@@ -220,7 +223,8 @@ SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, i
   result.ids.resize(result.scores.size());
   if (n == 0) return result;
   for (auto& shard : impl_->shards) SetNprobe(shard.impl_->index.get(), nprobe);
-  impl_->fan_out->search(n, queries, k, result.scores.data(), reinterpret_cast<faiss::Index::idx_t*>(result.ids.data()));
+  impl_->fan_out->search(n, queries, k, result.scores.data(),
+                         reinterpret_cast<faiss::Index::idx_t*>(result.ids.data()));
   return result;
 }
 
@@ -240,7 +244,10 @@ std::int64_t IdFilter::size() const { return impl_->count; }
 // refuses search parameters, so a flat index's filter is a bitmap over its positions, and
 // the inner index is searched directly with the positions mapped back to ids.
 IdFilter ShardedIndex::Filter(const std::vector<std::int64_t>& ids) const {
-  if (impl_->fan_out) throw InputError("this index kind (fast-scan) cannot filter inside the search: rebuild the index with a Flat, IVF-Flat or IVF-PQ factory");
+  if (impl_->fan_out)
+    throw InputError(
+        "this index kind (fast-scan) cannot filter inside the search: rebuild the index with a Flat, IVF-Flat or "
+        "IVF-PQ factory");
   auto impl = std::make_unique<IdFilter::Impl>();
   const faiss::Index* index = impl_->shards.front().impl_->index.get();
   if (const auto* map = dynamic_cast<const faiss::IndexIDMap*>(index)) {
@@ -264,7 +271,8 @@ IdFilter ShardedIndex::Filter(const std::vector<std::int64_t>& ids) const {
   return IdFilter(std::move(impl));
 }
 
-SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, int nprobe, const IdFilter& filter) const {
+SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, int nprobe,
+                                  const IdFilter& filter) const {
   LB_CHECK(!impl_->fan_out, "filters are made by Filter(), which refuses fan-out indexes");
   SearchResult result;
   result.scores.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(k));
@@ -295,7 +303,8 @@ SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, i
     for (;;) {
       // Searches the rows still short of `wanted` results with `probes` lists.
       batch.clear();
-      for (const std::int64_t q : short_rows) batch.insert(batch.end(), queries + q * ivf->d, queries + (q + 1) * ivf->d);
+      for (const std::int64_t q : short_rows)
+        batch.insert(batch.end(), queries + q * ivf->d, queries + (q + 1) * ivf->d);
       const auto m = static_cast<std::int64_t>(short_rows.size());
       batch_scores.resize(static_cast<std::size_t>(m * k));
       batch_ids.resize(batch_scores.size());
@@ -308,7 +317,8 @@ SearchResult ShardedIndex::Search(const float* queries, std::int64_t n, int k, i
         const std::int64_t q = short_rows[static_cast<std::size_t>(r)];
         std::copy_n(batch_scores.begin() + r * k, k, scores + q * k);
         std::copy_n(batch_ids.begin() + r * k, k, ids + q * k);
-        const auto found = std::count_if(ids + q * k, ids + (q + 1) * k, [](faiss::Index::idx_t id) { return id >= 0; });
+        const auto found =
+            std::count_if(ids + q * k, ids + (q + 1) * k, [](faiss::Index::idx_t id) { return id >= 0; });
         if (found < wanted) still_short.push_back(q);
       }
       if (still_short.empty() || probes >= nlist) break;

@@ -62,8 +62,8 @@ class VectorIndex {
 
   std::int64_t size() const;
   int dim() const;
-  std::string description() const;  // e.g. "IndexIVFPQ nlist=1024 m=32"
-  std::uint64_t code_bytes() const;   // memory held by the vectors' codes and ids
+  std::string description() const;   // e.g. "IndexIVFPQ nlist=1024 m=32"
+  std::uint64_t code_bytes() const;  // memory held by the vectors' codes and ids
 
  private:
   struct Impl;

@@ -67,17 +67,19 @@ ModelBundle LoadBundle(const std::filesystem::path& dir) {
   } catch (const json::exception& error) {
     throw InputError(where + " is not valid JSON: " + error.what());
   }
-  if (Field<std::string>(root, "format", where) != "lookbook-bundle" ||
-      Field<int>(root, "version", where) != 1) {
+  if (Field<std::string>(root, "format", where) != "lookbook-bundle" || Field<int>(root, "version", where) != 1) {
     throw InputError(where + ": expected \"format\": \"lookbook-bundle\", \"version\": 1");
   }
   ModelBundle bundle;
   bundle.dir = dir;
   bundle.sha256 = Sha256File(manifest);
   const std::string kind = Field<std::string>(root, "kind", where);
-  if (kind == "clip") bundle.kind = BundleKind::kClip;
-  else if (kind == "segmenter") bundle.kind = BundleKind::kSegmenter;
-  else throw InputError(where + ": kind must be clip or segmenter, not '" + kind + "'");
+  if (kind == "clip")
+    bundle.kind = BundleKind::kClip;
+  else if (kind == "segmenter")
+    bundle.kind = BundleKind::kSegmenter;
+  else
+    throw InputError(where + ": kind must be clip or segmenter, not '" + kind + "'");
   bundle.name = Field<std::string>(root, "name", where);
   bundle.files = Field<std::map<std::string, std::string>>(root, "files", where);
 
@@ -92,8 +94,8 @@ ModelBundle LoadBundle(const std::filesystem::path& dir) {
     }
     const std::string actual = Sha256File(path);
     if (actual != expected) {
-      throw InputError("model bundle file " + path.string() + ": sha256 " + actual +
-                       " does not match bundle.json's " + expected);
+      throw InputError("model bundle file " + path.string() + ": sha256 " + actual + " does not match bundle.json's " +
+                       expected);
     }
   }
   auto listed = [&](const std::string& file, const std::string& role) {
@@ -130,9 +132,12 @@ ModelBundle LoadBundle(const std::filesystem::path& dir) {
       const json text_tower = root.at("text");
       bundle.text_encoder = listed(Field<std::string>(text_tower, "encoder", where + " text"), "text encoder");
       const std::string type = Field<std::string>(text_tower, "tokenizer", where + " text");
-      if (type == "clip_bpe") bundle.tokenizer = TokenizerType::kClipBpe;
-      else if (type == "word") bundle.tokenizer = TokenizerType::kWord;
-      else throw InputError(where + ": text tokenizer must be clip_bpe or word");
+      if (type == "clip_bpe")
+        bundle.tokenizer = TokenizerType::kClipBpe;
+      else if (type == "word")
+        bundle.tokenizer = TokenizerType::kWord;
+      else
+        throw InputError(where + ": text tokenizer must be clip_bpe or word");
       bundle.tokenizer_file = listed(Field<std::string>(text_tower, "vocab", where + " text"), "tokenizer vocabulary");
       bundle.context_length = Field<int>(text_tower, "context_length", where + " text");
       if (bundle.context_length < 2 || bundle.context_length > 4096) {

@@ -1,8 +1,8 @@
 #include "model/clip_tokenizer.h"
 
+#include <unicode/locid.h>
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
-#include <unicode/locid.h>
 #include <unicode/utf8.h>
 #include <zlib.h>
 
@@ -71,35 +71,33 @@ bool IsWhitespace(UChar32 c) {
 
 bool IsLetter(UChar32 c) {
   switch (u_charType(c)) {
-    case U_UPPERCASE_LETTER: case U_LOWERCASE_LETTER: case U_TITLECASE_LETTER:
-    case U_MODIFIER_LETTER: case U_OTHER_LETTER:
-      return true;
-    default:
-      return false;
+    case U_UPPERCASE_LETTER:
+    case U_LOWERCASE_LETTER:
+    case U_TITLECASE_LETTER:
+    case U_MODIFIER_LETTER:
+    case U_OTHER_LETTER: return true;
+    default: return false;
   }
 }
 
 bool IsNumber(UChar32 c) {
   switch (u_charType(c)) {
-    case U_DECIMAL_DIGIT_NUMBER: case U_LETTER_NUMBER: case U_OTHER_NUMBER:
-      return true;
-    default:
-      return false;
+    case U_DECIMAL_DIGIT_NUMBER:
+    case U_LETTER_NUMBER:
+    case U_OTHER_NUMBER: return true;
+    default: return false;
   }
 }
 
 // The named entities HTML unescaping knows (see the header).
 const std::map<std::string, char32_t, std::less<>>& HtmlEntities() {
   static const std::map<std::string, char32_t, std::less<>> kEntities = {
-      {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},
-      {"apos", '\''},    {"nbsp", 0xA0},    {"copy", 0xA9},    {"reg", 0xAE},
-      {"trade", 0x2122}, {"hellip", 0x2026}, {"ndash", 0x2013}, {"mdash", 0x2014},
-      {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D},
-      {"euro", 0x20AC},  {"pound", 0xA3},   {"yen", 0xA5},     {"cent", 0xA2},
-      {"deg", 0xB0},     {"times", 0xD7},   {"middot", 0xB7},  {"bull", 0x2022},
-      {"laquo", 0xAB},   {"raquo", 0xBB},   {"eacute", 0xE9},  {"egrave", 0xE8},
-      {"aacute", 0xE1},  {"agrave", 0xE0},  {"iacute", 0xED},  {"oacute", 0xF3},
-      {"uacute", 0xFA},  {"ntilde", 0xF1},  {"ccedil", 0xE7},  {"uuml", 0xFC},
+      {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},      {"apos", '\''},    {"nbsp", 0xA0},
+      {"copy", 0xA9},    {"reg", 0xAE},     {"trade", 0x2122}, {"hellip", 0x2026}, {"ndash", 0x2013}, {"mdash", 0x2014},
+      {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D},  {"euro", 0x20AC},  {"pound", 0xA3},
+      {"yen", 0xA5},     {"cent", 0xA2},    {"deg", 0xB0},     {"times", 0xD7},    {"middot", 0xB7},  {"bull", 0x2022},
+      {"laquo", 0xAB},   {"raquo", 0xBB},   {"eacute", 0xE9},  {"egrave", 0xE8},   {"aacute", 0xE1},  {"agrave", 0xE0},
+      {"iacute", 0xED},  {"oacute", 0xF3},  {"uacute", 0xFA},  {"ntilde", 0xF1},   {"ccedil", 0xE7},  {"uuml", 0xFC},
       {"ouml", 0xF6},    {"auml", 0xE4},    {"szlig", 0xDF},   {"iuml", 0xEF},
   };
   return kEntities;
@@ -217,8 +215,10 @@ std::string ClipTokenizer::Normalise(std::string_view text) {
     }
     if (pending_space && !collapsed.empty()) collapsed.push_back(' ');
     pending_space = false;
-    if (c < 0) AppendUtf8(0xFFFD, &collapsed);
-    else collapsed.append(unescaped, static_cast<std::size_t>(begin), static_cast<std::size_t>(i - begin));
+    if (c < 0)
+      AppendUtf8(0xFFFD, &collapsed);
+    else
+      collapsed.append(unescaped, static_cast<std::size_t>(begin), static_cast<std::size_t>(i - begin));
   }
   std::string lower;
   icu::UnicodeString::fromUTF8(collapsed).toLower(icu::Locale::getRoot()).toUTF8String(lower);
@@ -312,8 +312,8 @@ std::vector<std::int32_t> ClipTokenizer::Encode(std::string_view raw) const {
       int32_t next = end;
       UChar32 d;
       U8_NEXT(bytes, next, length, d);
-      const bool same = letters ? (d >= 0 && IsLetter(d))
-                                : (d < 0 || (!IsWhitespace(d) && !IsLetter(d) && !IsNumber(d)));
+      const bool same =
+          letters ? (d >= 0 && IsLetter(d)) : (d < 0 || (!IsWhitespace(d) && !IsLetter(d) && !IsNumber(d)));
       if (!same) break;
       end = next;
     }

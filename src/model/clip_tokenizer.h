@@ -41,8 +41,7 @@ class ClipTokenizer {
   // BPE ids of `text`, without the special tokens.
   std::vector<std::int32_t> Encode(std::string_view text) const;
   // The model input: context_length ids (see above).
-  std::vector<std::int32_t> EncodeForModel(std::string_view text,
-                                           int context_length = kDefaultContext) const;
+  std::vector<std::int32_t> EncodeForModel(std::string_view text, int context_length = kDefaultContext) const;
 
   int vocab_size() const;
 

@@ -68,8 +68,9 @@ at::Tensor Forward(torch::jit::Module& module, const at::Tensor& input, int n, i
     throw InputError(what + ": forward did not return a tensor: " + error.what());
   }
   if (output.dim() != 2 || output.size(0) != n || output.size(1) != dim || !output.is_floating_point()) {
-    throw InputError(what + ": output is " + ShapeText(output) + " " + std::string(c10::toString(output.scalar_type())) +
-                     ", expected [" + std::to_string(n) + ", " + std::to_string(dim) + "] floating point");
+    throw InputError(what + ": output is " + ShapeText(output) + " " +
+                     std::string(c10::toString(output.scalar_type())) + ", expected [" + std::to_string(n) + ", " +
+                     std::to_string(dim) + "] floating point");
   }
   return output;
 }
@@ -111,10 +112,14 @@ std::string DeviceName(const Device& device) {
 int CudaDeviceCount() { return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0; }
 
 bool ParsePrecision(std::string_view text, Precision* precision) {
-  if (text == "fp32") *precision = Precision::kFloat32;
-  else if (text == "bf16") *precision = Precision::kBFloat16;
-  else if (text == "fp16") *precision = Precision::kFloat16;
-  else return false;
+  if (text == "fp32")
+    *precision = Precision::kFloat32;
+  else if (text == "bf16")
+    *precision = Precision::kBFloat16;
+  else if (text == "fp16")
+    *precision = Precision::kFloat16;
+  else
+    return false;
   return true;
 }
 
@@ -165,9 +170,8 @@ ImageEncoder ImageEncoder::Load(const ModelBundle& bundle, const InferenceOption
   // Dry run: the output shape must be what bundle.json promises.
   const int size = bundle.preprocess.size;
   c10::InferenceMode guard;
-  const at::Tensor dummy = torch::zeros({2, 3, size, size}, torch::TensorOptions()
-                                                                 .dtype(Dtype(options.precision))
-                                                                 .device(TorchDevice(options.device)));
+  const at::Tensor dummy = torch::zeros(
+      {2, 3, size, size}, torch::TensorOptions().dtype(Dtype(options.precision)).device(TorchDevice(options.device)));
   Forward(impl->module, dummy, 2, impl->dim, bundle.Path(bundle.image_encoder).string());
   return ImageEncoder(std::move(impl));
 }
@@ -210,7 +214,8 @@ TextEncoder TextEncoder::Load(const ModelBundle& bundle, const InferenceOptions&
   impl->context = bundle.context_length;
   impl->dim = bundle.embedding_dim;
   c10::InferenceMode guard;
-  const at::Tensor dummy = torch::zeros({2, impl->context}, torch::TensorOptions().dtype(torch::kInt64).device(TorchDevice(options.device)));
+  const at::Tensor dummy =
+      torch::zeros({2, impl->context}, torch::TensorOptions().dtype(torch::kInt64).device(TorchDevice(options.device)));
   Forward(impl->module, dummy, 2, impl->dim, bundle.Path(bundle.text_encoder).string());
   return TextEncoder(std::move(impl));
 }

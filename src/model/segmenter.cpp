@@ -36,7 +36,8 @@ Segmenter Segmenter::Load(const ModelBundle& bundle, const InferenceOptions& opt
   impl->preprocess = bundle.preprocess;
   impl->classes = static_cast<int>(bundle.class_names.size());
   if (impl->classes < 1 || impl->classes > 255) {
-    throw InputError(bundle.dir.string() + ": a segmenter has 1..255 classes, this one " + std::to_string(impl->classes));
+    throw InputError(bundle.dir.string() + ": a segmenter has 1..255 classes, this one " +
+                     std::to_string(impl->classes));
   }
   const int size = bundle.preprocess.size;
   c10::InferenceMode guard;

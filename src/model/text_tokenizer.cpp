@@ -33,8 +33,7 @@ WordTokenizer WordTokenizer::Load(const std::filesystem::path& path) {
   std::string line;
   while (std::getline(in, line)) vocabulary.push_back(line);
   const std::vector<std::string> specials = {"<pad>", "<start>", "<end>", "<unk>"};
-  if (vocabulary.size() < specials.size() ||
-      !std::equal(specials.begin(), specials.end(), vocabulary.begin())) {
+  if (vocabulary.size() < specials.size() || !std::equal(specials.begin(), specials.end(), vocabulary.begin())) {
     throw InputError(path.string() + ": a word vocabulary starts with <pad>, <start>, <end>, <unk>");
   }
   return WordTokenizer(std::move(vocabulary));
@@ -78,8 +77,7 @@ std::unique_ptr<TextTokenizer> LoadTokenizer(const ModelBundle& bundle) {
       return std::make_unique<ClipBpeTokenizer>(ClipTokenizer::Load(bundle.Path(bundle.tokenizer_file)));
     case TokenizerType::kWord:
       return std::make_unique<WordTokenizer>(WordTokenizer::Load(bundle.Path(bundle.tokenizer_file)));
-    case TokenizerType::kNone:
-      break;
+    case TokenizerType::kNone: break;
   }
   throw InputError("model bundle " + bundle.dir.string() + " has no text tower");
 }

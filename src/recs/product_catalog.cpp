@@ -25,7 +25,8 @@ std::vector<std::size_t> ProductCatalog::garments_of(std::int64_t id) const {
   const auto begin = std::lower_bound(garments.begin(), garments.end(), row,
                                       [](const GarmentRow& g, std::int64_t r) { return g.image_index < r; });
   std::vector<std::size_t> out;
-  for (auto it = begin; it != garments.end() && it->image_index == row; ++it) out.push_back(static_cast<std::size_t>(it - garments.begin()));
+  for (auto it = begin; it != garments.end() && it->image_index == row; ++it)
+    out.push_back(static_cast<std::size_t>(it - garments.begin()));
   return out;
 }
 
@@ -39,7 +40,8 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
     catalog.shards.push_back(ReadVerifiedShard(embed, k));
     const EmbedShard& shard = catalog.shards.back();
     if (k == 0) catalog.dim = shard.meta.embedding_dim;
-    if (shard.meta.embedding_dim != catalog.dim) throw InputError("embed shards differ in embedding size: rerun lookbook embed --force");
+    if (shard.meta.embedding_dim != catalog.dim)
+      throw InputError("embed shards differ in embedding size: rerun lookbook embed --force");
     for (std::size_t g = 1; g < shard.garments.size(); ++g) {
       if (shard.garments[g].image_index < shard.garments[g - 1].image_index) {
         throw InputError("embed shard " + std::to_string(k) + ": /garments rows are not grouped by image");
@@ -50,7 +52,8 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
       const auto& fields = rows[r];
       const ImageRow& image = shard.images[r];
       if (fields[kIngestProductId] != image.product_id) {
-        throw InputError("ingest shard " + std::to_string(k) + " row " + std::to_string(r) + " is not embed row " + std::to_string(r));
+        throw InputError("ingest shard " + std::to_string(k) + " row " + std::to_string(r) + " is not embed row " +
+                         std::to_string(r));
       }
       const std::int64_t id = ImageId(k, static_cast<std::int64_t>(r));
       auto [it, added] = catalog.product_by_id.emplace(image.product_id, static_cast<int>(catalog.products.size()));
@@ -80,7 +83,8 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
   std::vector<int> order(catalog.products.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
   std::sort(order.begin(), order.end(), [&](int a, int b) {
-    return catalog.products[static_cast<std::size_t>(a)].catalog_row < catalog.products[static_cast<std::size_t>(b)].catalog_row;
+    return catalog.products[static_cast<std::size_t>(a)].catalog_row <
+           catalog.products[static_cast<std::size_t>(b)].catalog_row;
   });
   std::vector<int> position(order.size());
   std::vector<Product> sorted;
@@ -107,7 +111,8 @@ std::unordered_map<std::string, std::string> ParseCategorySlots(const std::strin
     if (equals == std::string::npos) throw InputError("category slot '" + entry + "' is not Category=slot");
     const std::string category = TrimBlanks(entry.substr(0, equals)), slot = TrimBlanks(entry.substr(equals + 1));
     Slot parsed;
-    if (slot != "none" && !ParseSlot(slot, &parsed)) throw InputError("category slot '" + entry + "': unknown slot '" + slot + "'");
+    if (slot != "none" && !ParseSlot(slot, &parsed))
+      throw InputError("category slot '" + entry + "': unknown slot '" + slot + "'");
     out[category] = slot == "none" ? "" : slot;
   }
   return out;

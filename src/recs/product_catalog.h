@@ -28,7 +28,7 @@ struct Product {
   std::string slot;             // garments/garments.h slot name, or "" when none
   bool in_stock = false;
   std::int64_t catalog_row = 0;
-  int shard = 0;  // the embed shard holding all its images
+  int shard = 0;                            // the embed shard holding all its images
   std::vector<std::int64_t> shots;          // image ids
   std::vector<std::int64_t> outfit_photos;  // image ids
 };
@@ -57,6 +57,5 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
 // unknown slot name or a malformed entry.
 std::unordered_map<std::string, std::string> ParseCategorySlots(const std::string& spec);
 void AssignSlots(const std::unordered_map<std::string, std::string>& slots, ProductCatalog* catalog);
-
 
 }  // namespace lookbook

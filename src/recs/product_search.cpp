@@ -8,7 +8,8 @@
 
 namespace lookbook {
 
-ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedIndex& index, const std::vector<int>& eligible) {
+ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedIndex& index,
+                                const std::vector<int>& eligible) {
   std::vector<std::int64_t> ids;
   int max_shots = 0;
   for (const int p : eligible) {
@@ -20,8 +21,8 @@ ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedInde
 }
 
 std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog, const ShardedIndex& index,
-                                                   const ProductFilter& filter, const std::vector<ProductRequest>& requests,
-                                                   int k, int nprobe) {
+                                                   const ProductFilter& filter,
+                                                   const std::vector<ProductRequest>& requests, int k, int nprobe) {
   LB_CHECK(k >= 1, "TopProducts needs k >= 1");
   std::vector<std::vector<ProductMatch>> out(requests.size());
   if (filter.ids.size() == 0 || requests.empty()) return out;
@@ -29,7 +30,8 @@ std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog
   std::vector<float> queries;
   for (const auto& request : requests) {
     std::int64_t shots = 0;
-    for (const int p : request.excluded) shots += static_cast<std::int64_t>(catalog.products[static_cast<std::size_t>(p)].shots.size());
+    for (const int p : request.excluded)
+      shots += static_cast<std::int64_t>(catalog.products[static_cast<std::size_t>(p)].shots.size());
     excluded_shots = std::max(excluded_shots, shots);
     for (const float* q : request.queries) queries.insert(queries.end(), q, q + catalog.dim);
   }

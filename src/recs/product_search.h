@@ -34,11 +34,12 @@ struct ProductFilter {
   IdFilter ids;
   int max_shots = 0;
 };
-ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedIndex& index, const std::vector<int>& eligible);
+ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedIndex& index,
+                                const std::vector<int>& eligible);
 
 // Best first (ties: catalog order); at most k per request.
 std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog, const ShardedIndex& index,
-                                                   const ProductFilter& filter, const std::vector<ProductRequest>& requests,
-                                                   int k, int nprobe);
+                                                   const ProductFilter& filter,
+                                                   const std::vector<ProductRequest>& requests, int k, int nprobe);
 
 }  // namespace lookbook

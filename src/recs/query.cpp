@@ -24,7 +24,8 @@ namespace {
 
 std::string OptionOf(const StageManifest& manifest, const char* key) {
   const auto it = manifest.options.find(key);
-  if (it == manifest.options.end()) throw InputError(std::string("the embed manifest lacks option ") + key + ": rerun lookbook embed");
+  if (it == manifest.options.end())
+    throw InputError(std::string("the embed manifest lacks option ") + key + ": rerun lookbook embed");
   return it->second;
 }
 
@@ -38,13 +39,15 @@ double NumberOption(const StageManifest& manifest, const char* key) {
 }
 
 // The bundle at `chosen`, else at `recorded` (then it must be the one with `sha256`).
-ModelBundle FindBundle(const std::filesystem::path& chosen, const std::filesystem::path& recorded, const std::string& sha256,
-                       const char* what) {
+ModelBundle FindBundle(const std::filesystem::path& chosen, const std::filesystem::path& recorded,
+                       const std::string& sha256, const char* what) {
   if (!chosen.empty()) return LoadBundle(chosen);
-  if (recorded.empty()) throw InputError(std::string("the embed manifest does not say where its ") + what + " bundle is: pass --" + what);
+  if (recorded.empty())
+    throw InputError(std::string("the embed manifest does not say where its ") + what + " bundle is: pass --" + what);
   ModelBundle bundle = LoadBundle(recorded);
   if (bundle.sha256 != sha256) {
-    throw InputError("the " + std::string(what) + " bundle at " + recorded.string() + " is not the one the embed stage ran: pass --" + what);
+    throw InputError("the " + std::string(what) + " bundle at " + recorded.string() +
+                     " is not the one the embed stage ran: pass --" + what);
   }
   return bundle;
 }
@@ -71,7 +74,8 @@ struct QueryEngine::Impl {
     request.queries.push_back(query);
     const auto lists = TopProducts(catalog, *index, filter, {request}, options.top_k, options.nprobe);
     std::vector<QueryMatch> out;
-    for (const auto& match : lists.front()) out.push_back(QueryMatch{catalog.products[static_cast<std::size_t>(match.product)].id, match.score});
+    for (const auto& match : lists.front())
+      out.push_back(QueryMatch{catalog.products[static_cast<std::size_t>(match.product)].id, match.score});
     return out;
   }
 };
@@ -90,16 +94,19 @@ QueryEngine QueryEngine::Load(const QueryOptions& options) {
 
   // The recs stage's product table (categories, zero-shot ones included, and slots).
   const auto recs_manifest = ReadManifest(options.run / "recs", &why);
-  if (!recs_manifest) throw InputError("run " + options.run.string() + " has no recs stage (" + why + "): run lookbook recs first");
+  if (!recs_manifest)
+    throw InputError("run " + options.run.string() + " has no recs stage (" + why + "): run lookbook recs first");
   const std::string damaged = VerifyOutputs(options.run / "recs", *recs_manifest);
-  if (!damaged.empty()) throw InputError((options.run / "recs").string() + ": " + damaged + ": rerun lookbook recs --force");
+  if (!damaged.empty())
+    throw InputError((options.run / "recs").string() + ": " + damaged + ": rerun lookbook recs --force");
   if (recs_manifest->inputs.empty() || recs_manifest->inputs[0].checksum != embed.manifest_checksum) {
     throw InputError("the recs stage is older than the embeddings: rerun lookbook recs");
   }
   const RecsFile recs = ReadRecsFile(options.run / "recs" / "recs.h5");
 
   impl->catalog = LoadProductCatalog(options.run, embed);
-  if (recs.products.size() != impl->catalog.products.size()) throw InputError("recs.h5 does not match the catalog: rerun lookbook recs");
+  if (recs.products.size() != impl->catalog.products.size())
+    throw InputError("recs.h5 does not match the catalog: rerun lookbook recs");
   for (std::size_t p = 0; p < recs.products.size(); ++p) {
     Product& product = impl->catalog.products[p];
     if (recs.products[p].id != product.id) throw InputError("recs.h5 does not match the catalog: rerun lookbook recs");
@@ -111,7 +118,8 @@ QueryEngine QueryEngine::Load(const QueryOptions& options) {
 
   impl->clip = FindBundle(options.model, embed.model, embed.model_sha256, "model");
   impl->image_encoder.emplace(ImageEncoder::Load(impl->clip, InferenceOptions{}));
-  if (impl->image_encoder->dim() != impl->catalog.dim) throw InputError("the CLIP bundle's embeddings do not have the catalog's size");
+  if (impl->image_encoder->dim() != impl->catalog.dim)
+    throw InputError("the CLIP bundle's embeddings do not have the catalog's size");
   if (!options.segmenter.empty() || !embed.segmenter_sha256.empty()) {
     impl->segmenter_bundle.emplace(FindBundle(options.segmenter, embed.segmenter, embed.segmenter_sha256, "segmenter"));
     impl->segmenter.emplace(Segmenter::Load(*impl->segmenter_bundle, InferenceOptions{}));
@@ -139,7 +147,8 @@ QueryEngine QueryEngine::Load(const QueryOptions& options) {
     everyone.push_back(p);
     if (!product.slot.empty()) by_slot[product.slot].push_back(p);
   }
-  for (const auto& [slot, products] : by_slot) impl->slot_filters.emplace(slot, MakeProductFilter(impl->catalog, *impl->index, products));
+  for (const auto& [slot, products] : by_slot)
+    impl->slot_filters.emplace(slot, MakeProductFilter(impl->catalog, *impl->index, products));
   impl->all_filter.emplace(MakeProductFilter(impl->catalog, *impl->index, everyone));
   return QueryEngine(std::move(impl));
 }
@@ -148,7 +157,9 @@ PhotoResult QueryEngine::QueryPhoto(const std::filesystem::path& photo) const {
   const Impl& s = *impl_;
   PhotoResult result;
   result.image = photo.string();
-  if (!s.segmenter) throw InputError("the run's embed stage ran no segmenter and none was given (--segmenter): photos cannot be segmented");
+  if (!s.segmenter)
+    throw InputError(
+        "the run's embed stage ran no segmenter and none was given (--segmenter): photos cannot be segmented");
   const PreprocessSpec& clip_spec = s.image_encoder->preprocess();
   const PreprocessSpec& segment_spec = s.segmenter->preprocess();
   DecodeLimits limits = s.limits;
@@ -163,8 +174,8 @@ PhotoResult QueryEngine::QueryPhoto(const std::filesystem::path& photo) const {
   std::vector<float> confidence;
   const std::vector<std::uint8_t> classes = s.segmenter->Segment(pixels.data(), 1, &confidence);
   const auto [source_width, source_height] = UprightSourceSize(decoded);
-  const GarmentSet set = ExtractGarments(classes.data(), confidence.data(), segment_spec, decoded.image.width, decoded.image.height,
-                                         source_width, source_height, s.slots, s.garment_options);
+  const GarmentSet set = ExtractGarments(classes.data(), confidence.data(), segment_spec, decoded.image.width,
+                                         decoded.image.height, source_width, source_height, s.slots, s.garment_options);
   if (set.garments.empty()) return result;
   const std::size_t image_floats = static_cast<std::size_t>(3) * clip_spec.size * clip_spec.size;
   std::vector<float> crops(set.garments.size() * image_floats);
@@ -179,7 +190,8 @@ PhotoResult QueryEngine::QueryPhoto(const std::filesystem::path& photo) const {
     hit.box = {garment.box[0], garment.box[1], garment.box[2], garment.box[3]};
     hit.confidence = garment.score;
     const auto filter = s.slot_filters.find(hit.slot);
-    if (filter != s.slot_filters.end()) hit.matches = s.Matches(filter->second, vectors.data() + k * static_cast<std::size_t>(s.catalog.dim));
+    if (filter != s.slot_filters.end())
+      hit.matches = s.Matches(filter->second, vectors.data() + k * static_cast<std::size_t>(s.catalog.dim));
     result.garments.push_back(std::move(hit));
   }
   return result;

@@ -62,10 +62,12 @@ std::map<std::string, std::string> Options(const RecsOptions& options, const std
 DedupFile ReadCurrentDedup(const std::filesystem::path& run, const std::vector<ManifestEntry>& upstream) {
   std::string why;
   const auto manifest = ReadManifest(run / "dedup", &why);
-  if (!manifest) throw InputError("run " + run.string() + " has no dedup stage (" + why + "): run lookbook dedup first");
+  if (!manifest)
+    throw InputError("run " + run.string() + " has no dedup stage (" + why + "): run lookbook dedup first");
   const std::string damaged = VerifyOutputs(run / "dedup", *manifest);
   if (!damaged.empty()) throw InputError((run / "dedup").string() + ": " + damaged + ": rerun lookbook dedup --force");
-  if (manifest->inputs.size() != upstream.size()) throw InputError("the dedup stage is older than the index: rerun lookbook dedup");
+  if (manifest->inputs.size() != upstream.size())
+    throw InputError("the dedup stage is older than the index: rerun lookbook dedup");
   for (std::size_t i = 0; i < upstream.size(); ++i) {
     if (manifest->inputs[i].checksum != upstream[i].checksum) {
       throw InputError("the dedup stage is older than " + upstream[i].path + ": rerun lookbook dedup");
@@ -90,18 +92,23 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
     labels.assign(named.begin(), named.end());
   }
   if (labels.empty()) {
-    spdlog::warn("{} products have no category and there are no categories to choose from (--categories): they get no substitutes",
-                 missing.size());
+    spdlog::warn(
+        "{} products have no category and there are no categories to choose from (--categories): they get no "
+        "substitutes",
+        missing.size());
     return 0;
   }
   const std::filesystem::path path = options.model.empty() ? embed.model : options.model;
-  if (path.empty()) throw InputError("zero-shot categories need the CLIP bundle: the embed manifest does not name it, pass --model");
+  if (path.empty())
+    throw InputError("zero-shot categories need the CLIP bundle: the embed manifest does not name it, pass --model");
   const ModelBundle bundle = LoadBundle(path);
   if (options.model.empty() && bundle.sha256 != embed.model_sha256) {
-    throw InputError("the bundle at " + path.string() + " is not the one the embed stage ran (sha256 differs): pass --model");
+    throw InputError("the bundle at " + path.string() +
+                     " is not the one the embed stage ran (sha256 differs): pass --model");
   }
   const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
-  if (text.dim() != catalog->dim) throw InputError("the CLIP bundle's text embeddings do not have the image embeddings' size");
+  if (text.dim() != catalog->dim)
+    throw InputError("the CLIP bundle's text embeddings do not have the image embeddings' size");
   std::vector<std::string> prompts;
   for (const auto& label : labels) {
     std::string prompt = options.category_prompt;
@@ -139,7 +146,8 @@ std::vector<std::vector<int>> ClusterMates(const ProductCatalog& catalog, const 
   std::map<std::int64_t, std::set<int>> members;
   for (std::size_t i = 0; i < dedup.cluster_image.size(); ++i) {
     const auto it = catalog.product_of_image.find(dedup.cluster_image[i]);
-    if (it == catalog.product_of_image.end()) throw InputError("dedup.h5 names an image the embed stage does not have: rerun lookbook dedup");
+    if (it == catalog.product_of_image.end())
+      throw InputError("dedup.h5 names an image the embed stage does not have: rerun lookbook dedup");
     members[dedup.cluster_id[i]].insert(it->second);
   }
   std::vector<std::set<int>> mates(catalog.products.size());
@@ -197,8 +205,10 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
 
   const std::string why = WhyRunStage(world, stage_dir, inputs, options_hash, options.code_version, options.rerun);
   if (world.is_root()) {
-    if (!why.empty()) spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
-    else spdlog::info("recs outputs are valid: nothing to do");
+    if (!why.empty())
+      spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
+    else
+      spdlog::info("recs outputs are valid: nothing to do");
   }
   if (why.empty()) {
     report.status = "skipped";
@@ -229,9 +239,12 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
     const Product& product = catalog.products[static_cast<std::size_t>(p)];
     if (product.in_stock && !product.category.empty() && !product.shots.empty()) stocked[product.category].push_back(p);
     if (!mine(product) || (options.only_out_of_stock && product.in_stock)) continue;
-    if (product.shots.empty()) ++no_image;
-    else if (product.category.empty()) ++no_category;
-    else askers[product.category].push_back(p);
+    if (product.shots.empty())
+      ++no_image;
+    else if (product.category.empty())
+      ++no_category;
+    else
+      askers[product.category].push_back(p);
   }
   for (const auto& [category, products] : askers) {
     const ProductFilter filter = MakeProductFilter(catalog, index, stocked[category]);
@@ -242,7 +255,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
       for (std::size_t i = begin; i < end; ++i) {
         const int p = products[i];
         ProductRequest request;
-        for (const std::int64_t shot : catalog.products[static_cast<std::size_t>(p)].shots) request.queries.push_back(catalog.vector(shot));
+        for (const std::int64_t shot : catalog.products[static_cast<std::size_t>(p)].shots)
+          request.queries.push_back(catalog.vector(shot));
         request.excluded = mates[static_cast<std::size_t>(p)];
         request.excluded.push_back(p);
         requests.push_back(std::move(request));
@@ -253,7 +267,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
         ++queried;
         if (static_cast<int>(list.size()) < options.top_k) ++short_lists;
         for (std::size_t r = 0; r < list.size(); ++r) {
-          substitutes.push_back(SubstituteRow{products[i], static_cast<std::int32_t>(r + 1), list[r].product, list[r].score, list[r].image});
+          substitutes.push_back(SubstituteRow{products[i], static_cast<std::int32_t>(r + 1), list[r].product,
+                                              list[r].score, list[r].image});
         }
       }
     }
@@ -326,7 +341,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   }
   const double outfits_seconds = world.MaxAll(Seconds(outfits_start));
 
-  const std::vector<std::int64_t> totals = world.SumAll({queried, short_lists, no_category, no_image, photos, StopRequested() ? 1 : 0});
+  const std::vector<std::int64_t> totals =
+      world.SumAll({queried, short_lists, no_category, no_image, photos, StopRequested() ? 1 : 0});
   if (totals[5] > 0) {
     if (world.is_root()) spdlog::warn("stop requested: nothing of the recs stage is published; rerun lookbook recs");
     report.status = "stopped";
@@ -353,25 +369,28 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
       return std::tie(a.product, a.rank) < std::tie(b.product, b.rank);
     });
     for (const OutfitHit& hit : all_outfits) {
-      out.outfits.push_back(OutfitRow{hit.product, hit.source_image, SlotName(static_cast<Slot>(hit.slot)), hit.box, hit.rank,
-                                      hit.item, hit.score});
+      out.outfits.push_back(OutfitRow{hit.product, hit.source_image, SlotName(static_cast<Slot>(hit.slot)), hit.box,
+                                      hit.rank, hit.item, hit.score});
     }
     std::sort(out.outfits.begin(), out.outfits.end(), [](const OutfitRow& a, const OutfitRow& b) {
       return std::tie(a.product, a.source_image, a.slot, a.rank) < std::tie(b.product, b.source_image, b.slot, b.rank);
     });
 
-    auto product_id = [&](std::int64_t p) -> const std::string& { return catalog.products[static_cast<std::size_t>(p)].id; };
+    auto product_id = [&](std::int64_t p) -> const std::string& {
+      return catalog.products[static_cast<std::size_t>(p)].id;
+    };
     std::string substitutes_csv = "product_id,rank,substitute_id,score\n";
     std::set<std::int64_t> with_substitutes;
     for (const auto& row : out.substitutes) {
       with_substitutes.insert(row.product);
-      AppendCsvRow({product_id(row.product), std::to_string(row.rank), product_id(row.substitute), Format("%.6f", row.score)},
-                   &substitutes_csv);
+      AppendCsvRow(
+          {product_id(row.product), std::to_string(row.rank), product_id(row.substitute), Format("%.6f", row.score)},
+          &substitutes_csv);
     }
     std::string outfits_csv = "product_id,slot,rank,item_id,score,source_image\n";
     for (const auto& row : out.outfits) {
-      AppendCsvRow({product_id(row.product), row.slot, std::to_string(row.rank), product_id(row.item), Format("%.6f", row.score),
-                    catalog.image(row.source_image).key},
+      AppendCsvRow({product_id(row.product), row.slot, std::to_string(row.rank), product_id(row.item),
+                    Format("%.6f", row.score), catalog.image(row.source_image).key},
                    &outfits_csv);
     }
     PublishFile(stage_dir / "substitutes.csv", substitutes_csv);
@@ -388,7 +407,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
     manifest.inputs = inputs;
     manifest.outputs.push_back(DescribeFile(stage_dir / "substitutes.csv", "substitutes.csv", published[0]));
     manifest.outputs.push_back(DescribeFile(stage_dir / "outfits.csv", "outfits.csv", published[1]));
-    manifest.outputs.push_back(DescribeFile(stage_dir / "recs.h5", "recs.h5", static_cast<std::int64_t>(out.products.size())));
+    manifest.outputs.push_back(
+        DescribeFile(stage_dir / "recs.h5", "recs.h5", static_cast<std::int64_t>(out.products.size())));
     manifest.counts = {{"products", n_products},
                        {"substitute_rows", published[0]},
                        {"products_with_substitutes", published[2]},
@@ -418,7 +438,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   report.facts["blas_core"] = BlasCoreName();
   report.steps.insert(report.steps.begin(), StepTiming{"outfits (slowest rank)", outfits_seconds, totals[4]});
   report.steps.insert(report.steps.begin(), StepTiming{"substitutes (slowest rank)", substitutes_seconds, totals[0]});
-  report.steps.insert(report.steps.begin(), StepTiming{"load catalog + index (slowest rank)", load_seconds, n_products});
+  report.steps.insert(report.steps.begin(),
+                      StepTiming{"load catalog + index (slowest rank)", load_seconds, n_products});
   report.seconds = Seconds(start);
   report.throughput_items = n_products;
   return report;

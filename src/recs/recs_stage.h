@@ -36,13 +36,13 @@ struct RecsOptions {
   std::filesystem::path run;
   int top_k = 10;
   int outfit_top_k = 10;
-  bool only_out_of_stock = false;       // substitutes for every product, or only out-of-stock ones
-  std::string category_slots;           // "Category=slot,..." (product_catalog.h ParseCategorySlots)
-  std::vector<std::string> categories;  // zero-shot candidates; empty: the catalog's categories
+  bool only_out_of_stock = false;                   // substitutes for every product, or only out-of-stock ones
+  std::string category_slots;                       // "Category=slot,..." (product_catalog.h ParseCategorySlots)
+  std::vector<std::string> categories;              // zero-shot candidates; empty: the catalog's categories
   std::string category_prompt = "a photo of a {}";  // {} is the category, lower case
-  std::filesystem::path model;          // CLIP bundle for zero-shot; empty: the embed stage's
+  std::filesystem::path model;                      // CLIP bundle for zero-shot; empty: the embed stage's
   int nprobe = 16;
-  int batch = 1024;                     // products per index search call
+  int batch = 1024;  // products per index search call
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
 };

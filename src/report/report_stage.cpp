@@ -44,8 +44,8 @@ std::string Fixed(double value, int digits) {
 
 std::string SlotColour(const std::string& slot) {
   static const std::map<std::string, std::string> kColours = {
-      {"top", "#d6336c"}, {"bottom", "#1c7ed6"}, {"dress", "#ae3ec9"}, {"outerwear", "#f08c00"},
-      {"shoes", "#2b8a3e"}, {"bag", "#5f3dc4"}, {"accessory", "#0b7285"}};
+      {"top", "#d6336c"},   {"bottom", "#1c7ed6"}, {"dress", "#ae3ec9"},    {"outerwear", "#f08c00"},
+      {"shoes", "#2b8a3e"}, {"bag", "#5f3dc4"},    {"accessory", "#0b7285"}};
   const auto it = kColours.find(slot);
   return it == kColours.end() ? "#495057" : it->second;
 }
@@ -104,8 +104,10 @@ class ReportBuilder {
     manifest.options_hash = OptionsHash(manifest.options);
     manifest.inputs = inputs_;
     for (const auto& name : outputs_) manifest.outputs.push_back(DescribeFile(dir_ / name, name, -1));
-    manifest.counts = {{"pages", pages_}, {"thumbnails", static_cast<std::int64_t>(thumbs_.size())},
-                       {"clusters", clusters_}, {"rejects", static_cast<std::int64_t>(rejects_.size())}};
+    manifest.counts = {{"pages", pages_},
+                       {"thumbnails", static_cast<std::int64_t>(thumbs_.size())},
+                       {"clusters", clusters_},
+                       {"rejects", static_cast<std::int64_t>(rejects_.size())}};
     WriteManifest(dir_, manifest);
     report.counts = manifest.counts;
     report.facts["index"] = (dir_ / "index.html").string();
@@ -178,7 +180,9 @@ class ReportBuilder {
     const auto reject_rows = ReadCsvFile(run / "ingest" / "rejects.csv", "row,product_id,column,path,reason");
     for (const auto& row : reject_rows) rejects_.push_back({"ingest", row[0], row[1], row[2], row[3], row[4]});
     for (const auto& [id, info] : images_) {
-      if (!info.ok) rejects_.push_back({"embed", std::to_string(info.catalog_row), info.product_id, info.column, info.path, info.reason});
+      if (!info.ok)
+        rejects_.push_back(
+            {"embed", std::to_string(info.catalog_row), info.product_id, info.column, info.path, info.reason});
     }
   }
 
@@ -194,12 +198,15 @@ class ReportBuilder {
       limits.min_side = side;
       const DecodeResult decoded = DecodeImageFile(std::filesystem::path(image_root_) / info.file, limits);
       if (decoded.status == ImageStatus::kOk) {
-        cv::Mat rgb(decoded.image.height, decoded.image.width, CV_8UC3, const_cast<std::uint8_t*>(decoded.image.rgb.data()));
+        cv::Mat rgb(decoded.image.height, decoded.image.width, CV_8UC3,
+                    const_cast<std::uint8_t*>(decoded.image.rgb.data()));
         cv::Mat bgr, small;
         cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
         const double scale = std::min(1.0, static_cast<double>(side) / std::max(bgr.cols, bgr.rows));
-        cv::resize(bgr, small, {std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
-                                std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))}, 0, 0, cv::INTER_AREA);
+        cv::resize(bgr, small,
+                   {std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
+                    std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))},
+                   0, 0, cv::INTER_AREA);
         std::vector<std::uint8_t> jpeg;
         cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
         name = "thumbs/" + std::to_string(ShardOfImageId(id)) + "-" + std::to_string(RowOfImageId(id)) + "-" +
@@ -284,8 +291,8 @@ class ReportBuilder {
     const double bar = static_cast<double>(right - left) / bins;
     auto x_of = [&](double value) { return left + (value - low) / (high - low) * (right - left); };
     mu::data data;
-    for (const auto& [key, value] : std::map<std::string, int>{{"width", width}, {"height", height}, {"left", left},
-                                                               {"right", right}, {"bottom", bottom}}) {
+    for (const auto& [key, value] : std::map<std::string, int>{
+             {"width", width}, {"height", height}, {"left", left}, {"right", right}, {"bottom", bottom}}) {
       data.set(key, std::to_string(value));
     }
     data.set("y_label", "pairs (most in one bin: " + std::to_string(most) + ")");
@@ -303,8 +310,8 @@ class ReportBuilder {
     }
     data.set("bars", bars);
     mu::data marks{mu::data::type::list};
-    for (const auto& [value, label] : {std::pair<double, std::string>{rule.threshold(), "rule"},
-                                       {rule.phash_threshold(), "with pHash"}}) {
+    for (const auto& [value, label] :
+         {std::pair<double, std::string>{rule.threshold(), "rule"}, {rule.phash_threshold(), "with pHash"}}) {
       mu::data item;
       item.set("x", Fixed(x_of(value), 1));
       item.set("top", std::to_string(top));
@@ -335,8 +342,12 @@ class ReportBuilder {
     auto x_of = [&](double c) { return left + (high > low ? (c - low) / (high - low) : 0.0) * (right - left); };
     auto y_of = [&](double v) { return bottom - v * (bottom - top); };
     mu::data data;
-    for (const auto& [key, value] : std::map<std::string, int>{{"width", width}, {"height", height}, {"left", left},
-                                                               {"right", right}, {"top", top}, {"bottom", bottom}}) {
+    for (const auto& [key, value] : std::map<std::string, int>{{"width", width},
+                                                               {"height", height},
+                                                               {"left", left},
+                                                               {"right", right},
+                                                               {"top", top},
+                                                               {"bottom", bottom}}) {
       data.set(key, std::to_string(value));
     }
     mu::data series{mu::data::type::list};
@@ -345,7 +356,8 @@ class ReportBuilder {
              {"precision", "#1c7ed6"}, {"recall", "#f08c00"}, {"f1", "#2b8a3e"}}) {
       std::string points;
       for (const auto& point : sweep) {
-        points += Fixed(x_of(point["threshold"].get<double>()), 1) + "," + Fixed(y_of(point[name].get<double>()), 1) + " ";
+        points +=
+            Fixed(x_of(point["threshold"].get<double>()), 1) + "," + Fixed(y_of(point[name].get<double>()), 1) + " ";
       }
       mu::data item;
       item.set("points", points);
@@ -434,7 +446,8 @@ class ReportBuilder {
       if (!sweep.empty()) {
         data.set("sweep", sweep);
         data.set("f1", Fixed(eval->value("f1", 0.0), 3));
-        data.set("sweep_signal", eval->value("sweep_signal", std::string("cosine")) == "aligned" ? "aligned correlation" : "cosine");
+        data.set("sweep_signal",
+                 eval->value("sweep_signal", std::string("cosine")) == "aligned" ? "aligned correlation" : "cosine");
       }
     }
     if (const auto eval = ReadJson(options_.run / "eval" / "recs.json")) {
@@ -455,18 +468,22 @@ class ReportBuilder {
     data.set("clusters", std::to_string(cluster_ids.size()));
     data.set("pairs", std::to_string(dedup_ ? dedup_->pairs.size() : 0));
     std::int64_t out_of_stock = 0;
-    if (recs_) for (const auto& p : recs_->products) out_of_stock += p.in_stock ? 0 : 1;
+    if (recs_)
+      for (const auto& p : recs_->products) out_of_stock += p.in_stock ? 0 : 1;
     data.set("out_of_stock", std::to_string(out_of_stock));
     std::set<std::int64_t> photos;
-    if (recs_) for (const auto& row : recs_->outfits) photos.insert(row.source_image);
+    if (recs_)
+      for (const auto& row : recs_->outfits) photos.insert(row.source_image);
     data.set("outfit_photos", std::to_string(photos.size()));
     data.set("rejects", std::to_string(rejects_.size()));
     Publish("index.html", report_templates::kIndex, data);
   }
 
   template <typename Fill>
-  void Paginate(const std::string& stem, const std::string& title, const char* page, std::size_t total, int page_size, Fill fill) {
-    const int count = std::max(1, static_cast<int>((total + static_cast<std::size_t>(page_size) - 1) / static_cast<std::size_t>(page_size)));
+  void Paginate(const std::string& stem, const std::string& title, const char* page, std::size_t total, int page_size,
+                Fill fill) {
+    const int count = std::max(
+        1, static_cast<int>((total + static_cast<std::size_t>(page_size) - 1) / static_cast<std::size_t>(page_size)));
     for (int p = 1; p <= count; ++p) {
       mu::data data = Common(title + (count > 1 ? " " + std::to_string(p) : ""));
       SetPager(&data, stem, p, count);
@@ -538,38 +555,41 @@ class ReportBuilder {
     }
     std::vector<std::int64_t> products;
     for (const auto& [p, unused] : lists) products.push_back(p);
-    Paginate("substitutes", "Substitutes", report_templates::kSubstitutes, products.size(), options_.page_size,
-             [&](std::size_t begin, std::size_t end, mu::data* data) {
-               mu::data cards{mu::data::type::list};
-               for (std::size_t i = begin; i < end; ++i) {
-                 const RecsProduct& product = recs_->products[static_cast<std::size_t>(products[i])];
-                 mu::data card;
-                 card.set("id", product.id);
-                 card.set("title", Title(product.id));
-                 card.set("category", product.category + (product.category_source == "zero-shot" ? " (zero-shot)" : ""));
-                 card.set("thumb", ProductThumb(product.id));
-                 mu::data items{mu::data::type::list};
-                 for (const SubstituteRow* row : lists[products[i]]) {
-                   const std::string& id = recs_->products[static_cast<std::size_t>(row->substitute)].id;
-                   mu::data item;
-                   item.set("rank", std::to_string(row->rank));
-                   item.set("id", id);
-                   item.set("title", Title(id));
-                   item.set("score", Fixed(row->score, 3));
-                   item.set("thumb", row->image >= 0 && images_.count(row->image) ? Thumb(row->image, options_.thumb_side) : ProductThumb(id));
-                   items.push_back(item);
-                 }
-                 card.set("substitutes", items);
-                 cards.push_back(card);
-               }
-               data->set("products", cards);
-             });
+    Paginate(
+        "substitutes", "Substitutes", report_templates::kSubstitutes, products.size(), options_.page_size,
+        [&](std::size_t begin, std::size_t end, mu::data* data) {
+          mu::data cards{mu::data::type::list};
+          for (std::size_t i = begin; i < end; ++i) {
+            const RecsProduct& product = recs_->products[static_cast<std::size_t>(products[i])];
+            mu::data card;
+            card.set("id", product.id);
+            card.set("title", Title(product.id));
+            card.set("category", product.category + (product.category_source == "zero-shot" ? " (zero-shot)" : ""));
+            card.set("thumb", ProductThumb(product.id));
+            mu::data items{mu::data::type::list};
+            for (const SubstituteRow* row : lists[products[i]]) {
+              const std::string& id = recs_->products[static_cast<std::size_t>(row->substitute)].id;
+              mu::data item;
+              item.set("rank", std::to_string(row->rank));
+              item.set("id", id);
+              item.set("title", Title(id));
+              item.set("score", Fixed(row->score, 3));
+              item.set("thumb", row->image >= 0 && images_.count(row->image) ? Thumb(row->image, options_.thumb_side)
+                                                                             : ProductThumb(id));
+              items.push_back(item);
+            }
+            card.set("substitutes", items);
+            cards.push_back(card);
+          }
+          data->set("products", cards);
+        });
   }
 
   void WriteOutfits() {
     // (product, photo) -> slot -> rows, in the table's order.
     std::map<std::pair<std::int64_t, std::int64_t>, std::map<std::string, std::vector<const OutfitRow*>>> looks;
-    if (recs_) for (const auto& row : recs_->outfits) looks[{row.product, row.source_image}][row.slot].push_back(&row);
+    if (recs_)
+      for (const auto& row : recs_->outfits) looks[{row.product, row.source_image}][row.slot].push_back(&row);
     std::vector<std::pair<std::int64_t, std::int64_t>> keys;
     for (const auto& [key, unused] : looks) keys.push_back(key);
     const int per_page = std::max(1, options_.page_size / 2);
@@ -672,7 +692,8 @@ StageReport RunReport(const ReportOptions& options) {
   const std::filesystem::path dir = options.run / "report";
   ReportBuilder builder(options);
   if (options.rerun == RerunPolicy::kReuseValid) {
-    const std::string why = WhyRedoStage(dir, ReportBuilder::Inputs(options.run), OptionsHash(builder.Options()), options.code_version);
+    const std::string why =
+        WhyRedoStage(dir, ReportBuilder::Inputs(options.run), OptionsHash(builder.Options()), options.code_version);
     if (why.empty()) {
       StageReport report;
       report.stage = "report";

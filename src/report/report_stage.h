@@ -27,10 +27,10 @@ namespace lookbook {
 
 struct ReportOptions {
   std::filesystem::path run;
-  int page_size = 100;       // cards (clusters, products, photos) per page
+  int page_size = 100;         // cards (clusters, products, photos) per page
   int reject_page_size = 500;  // rows per rejects page
-  int thumb_side = 160;      // longest side of a thumbnail
-  int photo_side = 360;      // longest side of an outfit photo
+  int thumb_side = 160;        // longest side of a thumbnail
+  int photo_side = 360;        // longest side of an outfit photo
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
 };

@@ -47,7 +47,8 @@ const char* const kFooter = R"(</main>
 </html>
 )";
 
-const char* const kPager = R"(<nav class="pager">{{#prev}}<a href="{{prev}}">&larr; previous</a>{{/prev}}{{#pages}}{{#current}}<span class="current">{{number}}</span>{{/current}}{{^current}}<a href="{{href}}">{{number}}</a>{{/current}}{{/pages}}{{#next}}<a href="{{next}}">next &rarr;</a>{{/next}}</nav>
+const char* const kPager =
+    R"(<nav class="pager">{{#prev}}<a href="{{prev}}">&larr; previous</a>{{/prev}}{{#pages}}{{#current}}<span class="current">{{number}}</span>{{/current}}{{^current}}<a href="{{href}}">{{number}}</a>{{/current}}{{/pages}}{{#next}}<a href="{{next}}">next &rarr;</a>{{/next}}</nav>
 )";
 
 const char* const kIndex = R"({{>header}}
@@ -136,7 +137,8 @@ const char* const kRejects = R"({{>header}}
 {{>pager}}
 {{>footer}})";
 
-const char* const kHistogram = R"(<svg class="histogram" width="{{width}}" height="{{height}}" viewBox="0 0 {{width}} {{height}}" role="img">
+const char* const kHistogram =
+    R"(<svg class="histogram" width="{{width}}" height="{{height}}" viewBox="0 0 {{width}} {{height}}" role="img">
 <line x1="{{left}}" y1="{{bottom}}" x2="{{right}}" y2="{{bottom}}" stroke="#888"/>
 {{#bars}}<rect x="{{x}}" y="{{y}}" width="{{w}}" height="{{h}}" fill="#4a7ab5"><title>{{label}}: {{count}}</title></rect>{{/bars}}
 {{#marks}}<line x1="{{x}}" y1="{{top}}" x2="{{x}}" y2="{{bottom}}" stroke="#c33" stroke-dasharray="4 3"/><text x="{{x}}" y="{{label_y}}" text-anchor="middle">{{label}}</text>{{/marks}}
@@ -144,7 +146,8 @@ const char* const kHistogram = R"(<svg class="histogram" width="{{width}}" heigh
 <text x="{{left}}" y="12">{{y_label}}</text>
 </svg>)";
 
-const char* const kLines = R"(<svg class="lines" width="{{width}}" height="{{height}}" viewBox="0 0 {{width}} {{height}}" role="img">
+const char* const kLines =
+    R"(<svg class="lines" width="{{width}}" height="{{height}}" viewBox="0 0 {{width}} {{height}}" role="img">
 <line x1="{{left}}" y1="{{bottom}}" x2="{{right}}" y2="{{bottom}}" stroke="#888"/><line x1="{{left}}" y1="{{top}}" x2="{{left}}" y2="{{bottom}}" stroke="#888"/>
 {{#series}}<polyline points="{{points}}" fill="none" stroke="{{colour}}" stroke-width="2"/><text x="{{legend_x}}" y="{{legend_y}}" fill="{{colour}}">{{name}}</text>{{/series}}
 {{#ticks}}<text x="{{x}}" y="{{y}}" text-anchor="middle">{{label}}</text>{{/ticks}}

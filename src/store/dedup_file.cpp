@@ -8,7 +8,8 @@ namespace {
 
 using namespace hdf5;  // NOLINT: the store's own helpers
 
-void WritePairs(hid_t parent, const char* name, const std::vector<ScoredPair>& pairs, const std::filesystem::path& path) {
+void WritePairs(hid_t parent, const char* name, const std::vector<ScoredPair>& pairs,
+                const std::filesystem::path& path) {
   Handle group = CreateGroup(parent, name, path);
   std::vector<std::int64_t> a, b;
   std::vector<float> cosine, aligned;
@@ -50,9 +51,11 @@ void WriteDoubleAttribute(hid_t object, const char* name, double value) {
 }
 
 double ReadDoubleAttribute(hid_t object, const char* name, const std::filesystem::path& path) {
-  Handle attribute = Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
+  Handle attribute =
+      Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
   double value = 0;
-  if (H5Aread(attribute.get(), H5T_NATIVE_DOUBLE, &value) < 0) Fail(std::string("read attribute ") + name + " of", path);
+  if (H5Aread(attribute.get(), H5T_NATIVE_DOUBLE, &value) < 0)
+    Fail(std::string("read attribute ") + name + " of", path);
   return value;
 }
 
@@ -71,8 +74,9 @@ bool IsDuplicate(const DedupRule& rule, const ScoredPair& pair) {
 
 void WriteDedupFile(const std::filesystem::path& path, const DedupFile& file) {
   LB_CHECK(file.pair_kind.size() == file.pairs.size(), "a kind per pair");
-  LB_CHECK(file.cluster_id.size() == file.cluster_image.size() && file.representative.size() == file.cluster_image.size(),
-           "cluster columns of one length");
+  LB_CHECK(
+      file.cluster_id.size() == file.cluster_image.size() && file.representative.size() == file.cluster_image.size(),
+      "cluster columns of one length");
   const std::filesystem::path name = MemoryFileName(path);
   std::string image;
   {
@@ -91,13 +95,15 @@ void WriteDedupFile(const std::filesystem::path& path, const DedupFile& file) {
     WritePairs(out.get(), "pairs", file.pairs, name);
     {
       Handle pairs = Check(Handle(H5Gopen2(out.get(), "pairs", H5P_DEFAULT), H5Gclose), "open /pairs in", name);
-      WriteDataset(pairs.get(), "kind", H5T_STD_I8LE, H5T_NATIVE_INT8, {file.pair_kind.size()}, file.pair_kind.data(), name);
+      WriteDataset(pairs.get(), "kind", H5T_STD_I8LE, H5T_NATIVE_INT8, {file.pair_kind.size()}, file.pair_kind.data(),
+                   name);
     }
     Handle clusters = CreateGroup(out.get(), "clusters", name);
     const hsize_t c = file.cluster_image.size();
     WriteDataset(clusters.get(), "image", H5T_STD_I64LE, H5T_NATIVE_INT64, {c}, file.cluster_image.data(), name);
     WriteDataset(clusters.get(), "cluster_id", H5T_STD_I64LE, H5T_NATIVE_INT64, {c}, file.cluster_id.data(), name);
-    WriteDataset(clusters.get(), "is_representative", H5T_STD_I8LE, H5T_NATIVE_INT8, {c}, file.representative.data(), name);
+    WriteDataset(clusters.get(), "is_representative", H5T_STD_I8LE, H5T_NATIVE_INT8, {c}, file.representative.data(),
+                 name);
     WritePairs(out.get(), "candidates", file.candidates, name);
     image = FileImage(out.get(), name);
   }

@@ -16,7 +16,8 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
   embed.dir = run / "embed";
   std::string why;
   const auto manifest = ReadManifest(embed.dir, &why);
-  if (!manifest) throw InputError("run " + run.string() + " has no embed stage (" + why + "): run lookbook embed first");
+  if (!manifest)
+    throw InputError("run " + run.string() + " has no embed stage (" + why + "): run lookbook embed first");
   const auto total = manifest->counts.find("shards");
   const auto valid = manifest->counts.find("shards_valid");
   if (total == manifest->counts.end() || valid == manifest->counts.end()) {
@@ -31,7 +32,8 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
     const auto it = std::find_if(manifest->outputs.begin(), manifest->outputs.end(),
                                  [&](const ManifestEntry& entry) { return entry.path == ShardFileName(k, ".h5"); });
     if (it == manifest->outputs.end()) {
-      throw InputError("the embed stage of " + run.string() + " lacks " + ShardFileName(k, ".h5") + ": rerun lookbook embed");
+      throw InputError("the embed stage of " + run.string() + " lacks " + ShardFileName(k, ".h5") +
+                       ": rerun lookbook embed");
     }
     embed.shards.push_back(*it);
   }
@@ -55,8 +57,10 @@ EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard) {
   const auto size = std::filesystem::file_size(path, error);
   if (error) throw InputError(path.string() + " is missing: rerun lookbook embed --shard " + std::to_string(shard));
   if (size != entry.size || ChecksumFile(path).checksum != entry.checksum) {
-    throw InputError(path.string() + " does not match its checksum in the embed manifest (damaged or replaced): "
-                     "rerun lookbook embed --shard " + std::to_string(shard) + " --force");
+    throw InputError(path.string() +
+                     " does not match its checksum in the embed manifest (damaged or replaced): "
+                     "rerun lookbook embed --shard " +
+                     std::to_string(shard) + " --force");
   }
   return ReadEmbedShard(path);
 }

@@ -20,10 +20,10 @@ inline int ShardOfImageId(std::int64_t id) { return static_cast<int>(id >> 32); 
 inline std::int64_t RowOfImageId(std::int64_t id) { return id & 0xFFFFFFFFll; }
 
 struct EmbedRun {
-  std::filesystem::path dir;           // RUN/embed
+  std::filesystem::path dir;  // RUN/embed
   int shard_count = 0;
-  std::vector<ManifestEntry> shards;   // shard k's file entry, in shard order
-  std::string manifest_checksum;       // of RUN/embed/manifest.json: later stages' input identity
+  std::vector<ManifestEntry> shards;  // shard k's file entry, in shard order
+  std::string manifest_checksum;      // of RUN/embed/manifest.json: later stages' input identity
   // The bundles the embed stage ran (manifest locations; empty when not recorded) and their
   // identities (bundle.json sha256; segmenter's empty when none ran).
   std::filesystem::path model, segmenter;
@@ -41,8 +41,16 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run);
 std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, const EmbedRun& embed, int shard,
                                                      std::size_t images);
 // Column positions in those rows.
-enum IngestColumn { kIngestProductId = 0, kIngestColumn, kIngestImage, kIngestFile, kIngestCategory, kIngestInStock,
-                    kIngestTitle, kIngestRow };
+enum IngestColumn {
+  kIngestProductId = 0,
+  kIngestColumn,
+  kIngestImage,
+  kIngestFile,
+  kIngestCategory,
+  kIngestInStock,
+  kIngestTitle,
+  kIngestRow
+};
 
 // Shard k, verified first. Throws InputError naming the file on a size or checksum mismatch.
 EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard);

@@ -2,10 +2,10 @@
 
 #include <hdf5.h>
 
-#include <cstring>
-#include <atomic>
-#include <mutex>
 #include <unistd.h>
+#include <atomic>
+#include <cstring>
+#include <mutex>
 
 #include "store/hdf5_util.h"
 #include "util/error.h"
@@ -30,7 +30,6 @@ void WriteEmbeddings(hid_t group, std::initializer_list<hsize_t> dims, const flo
   }
 }
 
-
 void WriteGarments(hid_t file, const EmbedShard& shard, EmbeddingStorage storage, const std::filesystem::path& path) {
   const std::size_t g = shard.garments.size();
   const auto d = static_cast<std::size_t>(shard.meta.embedding_dim);
@@ -41,7 +40,8 @@ void WriteGarments(hid_t file, const EmbedShard& shard, EmbeddingStorage storage
   std::vector<std::int32_t> box;
   std::vector<float> score;
   for (const auto& row : shard.garments) {
-    LB_CHECK(row.image_index >= 0 && static_cast<std::size_t>(row.image_index) < shard.images.size(), "garment of no image");
+    LB_CHECK(row.image_index >= 0 && static_cast<std::size_t>(row.image_index) < shard.images.size(),
+             "garment of no image");
     image_index.push_back(row.image_index);
     slot.push_back(row.slot.c_str());
     box.insert(box.end(), row.box.begin(), row.box.end());
@@ -57,7 +57,8 @@ void WriteGarments(hid_t file, const EmbedShard& shard, EmbeddingStorage storage
 
   const std::size_t m = shard.mask_image_index.size();
   const auto side = static_cast<hsize_t>(std::max(shard.mask_side, 1));
-  LB_CHECK(shard.masks.size() == m * side * side || (m == 0 && shard.masks.empty()), "mask maps do not match their images");
+  LB_CHECK(shard.masks.size() == m * side * side || (m == 0 && shard.masks.empty()),
+           "mask maps do not match their images");
   Handle masks = CreateGroup(file, "masks", path);
   WriteDataset(masks.get(), "image_index", H5T_STD_I64LE, H5T_NATIVE_INT64, {m}, shard.mask_image_index.data(), path);
   // One map per chunk, deflated: label maps are mostly runs of zeros.
@@ -68,8 +69,10 @@ void WriteGarments(hid_t file, const EmbedShard& shard, EmbeddingStorage storage
   Handle plist = UntimedDatasetCreation();
   H5Pset_chunk(plist.get(), 3, chunk);
   H5Pset_deflate(plist.get(), 4);
-  Handle labels = Check(Handle(H5Dcreate2(masks.get(), "labels", H5T_STD_U8LE, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose),
-                        "create dataset /masks/labels in", path);
+  Handle labels =
+      Check(Handle(H5Dcreate2(masks.get(), "labels", H5T_STD_U8LE, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT),
+                   H5Dclose),
+            "create dataset /masks/labels in", path);
   if (m > 0 && H5Dwrite(labels.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, shard.masks.data()) < 0) {
     Fail("write dataset /masks/labels to", path);
   }
@@ -98,7 +101,9 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
     WriteStringAttribute(file.get(), "code_version", shard.meta.code_version);
     WriteStringAttribute(file.get(), "segmenter_name", shard.meta.segmenter_name);
     WriteStringAttribute(file.get(), "segmenter_sha256", shard.meta.segmenter_sha256);
-    Handle images = Check(Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, UntimedGroupCreation().get(), H5P_DEFAULT), H5Gclose), "create /images in", name);
+    Handle images = Check(
+        Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, UntimedGroupCreation().get(), H5P_DEFAULT), H5Gclose),
+        "create /images in", name);
 
     std::vector<const char*> key, product, reference, file_name, reason;
     std::vector<std::int8_t> status;
@@ -182,7 +187,8 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
     row.file = file_name[i];
     row.reason = reason[i];
     row.status = status[i];
-    std::copy(phash.begin() + static_cast<long>(i * 8), phash.begin() + static_cast<long>(i * 8 + 8), row.phash.begin());
+    std::copy(phash.begin() + static_cast<long>(i * 8), phash.begin() + static_cast<long>(i * 8 + 8),
+              row.phash.begin());
     row.checksum = checksum[i];
     row.width = width[i];
     row.height = height[i];
@@ -206,12 +212,14 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
     if (image_index[i] < 0 || static_cast<std::size_t>(image_index[i]) >= n) {
       throw InputError(path.string() + ": /garments/image_index points outside /images");
     }
-    shard.garments[i] = GarmentRow{image_index[i], slot[i], {box[4 * i], box[4 * i + 1], box[4 * i + 2], box[4 * i + 3]}, area[i], score[i]};
+    shard.garments[i] = GarmentRow{
+        image_index[i], slot[i], {box[4 * i], box[4 * i + 1], box[4 * i + 2], box[4 * i + 3]}, area[i], score[i]};
   }
   Handle masks = Check(Handle(H5Gopen2(file.get(), "masks", H5P_DEFAULT), H5Gclose), "open /masks in", path);
   shard.mask_image_index = ReadNumbers<std::int64_t>(masks.get(), "image_index", H5T_NATIVE_INT64, 1, path);
   {
-    Handle labels = Check(Handle(H5Dopen2(masks.get(), "labels", H5P_DEFAULT), H5Dclose), "open /masks/labels in", path);
+    Handle labels =
+        Check(Handle(H5Dopen2(masks.get(), "labels", H5P_DEFAULT), H5Dclose), "open /masks/labels in", path);
     shard.mask_side = static_cast<int>(ReadIntAttribute(labels.get(), "mask_side", path));
   }
   const auto side = static_cast<std::size_t>(std::max(shard.mask_side, 1));
@@ -236,7 +244,8 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
   SilenceHdf5();
   for (const auto& shard_file : shard_files) {
     Handle file = Check(Handle(H5Fopen(shard_file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose), "open", shard_file);
-    Handle dataset = Check(Handle(H5Dopen2(file.get(), "images/embedding", H5P_DEFAULT), H5Dclose), "open /images/embedding in", shard_file);
+    Handle dataset = Check(Handle(H5Dopen2(file.get(), "images/embedding", H5P_DEFAULT), H5Dclose),
+                           "open /images/embedding in", shard_file);
     Handle space(H5Dget_space(dataset.get()), H5Sclose);
     hsize_t dims[2] = {0, 0};
     H5Sget_simple_extent_dims(space.get(), dims, nullptr);
@@ -259,7 +268,9 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
     WriteIntAttribute(file.get(), "schema_version", kEmbedSchemaVersion);
     WriteIntAttribute(file.get(), "shard_count", static_cast<long long>(sources.size()));
     WriteIntAttribute(file.get(), "embedding_dim", dim);
-    Handle images = Check(Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, UntimedGroupCreation().get(), H5P_DEFAULT), H5Gclose), "create /images in", name);
+    Handle images = Check(
+        Handle(H5Gcreate2(file.get(), "images", H5P_DEFAULT, UntimedGroupCreation().get(), H5P_DEFAULT), H5Gclose),
+        "create /images in", name);
     Handle strings = StringType();
     struct Column {
       const char* name;
@@ -267,10 +278,17 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
       hsize_t width;  // second dimension, 0 for 1-D
     };
     const std::vector<Column> columns = {
-        {"key", strings.get(), 0},        {"product_id", strings.get(), 0}, {"path", strings.get(), 0},
-        {"file", strings.get(), 0},       {"reason", strings.get(), 0},     {"status", H5T_STD_I8LE, 0},
-        {"phash", H5T_STD_U8LE, 8},       {"checksum", H5T_STD_U64LE, 0},   {"width", H5T_STD_I32LE, 0},
-        {"height", H5T_STD_I32LE, 0},     {"embedding", embedding_type, static_cast<hsize_t>(dim)},
+        {"key", strings.get(), 0},
+        {"product_id", strings.get(), 0},
+        {"path", strings.get(), 0},
+        {"file", strings.get(), 0},
+        {"reason", strings.get(), 0},
+        {"status", H5T_STD_I8LE, 0},
+        {"phash", H5T_STD_U8LE, 8},
+        {"checksum", H5T_STD_U64LE, 0},
+        {"width", H5T_STD_I32LE, 0},
+        {"height", H5T_STD_I32LE, 0},
+        {"embedding", embedding_type, static_cast<hsize_t>(dim)},
     };
     for (const auto& column : columns) {
       const int rank = column.width > 0 ? 2 : 1;
@@ -292,12 +310,15 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
         offset += source.rows;
       }
       H5Sselect_all(space.get());
-      Check(Handle(H5Dcreate2(images.get(), column.name, column.type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose),
-            std::string("create virtual dataset ") + column.name + " in", name);
+      Check(
+          Handle(H5Dcreate2(images.get(), column.name, column.type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT),
+                 H5Dclose),
+          std::string("create virtual dataset ") + column.name + " in", name);
     }
     // Which shard each row came from: a small real dataset, not a view.
     std::vector<std::int32_t> shard_of;
-    for (std::size_t s = 0; s < sources.size(); ++s) shard_of.insert(shard_of.end(), sources[s].rows, static_cast<std::int32_t>(s));
+    for (std::size_t s = 0; s < sources.size(); ++s)
+      shard_of.insert(shard_of.end(), sources[s].rows, static_cast<std::int32_t>(s));
     WriteDataset(images.get(), "shard", H5T_STD_I32LE, H5T_NATIVE_INT32, {total}, shard_of.data(), name);
     image = FileImage(file.get(), name);
   }

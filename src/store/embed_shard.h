@@ -93,7 +93,7 @@ struct EmbedShard {
   std::vector<float> garment_embeddings;  // garments.size() x meta.embedding_dim
   int mask_side = 0;                      // M; 0 when no masks
   std::vector<std::int64_t> mask_image_index;
-  std::vector<std::uint8_t> masks;        // mask_image_index.size() x M x M
+  std::vector<std::uint8_t> masks;  // mask_image_index.size() x M x M
 };
 
 // Writes `shard` to `path` atomically (temporary file, fsync, rename, fsync of the folder).

@@ -86,11 +86,12 @@ inline Handle Space(std::initializer_list<hsize_t> dims) {
 }
 
 inline void WriteDataset(hid_t group, const char* name, hid_t file_type, hid_t memory_type,
-                  std::initializer_list<hsize_t> dims, const void* data, const std::filesystem::path& path) {
+                         std::initializer_list<hsize_t> dims, const void* data, const std::filesystem::path& path) {
   Handle space = Space(dims);
   Handle creation = UntimedDatasetCreation();
-  Handle dataset = Check(Handle(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, creation.get(), H5P_DEFAULT), H5Dclose),
-                         std::string("create dataset ") + name + " in", path);
+  Handle dataset =
+      Check(Handle(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, creation.get(), H5P_DEFAULT), H5Dclose),
+            std::string("create dataset ") + name + " in", path);
   hsize_t total = 1;
   for (const hsize_t d : dims) total *= d;
   if (total > 0 && H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
@@ -98,7 +99,8 @@ inline void WriteDataset(hid_t group, const char* name, hid_t file_type, hid_t m
   }
 }
 
-inline void WriteStrings(hid_t group, const char* name, const std::vector<const char*>& values, const std::filesystem::path& path) {
+inline void WriteStrings(hid_t group, const char* name, const std::vector<const char*>& values,
+                         const std::filesystem::path& path) {
   Handle type = StringType();
   WriteDataset(group, name, type.get(), type.get(), {values.size()}, values.data(), path);
 }
@@ -118,7 +120,8 @@ inline void WriteIntAttribute(hid_t object, const char* name, long long value) {
 }
 
 inline std::string ReadStringAttribute(hid_t object, const char* name, const std::filesystem::path& path) {
-  Handle attribute = Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
+  Handle attribute =
+      Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
   Handle type = StringType();
   char* text = nullptr;
   if (H5Aread(attribute.get(), type.get(), &text) < 0) Fail(std::string("read attribute ") + name + " of", path);
@@ -128,7 +131,8 @@ inline std::string ReadStringAttribute(hid_t object, const char* name, const std
 }
 
 inline long long ReadIntAttribute(hid_t object, const char* name, const std::filesystem::path& path) {
-  Handle attribute = Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
+  Handle attribute =
+      Check(Handle(H5Aopen(object, name, H5P_DEFAULT), H5Aclose), std::string("read attribute ") + name + " of", path);
   long long value = 0;
   if (H5Aread(attribute.get(), H5T_NATIVE_LLONG, &value) < 0) Fail(std::string("read attribute ") + name + " of", path);
   return value;
@@ -142,7 +146,8 @@ inline hsize_t Rows(hid_t dataset) {
 }
 
 inline std::vector<std::string> ReadStrings(hid_t group, const char* name, const std::filesystem::path& path) {
-  Handle dataset = Check(Handle(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose), std::string("open dataset ") + name + " in", path);
+  Handle dataset =
+      Check(Handle(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose), std::string("open dataset ") + name + " in", path);
   const hsize_t n = Rows(dataset.get());
   std::vector<char*> raw(n, nullptr);
   Handle type = StringType();
@@ -162,7 +167,8 @@ inline std::vector<std::string> ReadStrings(hid_t group, const char* name, const
 template <typename T>
 std::vector<T> ReadNumbers(hid_t group, const char* name, hid_t memory_type, std::size_t per_row,
                            const std::filesystem::path& path) {
-  Handle dataset = Check(Handle(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose), std::string("open dataset ") + name + " in", path);
+  Handle dataset =
+      Check(Handle(H5Dopen2(group, name, H5P_DEFAULT), H5Dclose), std::string("open dataset ") + name + " in", path);
   {
     // The dataset's shape must be rows x per_row: the buffer below is sized from it.
     Handle space(H5Dget_space(dataset.get()), H5Sclose);

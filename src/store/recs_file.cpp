@@ -60,24 +60,34 @@ void WriteRecsFile(const std::filesystem::path& path, const RecsFile& file) {
     Handle substitutes = CreateGroup(out.get(), "substitutes", at);
     const hsize_t s = file.substitutes.size();
     const auto& sub = file.substitutes;
-    WriteDataset(substitutes.get(), "product", H5T_STD_I64LE, H5T_NATIVE_INT64, {s}, Column(sub, &SubstituteRow::product).data(), at);
-    WriteDataset(substitutes.get(), "rank", H5T_STD_I32LE, H5T_NATIVE_INT32, {s}, Column(sub, &SubstituteRow::rank).data(), at);
-    WriteDataset(substitutes.get(), "substitute", H5T_STD_I64LE, H5T_NATIVE_INT64, {s}, Column(sub, &SubstituteRow::substitute).data(), at);
-    WriteDataset(substitutes.get(), "score", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {s}, Column(sub, &SubstituteRow::score).data(), at);
-    WriteDataset(substitutes.get(), "image", H5T_STD_I64LE, H5T_NATIVE_INT64, {s}, Column(sub, &SubstituteRow::image).data(), at);
+    WriteDataset(substitutes.get(), "product", H5T_STD_I64LE, H5T_NATIVE_INT64, {s},
+                 Column(sub, &SubstituteRow::product).data(), at);
+    WriteDataset(substitutes.get(), "rank", H5T_STD_I32LE, H5T_NATIVE_INT32, {s},
+                 Column(sub, &SubstituteRow::rank).data(), at);
+    WriteDataset(substitutes.get(), "substitute", H5T_STD_I64LE, H5T_NATIVE_INT64, {s},
+                 Column(sub, &SubstituteRow::substitute).data(), at);
+    WriteDataset(substitutes.get(), "score", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {s},
+                 Column(sub, &SubstituteRow::score).data(), at);
+    WriteDataset(substitutes.get(), "image", H5T_STD_I64LE, H5T_NATIVE_INT64, {s},
+                 Column(sub, &SubstituteRow::image).data(), at);
 
     Handle outfits = CreateGroup(out.get(), "outfits", at);
     const hsize_t o = file.outfits.size();
     const auto& look = file.outfits;
-    WriteDataset(outfits.get(), "product", H5T_STD_I64LE, H5T_NATIVE_INT64, {o}, Column(look, &OutfitRow::product).data(), at);
-    WriteDataset(outfits.get(), "source_image", H5T_STD_I64LE, H5T_NATIVE_INT64, {o}, Column(look, &OutfitRow::source_image).data(), at);
+    WriteDataset(outfits.get(), "product", H5T_STD_I64LE, H5T_NATIVE_INT64, {o},
+                 Column(look, &OutfitRow::product).data(), at);
+    WriteDataset(outfits.get(), "source_image", H5T_STD_I64LE, H5T_NATIVE_INT64, {o},
+                 Column(look, &OutfitRow::source_image).data(), at);
     WriteStringColumn(outfits.get(), "slot", look, &OutfitRow::slot, at);
     std::vector<std::int32_t> boxes;
     for (const auto& row : look) boxes.insert(boxes.end(), row.box.begin(), row.box.end());
     WriteDataset(outfits.get(), "box", H5T_STD_I32LE, H5T_NATIVE_INT32, {o, 4}, boxes.data(), at);
-    WriteDataset(outfits.get(), "rank", H5T_STD_I32LE, H5T_NATIVE_INT32, {o}, Column(look, &OutfitRow::rank).data(), at);
-    WriteDataset(outfits.get(), "item", H5T_STD_I64LE, H5T_NATIVE_INT64, {o}, Column(look, &OutfitRow::item).data(), at);
-    WriteDataset(outfits.get(), "score", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {o}, Column(look, &OutfitRow::score).data(), at);
+    WriteDataset(outfits.get(), "rank", H5T_STD_I32LE, H5T_NATIVE_INT32, {o}, Column(look, &OutfitRow::rank).data(),
+                 at);
+    WriteDataset(outfits.get(), "item", H5T_STD_I64LE, H5T_NATIVE_INT64, {o}, Column(look, &OutfitRow::item).data(),
+                 at);
+    WriteDataset(outfits.get(), "score", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {o}, Column(look, &OutfitRow::score).data(),
+                 at);
     image = FileImage(out.get(), at);
   }
   PublishFile(path, image);
@@ -102,8 +112,10 @@ RecsFile ReadRecsFile(const std::filesystem::path& path) {
   const auto sources = ReadStrings(products.get(), "category_source", path);
   const auto slots = ReadStrings(products.get(), "slot", path);
   const auto stock = ReadNumbers<std::int8_t>(products.get(), "in_stock", H5T_NATIVE_INT8, 1, path);
-  for (const std::size_t n : {categories.size(), sources.size(), slots.size(), stock.size()}) CheckLength(ids.size(), n, "/products", path);
-  for (std::size_t i = 0; i < ids.size(); ++i) file.products.push_back(RecsProduct{ids[i], categories[i], sources[i], slots[i], stock[i]});
+  for (const std::size_t n : {categories.size(), sources.size(), slots.size(), stock.size()})
+    CheckLength(ids.size(), n, "/products", path);
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    file.products.push_back(RecsProduct{ids[i], categories[i], sources[i], slots[i], stock[i]});
 
   Handle substitutes = OpenGroup(in.get(), "substitutes", path);
   const auto product = ReadNumbers<std::int64_t>(substitutes.get(), "product", H5T_NATIVE_INT64, 1, path);
@@ -111,8 +123,10 @@ RecsFile ReadRecsFile(const std::filesystem::path& path) {
   const auto substitute = ReadNumbers<std::int64_t>(substitutes.get(), "substitute", H5T_NATIVE_INT64, 1, path);
   const auto score = ReadNumbers<float>(substitutes.get(), "score", H5T_NATIVE_FLOAT, 1, path);
   const auto image = ReadNumbers<std::int64_t>(substitutes.get(), "image", H5T_NATIVE_INT64, 1, path);
-  for (const std::size_t n : {rank.size(), substitute.size(), score.size(), image.size()}) CheckLength(product.size(), n, "/substitutes", path);
-  for (std::size_t i = 0; i < product.size(); ++i) file.substitutes.push_back(SubstituteRow{product[i], rank[i], substitute[i], score[i], image[i]});
+  for (const std::size_t n : {rank.size(), substitute.size(), score.size(), image.size()})
+    CheckLength(product.size(), n, "/substitutes", path);
+  for (std::size_t i = 0; i < product.size(); ++i)
+    file.substitutes.push_back(SubstituteRow{product[i], rank[i], substitute[i], score[i], image[i]});
 
   Handle outfits = OpenGroup(in.get(), "outfits", path);
   const auto owner = ReadNumbers<std::int64_t>(outfits.get(), "product", H5T_NATIVE_INT64, 1, path);
@@ -122,11 +136,13 @@ RecsFile ReadRecsFile(const std::filesystem::path& path) {
   const auto look_rank = ReadNumbers<std::int32_t>(outfits.get(), "rank", H5T_NATIVE_INT32, 1, path);
   const auto item = ReadNumbers<std::int64_t>(outfits.get(), "item", H5T_NATIVE_INT64, 1, path);
   const auto look_score = ReadNumbers<float>(outfits.get(), "score", H5T_NATIVE_FLOAT, 1, path);
-  for (const std::size_t n : {source.size(), slot.size(), box.size() / 4, look_rank.size(), item.size(), look_score.size()}) {
+  for (const std::size_t n :
+       {source.size(), slot.size(), box.size() / 4, look_rank.size(), item.size(), look_score.size()}) {
     CheckLength(owner.size(), n, "/outfits", path);
   }
   for (std::size_t i = 0; i < owner.size(); ++i) {
-    OutfitRow row{owner[i], source[i], slot[i], {box[4 * i], box[4 * i + 1], box[4 * i + 2], box[4 * i + 3]}, look_rank[i], item[i], look_score[i]};
+    OutfitRow row{owner[i],     source[i], slot[i],      {box[4 * i], box[4 * i + 1], box[4 * i + 2], box[4 * i + 3]},
+                  look_rank[i], item[i],   look_score[i]};
     file.outfits.push_back(std::move(row));
   }
   return file;

@@ -2,10 +2,9 @@
 
 namespace lookbook {
 
-void ThrowInternalError(const char* file, int line, const char* condition,
-                        const std::string& message) {
-  throw InternalError(std::string("internal error at ") + file + ":" + std::to_string(line) +
-                      ": check '" + condition + "' failed: " + message);
+void ThrowInternalError(const char* file, int line, const char* condition, const std::string& message) {
+  throw InternalError(std::string("internal error at ") + file + ":" + std::to_string(line) + ": check '" + condition +
+                      "' failed: " + message);
 }
 
 }  // namespace lookbook

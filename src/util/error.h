@@ -22,8 +22,7 @@ class InternalError : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
-[[noreturn]] void ThrowInternalError(const char* file, int line, const char* condition,
-                                     const std::string& message);
+[[noreturn]] void ThrowInternalError(const char* file, int line, const char* condition, const std::string& message);
 
 // Process exit codes shared by every subcommand.
 inline constexpr int kExitOk = 0;
@@ -33,9 +32,9 @@ inline constexpr int kExitInternal = 70;  // EX_SOFTWARE
 
 }  // namespace lookbook
 
-#define LB_CHECK(condition, message)                                                     \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      ::lookbook::ThrowInternalError(__FILE__, __LINE__, #condition, (message));         \
-    }                                                                                    \
+#define LB_CHECK(condition, message)                                             \
+  do {                                                                           \
+    if (!(condition)) {                                                          \
+      ::lookbook::ThrowInternalError(__FILE__, __LINE__, #condition, (message)); \
+    }                                                                            \
   } while (0)

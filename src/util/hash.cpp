@@ -15,9 +15,7 @@ namespace lookbook {
 
 std::uint64_t Xxh3(std::string_view bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
 
-std::uint64_t Xxh64(std::string_view bytes, std::uint64_t seed) {
-  return XXH64(bytes.data(), bytes.size(), seed);
-}
+std::uint64_t Xxh64(std::string_view bytes, std::uint64_t seed) { return XXH64(bytes.data(), bytes.size(), seed); }
 
 std::string FormatChecksum(std::uint64_t xxh3) {
   char text[32];
@@ -30,8 +28,7 @@ FileChecksum ChecksumFile(const std::filesystem::path& path) {
   if (fd < 0) {
     throw InputError("cannot read " + path.string() + ": " + std::strerror(errno));
   }
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                  &XXH3_freeState);
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
   LB_CHECK(state != nullptr, "XXH3_createState failed");
   XXH3_64bits_reset(state.get());
   std::vector<char> buffer(1 << 20);

@@ -14,10 +14,7 @@ namespace {
 using nlohmann::json;
 
 json EntryToJson(const ManifestEntry& entry) {
-  return json{{"path", entry.path},
-              {"size", entry.size},
-              {"checksum", entry.checksum},
-              {"rows", entry.rows}};
+  return json{{"path", entry.path}, {"size", entry.size}, {"checksum", entry.checksum}, {"rows", entry.rows}};
 }
 
 ManifestEntry EntryFromJson(const json& value) {
@@ -35,14 +32,12 @@ std::string OptionsHash(const std::map<std::string, std::string>& options) {
   // Length-prefixed so that no two different maps serialise the same way.
   std::string canonical;
   for (const auto& [key, value] : options) {
-    canonical += std::to_string(key.size()) + ":" + key + "=" + std::to_string(value.size()) +
-                 ":" + value + ";";
+    canonical += std::to_string(key.size()) + ":" + key + "=" + std::to_string(value.size()) + ":" + value + ";";
   }
   return FormatChecksum(Xxh3(canonical));
 }
 
-ManifestEntry DescribeFile(const std::filesystem::path& path, const std::string& name,
-                           std::int64_t rows) {
+ManifestEntry DescribeFile(const std::filesystem::path& path, const std::string& name, std::int64_t rows) {
   const FileChecksum sum = ChecksumFile(path);
   return ManifestEntry{name, sum.size, sum.checksum, rows};
 }
@@ -71,8 +66,7 @@ void WriteManifestFile(const std::filesystem::path& path, const StageManifest& m
   PublishFile(path, ManifestToJson(manifest));
 }
 
-std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir,
-                                          std::string* why_not) {
+std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir, std::string* why_not) {
   return ReadManifestFile(stage_dir / "manifest.json", why_not);
 }
 
@@ -89,9 +83,8 @@ std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path,
     StageManifest manifest;
     manifest.schema_version = root.at("schema_version").get<int>();
     if (manifest.schema_version != kManifestSchemaVersion) {
-      *why_not = path.string() + " has schema_version " +
-                 std::to_string(manifest.schema_version) + ", this build reads " +
-                 std::to_string(kManifestSchemaVersion);
+      *why_not = path.string() + " has schema_version " + std::to_string(manifest.schema_version) +
+                 ", this build reads " + std::to_string(kManifestSchemaVersion);
       return std::nullopt;
     }
     manifest.stage = root.at("stage").get<std::string>();

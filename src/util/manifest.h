@@ -48,8 +48,7 @@ struct StageManifest {
 std::string OptionsHash(const std::map<std::string, std::string>& options);
 
 // Checksums `path` into an entry named `name`.
-ManifestEntry DescribeFile(const std::filesystem::path& path, const std::string& name,
-                           std::int64_t rows);
+ManifestEntry DescribeFile(const std::filesystem::path& path, const std::string& name, std::int64_t rows);
 
 std::string ManifestToJson(const StageManifest& manifest);
 void WriteManifest(const std::filesystem::path& stage_dir, const StageManifest& manifest);
@@ -62,8 +61,7 @@ enum class RerunPolicy { kReuseValid, kForce };
 
 // The manifest in `stage_dir`, or nullopt with the reason in *why_not (absent, unreadable,
 // malformed, other schema version).
-std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir,
-                                          std::string* why_not);
+std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir, std::string* why_not);
 
 // Empty when every output listed in `manifest` exists in `stage_dir` with its recorded size
 // and checksum; otherwise the first problem found ("shard-00003.csv: checksum mismatch").

@@ -10,8 +10,7 @@
 namespace lookbook {
 
 void ParallelFor(std::size_t count, int threads, const std::function<void(std::size_t)>& body) {
-  const std::size_t workers =
-      std::min<std::size_t>(count, static_cast<std::size_t>(std::max(threads, 1)));
+  const std::size_t workers = std::min<std::size_t>(count, static_cast<std::size_t>(std::max(threads, 1)));
   if (workers <= 1) {
     for (std::size_t i = 0; i < count; ++i) body(i);
     return;

@@ -22,9 +22,8 @@ std::string ErrnoText(int error) { return std::strerror(error); }
 
 AtomicFile AtomicFile::Create(const std::filesystem::path& final_path) {
   static std::atomic<unsigned> counter{0};
-  const std::filesystem::path temp_path =
-      final_path.string() + std::string(kTempMarker) + std::to_string(::getpid()) + "-" +
-      std::to_string(counter.fetch_add(1));
+  const std::filesystem::path temp_path = final_path.string() + std::string(kTempMarker) + std::to_string(::getpid()) +
+                                          "-" + std::to_string(counter.fetch_add(1));
   const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     throw InputError("cannot create " + temp_path.string() + ": " + ErrnoText(errno));
@@ -32,8 +31,7 @@ AtomicFile AtomicFile::Create(const std::filesystem::path& final_path) {
   return AtomicFile(final_path, temp_path, fd);
 }
 
-AtomicFile::AtomicFile(std::filesystem::path final_path, std::filesystem::path temp_path,
-                       int fd)
+AtomicFile::AtomicFile(std::filesystem::path final_path, std::filesystem::path temp_path, int fd)
     : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd) {
   buffer_.reserve(kBufferBytes);
 }
@@ -85,12 +83,10 @@ void AtomicFile::Commit() {
     throw InputError("cannot close " + temp_path_.string() + ": " + ErrnoText(errno));
   }
   if (std::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
-    throw InputError("cannot rename " + temp_path_.string() + " to " + final_path_.string() +
-                     ": " + ErrnoText(errno));
+    throw InputError("cannot rename " + temp_path_.string() + " to " + final_path_.string() + ": " + ErrnoText(errno));
   }
   temp_path_.clear();
-  SyncFolder(final_path_.has_parent_path() ? final_path_.parent_path()
-                                           : std::filesystem::path("."));
+  SyncFolder(final_path_.has_parent_path() ? final_path_.parent_path() : std::filesystem::path("."));
 }
 
 void PublishFile(const std::filesystem::path& path, std::string_view contents) {

@@ -20,7 +20,8 @@ std::string ShardRecordName(int shard) {
 // as changed); otherwise the first that changed.
 std::string ChangedInput(const std::filesystem::path& run, const StageManifest& manifest) {
   for (const auto& input : manifest.inputs) {
-    const std::filesystem::path path = std::filesystem::path(input.path).is_absolute() ? std::filesystem::path(input.path) : run / input.path;
+    const std::filesystem::path path =
+        std::filesystem::path(input.path).is_absolute() ? std::filesystem::path(input.path) : run / input.path;
     std::error_code error;
     if (!std::filesystem::is_regular_file(path, error)) return input.path + " is gone";
     try {
@@ -127,7 +128,8 @@ RunVerification VerifyRun(const std::filesystem::path& run) {
       ++out.files;
       out.bytes += size;
       if (size != entry.size) {
-        out.problems.push_back(name + ": size " + std::to_string(size) + ", manifest says " + std::to_string(entry.size));
+        out.problems.push_back(name + ": size " + std::to_string(size) + ", manifest says " +
+                               std::to_string(entry.size));
         continue;
       }
       try {
@@ -156,8 +158,10 @@ RunVerification VerifyRun(const std::filesystem::path& run) {
     if (name.rfind("shard-", 0) != 0 || entry.path().extension() != ".json") continue;
     std::string why;
     const auto record = ReadManifestFile(entry.path(), &why);
-    if (!record) out.problems.push_back("embed/" + name + ": " + why);
-    else check(embed, "embed", *record);
+    if (!record)
+      out.problems.push_back("embed/" + name + ": " + why);
+    else
+      check(embed, "embed", *record);
   }
   return out;
 }

@@ -29,7 +29,7 @@ struct ShardState {
 struct StageState {
   std::string stage;
   std::string state;
-  std::string detail;  // why it is not valid, or its counts
+  std::string detail;              // why it is not valid, or its counts
   std::vector<ShardState> shards;  // embed only
 };
 

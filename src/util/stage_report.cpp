@@ -10,8 +10,7 @@ StepTimer::StepTimer(StageReport* report, std::string name)
     : report_(report), name_(std::move(name)), start_(std::chrono::steady_clock::now()) {}
 
 StepTimer::~StepTimer() {
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   report_->steps.push_back(StepTiming{name_, seconds, items_});
 }
 

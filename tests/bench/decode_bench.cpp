@@ -33,9 +33,11 @@ void MakePhotos(const std::string& dir, int count) {
   std::mt19937 rng(3);
   for (int i = 0; i < count; ++i) {
     const auto& colour = lookbook::DemoPalette()[static_cast<std::size_t>(i) % lookbook::DemoPalette().size()];
-    const lookbook::BgrImage shot = lookbook::RenderProductShot(data.image(static_cast<std::size_t>(i) * 7), colour, 1000, 235);
+    const lookbook::BgrImage shot =
+        lookbook::RenderProductShot(data.image(static_cast<std::size_t>(i) * 7), colour, 1000, 235);
     cv::Mat photo(1333, 1000, CV_8UC3, cv::Scalar(230, 232, 235));
-    cv::Mat(1000, 1000, CV_8UC3, const_cast<std::uint8_t*>(shot.bgr.data())).copyTo(photo(cv::Rect(0, 166, 1000, 1000)));
+    cv::Mat(1000, 1000, CV_8UC3, const_cast<std::uint8_t*>(shot.bgr.data()))
+        .copyTo(photo(cv::Rect(0, 166, 1000, 1000)));
     cv::Mat noise(photo.size(), CV_16SC3);
     cv::randn(noise, 0, 6 + static_cast<int>(rng() % 6));
     cv::Mat lit;
@@ -82,9 +84,12 @@ int main(int argc, char** argv) {
   double seconds = 3;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--size") == 0 && i + 1 < argc) size = std::atoi(argv[++i]);
-    else if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else files.push_back(ReadAll(argv[i]));
+    if (std::strcmp(argv[i], "--size") == 0 && i + 1 < argc)
+      size = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else
+      files.push_back(ReadAll(argv[i]));
   }
   if (files.empty()) {
     std::cerr << "usage: decode_bench [--size S] [--seconds T] FILE... | --make DIR N\n";
@@ -109,7 +114,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < count; ++i) {
       const auto f = factors[i];
       if (f.num <= f.denom && std::min(TJSCALED(w, f), TJSCALED(h, f)) >= size &&
-          TJSCALED(w, f) * TJSCALED(h, f) < TJSCALED(w, best) * TJSCALED(h, best)) best = f;
+          TJSCALED(w, f) * TJSCALED(h, f) < TJSCALED(w, best) * TJSCALED(h, best))
+        best = f;
     }
     scale = std::to_string(best.num) + "/" + std::to_string(best.denom);
     buffer.resize(static_cast<std::size_t>(TJSCALED(w, best)) * TJSCALED(h, best) * 3);

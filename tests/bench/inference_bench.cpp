@@ -26,11 +26,16 @@ int main(int argc, char** argv) {
   double seconds = 10, start_at = 0;
   lookbook::InferenceOptions options;
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--batch") == 0) batch = std::atoi(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--precision") == 0) lookbook::ParsePrecision(argv[i + 1], &options.precision);
-    else if (std::strcmp(argv[i], "--start-at") == 0) start_at = std::atof(argv[i + 1]);
+    if (std::strcmp(argv[i], "--batch") == 0)
+      batch = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--threads") == 0)
+      threads = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--seconds") == 0)
+      seconds = std::atof(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--precision") == 0)
+      lookbook::ParsePrecision(argv[i + 1], &options.precision);
+    else if (std::strcmp(argv[i], "--start-at") == 0)
+      start_at = std::atof(argv[i + 1]);
   }
   lookbook::SetTorchThreads(threads, 1);
   const auto bundle = lookbook::LoadBundle(argv[1]);
@@ -66,10 +71,16 @@ int main(int argc, char** argv) {
     images += batch;
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
-  std::cout << nlohmann::json{{"bundle", bundle.name}, {"input_size", size}, {"batch", batch}, {"threads", threads}, {"images_per_s", images / elapsed},
-                              {"window", {window_start, window_start + elapsed}}, {"late", late},
+  std::cout << nlohmann::json{{"bundle", bundle.name},
+                              {"input_size", size},
+                              {"batch", batch},
+                              {"threads", threads},
+                              {"images_per_s", images / elapsed},
+                              {"window", {window_start, window_start + elapsed}},
+                              {"late", late},
                               {"precision", lookbook::PrecisionName(options.precision)},
-                              {"blas_core", lookbook::BlasCoreName()}, {"blas_threads", lookbook::BlasThreads()}}
+                              {"blas_core", lookbook::BlasCoreName()},
+                              {"blas_threads", lookbook::BlasThreads()}}
                    .dump()
             << std::endl;
   return 0;

@@ -24,7 +24,8 @@
 int main(int argc, char** argv) {
   using namespace lookbook;
   if (argc < 2) {
-    std::cerr << "usage: make_synthetic_run RUN --vectors N [--dim D] [--shards S] [--clusters C] [--planted P] [--seed X]\n";
+    std::cerr
+        << "usage: make_synthetic_run RUN --vectors N [--dim D] [--shards S] [--clusters C] [--planted P] [--seed X]\n";
     return 2;
   }
   const std::filesystem::path run = argv[1];
@@ -32,12 +33,18 @@ int main(int argc, char** argv) {
   int dim = 512, shards = 8, clusters = 2000;
   std::uint64_t seed = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--vectors")) n = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--dim")) dim = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--shards")) shards = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--clusters")) clusters = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--planted")) planted = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seed")) seed = std::strtoull(argv[i + 1], nullptr, 10);
+    if (!std::strcmp(argv[i], "--vectors"))
+      n = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dim"))
+      dim = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--shards"))
+      shards = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--clusters"))
+      clusters = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--planted"))
+      planted = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--seed"))
+      seed = std::strtoull(argv[i + 1], nullptr, 10);
   }
   const auto d = static_cast<std::size_t>(dim);
   std::mt19937_64 rng(seed);
@@ -51,7 +58,8 @@ int main(int argc, char** argv) {
   const std::int64_t base = n - planted;
   std::vector<std::uint64_t> seeds(static_cast<std::size_t>(n));
   for (auto& s : seeds) s = rng();
-  for (std::int64_t i = base; i < n; ++i) original[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(base));
+  for (std::int64_t i = base; i < n; ++i)
+    original[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(base));
   auto normalise = [&](float* v) {
     double norm = 0;
     for (std::size_t j = 0; j < d; ++j) norm += static_cast<double>(v[j]) * v[j];
@@ -105,7 +113,8 @@ int main(int argc, char** argv) {
       row.file = path;
       row.width = row.height = 224;
       shard.images.push_back(row);
-      shard.embeddings.insert(shard.embeddings.end(), vectors.begin() + static_cast<long>(static_cast<std::size_t>(i) * d),
+      shard.embeddings.insert(shard.embeddings.end(),
+                              vectors.begin() + static_cast<long>(static_cast<std::size_t>(i) * d),
                               vectors.begin() + static_cast<long>(static_cast<std::size_t>(i + 1) * d));
     }
     PublishFile(run / "ingest" / ShardFileName(k, ".csv"), csv);
@@ -129,13 +138,14 @@ int main(int argc, char** argv) {
   for (std::int64_t i = base; i < n; ++i) {
     const auto o = static_cast<std::size_t>(original[static_cast<std::size_t>(i)]);
     double dot = 0;
-    for (std::size_t j = 0; j < d; ++j) dot += static_cast<double>(vectors[o * d + j]) * vectors[static_cast<std::size_t>(i) * d + j];
+    for (std::size_t j = 0; j < d; ++j)
+      dot += static_cast<double>(vectors[o * d + j]) * vectors[static_cast<std::size_t>(i) * d + j];
     char cosine[32];
     std::snprintf(cosine, sizeof(cosine), "%.6f", dot);
     AppendCsvRow({path_of[o], path_of[static_cast<std::size_t>(i)], cosine}, &truth);
   }
   PublishFile(run / "truth_pairs.csv", truth);
-  std::cout << "{\"vectors\": " << n << ", \"dim\": " << dim << ", \"shards\": " << shards << ", \"planted\": " << planted
-            << "}" << std::endl;
+  std::cout << "{\"vectors\": " << n << ", \"dim\": " << dim << ", \"shards\": " << shards
+            << ", \"planted\": " << planted << "}" << std::endl;
   return 0;
 }

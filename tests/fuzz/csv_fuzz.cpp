@@ -10,8 +10,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace lookbook;
-  CsvReader reader = CsvReader::FromString(std::string(reinterpret_cast<const char*>(data), size),
-                                           CsvReaderLimits{4096});
+  CsvReader reader =
+      CsvReader::FromString(std::string(reinterpret_cast<const char*>(data), size), CsvReaderLimits{4096});
   CsvRecord record;
   std::int64_t expected_index = 0;
   while (reader.Next(&record)) {

@@ -25,8 +25,8 @@ def forward(self, x):
 )JIT");
   image.save((dir / "image_encoder.pt").string());
 
-  const std::vector<std::string> words = {"<pad>", "<start>", "<end>", "<unk>", "a", "photo", "of",
-                                          "red", "blue", "green", "black", "dress", "coat", "bag",
+  const std::vector<std::string> words = {"<pad>",   "<start>", "<end>", "<unk>",  "a",     "photo", "of",
+                                          "red",     "blue",    "green", "black",  "dress", "coat",  "bag",
                                           "sneaker", "trouser", "shirt", "sandal", "boot"};
   torch::jit::Module text("TextTower");
   text.register_parameter("embedding", torch::randn({static_cast<long>(words.size()), d}), false);
@@ -49,16 +49,11 @@ def forward(self, tokens):
   bundle["kind"] = "clip";
   bundle["name"] = "test-clip";
   bundle["embedding_dim"] = options.declared_dim > 0 ? options.declared_dim : d;
-  bundle["image"] = {{"encoder", "image_encoder.pt"},
-                     {"input_size", options.input_size},
-                     {"resize", "short_side_center_crop"},
-                     {"channel_order", "rgb"},
-                     {"mean", {0.5, 0.5, 0.5}},
-                     {"std", {0.25, 0.25, 0.25}}};
-  bundle["text"] = {{"encoder", "text_encoder.pt"},
-                    {"tokenizer", "word"},
-                    {"vocab", "vocab.txt"},
-                    {"context_length", 16}};
+  bundle["image"] = {
+      {"encoder", "image_encoder.pt"}, {"input_size", options.input_size}, {"resize", "short_side_center_crop"},
+      {"channel_order", "rgb"},        {"mean", {0.5, 0.5, 0.5}},          {"std", {0.25, 0.25, 0.25}}};
+  bundle["text"] = {
+      {"encoder", "text_encoder.pt"}, {"tokenizer", "word"}, {"vocab", "vocab.txt"}, {"context_length", 16}};
   bundle["files"] = nlohmann::json::object();
   for (const char* file : {"image_encoder.pt", "text_encoder.pt", "vocab.txt"}) {
     bundle["files"][file] = Sha256File(dir / file);

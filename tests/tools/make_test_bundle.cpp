@@ -13,8 +13,10 @@ int main(int argc, char** argv) {
   }
   lookbook::testing::TestClipBundleOptions options;
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--dim") == 0) options.embedding_dim = std::atoi(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--input-size") == 0) options.input_size = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--dim") == 0)
+      options.embedding_dim = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--input-size") == 0)
+      options.input_size = std::atoi(argv[i + 1]);
     else {
       std::cerr << "unknown option " << argv[i] << "\n";
       return 2;

@@ -43,10 +43,8 @@ TEST_F(ClipTokenizerTest, ReproducesEveryGoldenCase) {
   int cases = 0;
   for (const auto& example : golden.at("cases")) {
     const std::string text = example.at("text").get<std::string>();
-    EXPECT_EQ(tokenizer_->Encode(text), example.at("bpe_ids").get<std::vector<std::int32_t>>())
-        << "text: " << text;
-    EXPECT_EQ(tokenizer_->EncodeForModel(text, context),
-              example.at("context_77").get<std::vector<std::int32_t>>())
+    EXPECT_EQ(tokenizer_->Encode(text), example.at("bpe_ids").get<std::vector<std::int32_t>>()) << "text: " << text;
+    EXPECT_EQ(tokenizer_->EncodeForModel(text, context), example.at("context_77").get<std::vector<std::int32_t>>())
         << "text: " << text;
     ++cases;
   }

@@ -8,8 +8,8 @@ namespace lookbook {
 namespace {
 
 TEST(ResolveColumns, DefaultLayoutFindsImageColumnsInNumericOrder) {
-  const std::vector<std::string> header = {"title", "image_10", "product_id", "image_2",
-                                           "image_1", "category", "in_stock", "image_x"};
+  const std::vector<std::string> header = {"title",   "image_10", "product_id", "image_2",
+                                           "image_1", "category", "in_stock",   "image_x"};
   const CatalogColumns columns = ResolveColumns(header, LayoutMapping(CatalogLayout::kDefault));
   EXPECT_EQ(columns.product_id, 2);
   EXPECT_EQ(columns.image_names, (std::vector<std::string>{"image_1", "image_2", "image_10"}));
@@ -21,8 +21,7 @@ TEST(ResolveColumns, DefaultLayoutFindsImageColumnsInNumericOrder) {
 }
 
 TEST(ResolveColumns, OptionalColumnsMayBeAbsent) {
-  const CatalogColumns columns =
-      ResolveColumns({"product_id", "image_1"}, LayoutMapping(CatalogLayout::kDefault));
+  const CatalogColumns columns = ResolveColumns({"product_id", "image_1"}, LayoutMapping(CatalogLayout::kDefault));
   EXPECT_EQ(columns.category, -1);
   EXPECT_EQ(columns.in_stock, -1);
   EXPECT_EQ(columns.title, -1);
@@ -40,8 +39,7 @@ TEST(ResolveColumns, MissingRequiredColumnsAreNamed) {
 }
 
 TEST(ResolveColumns, DuplicatedHeaderColumnIsAnError) {
-  EXPECT_THROW(ResolveColumns({"product_id", "image_1", "image_1"},
-                              LayoutMapping(CatalogLayout::kDefault)),
+  EXPECT_THROW(ResolveColumns({"product_id", "image_1", "image_1"}, LayoutMapping(CatalogLayout::kDefault)),
                InputError);
 }
 
@@ -60,8 +58,7 @@ TEST(InditexLayout, HasThreeUrlColumnsAndNoIdColumn) {
   const ColumnMapping mapping = LayoutMapping(CatalogLayout::kInditex);
   EXPECT_EQ(mapping.id_source, ProductIdSource::kImageFileName);
   EXPECT_EQ(mapping.image_references, ImageReferenceStyle::kUrl);
-  const CatalogColumns columns =
-      ResolveColumns({"IMAGE_VERSION_1", "IMAGE_VERSION_2", "IMAGE_VERSION_3"}, mapping);
+  const CatalogColumns columns = ResolveColumns({"IMAGE_VERSION_1", "IMAGE_VERSION_2", "IMAGE_VERSION_3"}, mapping);
   EXPECT_EQ(columns.product_id, -1);
   EXPECT_EQ(columns.images, (std::vector<int>{0, 1, 2}));
 }
@@ -72,8 +69,7 @@ constexpr const char* kZaraUrl =
     "5767521712_6_1_1.jpg?ts=1707742047283";
 
 TEST(UrlPath, IsThePathUnderTheRootWithoutHostQueryOrEmptySegments) {
-  EXPECT_EQ(UrlPath(kZaraUrl).value(),
-            "photos/2024/V/0/2/p/5767/521/712/2/w/2048/5767521712_6_1_1.jpg");
+  EXPECT_EQ(UrlPath(kZaraUrl).value(), "photos/2024/V/0/2/p/5767/521/712/2/w/2048/5767521712_6_1_1.jpg");
   EXPECT_EQ(UrlPath("http://example.com/a%20b/c.jpg#frag").value(), "a b/c.jpg");
   EXPECT_EQ(UrlPath("HTTPS://host/x.png").value(), "x.png");
 }
@@ -94,9 +90,8 @@ TEST(UrlPath, DecodesEscapesSoThatPathChecksSeeThem) {
 
 TEST(InditexProductReference, IsTheFileNameBeforeTheFirstUnderscore) {
   EXPECT_EQ(InditexProductReference(kZaraUrl).value(), "5767521712");
-  EXPECT_EQ(InditexProductReference(
-                "https://static.zara.net/photos///2023/I/0/1/p/6543/610/433/2/w/2048/"
-                "6543610433_1_1_1.jpg?ts=1696492375812")
+  EXPECT_EQ(InditexProductReference("https://static.zara.net/photos///2023/I/0/1/p/6543/610/433/2/w/2048/"
+                                    "6543610433_1_1_1.jpg?ts=1696492375812")
                 .value(),
             "6543610433");
   EXPECT_EQ(InditexProductReference("https://static.zara.net/photos/T1234.jpg").value(), "T1234");
@@ -108,8 +103,10 @@ TEST(InditexProductReference, MatchesTheReferenceInThePath) {
   const std::size_t p = path.find("/p/");
   std::string from_path;
   for (std::size_t i = p + 3, slashes = 0; slashes < 3; ++i) {
-    if (path[i] == '/') ++slashes;
-    else from_path.push_back(path[i]);
+    if (path[i] == '/')
+      ++slashes;
+    else
+      from_path.push_back(path[i]);
   }
   EXPECT_EQ(from_path, InditexProductReference(kZaraUrl).value());
 }

@@ -133,9 +133,7 @@ TEST(CsvReader, ReadsFilesInChunksAcrossBufferBoundaries) {
   EXPECT_EQ(reader.bytes_read(), text.size());
 }
 
-TEST(CsvReader, MissingFileIsAnInputError) {
-  EXPECT_THROW(CsvReader::Open("/nonexistent/catalog.csv"), InputError);
-}
+TEST(CsvReader, MissingFileIsAnInputError) { EXPECT_THROW(CsvReader::Open("/nonexistent/catalog.csv"), InputError); }
 
 TEST(CsvWriter, QuotesOnlyWhatNeedsQuotingAndRoundTrips) {
   const Fields fields = {"plain", "a,b", "say \"hi\"", "two\nlines", " padded", "", "cr\rx"};

@@ -24,8 +24,8 @@ cv::Mat Picture(int width, int height) {
   cv::Mat image(height, width, CV_8UC3);
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
-      image.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uchar>(255 * x / width), 40,
-                                            static_cast<uchar>(255 * y / height));
+      image.at<cv::Vec3b>(y, x) =
+          cv::Vec3b(static_cast<uchar>(255 * x / width), 40, static_cast<uchar>(255 * y / height));
     }
   }
   cv::rectangle(image, {0, 0, width / 4, height / 4}, cv::Scalar(0, 0, 255), cv::FILLED);  // red top-left
@@ -68,7 +68,7 @@ TEST(DecodeImage, GrayscaleJpegAnd16BitPngBecomeRgb) {
 }
 
 TEST(DecodeImage, AlphaIsCompositedOnWhite) {
-  cv::Mat rgba(10, 10, CV_8UC4, cv::Scalar(0, 0, 0, 0));  // fully transparent black
+  cv::Mat rgba(10, 10, CV_8UC4, cv::Scalar(0, 0, 0, 0));          // fully transparent black
   rgba(cv::Rect(0, 0, 5, 10)).setTo(cv::Scalar(255, 0, 0, 255));  // opaque blue left half
   const DecodeResult result = DecodeImage(Encode(rgba, ".png"), {});
   ASSERT_EQ(result.status, ImageStatus::kOk);
@@ -81,7 +81,10 @@ TEST(DecodeImage, CmykJpegIsConverted) {
   const int w = 16, h = 16;
   std::vector<unsigned char> cmyk(static_cast<std::size_t>(w) * h * 4);
   for (std::size_t i = 0; i < cmyk.size(); i += 4) {
-    cmyk[i] = 255; cmyk[i + 1] = 0; cmyk[i + 2] = 0; cmyk[i + 3] = 255;
+    cmyk[i] = 255;
+    cmyk[i + 1] = 0;
+    cmyk[i + 2] = 0;
+    cmyk[i + 3] = 255;
   }
   tjhandle tj = tjInitCompress();
   unsigned char* jpeg = nullptr;
@@ -102,8 +105,7 @@ TEST(DecodeImage, CmykJpegIsConverted) {
 std::string WithOrientation(const std::string& jpeg, int orientation) {
   std::string tiff = std::string("MM\0\x2a\0\0\0\x08", 8) + std::string("\0\x01", 2) +
                      std::string("\x01\x12\0\x03\0\0\0\x01", 8) + std::string(1, '\0') +
-                     std::string(1, static_cast<char>(orientation)) + std::string("\0\0", 2) +
-                     std::string(4, '\0');
+                     std::string(1, static_cast<char>(orientation)) + std::string("\0\0", 2) + std::string(4, '\0');
   const std::string payload = std::string("Exif\0\0", 6) + tiff;
   const std::size_t length = payload.size() + 2;
   std::string segment = "\xFF\xE1";
@@ -140,8 +142,7 @@ TEST(DecodeImage, RejectsHugeDimensionsBeforeDecoding) {
 TEST(DecodeImage, RejectsHostileFilesWithAReason) {
   const std::string jpeg = Encode(Picture(200, 150), ".jpg", {cv::IMWRITE_JPEG_QUALITY, 90});
   EXPECT_EQ(DecodeImage("", {}).status, ImageStatus::kEmptyFile);
-  EXPECT_EQ(DecodeImage(jpeg.substr(0, jpeg.size() * 6 / 10), {}).status, ImageStatus::kCorrupt)
-      << "truncated";
+  EXPECT_EQ(DecodeImage(jpeg.substr(0, jpeg.size() * 6 / 10), {}).status, ImageStatus::kCorrupt) << "truncated";
   EXPECT_EQ(DecodeImage(jpeg.substr(0, 40), {}).status, ImageStatus::kCorrupt) << "header only";
   std::string flipped = jpeg;
   std::mt19937 rng(5);
@@ -150,13 +151,11 @@ TEST(DecodeImage, RejectsHostileFilesWithAReason) {
   std::string noise(5000, '\0');
   for (auto& ch : noise) ch = static_cast<char>(rng());
   EXPECT_EQ(DecodeImage(noise, {}).status, ImageStatus::kUnsupportedFormat);
-  EXPECT_EQ(DecodeImage("GIF89a\x01\0\x01\0", {}).status, ImageStatus::kUnsupportedFormat)
-      << "a GIF named .jpg";
+  EXPECT_EQ(DecodeImage("GIF89a\x01\0\x01\0", {}).status, ImageStatus::kUnsupportedFormat) << "a GIF named .jpg";
   EXPECT_EQ(DecodeImage("<html>not an image</html>", {}).status, ImageStatus::kUnsupportedFormat);
   EXPECT_EQ(DecodeImage(jpeg, DecodeLimits{100, 100'000'000, 0}).status, ImageStatus::kFileTooLarge);
   std::string png = Encode(Picture(50, 50), ".png");
-  EXPECT_EQ(DecodeImage(png.substr(0, png.size() / 2), {}).status, ImageStatus::kCorrupt)
-      << "truncated PNG";
+  EXPECT_EQ(DecodeImage(png.substr(0, png.size() / 2), {}).status, ImageStatus::kCorrupt) << "truncated PNG";
   EXPECT_EQ(DecodeImage(png.substr(0, 20), {}).status, ImageStatus::kCorrupt);
 }
 
@@ -173,7 +172,9 @@ TEST(DecodeImage, DecodesWebp) {
 TEST(Preprocess, NormalisesIntoChannelMajorFloats) {
   RgbImage image{4, 2, std::vector<std::uint8_t>(4 * 2 * 3)};
   for (std::size_t i = 0; i < image.rgb.size(); i += 3) {
-    image.rgb[i] = 255; image.rgb[i + 1] = 0; image.rgb[i + 2] = 51;
+    image.rgb[i] = 255;
+    image.rgb[i + 1] = 0;
+    image.rgb[i + 2] = 51;
   }
   PreprocessSpec spec;
   spec.size = 2;
@@ -181,9 +182,9 @@ TEST(Preprocess, NormalisesIntoChannelMajorFloats) {
   spec.std = {0.5f, 0.25f, 0.5f};
   std::vector<float> out(3 * 2 * 2);
   Preprocess(image, spec, out.data());
-  EXPECT_FLOAT_EQ(out[0], 1.0f);    // R: (1 - 0.5) / 0.5
-  EXPECT_FLOAT_EQ(out[4], -2.0f);   // G: (0 - 0.5) / 0.25
-  EXPECT_NEAR(out[8], -0.6f, 1e-5); // B: (0.2 - 0.5) / 0.5
+  EXPECT_FLOAT_EQ(out[0], 1.0f);     // R: (1 - 0.5) / 0.5
+  EXPECT_FLOAT_EQ(out[4], -2.0f);    // G: (0 - 0.5) / 0.25
+  EXPECT_NEAR(out[8], -0.6f, 1e-5);  // B: (0.2 - 0.5) / 0.5
   spec.channels = ChannelOrder::kBgr;
   Preprocess(image, spec, out.data());
   EXPECT_NEAR(out[0], -0.6f, 1e-5) << "blue first for BGR models";
@@ -192,7 +193,9 @@ TEST(Preprocess, NormalisesIntoChannelMajorFloats) {
 TEST(Preprocess, CropAndPadPolicies) {
   // 8 x 2 image: left half black, right half white.
   RgbImage image{8, 2, std::vector<std::uint8_t>(8 * 2 * 3, 0)};
-  for (int y = 0; y < 2; ++y) for (int x = 4; x < 8; ++x) for (int c = 0; c < 3; ++c) image.rgb[(y * 8 + x) * 3 + c] = 255;
+  for (int y = 0; y < 2; ++y)
+    for (int x = 4; x < 8; ++x)
+      for (int c = 0; c < 3; ++c) image.rgb[(y * 8 + x) * 3 + c] = 255;
   PreprocessSpec spec;
   spec.size = 2;
   spec.mean = {0, 0, 0};
@@ -215,8 +218,13 @@ TEST(Preprocess, CropAndPadPolicies) {
 // rounding that path does), for either orientation, odd sizes, no shrink, and BGR models.
 TEST(Preprocess, ShrinkAndCropEqualsOpenCvAreaResize) {
   std::mt19937 rng(5);
-  for (const auto& [width, height, size] : std::vector<std::tuple<int, int, int>>{
-           {250, 334, 224}, {334, 250, 224}, {224, 300, 224}, {500, 500, 224}, {57, 81, 32}, {64, 64, 32}, {225, 1001, 224}}) {
+  for (const auto& [width, height, size] : std::vector<std::tuple<int, int, int>>{{250, 334, 224},
+                                                                                  {334, 250, 224},
+                                                                                  {224, 300, 224},
+                                                                                  {500, 500, 224},
+                                                                                  {57, 81, 32},
+                                                                                  {64, 64, 32},
+                                                                                  {225, 1001, 224}}) {
     for (const ChannelOrder order : {ChannelOrder::kRgb, ChannelOrder::kBgr}) {
       RgbImage image;
       image.width = width;

@@ -31,7 +31,8 @@ TEST(DemoCatalog, WritesCatalogImagesAndTruth) {
   EXPECT_GE(summary.duplicate_pairs, 6);
   EXPECT_GE(summary.outfits, 1);
 
-  const auto catalog = ReadCsvFile(dir.path() / "catalog.csv", "product_id,image_1,image_2,image_3,category,in_stock,title");
+  const auto catalog =
+      ReadCsvFile(dir.path() / "catalog.csv", "product_id,image_1,image_2,image_3,category,in_stock,title");
   ASSERT_EQ(catalog.size(), 60u);
   const std::set<std::string> classes(FashionClassNames().begin(), FashionClassNames().end());
   int images = 0;
@@ -57,8 +58,8 @@ TEST(DemoCatalog, WritesCatalogImagesAndTruth) {
   const auto outfits = ReadCsvFile(dir.path() / "truth" / "outfits.csv", "outfit,product_ids");
   ASSERT_EQ(static_cast<int>(outfits.size()), summary.outfits);
   const std::string label_map = outfits[0][0].substr(outfits[0][0].find('/') + 1);
-  EXPECT_TRUE(std::filesystem::exists(dir.path() / "truth" / "labels" /
-                                      (label_map.substr(0, label_map.size() - 4) + ".png")));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir.path() / "truth" / "labels" / (label_map.substr(0, label_map.size() - 4) + ".png")));
 }
 
 TEST(DemoCatalog, SameOptionsGiveTheSameBytes) {

@@ -9,8 +9,8 @@ namespace {
 
 // A 6-class demo-style segmenter: background, top, bottom, dress, shoes, bag.
 const std::vector<std::string> kClasses = {"background", "top", "bottom", "dress", "shoes", "bag"};
-const std::map<std::string, std::string> kDefaults = {{"top", "top"}, {"bottom", "bottom"}, {"dress", "dress"},
-                                                      {"shoes", "shoes"}, {"bag", "bag"}};
+const std::map<std::string, std::string> kDefaults = {
+    {"top", "top"}, {"bottom", "bottom"}, {"dress", "dress"}, {"shoes", "shoes"}, {"bag", "bag"}};
 
 PreprocessSpec Spec(int size, ResizePolicy policy) {
   PreprocessSpec spec;
@@ -64,8 +64,8 @@ TEST(ExtractGarments, ComponentsBoxesAreasInSourcePixels) {
   options.mask_side = 32;
   options.min_score = 0.4;
   // The decoder shrank a 256 x 256 source to 128 x 128; the segmenter ran at 64 (stretch).
-  const GarmentSet set = ExtractGarments(classes.data(), confidence.data(), Spec(side, ResizePolicy::kStretch), 128, 128,
-                                         256, 256, MakeSlotMap(kClasses, kDefaults, ""), options);
+  const GarmentSet set = ExtractGarments(classes.data(), confidence.data(), Spec(side, ResizePolicy::kStretch), 128,
+                                         128, 256, 256, MakeSlotMap(kClasses, kDefaults, ""), options);
   ASSERT_EQ(set.garments.size(), 3u);
   EXPECT_EQ(set.garments[0].slot, Slot::kTop);
   EXPECT_EQ(set.garments[0].box, (std::array<std::int32_t, 4>{16, 16, 80, 104}));
@@ -84,8 +84,8 @@ TEST(ExtractGarments, ComponentsBoxesAreasInSourcePixels) {
   EXPECT_EQ(set.mask[0], 0);
   // The shoes' confidence (0.5) is below a 0.6 minimum: only the top stays.
   options.min_score = 0.6;
-  const GarmentSet confident = ExtractGarments(classes.data(), confidence.data(), Spec(side, ResizePolicy::kStretch), 128,
-                                               128, 256, 256, MakeSlotMap(kClasses, kDefaults, ""), options);
+  const GarmentSet confident = ExtractGarments(classes.data(), confidence.data(), Spec(side, ResizePolicy::kStretch),
+                                               128, 128, 256, 256, MakeSlotMap(kClasses, kDefaults, ""), options);
   ASSERT_EQ(confident.garments.size(), 1u);
   EXPECT_EQ(confident.garments[0].slot, Slot::kTop);
 }
@@ -126,9 +126,9 @@ TEST(MakeGarmentCrop, MaskedPaddedToSquare) {
   EXPECT_EQ(crop.width, 24);  // 16 wide, grown by 2 x 25 %
   EXPECT_EQ(crop.height, 24);
   auto at = [&](int x, int y) { return crop.rgb[static_cast<std::size_t>((y * 24 + x) * 3)]; };
-  EXPECT_EQ(at(12, 12), 10);   // garment
-  EXPECT_EQ(at(0, 0), 245);    // padding
-  EXPECT_EQ(at(12, 4), 245);   // above the 8-pixel-high box
+  EXPECT_EQ(at(12, 12), 10);  // garment
+  EXPECT_EQ(at(0, 0), 245);   // padding
+  EXPECT_EQ(at(12, 4), 245);  // above the 8-pixel-high box
 }
 
 }  // namespace

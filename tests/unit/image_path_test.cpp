@@ -50,8 +50,7 @@ TEST_F(ImageRootTest, RejectsEachKindOfEscape) {
   EXPECT_EQ(Check("a/../../secret.jpg"), RejectReason::kEscapesRoot);
   EXPECT_EQ(Check("leak.jpg"), RejectReason::kOutsideRoot);
   EXPECT_EQ(Check("up/secret.jpg"), RejectReason::kOutsideRoot);
-  EXPECT_EQ(Check("deep/../x.jpg"), RejectReason::kOutsideRoot)
-      << "the kernel resolves the symlink before '..'";
+  EXPECT_EQ(Check("deep/../x.jpg"), RejectReason::kOutsideRoot) << "the kernel resolves the symlink before '..'";
 }
 
 TEST_F(ImageRootTest, RejectsWhatIsNotAUsableFile) {

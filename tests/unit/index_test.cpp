@@ -46,9 +46,9 @@ TEST(AutoFactory, FollowsTheDocumentedRule) {
   EXPECT_EQ(AutoFactory(1'000'000, 512, 20ull << 20), "IVF4096,PQ32x4np");  // what fits 20 MiB: 16 bytes a vector
   EXPECT_EQ(AutoFactory(100'000'000, 512, 1ull << 30), "IVF32768,PQ16x4np");
   EXPECT_EQ(AutoFactory(1'000'000'000, 512, 1ull << 30), "IVF65536,PQ2x4np");  // nlist clamped, 1 byte a vector
-  EXPECT_EQ(AutoFactory(1'000'000, 768, 8ull << 30), "IVF4096,PQ96x4np");     // m divides d
-  EXPECT_EQ(AutoFactory(1'000'000, 100, 1ull << 20), "IVF4096,PQ2x4np");      // the most that fits 1 MiB
-  EXPECT_EQ(AutoFactory(2'000'000, 100, 1ull << 20), "IVF4096,PQ1x4np");      // nothing fits: the smallest
+  EXPECT_EQ(AutoFactory(1'000'000, 768, 8ull << 30), "IVF4096,PQ96x4np");      // m divides d
+  EXPECT_EQ(AutoFactory(1'000'000, 100, 1ull << 20), "IVF4096,PQ2x4np");       // the most that fits 1 MiB
+  EXPECT_EQ(AutoFactory(2'000'000, 100, 1ull << 20), "IVF4096,PQ1x4np");       // nothing fits: the smallest
 }
 
 TEST(VectorIndex, ShardsSearchedTogetherEqualOneIndexOfEverything) {
@@ -144,7 +144,8 @@ TEST(VectorIndex, FilteredSearchActsInsideTheSearch) {
       std::vector<std::pair<float, std::int64_t>> exact;
       for (int i = 0; i < n; i += 97) {
         float dot = 0;
-        for (int j = 0; j < d; ++j) dot += vectors[static_cast<std::size_t>(q * d + j)] * vectors[static_cast<std::size_t>(i * d + j)];
+        for (int j = 0; j < d; ++j)
+          dot += vectors[static_cast<std::size_t>(q * d + j)] * vectors[static_cast<std::size_t>(i * d + j)];
         exact.emplace_back(dot, ImageId(i % 2, i));
       }
       std::sort(exact.rbegin(), exact.rend());

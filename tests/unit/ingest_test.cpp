@@ -69,13 +69,13 @@ TEST_F(IngestTest, AcceptsGoodRowsAndExplainsEveryReject) {
       "product_id,image_1,image_2,category,in_stock,title\n"
       "p1,p1.jpg,,Dress,1,\"Red dress, long\"\n"
       "p2,p2a.jpg,p2b.jpg,Coat,0,Coat\n"
-      "p3,p3.jpg,missing.jpg,Bag,yes,Bag\n"       // one image rejected, row kept
-      "p1,p1.jpg,,Dress,1,again\n"                 // duplicate id
-      ",p5.jpg,,Dress,1,no id\n"                    // missing id
+      "p3,p3.jpg,missing.jpg,Bag,yes,Bag\n"  // one image rejected, row kept
+      "p1,p1.jpg,,Dress,1,again\n"           // duplicate id
+      ",p5.jpg,,Dress,1,no id\n"             // missing id
       "p6,,,Dress,1,no images\n"
-      "p7,empty.jpg,../secret.jpg,Dress,1,bad\n"   // all images rejected
+      "p7,empty.jpg,../secret.jpg,Dress,1,bad\n"  // all images rejected
       "p8,p5.jpg,,Dress,perhaps,bad stock\n"
-      "p9,p5.jpg\n");                               // field count
+      "p9,p5.jpg\n");  // field count
   EXPECT_EQ(report.status, "ok");
   EXPECT_EQ(report.counts.at("rows_in"), 9);
   EXPECT_EQ(report.counts.at("rows_ok"), 3);
@@ -112,8 +112,8 @@ TEST_F(IngestTest, ShardLinesCarryTheProductFields) {
   Ingest("product_id,image_1,category,in_stock,title\np1,./p1.jpg,Dress,TRUE,\"Red, \"\"long\"\"\"\n");
   const auto lines = ShardLines();
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0].fields, (std::vector<std::string>{"p1", "image_1", "./p1.jpg", "p1.jpg", "Dress",
-                                                       "1", "Red, \"long\"", "1"}));
+  EXPECT_EQ(lines[0].fields,
+            (std::vector<std::string>{"p1", "image_1", "./p1.jpg", "p1.jpg", "Dress", "1", "Red, \"long\"", "1"}));
 }
 
 TEST_F(IngestTest, RerunSkipsValidOutputsAndRedoesChangedOnes) {
@@ -150,13 +150,13 @@ TEST_F(IngestTest, InditexLayoutDerivesIdsAndPathsFromUrls) {
   testing::WriteFile(images_ / "photos/x/1111111111_1_1_1.jpg", "jpeg");
   options_.columns = LayoutMapping(CatalogLayout::kInditex);
   const std::string base = "https://static.zara.net/photos///2024/V/0/2/p/5767/521/712/2/w/2048/";
-  const StageReport report = Ingest(
-      "IMAGE_VERSION_1,IMAGE_VERSION_2,IMAGE_VERSION_3\n" +
-      base + "5767521712_1_1_1.jpg?ts=1707742047283," + base + "5767521712_2_1_1.jpg?ts=1," + base +
-      "5767521712_3_1_1.jpg?ts=2\n"
-      ",https://static.zara.net/photos///x/1111111111_1_1_1.jpg?ts=3,\n"
-      "not-a-url,,\n"
-      "https://static.zara.net/%2e%2e/%2e%2e/etc/2222222222_1.jpg,,\n");
+  const StageReport report =
+      Ingest("IMAGE_VERSION_1,IMAGE_VERSION_2,IMAGE_VERSION_3\n" + base + "5767521712_1_1_1.jpg?ts=1707742047283," +
+             base + "5767521712_2_1_1.jpg?ts=1," + base +
+             "5767521712_3_1_1.jpg?ts=2\n"
+             ",https://static.zara.net/photos///x/1111111111_1_1_1.jpg?ts=3,\n"
+             "not-a-url,,\n"
+             "https://static.zara.net/%2e%2e/%2e%2e/etc/2222222222_1.jpg,,\n");
   EXPECT_EQ(report.counts.at("rows_ok"), 2);
   EXPECT_EQ(report.counts.at("rows_rejected"), 2);
   std::map<std::string, std::vector<std::string>> files;

@@ -127,8 +127,7 @@ TEST_F(ModelTest, UnavailableDeviceOrPrecisionIsAClearError) {
 
 TEST(WordTokenizer, MapsWordsAndPads) {
   const WordTokenizer tokenizer({"<pad>", "<start>", "<end>", "<unk>", "red", "dress"});
-  EXPECT_EQ(tokenizer.EncodeForModel("Red dress, RED hat", 8),
-            (std::vector<std::int32_t>{1, 4, 5, 4, 3, 2, 0, 0}));
+  EXPECT_EQ(tokenizer.EncodeForModel("Red dress, RED hat", 8), (std::vector<std::int32_t>{1, 4, 5, 4, 3, 2, 0, 0}));
   EXPECT_EQ(tokenizer.EncodeForModel("red red red red", 4), (std::vector<std::int32_t>{1, 4, 4, 2}));
 }
 

@@ -63,7 +63,8 @@ TEST(EmbedShardFile, GarmentsAndMasksRoundTrip) {
   EmbedShard written = Sample(4, 3);
   written.meta.segmenter_name = "demo-unet";
   written.meta.segmenter_sha256 = std::string(64, 'b');
-  written.garments = {GarmentRow{1, "top", {10, 20, 30, 40}, 900, 0.75f}, GarmentRow{1, "shoes", {1, 2, 3, 4}, 12, 0.5f},
+  written.garments = {GarmentRow{1, "top", {10, 20, 30, 40}, 900, 0.75f},
+                      GarmentRow{1, "shoes", {1, 2, 3, 4}, 12, 0.5f},
                       GarmentRow{3, "dress", {0, 0, 100, 200}, 15000, 0.99f}};
   for (int k = 0; k < 9; ++k) written.garment_embeddings.push_back(static_cast<float>(k) / 9);
   written.mask_side = 8;
@@ -133,12 +134,12 @@ ScoredPair Scored(float cosine, int hamming, float aligned) {
 
 TEST(DedupRule, VerifiedPairsAreDecidedByTheAlignmentAndThePerceptualHash) {
   const DedupRule rule;  // verify, aligned 0.975, aligned_phash 0.96, max_hamming 3
-  EXPECT_TRUE(IsDuplicate(rule, Scored(0.90f, 40, 0.975f)));    // the pixels agree: cosine does not matter
-  EXPECT_FALSE(IsDuplicate(rule, Scored(0.999f, 0, 0.95f)));    // a look-alike: the embedding alone is not enough
-  EXPECT_TRUE(IsDuplicate(rule, Scored(0.95f, 3, 0.965f)));     // both image signals agree
+  EXPECT_TRUE(IsDuplicate(rule, Scored(0.90f, 40, 0.975f)));  // the pixels agree: cosine does not matter
+  EXPECT_FALSE(IsDuplicate(rule, Scored(0.999f, 0, 0.95f)));  // a look-alike: the embedding alone is not enough
+  EXPECT_TRUE(IsDuplicate(rule, Scored(0.95f, 3, 0.965f)));   // both image signals agree
   EXPECT_FALSE(IsDuplicate(rule, Scored(0.95f, 4, 0.965f)));
   const float unread = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_FALSE(IsDuplicate(rule, Scored(1.0f, 0, unread)));     // images not read again: never
+  EXPECT_FALSE(IsDuplicate(rule, Scored(1.0f, 0, unread)));  // images not read again: never
   EXPECT_STREQ(rule.signal_name(), "aligned");
 }
 
