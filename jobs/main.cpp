@@ -1,5 +1,5 @@
 // lookbook: the one executable. Thin: find the subcommand, parse its options, run it, map
-// errors to exit codes (0 ok, 1 input/environment, 2 usage, 70 internal error).
+// errors to exit codes (0 ok, 1 input/environment, 2 usage, 70 internal error, 75 stopped).
 #include <spdlog/spdlog.h>
 #include <cstdio>
 #include <cstring>
@@ -143,7 +143,8 @@ const std::vector<Command>& Commands() {
        DescribeQuery, RunQueryCommand},
       {"embed-text", "embed texts with a bundle's CLIP text encoder", RankPolicy::kRootOnly, DescribeEmbedText,
        RunEmbedTextCommand},
-      {"run", "every stage in order (ingest, embed, index, dedup, recs), skipping valid work; RUN/_SUCCESS last",
+      {"run",
+       "every stage in order (ingest, embed, index, dedup, recs, report), skipping valid work; RUN/_SUCCESS last",
        RankPolicy::kAllRanks, DescribeRunAll, RunRunAllCommand},
       {"status", "each stage's and embed shard's state in a run folder (lookbook status RUN)", RankPolicy::kRootOnly,
        DescribeStatus, RunStatusCommand, "run"},

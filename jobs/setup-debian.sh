@@ -31,6 +31,7 @@ test_packages=(
   slurm-wlm munge                      # tests/integration/test_slurm.py starts a one-node Slurm
   chromium                             # tests/integration/test_report.py opens the report headless
   clang
+  clang-format                         # tests/static/check_format.sh (Debian 12: clang-format 14)
 )
 
 # Benchmarks: the peers they measure against.

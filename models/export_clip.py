@@ -8,7 +8,7 @@
   # A randomly initialised transformers CLIPModel of ViT-B/32 size (no download), to check the path:
   python3 models/export_clip.py --source hf-random --out /tmp/clip-random
   # A tiny stand-in written with plain PyTorch (no download, no transformers), for tests:
-  python3 models/export_clip.py --source stand-in --out /tmp/clip-standin --vocab ../shared/clip/bpe_simple_vocab_16e6.txt.gz
+  python3 models/export_clip.py --source stand-in --out /tmp/clip-standin --vocab PATH/TO/bpe_simple_vocab_16e6.txt.gz
 
 The image and text towers are traced separately, each with its projection and L2
 normalisation inside. The image tower takes float32 [n, 3, S, S] normalised with the

@@ -11,6 +11,11 @@ jobs/setup-debian.sh test
 source jobs/lookbook-env.sh
 jobs=${LOOKBOOK_TEST_JOBS:-2}
 
+echo "== static checks: code format, README and docs references, generated tables"
+tests/static/check_format.sh
+/usr/bin/python3 tests/static/check_references.py
+/usr/bin/python3 tests/bench/results.py check
+
 echo "== unit tests under ASan + UBSan"
 cmake -S . -B build/debug-asan -G Ninja -DLOOKBOOK_PRESET=debug-asan >/dev/null
 cmake --build build/debug-asan --target lookbook_unit_tests

@@ -1,24 +1,8 @@
 // The ingest stage: read the catalog CSV, validate every row and image reference, and split
 // the accepted products into deterministic shards.
 //
-// Outputs, all under RUN/ingest/ and published atomically:
-//   shard-00000.csv ...  one line per accepted image reference, columns
-//       product_id,column,image,file,category,in_stock,title,row
-//     product_id  the product's id (Inditex layout: derived from the image file name)
-//     column      the catalog column the image came from ("image_2", "IMAGE_VERSION_1")
-//     image       the reference exactly as written in the catalog (path or URL)
-//     file        the image file that was checked, relative to the image root, with '.', '..'
-//                 and symlinks resolved ("a/b.jpg")
-//     category    as in the catalog (empty when the column is absent)
-//     in_stock    1 or 0
-//     title       as in the catalog
-//     row         1-based data record of the catalog (the header is row 0)
-//   Products keep catalog order within a shard, a product's images keep column order.
-//   Every shard file exists, with its header, even when empty.
-//   rejects.csv   row,product_id,column,path,reason (see reject.h), in catalog order; a
-//                 rejected row has empty column and path; a rejected image of an accepted
-//                 row appears on its own.
-//   manifest.json inputs (catalog checksum), options, counts, every output with checksum.
+// Outputs under RUN/ingest/: shard-K.csv (one line per accepted image reference; products keep
+// catalog order within a shard), rejects.csv and the manifest (docs/outputs.md#ingest).
 //
 // Counts: rows_in == rows_ok + rows_rejected and images_in == images_ok + images_rejected,
 // checked before anything is published. images_in counts the non-empty image cells of rows

@@ -2,14 +2,9 @@
 // once, runs the CLIP image encoder in fixed batches while decode threads prepare the next
 // ones, and publishes one HDF5 file per shard (schema in store/embed_shard.h).
 //
-// Files under RUN/embed/:
-//   shard-00000.h5    the shard's images (ok or not) with embeddings, pHash, checksums
-//   shard-00000.json  the shard's record (manifest format): its input (the ingest shard's
-//                     checksum), options, model, output checksum and counts. A rerun skips a
-//                     shard whose record matches and whose output still has its checksum.
-//                     With a segmenter, each shard file also has /garments and /masks.
-//   catalog.h5        every shard as one set of virtual datasets (when all shards are valid)
-//   manifest.json     the stage: every valid shard output with its checksum, summed counts
+// Files under RUN/embed/: shard-K.h5 per shard, its record shard-K.json (a rerun skips a shard
+// whose record matches and whose output still has its checksum), catalog.h5 over every shard,
+// and the stage manifest (docs/outputs.md#embed).
 #pragma once
 
 #include <filesystem>

@@ -13,7 +13,7 @@
 //
 // A crop, a border, a small rotation, a resize, a re-encode or a brightness change of the same
 // photo scores 0.97 to 1.00; a look-alike garment of the same class and colour scores below,
-// and a colour variant far below. Measured on the demo catalogs: README, Dedup.
+// and a colour variant far below. Measured on the demo catalogs: docs/performance.md#near-duplicates.
 #pragma once
 
 #include <vector>

@@ -7,13 +7,13 @@
 // at or above the candidate floor (cosine 0.9) are then verified, the ranks splitting them:
 // both images are read again and aligned (image/align.h), which gives the aligned correlation.
 //
-// The rule (DedupRule, store/dedup_file.h), chosen on train-split demo catalogs (README:
-// Dedup). With verification (the default), a candidate is a duplicate when
+// The rule (DedupRule, store/dedup_file.h), chosen on train-split demo catalogs
+// (docs/performance.md#near-duplicates). With verification (the default), a candidate is a duplicate when
 //   aligned >= rule.aligned                                   (the pixels agree once aligned), or
 //   aligned >= rule.aligned_phash and hamming <= rule.max_hamming   (both image signals agree).
 // The embedding finds the candidates; alone it cannot tell a crop of a photo from a look-alike
 // garment of the same colour, which the alignment can. A candidate whose image cannot be read
-// again is not a duplicate, and is counted (verify_unreadable).
+// again is not a duplicate, and is counted (verify_unreadable_pairs).
 // Without verification (--verify off: runs without their images, like the synthetic 1M
 // benchmark), a pair is a duplicate when
 //   cosine >= rule.cosine, or cosine >= rule.phash_cosine and hamming <= rule.max_hamming.
@@ -21,12 +21,8 @@
 // cluster: the first in catalog order, the largest (pixels), or the first in-stock one.
 // A pair of two images of the same product is kind same_product, else cross_product.
 //
-// Files under RUN/dedup/:
-//   pairs.csv     image_a,image_b,product_a,product_b,cosine,hamming,kind
-//                 (images by key "<product_id>/<column>", one row per pair, a before b in id order)
-//   clusters.csv  cluster_id,image,product_id,is_representative (images in a pair only)
-//   dedup.h5      the same by image id, plus every scored candidate (store/dedup_file.h)
-//   manifest.json inputs (the embed and index manifests), options, outputs with checksums
+// Files under RUN/dedup/: pairs.csv, clusters.csv, dedup.h5 and the manifest
+// (docs/outputs.md#dedup).
 #pragma once
 
 #include <filesystem>
@@ -46,7 +42,7 @@ const char* KeepPolicyName(KeepPolicy policy);
 struct DedupOptions {
   std::filesystem::path run;
   int candidates = 16;  // neighbours asked of the index per query
-  int nprobe = 8;       // inverted lists searched per query (README: Dedup, scale)
+  int nprobe = 8;       // inverted lists searched per query (docs/decisions.md: 1M dedup benchmark)
   DedupRule rule;
   float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
   KeepPolicy keep = KeepPolicy::kFirst;

@@ -6,11 +6,8 @@
 // broadcasts it; every rank adds its shards' ok vectors under their image ids
 // (index/vector_index.h: shard << 32 | row in the shard's /images) and publishes them.
 //
-// Files under RUN/index/ (FAISS's own format: Python's faiss.read_index reads them):
-//   trained.faiss       the trained, empty index (quantizer and codebooks)
-//   shard-00000.faiss   shard 0's vectors
-//   manifest.json       options (the resolved factory string), inputs (the embed shard files
-//                       and their checksums), every output with its checksum and vector count
+// Files under RUN/index/: trained.faiss, shard-K.faiss (FAISS format) and the manifest
+// (docs/outputs.md#index).
 // A rerun skips the stage when the manifest's inputs, options and code version match and
 // every output still has its checksum.
 #pragma once

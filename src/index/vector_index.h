@@ -20,15 +20,13 @@ namespace lookbook {
 void SetIndexThreads(int threads);
 
 // The factory string `auto` picks, for n vectors of dimension d within memory_budget bytes
-// for the index's codes (the rule is documented in the README's Index section):
+// for the index's codes (docs/architecture.md#index-in-detail):
 //   n <= 50,000   "Flat"  exact (batched queries go through BLAS sgemm)
 //   otherwise     "IVF<nlist>,PQ<m>x4np": m = the largest divisor of d, at most d/8, whose 4-bit
 //                 codes (n * m/2 bytes) fit (else the smallest divisor), polysemous training off.
-// PQ, not Flat lists, above 50,000: dedup re-ranks every candidate exactly anyway, and Debian's
-// FAISS (built without AVX2) scans Flat lists slowly. 4-bit, not 8-bit, sub-quantizers: with
-// 256 centroids per sub-vector, training and each query's lookup tables run in FAISS's scalar
-// reference code and took half of the index and dedup time at 1M vectors (README: Index).
-// with nlist = the power of two nearest 4 sqrt(n), clamped to 64..65536.
+//                 nlist = the power of two nearest 4 sqrt(n), clamped to 64..65536.
+// PQ, not Flat lists, above 50,000: dedup re-ranks every candidate exactly anyway. 4-bit, not
+// 8-bit, codes: Debian's FAISS trains and scans them far faster (docs/decisions.md, "4-bit PQ").
 std::string AutoFactory(std::int64_t n, int d, std::uint64_t memory_budget);
 
 // The number of training vectors a factory wants (FAISS warns below 39 per centroid).

@@ -14,12 +14,7 @@
 // crops are the query vectors; top outfit_top_k per (photo, slot).
 //
 // Ranks split the products by embed shard (shard k to rank k mod ranks); rank 0 gathers and
-// publishes. Files under RUN/recs/:
-//   substitutes.csv  product_id,rank,substitute_id,score
-//   outfits.csv      product_id,slot,rank,item_id,score,source_image   (source_image: the
-//                    photo's key "<product_id>/<column>")
-//   recs.h5          the same by index, with the product table (store/recs_file.h)
-//   manifest.json    inputs (embed, index and dedup manifests), options, outputs, counts
+// publishes substitutes.csv, outfits.csv, recs.h5 and the manifest (docs/outputs.md#recs).
 #pragma once
 
 #include <filesystem>

@@ -1,22 +1,6 @@
 // RUN/dedup/dedup.h5: the dedup stage's pairs, clusters and every candidate pair it scored.
 // Images are 64-bit image ids (store/embed_run.h ImageId: embed shard << 32 | row in /images).
-//
-// Schema (schema_version 2):
-//   /pairs/image_a, /pairs/image_b   int64 [p]   image ids, image_a < image_b, sorted
-//   /pairs/cosine                    float32 [p] exact cosine of the full embeddings
-//   /pairs/hamming                   int32 [p]   perceptual-hash Hamming distance (0..64)
-//   /pairs/aligned                   float32 [p] aligned correlation of the two images
-//                                    (image/align.h); NaN where not verified
-//   /pairs/kind                      int8 [p]    0 same_product, 1 cross_product
-//   /clusters/image                  int64 [c]   every image in a pair, by cluster then id
-//   /clusters/cluster_id             int64 [c]   0.. in order of each cluster's smallest id
-//   /clusters/is_representative      int8 [c]    1 for the one image the keep policy keeps
-//   /candidates/{image_a,image_b,cosine,hamming,aligned}  every pair the search returned with a
-//                                    cosine at or above the candidate floor (the pairs above
-//                                    are those of them the rule accepts): threshold sweeps
-// Root attributes: schema_version, rule_verify (1: the images were verified), rule_aligned,
-// rule_aligned_phash, rule_cosine, rule_phash_cosine, rule_max_hamming (the DedupRule below),
-// candidate_floor, keep (index/dedup_stage.h).
+// Schema (version kDedupSchemaVersion below): docs/outputs.md#deduph5.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +21,7 @@ struct ScoredPair {
 };
 
 // Which scored candidates are duplicates; the dedup stage, `eval dedup`'s sweep and the report
-// all apply this one rule. Chosen on train-split demo catalogs (README: Dedup). The deciding
+// all apply this one rule. Chosen on train-split demo catalogs (docs/performance.md#near-duplicates). The deciding
 // signal is the aligned correlation when the images were verified (verify), else the cosine:
 //   signal >= threshold, or signal >= phash threshold and hamming <= max_hamming.
 // With verification: threshold `aligned`, pHash threshold `aligned_phash`; without: `cosine`,

@@ -1,43 +1,8 @@
 // The embed stage's shard files, RUN/embed/shard-00000.h5, and the catalog-wide view
 // RUN/embed/catalog.h5. HDF5 stays inside store/*.cpp; callers see plain structs.
 //
-// Schema (schema_version 1). One row per image reference of the shard, in ingest order,
-// ok or not; strings are variable-length UTF-8 (h5py reads them as str with .asstr()):
-//   /images/key        str      "<product_id>/<column>", unique in the catalog
-//   /images/product_id str
-//   /images/path       str      the reference as written in the catalog
-//   /images/file       str      the file under the image root that was read
-//   /images/status     int8     0 = ok, otherwise image/decode.h ImageStatus
-//   /images/reason     str      "" when ok, else "<status name>[: decoder detail]"
-//   /images/embedding  float32 (or float16) [n, d]; unit norm where ok, zeros elsewhere
-//   /images/phash      uint8 [n, 8]  64-bit DCT perceptual hash (zeros where not ok)
-//   /images/checksum   uint64   xxh3-64 of the source file's bytes (0 when unread)
-//   /images/width, /images/height  int32  size stored in the file (0 when unknown)
-// Root attributes: schema_version, shard, shard_count, embedding_dim, model_name,
-// model_sha256 (of the bundle's bundle.json), config_hash, code_version, segmenter_name and
-// segmenter_sha256 ("" when the run has no segmenter).
-//
-// Garments (schema_version 2; empty datasets when no segmenter ran). One row per garment,
-// grouped by image in /images order, within an image by slot, then top-to-bottom:
-//   /garments/image_index int64      row in /images
-//   /garments/slot        str        top, bottom, dress, outerwear, shoes, bag, accessory
-//   /garments/box         int32 [g, 4]  x, y, w, h in the source image's pixels (upright)
-//   /garments/area        int64      mask area in source pixels
-//   /garments/score       float32    the segmenter's mean confidence over the mask
-//   /garments/embedding   as /images/embedding [g, d]: the garment's crop (mask applied,
-//                         background filled, padded to square) through the CLIP image encoder
-// Masks, one label map per image that kept garments:
-//   /masks/image_index    int64      row in /images
-//   /masks/labels         uint8 [m, M, M], chunked one map per chunk, deflate-compressed:
-//                         M x M samples spread evenly over the whole upright image (sample
-//                         (u, v) is the pixel at ((u + 0.5) W / M, (v + 0.5) H / M)); value
-//                         k > 0 is the image's k-th garment row, 0 is no garment.
-//                         Attribute mask_side = M.
-//
-// catalog.h5 has the same /images datasets as HDF5 virtual datasets over every shard file
-// (shard order, then row order), plus /images/shard (int32) saying which shard a row is in.
-// Its source file names are relative, so the folder can be moved as a whole. Garments and
-// masks stay in the shard files (their image_index is shard-local).
+// Schema (version kEmbedSchemaVersion below): docs/outputs.md#embed-shard-hdf5, and
+// docs/outputs.md#catalogh5 for the catalog-wide view over every shard file.
 #pragma once
 
 #include <array>

@@ -1,4 +1,4 @@
-// Two tiers of errors (see ../../README.md, "Errors").
+// Two tiers of errors (docs/architecture.md#errors).
 //  - Data errors are values: a rejected row or image carries a RejectReason and is counted.
 //  - InputError: an input or the environment makes the whole stage impossible (catalog missing,
 //    header without a required column, disk full). The stage stops with exit code 1 and one

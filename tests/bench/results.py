@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Turns the benchmark JSON files of one tests/bench/run.sh run into results.md and
-results.json: one line per measurement with lookbook's figure, the peer's figure from the same
-run, the ratio, the machine and the BLAS kernel.
+"""The benchmark results: tests/bench/results.json is the one record, and the tables in
+docs/performance.md and the README's headline figures are generated from it, so the three
+cannot disagree.
 
-  /usr/bin/python3 tests/bench/results.py OUT_DIR     (reads OUT_DIR/*.json, writes OUT_DIR/results.{md,json})
+  results.py collect RAW_DIR   reads the per-benchmark JSON files of one tests/bench/run.sh run
+                               and writes tests/bench/results.json: one line per measurement
+                               with lookbook's figure, the peer's figure from the same run,
+                               the ratio, the target, the machine and the BLAS kernel
+  results.py render            rewrites the generated tables in docs/performance.md and README.md
+  results.py check             exit 1 when those tables differ from what render would write
 """
 import json
 import os
@@ -82,18 +87,76 @@ def rows(folder):
     return out
 
 
-def main():
-    folder = sys.argv[1]
-    table = rows(folder)
-    with open(os.path.join(folder, "results.json"), "w") as f:
-        json.dump(table, f, indent=2)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS = os.path.join(ROOT, "tests", "bench", "results.json")
+
+# The README's headline rows: (bench, the start of `what`).
+HEADLINE = [("ingest", "ingest of"), ("embed", "decode + preprocess"), ("embed", "ViT-B/32 inference, batch 32, 2 thread"),
+            ("dedup", "near-duplicates on the demo catalog ("), ("dedup", "index + dedup of 1,000,000 vectors, 1 rank"),
+            ("recs", "lookbook query")]
+
+
+def ratio_text(r):
+    return "" if r["ratio"] is None else f"{r['ratio']:.3g}"
+
+
+def full_table(table):
     lines = ["| bench | what | lookbook | peer (same run) | ratio | target | machine | BLAS kernel |", "|---|---|---|---|---|---|---|---|"]
     for r in table:
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.3g}"
-        lines.append(f"| {r['bench']} | {r['what']} | {r['lookbook']} | {r['peer']} | {ratio} | {r['target']} | {r['machine']} | {r['blas']} |")
-    with open(os.path.join(folder, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        lines.append(f"| {r['bench']} | {r['what']} | {r['lookbook']} | {r['peer']} | {ratio_text(r)} | {r['target']} | {r['machine']} | {r['blas']} |")
+    return lines
+
+
+def headline_table(table):
+    lines = ["| what | lookbook | peer (same run) | ratio |", "|---|---|---|---|"]
+    for bench, start in HEADLINE:
+        for r in table:
+            if r["bench"] == bench and r["what"].startswith(start):
+                lines.append(f"| {r['what']} | {r['lookbook']} | {r['peer']} | {ratio_text(r)} |")
+                break
+    return lines
+
+
+def replace_between(text, marker, lines, path):
+    begin = text.find(f"<!-- {marker}:begin")
+    end = text.find(f"<!-- {marker}:end -->")
+    if begin < 0 or end < 0:
+        raise SystemExit(f"{path}: no <!-- {marker}:begin ... --> / <!-- {marker}:end --> markers")
+    begin = text.index("\n", begin) + 1
+    return text[:begin] + "\n".join(lines) + "\n" + text[end:]
+
+
+def rendered():
+    with open(RESULTS) as f:
+        table = json.load(f)
+    out = {}
+    for name, marker, lines in (("docs/performance.md", "results", full_table(table)), ("README.md", "headline", headline_table(table))):
+        path = os.path.join(ROOT, name)
+        with open(path) as f:
+            text = f.read()
+        out[path] = (text, replace_between(text, marker, lines, name))
+    return out
+
+
+def main():
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "collect" and len(sys.argv) == 3:
+        with open(RESULTS, "w") as f:
+            json.dump(rows(sys.argv[2]), f, indent=2)
+            f.write("\n")
+    elif command == "render":
+        for path, (_, new) in rendered().items():
+            with open(path, "w") as f:
+                f.write(new)
+    elif command == "check":
+        stale = [os.path.relpath(path, ROOT) for path, (old, new) in rendered().items() if old != new]
+        if stale:
+            print("generated tables differ from tests/bench/results.json: " + ", ".join(stale) +
+                  " (run tests/bench/results.py render)", file=sys.stderr)
+            sys.exit(1)
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, each against its peer in the same run, then one table:
-#   tests/bench/run.sh [OUT_DIR]      (default tests/bench; writes results.md and results.json)
+#   tests/bench/run.sh [RAW_DIR]      (per-benchmark JSON to RAW_DIR/raw, default tests/bench/raw;
+#                                      the table to tests/bench/results.json, docs/performance.md, README.md)
 # Installs the peers (jobs/setup-debian.sh bench), builds the release tree, and chooses the
 # BLAS kernel the way the job scripts do (jobs/blas-env.sh); every line records it.
 # LOOKBOOK_BENCH_VECTORS (default 1000000) sizes the dedup benchmark; the whole suite takes
@@ -28,7 +29,7 @@ step findimagedupes; $py $bench/findimagedupes_bench.py --build build/release --
 step query;          $py $bench/query_bench.py --build build/release --json "$raw/query.json" >/dev/null
 step precision;      $py $bench/precision_bench.py --build build/release --json "$raw/precision.json" >/dev/null
 step dedup;          $py $bench/dedup_bench.py --build build/release --vectors "${LOOKBOOK_BENCH_VECTORS:-1000000}" --json "$raw/dedup.json" >/dev/null
-$py $bench/results.py "$raw" >/dev/null
-cp "$raw/results.md" "$raw/results.json" "$out/"
+$py $bench/results.py collect "$raw"
+$py $bench/results.py render
 mkdir -p "$out/raw" && cp "$raw"/*.json "$out/raw/"
-echo "wrote $out/results.md and $out/results.json (per-benchmark JSON in $out/raw/)" >&2
+echo "wrote tests/bench/results.json, its tables in docs/performance.md and README.md (per-benchmark JSON in $out/raw/)" >&2

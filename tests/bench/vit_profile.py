@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Where a one-thread forward pass of a TorchScript image encoder spends its time, and how
-close its matrix products run to the core's peak: the evidence behind the README's note that
+close its matrix products run to the core's peak: the evidence behind docs/performance.md#results, that
 on one thread lookbook and Python PyTorch sit at parity (the same LibTorch kernels, most of
 the time in OpenBLAS's sgemm).
 

@@ -77,7 +77,7 @@ class IndexDedup(lt.TempDirTest):
         result = lt.run(["eval", "dedup", "--run", self.run_dir, "--truth", os.path.join(truth, "duplicates.csv"),
                          "--negatives", os.path.join(truth, "colour_variants.csv")], check=0)
         metrics = json.loads(result.stdout.splitlines()[-1])
-        # The target; the verified rule gives 1.000 on this catalog (README: Dedup).
+        # The target; the verified rule gives 1.000 on this catalog (docs/performance.md#near-duplicates).
         self.assertGreaterEqual(metrics["f1"], 0.95, metrics)
         self.assertGreaterEqual(metrics["precision"], 0.95, metrics)
         self.assertEqual(metrics["negatives_flagged"], 0)

@@ -163,7 +163,7 @@ class Recs(lt.TempDirTest):
             self.assertEqual(source, "zero-shot" if pid in blanked else "catalog")
             if pid in blanked:
                 right += category == self.truth[pid]["class"]
-        # The demo CLIP's zero-shot accuracy is 0.85 per image (README: Models).
+        # The demo CLIP's zero-shot accuracy is 0.85 per image (docs/performance.md#the-demo-models).
         self.assertGreaterEqual(right / len(blanked), 0.75)
         substituted = {row["product_id"] for row in read_csv(os.path.join(run, "recs", "substitutes.csv"))}
         self.assertTrue(blanked <= substituted)
