@@ -132,9 +132,9 @@ AreaTaps Taps(int source, int target, int first, int count) {
 
 // The hot path of CLIP-style preprocessing (shrink the short side to size, centre crop,
 // normalise): a separable area resample of only the pixels the crop keeps, straight to the
-// normalised float planes. OpenCV's INTER_AREA on the whole image, then the crop, then the
-// normalisation took 4x as long for a 250x334 decode (decode + preprocess fell to 0.75 of
-// tjbench). The result equals that path's up to its rounding to 8 bits (within 0.5 level).
+// normalised float planes, a quarter of the time of OpenCV's INTER_AREA over the whole image
+// (docs/decisions.md). The result equals that path's up to its rounding to 8 bits (within 0.5
+// level).
 void ShrinkCropNormalize(const cv::Mat& source, const Placement& p, const PreprocessSpec& spec, float* out) {
   const int size = spec.size;
   const AreaTaps columns = Taps(source.cols, p.width, -p.left, size);
