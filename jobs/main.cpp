@@ -10,6 +10,7 @@
 #include "jobs/command.h"
 #include "jobs/options.h"
 #include "util/error.h"
+#include "util/fault.h"
 #include "util/log.h"
 #include "util/publish.h"
 #include "util/stop.h"
@@ -35,6 +36,7 @@ void PrintCommands(std::ostream& out) {
 
 int Main(int argc, char** argv) {
   MpiWorld world = MpiWorld::Init(&argc, &argv);
+  SetFaultRank(world.rank());
   const bool root = world.is_root();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     if (root) PrintCommands(argc < 2 ? std::cerr : std::cout);
@@ -90,6 +92,7 @@ namespace {
 // here so that every rank decides the same way.
 int RunGuarded(const Command& command, const po::variables_map& options, const CommandContext& context) {
   try {
+    FaultPoint("command.run");
     return command.run(options, context);
   } catch (const UsageError& error) {
     if (context.world.is_root()) std::cerr << "lookbook " << command.name << ": " << error.what() << "\n";

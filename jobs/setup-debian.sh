@@ -32,6 +32,7 @@ test_packages=(
   chromium                             # tests/integration/test_report.py opens the report headless
   clang
   clang-format                         # tests/static/check_format.sh (Debian 12: clang-format 14)
+  libjpeg-turbo-progs                  # jpegtran: lossless crops and rotations in the embed tests
 )
 
 # Benchmarks: the peers they measure against.

@@ -25,6 +25,7 @@
 #include "model/segmenter.h"
 #include "util/blas.h"
 #include "util/error.h"
+#include "util/fault.h"
 #include "util/hash.h"
 #include "util/parallel.h"
 #include "util/publish.h"
@@ -200,6 +201,7 @@ class ShardEmbedder {
       : options_(options), bundle_(bundle), encoder_(encoder), garments_(garments), ingest_(ingest), world_(world) {}
 
   ShardCounts Run(int shard, const std::string& options_hash) {
+    FaultPoint("embed.shard_start");
     const auto start = Clock::now();
     const std::filesystem::path stage_dir = options_.run / "embed";
     const std::filesystem::path input = options_.run / "ingest" / ShardFileName(shard, ".csv");
@@ -244,6 +246,7 @@ class ShardEmbedder {
       record.counts["garments"] = counts.garments;
     }
     WriteManifestFile(RecordPath(stage_dir, shard), record);
+    FaultPoint("embed.shard_published");
     spdlog::info("shard {}: {} images ({} ok, {} garments) in {:.1f} s", shard, n, counts.by_status[0], counts.garments,
                  Seconds(start));
     return counts;
@@ -367,6 +370,7 @@ class ShardEmbedder {
     double inference_seconds = 0;
     auto run_batch = [&] {
       if (batch_rows.empty()) return;
+      FaultPoint("embed.batch");
       const auto begin = Clock::now();
       const std::vector<float> rows = encoder_.Encode(batch.data(), static_cast<int>(batch_rows.size()));
       inference_seconds += Seconds(begin);

@@ -5,7 +5,10 @@
 #include <set>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 #include "catalog/csv.h"
+#include "eval/metrics.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
 #include "util/error.h"
@@ -15,56 +18,54 @@
 namespace lookbook {
 namespace {
 
-using Pair = std::pair<std::int64_t, std::int64_t>;
+// Image reference (as in the catalog) -> the ids of its images, ok or not.
+struct RunImages {
+  std::unordered_map<std::string, std::vector<std::int64_t>> ok;  // embedded: could be found
+  std::set<std::string> all;                                      // every reference the run holds
+};
 
-Pair Ordered(std::int64_t a, std::int64_t b) { return {std::min(a, b), std::max(a, b)}; }
-
-// Image reference (as in the catalog) -> every image id that reads it.
-std::unordered_map<std::string, std::vector<std::int64_t>> IdsByPath(const std::filesystem::path& run) {
+RunImages ImagesByPath(const std::filesystem::path& run) {
   const EmbedRun embed = ReadEmbedRun(run);
-  std::unordered_map<std::string, std::vector<std::int64_t>> ids;
+  RunImages out;
   for (int k = 0; k < embed.shard_count; ++k) {
     const EmbedShard shard = ReadVerifiedShard(embed, k);
     for (std::size_t row = 0; row < shard.images.size(); ++row) {
+      out.all.insert(shard.images[row].path);
       if (shard.images[row].status != 0) continue;  // never indexed: not a pair anybody could find
-      ids[shard.images[row].path].push_back(ImageId(k, static_cast<std::int64_t>(row)));
+      out.ok[shard.images[row].path].push_back(ImageId(k, static_cast<std::int64_t>(row)));
     }
   }
-  return ids;
+  return out;
 }
 
-// Every pair of ids within one connected component of the listed pairs.
-std::set<Pair> Closure(const std::vector<std::vector<std::string>>& rows,
-                       const std::unordered_map<std::string, std::vector<std::int64_t>>& ids, bool transitive) {
-  std::map<std::int64_t, std::int64_t> parent;
-  auto find = [&](std::int64_t x) {
-    while (parent[x] != x) x = parent[x] = parent[parent[x]];
-    return x;
-  };
-  std::set<Pair> direct;
+// The listed pairs of references as pairs of ids (every id of one reference with every id of
+// the other). Rows whose images are not in the run, or not embedded, are counted, not scored.
+struct ListedPairs {
+  std::vector<IdPair> pairs;
+  std::int64_t rows_not_in_run = 0;
+  std::int64_t rows_not_embedded = 0;
+};
+
+ListedPairs ToIds(const std::vector<std::vector<std::string>>& rows, const RunImages& images) {
+  ListedPairs out;
   for (const auto& row : rows) {
     if (row.size() < 2) continue;
-    const auto a = ids.find(row[0]), b = ids.find(row[1]);
-    if (a == ids.end() || b == ids.end()) continue;  // not in the run (rejected at ingest)
+    if (!images.all.count(row[0]) || !images.all.count(row[1])) {
+      ++out.rows_not_in_run;
+      continue;
+    }
+    const auto a = images.ok.find(row[0]), b = images.ok.find(row[1]);
+    if (a == images.ok.end() || b == images.ok.end()) {
+      ++out.rows_not_embedded;
+      continue;
+    }
     for (const auto x : a->second) {
       for (const auto y : b->second) {
-        if (x == y) continue;
-        direct.insert(Ordered(x, y));
-        parent.emplace(x, x);
-        parent.emplace(y, y);
-        parent[find(x)] = find(y);
+        if (x != y) out.pairs.push_back(Ordered(x, y));
       }
     }
   }
-  if (!transitive) return direct;
-  std::map<std::int64_t, std::vector<std::int64_t>> groups;
-  for (const auto& [id, unused] : parent) groups[find(id)].push_back(id);
-  std::set<Pair> all;
-  for (const auto& [root, members] : groups) {
-    for (std::size_t i = 0; i < members.size(); ++i)
-      for (std::size_t j = i + 1; j < members.size(); ++j) all.insert(Ordered(members[i], members[j]));
-  }
-  return all;
+  return out;
 }
 
 }  // namespace
@@ -85,34 +86,34 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
     throw InputError("the dedup stage of " + options.run.string() +
                      " is older than its embeddings: rerun lookbook dedup");
   const DedupFile dedup = ReadDedupFile(stage_dir / "dedup.h5");
-  const auto ids = IdsByPath(options.run);
-  const std::set<Pair> truth = Closure(ReadCsvFile(options.truth), ids, true);
-  const std::set<Pair> negatives =
-      options.negatives.empty() ? std::set<Pair>{} : Closure(ReadCsvFile(options.negatives), ids, false);
+  const RunImages images = ImagesByPath(options.run);
+  const ListedPairs truth_rows = ToIds(ReadCsvFile(options.truth), images);
+  const std::set<IdPair> truth = PairClosure(truth_rows.pairs);
+  ListedPairs negative_rows;
+  if (!options.negatives.empty()) negative_rows = ToIds(ReadCsvFile(options.negatives), images);
+  const std::set<IdPair> negatives(negative_rows.pairs.begin(), negative_rows.pairs.end());
   if (truth.empty()) throw InputError(options.truth.string() + ": no pair of it is in the run");
-
-  auto score = [&](const std::vector<Pair>& predicted, double* precision, double* recall) {
-    std::size_t hits = 0;
-    for (const auto& pair : predicted) hits += truth.count(pair);
-    *precision = predicted.empty() ? 1.0 : static_cast<double>(hits) / static_cast<double>(predicted.size());
-    *recall = static_cast<double>(hits) / static_cast<double>(truth.size());
-    return hits;
-  };
-  auto f1 = [](double p, double r) { return p + r > 0 ? 2 * p * r / (p + r) : 0.0; };
+  if (truth_rows.rows_not_in_run + truth_rows.rows_not_embedded > 0) {
+    spdlog::warn(
+        "eval dedup: {} truth row(s) name an image the run does not hold and {} an image it could not "
+        "embed: they are not scored",
+        truth_rows.rows_not_in_run, truth_rows.rows_not_embedded);
+  }
 
   DedupEvaluation out;
-  std::vector<Pair> predicted;
+  std::vector<IdPair> predicted;
   for (const auto& pair : dedup.pairs) predicted.push_back(Ordered(pair.a, pair.b));
-  double precision = 0, recall = 0;
-  const std::size_t hits = score(predicted, &precision, &recall);
+  const PairScore score = ScorePairs(predicted, truth);
   std::size_t flagged = 0;
   for (const auto& pair : predicted) flagged += negatives.count(pair);
   out.metrics = {{"truth_pairs", static_cast<double>(truth.size())},
+                 {"truth_rows_not_in_run", static_cast<double>(truth_rows.rows_not_in_run)},
+                 {"truth_rows_not_embedded", static_cast<double>(truth_rows.rows_not_embedded)},
                  {"predicted_pairs", static_cast<double>(predicted.size())},
-                 {"true_positives", static_cast<double>(hits)},
-                 {"precision", precision},
-                 {"recall", recall},
-                 {"f1", f1(precision, recall)},
+                 {"true_positives", static_cast<double>(score.hits)},
+                 {"precision", score.precision},
+                 {"recall", score.recall},
+                 {"f1", score.f1},
                  {"negative_pairs", static_cast<double>(negatives.size())},
                  {"negatives_flagged", static_cast<double>(flagged)},
                  {"rule_verify", dedup.rule.verify ? 1.0 : 0.0},
@@ -129,14 +130,16 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
   for (int step = static_cast<int>(std::ceil(low * 400 - 1e-6)); step <= 400; ++step) {
     const double threshold = step / 400.0;
     const DedupRule rule = dedup.rule.WithThreshold(static_cast<float>(threshold));
-    std::vector<Pair> at;
+    std::vector<IdPair> at;
     for (const auto& pair : dedup.candidates) {
       if (IsDuplicate(rule, pair)) at.push_back(Ordered(pair.a, pair.b));
     }
+    const PairScore scored = ScorePairs(at, truth);
     SweepPoint point;
     point.threshold = threshold;
-    score(at, &point.precision, &point.recall);
-    point.f1 = f1(point.precision, point.recall);
+    point.precision = scored.precision;
+    point.recall = scored.recall;
+    point.f1 = scored.f1;
     out.sweep.push_back(point);
   }
   return out;

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "catalog/csv.h"
+#include "eval/metrics.h"
 #include "store/embed_run.h"
 #include "store/recs_file.h"
 #include "util/error.h"
@@ -47,7 +48,8 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
     const auto it = rank_of.find(key);
     if (it == rank_of.end() || row.rank < it->second) rank_of[key] = row.rank;
   }
-  double items = 0, out_of_stock = 0, hits = 0, reciprocal = 0, photos = 0;
+  double out_of_stock = 0, photos = 0;
+  std::vector<int> best_ranks;  // per in-stock truth item
   const auto truth = ReadCsvFile(options.truth, "outfit,product_ids");
   for (const auto& fields : truth) {
     const auto found = ids_of_path.find(fields[0]);
@@ -69,14 +71,12 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
         out_of_stock += 1;
         continue;
       }
-      items += 1;
       int best = 0;
       for (const std::int64_t photo : found->second) {
         const auto it = rank_of.find(std::make_tuple(anchor->second, photo, item->second));
         if (it != rank_of.end() && (best == 0 || it->second < best)) best = it->second;
       }
-      if (best > 0 && best <= options.k) hits += 1;
-      if (best > 0) reciprocal += 1.0 / best;
+      best_ranks.push_back(best);
     }
   }
 
@@ -119,11 +119,11 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
 
   return {
       {"outfit_photos", photos},
-      {"outfit_items", items},
+      {"outfit_items", static_cast<double>(best_ranks.size())},
       {"outfit_items_out_of_stock", out_of_stock},
       {"outfit_k", static_cast<double>(options.k)},
-      {"outfit_recall_at_k", items > 0 ? hits / items : 0.0},
-      {"outfit_mrr", items > 0 ? reciprocal / items : 0.0},
+      {"outfit_recall_at_k", RecallAtK(best_ranks, options.k)},
+      {"outfit_mrr", MeanReciprocalRank(best_ranks)},
       {"substitute_products", static_cast<double>(same.size())},
       {"substitute_same_category_precision_at_10", same.empty() ? 0.0 : precision / static_cast<double>(same.size())},
       {"substitute_categories_from_truth", source == "truth" ? 1.0 : 0.0}};

@@ -326,7 +326,10 @@ int JpegExifOrientation(std::string_view bytes) {
 
 // Reads one image file: the bytes, or why not.
 ImageStatus ReadImageFile(const std::filesystem::path& path, std::uint64_t max_bytes, std::string* bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO or device put where an image was would otherwise block the rank in
+  // open() forever; it is refused as not a regular file below (for regular files the flag
+  // changes nothing).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return errno == ENOENT ? ImageStatus::kMissing : ImageStatus::kUnreadable;
   struct stat info {};
   ImageStatus status = ImageStatus::kOk;

@@ -46,26 +46,6 @@ struct Catalog {
   }
 };
 
-class UnionFind {
- public:
-  std::size_t Find(std::size_t x) {
-    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
-    return x;
-  }
-  void Union(std::size_t a, std::size_t b) {
-    a = Find(a);
-    b = Find(b);
-    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
-  }
-  std::size_t Add() {
-    parent_.push_back(parent_.size());
-    return parent_.size() - 1;
-  }
-
- private:
-  std::vector<std::size_t> parent_;
-};
-
 std::map<std::string, std::string> Options(const DedupOptions& options) {
   char buffer[64];
   auto text = [&](double value) {
@@ -140,27 +120,6 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
 }
 
 }  // namespace
-
-bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy) {
-  if (text == "first")
-    *policy = KeepPolicy::kFirst;
-  else if (text == "largest")
-    *policy = KeepPolicy::kLargest;
-  else if (text == "in-stock")
-    *policy = KeepPolicy::kInStock;
-  else
-    return false;
-  return true;
-}
-
-const char* KeepPolicyName(KeepPolicy policy) {
-  switch (policy) {
-    case KeepPolicy::kFirst: return "first";
-    case KeepPolicy::kLargest: return "largest";
-    case KeepPolicy::kInStock: return "in-stock";
-  }
-  return "?";
-}
 
 StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   const auto start = Clock::now();
@@ -320,15 +279,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     }
     out.candidates = std::move(candidates);
 
-    // Clusters: connected components of the duplicate pairs.
-    UnionFind sets;
-    std::map<std::int64_t, std::size_t> slot;  // image id -> union-find element (ordered by id)
-    for (const auto& pair : out.pairs) {
-      for (const std::int64_t id : {pair.a, pair.b}) {
-        if (!slot.count(id)) slot[id] = sets.Add();
-      }
-    }
-    for (const auto& pair : out.pairs) sets.Union(slot[pair.a], slot[pair.b]);
+    // Clusters: connected components of the duplicate pairs, each with its representative.
     // Catalog order and stock from the ingest shards (their rows are the embed rows).
     std::map<int, std::vector<std::vector<std::string>>> ingest_rows;
     auto ingest_row = [&](std::int64_t id) -> const std::vector<std::string>& {
@@ -342,46 +293,27 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
       }
       return it->second[static_cast<std::size_t>(RowOfImageId(id))];
     };
-    auto catalog_order = [&](std::int64_t id) {
-      const std::string& row = ingest_row(id)[kIngestRow];
+    std::vector<std::pair<std::int64_t, std::int64_t>> duplicate_pairs;
+    for (const auto& pair : out.pairs) duplicate_pairs.emplace_back(pair.a, pair.b);
+    const std::vector<ClusterMember> members = ClusterPairs(duplicate_pairs, options.keep, [&](std::int64_t id) {
+      const auto& row = ingest_row(id);
+      KeepFacts facts;
       try {
-        return std::make_pair(std::stoll(row), id);
+        facts.catalog_row = std::stoll(row[kIngestRow]);
       } catch (const std::exception&) {
-        throw InputError("ingest shard " + std::to_string(ShardOfImageId(id)) + ": row '" + row + "' is not a number");
+        throw InputError("ingest shard " + std::to_string(ShardOfImageId(id)) + ": row '" + row[kIngestRow] +
+                         "' is not a number");
       }
-    };
-    std::map<std::size_t, std::vector<std::int64_t>> members;  // root element -> image ids (ascending)
-    for (const auto& [id, element] : slot) members[sets.Find(element)].push_back(id);
+      facts.pixels = static_cast<std::int64_t>(catalog.row(id).width) * catalog.row(id).height;
+      facts.in_stock = row[kIngestInStock] == "1";
+      return facts;
+    });
     std::int64_t cluster = 0;
-    for (const auto& [root, ids] : members) {
-      std::int64_t keep = ids.front();
-      for (const std::int64_t id : ids) {
-        const bool better = [&] {
-          switch (options.keep) {
-            case KeepPolicy::kFirst: return catalog_order(id) < catalog_order(keep);
-            case KeepPolicy::kLargest: {
-              const auto pixels = [&](std::int64_t x) {
-                return static_cast<std::int64_t>(catalog.row(x).width) * catalog.row(x).height;
-              };
-              return pixels(id) > pixels(keep) ||
-                     (pixels(id) == pixels(keep) && catalog_order(id) < catalog_order(keep));
-            }
-            case KeepPolicy::kInStock: {
-              const auto stocked = [&](std::int64_t x) { return ingest_row(x)[kIngestInStock] == "1"; };
-              return (stocked(id) && !stocked(keep)) ||
-                     (stocked(id) == stocked(keep) && catalog_order(id) < catalog_order(keep));
-            }
-          }
-          return false;
-        }();
-        if (better) keep = id;
-      }
-      for (const std::int64_t id : ids) {
-        out.cluster_image.push_back(id);
-        out.cluster_id.push_back(cluster);
-        out.representative.push_back(id == keep ? 1 : 0);
-      }
-      ++cluster;
+    for (const auto& member : members) {
+      out.cluster_image.push_back(member.image);
+      out.cluster_id.push_back(member.cluster);
+      out.representative.push_back(member.representative ? 1 : 0);
+      cluster = std::max(cluster, member.cluster + 1);
     }
 
     std::string pairs_csv = "image_a,image_b,product_a,product_b,cosine,hamming,kind\n";

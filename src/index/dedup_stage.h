@@ -28,16 +28,13 @@
 #include <filesystem>
 #include <string>
 
+#include "dedup/clusters.h"
 #include "dist/world.h"
 #include "store/dedup_file.h"
 #include "util/manifest.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
-
-enum class KeepPolicy { kFirst, kLargest, kInStock };
-bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy);
-const char* KeepPolicyName(KeepPolicy policy);
 
 struct DedupOptions {
   std::filesystem::path run;

@@ -62,6 +62,43 @@ class TempDirTest(unittest.TestCase):
         return os.path.join(self.dir, *parts)
 
 
+# Skips. A test that cannot run in some environment says why with cannot_run_here(), which
+# skips with a reason that starts with "cannot run here:" and records it. Every skip is printed
+# at the end and appended to $LOOKBOOK_SKIP_LOG (tests/run.sh prints that file). With
+# LOOKBOOK_STRICT_SKIPS=1 (CI), any other skip fails the run: a skip must say why.
+SKIP_PREFIX = "cannot run here: "
+
+
+def cannot_run_here(test, reason):
+    """Skips `test` (a TestCase) because this environment lacks something; `reason` says what."""
+    test.skipTest(SKIP_PREFIX + reason)
+
+
+def note_partial_skip(test, reason):
+    """A check inside a test that could not run here (the rest of the test did): recorded and
+    printed like a skip, without skipping the test."""
+    _record_skip(test.id(), SKIP_PREFIX + reason, partial=True)
+
+
+def _record_skip(test_id, reason, partial=False):
+    line = f"{'PARTIAL SKIP' if partial else 'SKIPPED'} {test_id}: {reason}"
+    print(line, file=sys.stderr)
+    log = os.environ.get("LOOKBOOK_SKIP_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(line + "\n")
+
+
 def main():
     argv = parse_args()
-    unittest.main(argv=argv, verbosity=2)
+    program = unittest.main(argv=argv, verbosity=2, exit=False)
+    result = program.result
+    unexplained = []
+    for test, reason in result.skipped:
+        _record_skip(test.id(), reason)
+        if not reason.startswith(SKIP_PREFIX):
+            unexplained.append(test.id())
+    if unexplained and os.environ.get("LOOKBOOK_STRICT_SKIPS") == "1":
+        print(f"skips without a reason (LOOKBOOK_STRICT_SKIPS=1): {', '.join(unexplained)}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0 if result.wasSuccessful() else 1)

@@ -5,7 +5,9 @@ import json
 import os
 import random
 import shutil
+import stat
 import struct
+import subprocess
 import zlib
 
 import h5py
@@ -49,7 +51,16 @@ EXPECTED = {
     "p13": ("header_only.jpg", "corrupt"),
     "p14": ("good2.jpg", "ok"),
     "p15": ("outfit.jpg", "ok"),
+    "p16": ("upright.jpg", "ok"),      # the non-square crop turned 90 degrees in the file itself
+    "p17": ("unrotated.jpg", "ok"),    # the same crop without EXIF
+    "p18": ("fifo.jpg", "unreadable"),   # a FIFO put where the image was after ingest
+    "p19": ("folder.jpg", "unreadable"),  # a folder put where the image was after ingest
 }
+
+
+def jpegtran(data, *args):
+    """Lossless JPEG transforms (libjpeg-turbo-progs): crop, rotate."""
+    return subprocess.run(["jpegtran", *args], input=data, capture_output=True, check=True).stdout
 
 
 class HostileShard(lt.TempDirTest):
@@ -78,7 +89,13 @@ class HostileShard(lt.TempDirTest):
             "bomb.png": png(30000, 30000, 0, 8, [b"\x00" * 16]),
             "rgba.png": png(16, 16, 6, 8, [bytes([255, 0, 0, 128] * 16)] * 16),
             "gray16.png": png(16, 16, 0, 16, [b"\x80\x00" * 16] * 16),
-            "rotated.jpg": with_exif_orientation(good2, 6),
+            # A non-square crop (224 x 112, whole MCUs) with EXIF orientation 6: its stored and upright
+            # sizes differ, so applying the rotation or not changes what the model sees.
+            "rotated.jpg": with_exif_orientation(jpegtran(good2, "-crop", "224x112+0+0"), 6),
+            "upright.jpg": jpegtran(jpegtran(good2, "-crop", "224x112+0+0"), "-rotate", "90"),
+            "unrotated.jpg": jpegtran(good2, "-crop", "224x112+0+0"),
+            "fifo.jpg": good1,
+            "folder.jpg": good1,
             "padded.jpg": good1 + b"\x00" * 300000,
             "vanished.jpg": good2,
             "header_only.jpg": good1[:100],
@@ -97,6 +114,11 @@ class HostileShard(lt.TempDirTest):
                                    "--run", self.run_dir, "--shards", SHARDS], check=0))
         self.assertEqual(stats["rows_ok"], len(EXPECTED))
         os.remove(os.path.join(images, "vanished.jpg"))  # gone between ingest and embed
+        # Not regular files any more: a FIFO must not block a rank in open(), a folder not be read.
+        os.remove(os.path.join(images, "fifo.jpg"))
+        os.mkfifo(os.path.join(images, "fifo.jpg"))
+        os.remove(os.path.join(images, "folder.jpg"))
+        os.mkdir(os.path.join(images, "folder.jpg"))
         self.bundle = lt.make_bundle(self.path("bundle"))
         self.files = files
 
@@ -137,8 +159,14 @@ class HostileShard(lt.TempDirTest):
             else:
                 self.assertTrue(rows["reason"][i].startswith(expected), rows["reason"][i])
                 self.assertEqual(norm, 0.0)
-        rotated = list(rows["path"]).index("rotated.jpg")
-        self.assertEqual((rows["width"][rotated], rows["height"][rotated]), (224, 224))
+        # width and height are as stored in the file; the pixels the model saw are upright: the
+        # EXIF-rotated crop embeds as the crop turned in the file, not as the crop unturned.
+        at = {name: list(rows["path"]).index(name) for name in ("rotated.jpg", "upright.jpg", "unrotated.jpg")}
+        self.assertEqual((rows["width"][at["rotated.jpg"]], rows["height"][at["rotated.jpg"]]), (224, 112))
+        self.assertEqual((rows["width"][at["upright.jpg"]], rows["height"][at["upright.jpg"]]), (112, 224))
+        cosine = lambda a, b: float(np.dot(rows["embedding"][at[a]], rows["embedding"][at[b]]))
+        self.assertGreater(cosine("rotated.jpg", "upright.jpg"), 0.999)
+        self.assertLess(cosine("rotated.jpg", "unrotated.jpg"), 0.99)
         for name, count in stats.items():
             if name.startswith("rejected_"):
                 self.assertEqual(count, sum(1 for _, s in EXPECTED.values() if s == name[len("rejected_"):]))
@@ -184,15 +212,28 @@ class HostileShard(lt.TempDirTest):
         self.assertEqual((stats["shards_embedded"], stats["shards_skipped"]), (1, SHARDS - 1))
         self.assertEqual(self.embed("--force")["shards_embedded"], SHARDS)
 
+    def shard_bytes(self):
+        out = {}
+        for name in sorted(os.listdir(os.path.join(self.run_dir, "embed"))):
+            if name.endswith(".h5"):
+                with open(os.path.join(self.run_dir, "embed", name), "rb") as f:
+                    out[name] = f.read()
+        return out
+
     def test_one_shard_alone_and_one_versus_two_ranks(self):
         stats = self.embed("--shard", "1", "--force", mpi=False)
         self.assertEqual(stats["shards_embedded"], 1)
         self.embed("--force", mpi=False)
         one = self.read_catalog()
+        one_bytes = self.shard_bytes()
         self.embed("--force")
         two = self.read_catalog()
         self.assertEqual(list(one["key"]), list(two["key"]))
         np.testing.assert_allclose(one["embedding"], two["embedding"], atol=1e-5)
+        # HDF5 files carry no timestamps: the same inputs give the same bytes, whatever the ranks.
+        self.assertEqual(sorted(one_bytes), sorted([f"shard-{k:05d}.h5" for k in range(SHARDS)] + ["catalog.h5"]))
+        for name, data in self.shard_bytes().items():
+            self.assertEqual(data, one_bytes[name], name)
 
     def test_embed_text(self):
         result = lt.run(["embed-text", "--model", self.bundle, "--text", "red dress", "--text", "blue coat"], check=0)

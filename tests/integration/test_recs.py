@@ -67,7 +67,9 @@ class Recs(lt.TempDirTest):
         metrics = self.evaluate()
         self.assertGreaterEqual(metrics["outfit_recall_at_k"], 0.8, metrics)
         self.assertEqual(metrics["outfit_k"], 5)
-        self.assertGreaterEqual(metrics["substitute_same_category_precision_at_10"], 0.95, metrics)
+        # Same category is what recs filters on, so it must hold exactly; whether the nearest
+        # substitute looks alike is measured on what recs does not filter on: the truth colour.
+        self.assertEqual(metrics["substitute_same_category_precision_at_10"], 1.0, metrics)
         self.assertGreater(metrics["outfit_items"], 20)
         self.assertTrue(os.path.exists(os.path.join(self.run_dir, "eval", "recs.json")))
 
@@ -101,6 +103,17 @@ class Recs(lt.TempDirTest):
             qualifying = [p for p, r in self.catalog.items() if r["in_stock"] == "1" and r["category"] == mine["category"]
                           and p != product and p not in mates.get(product, set())]
             self.assertEqual(len(rows), min(10, len(qualifying)), product)
+        same_colour, chance = [], []
+        for product, rows in by_product.items():
+            colour = self.truth[product]["colour"]
+            same_colour.append(self.truth[rows[0]["substitute_id"]]["colour"] == colour)
+            pool = [p for p, r in self.catalog.items() if p != product and r["in_stock"] == "1"
+                    and r["category"] == self.catalog[product]["category"]]
+            chance.append(sum(self.truth[p]["colour"] == colour for p in pool) / max(1, len(pool)))
+        precision, baseline = sum(same_colour) / len(same_colour), sum(chance) / len(chance)
+        # Measured 0.715 against a chance of 0.068 (2026-11-30, demo models).
+        self.assertGreaterEqual(precision, 0.5, (precision, baseline))
+        self.assertGreaterEqual(precision, 5 * baseline, (precision, baseline))
 
         outfits = read_csv(os.path.join(self.run_dir, "recs", "outfits.csv"))
         self.assertEqual(list(outfits[0].keys()), ["product_id", "slot", "rank", "item_id", "score", "source_image"])
@@ -165,8 +178,14 @@ class Recs(lt.TempDirTest):
                 right += category == self.truth[pid]["class"]
         # The demo CLIP's zero-shot accuracy is 0.85 per image (docs/performance.md#the-demo-models).
         self.assertGreaterEqual(right / len(blanked), 0.75)
-        substituted = {row["product_id"] for row in read_csv(os.path.join(run, "recs", "substitutes.csv"))}
+        substitutes = read_csv(os.path.join(run, "recs", "substitutes.csv"))
+        substituted = {row["product_id"] for row in substitutes}
         self.assertTrue(blanked <= substituted)
+        # The substitutes of the zero-shot products, scored by the truth class recs never saw.
+        listed = [self.truth[row["substitute_id"]]["class"] == self.truth[row["product_id"]]["class"]
+                  for row in substitutes if row["product_id"] in blanked]
+        # Measured 0.791 (2026-11-30, demo models): a quarter of the catalog classified zero-shot.
+        self.assertGreaterEqual(sum(listed) / len(listed), 0.7)
 
     def test_query_matches_a_photos_garments_and_texts(self):
         self.recs()

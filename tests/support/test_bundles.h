@@ -18,4 +18,11 @@ struct TestClipBundleOptions {
 // text tower: mean of word embeddings over a small fashion vocabulary (word tokenizer).
 void WriteTestClipBundle(const std::filesystem::path& dir, const TestClipBundleOptions& options = {});
 
+// A small, self-made CLIP merges file in the reference's format (a version line, then CLIP's
+// 48,894 merges): every word of a short fashion vocabulary becomes one token, the rest of the
+// list is filler merges of non-ASCII byte stand-ins. It loads like CLIP's own file (same
+// vocabulary size), so tests that need a tokenizer do not need CLIP's data; only the golden
+// tests compare with the reference.
+void WriteTestClipMerges(const std::filesystem::path& file);
+
 }  // namespace lookbook::testing

@@ -90,7 +90,10 @@ TEST_F(ModelTest, ReducedPrecisionStaysCloseToFloat32) {
   for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = std::sin(0.01f * static_cast<float>(i));
   const auto a = full.Encode(pixels.data(), 1);
   const auto b = reduced.Encode(pixels.data(), 1);
-  EXPECT_GT(Dot(a.data(), b.data(), 16), 0.99f);
+  // The documented bound (docs/performance.md#results: mean cosine >= 0.999), and bf16 really
+  // ran: the result is not bit-identical to float32.
+  EXPECT_GE(Dot(a.data(), b.data(), 16), 0.999f);
+  EXPECT_NE(a, b);
 }
 
 TEST_F(ModelTest, WrongOutputShapeIsCaughtByTheDryRun) {

@@ -1,0 +1,99 @@
+#include "util/run_status.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "tests/unit/test_support.h"
+#include "util/manifest.h"
+
+namespace lookbook {
+namespace {
+
+// A small run: an ingest stage of two shards made from a catalog outside the run, and an embed
+// stage whose two shard records name those shards as inputs.
+class RunStatusTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    run_ = dir_.path() / "run";
+    catalog_ = dir_.path() / "catalog.csv";
+    testing::WriteFile(catalog_, "product_id,image_1\np1,a.jpg\np2,b.jpg\n");
+    StageManifest ingest;
+    ingest.stage = "ingest";
+    ingest.inputs.push_back(DescribeFile(catalog_, catalog_.string(), -1));
+    for (int k = 0; k < 2; ++k) {
+      const std::string name = "shard-0000" + std::to_string(k) + ".csv";
+      testing::WriteFile(run_ / "ingest" / name, "header\nrow " + std::to_string(k) + "\n");
+      ingest.outputs.push_back(DescribeFile(run_ / "ingest" / name, name, 1));
+    }
+    WriteManifest(run_ / "ingest", ingest);
+    StageManifest embed;
+    embed.stage = "embed";
+    for (int k = 0; k < 2; ++k) {
+      const std::string base = "shard-0000" + std::to_string(k);
+      testing::WriteFile(run_ / "embed" / (base + ".h5"), "hdf5 bytes " + std::to_string(k));
+      StageManifest record;
+      record.stage = "embed-shard";
+      record.inputs.push_back(DescribeFile(run_ / "ingest" / (base + ".csv"), "ingest/" + base + ".csv", 1));
+      record.outputs.push_back(DescribeFile(run_ / "embed" / (base + ".h5"), base + ".h5", 1));
+      WriteManifestFile(run_ / "embed" / (base + ".json"), record);
+      embed.inputs.push_back(record.inputs[0]);
+      embed.outputs.push_back(record.outputs[0]);
+    }
+    embed.counts = {{"shards", 2}, {"shards_valid", 2}};
+    WriteManifest(run_ / "embed", embed);
+  }
+
+  std::map<std::string, StageState> Inspect() {
+    std::map<std::string, StageState> out;
+    for (auto& stage : InspectRun(run_)) out[stage.stage] = stage;
+    return out;
+  }
+
+  testing::ScopedTempDir dir_;
+  std::filesystem::path run_, catalog_;
+};
+
+TEST_F(RunStatusTest, ValidStagesAndAbsentOnes) {
+  auto stages = Inspect();
+  EXPECT_EQ(stages["ingest"].state, "valid") << stages["ingest"].detail;
+  EXPECT_EQ(stages["embed"].state, "valid") << stages["embed"].detail;
+  ASSERT_EQ(stages["embed"].shards.size(), 2u);
+  EXPECT_EQ(stages["embed"].shards[1].state, "valid");
+  for (const char* stage : {"index", "dedup", "recs", "report"}) EXPECT_EQ(stages[stage].state, "absent") << stage;
+  const RunVerification verified = VerifyRun(run_);
+  EXPECT_TRUE(verified.problems.empty());
+  EXPECT_EQ(verified.files, 4);  // two ingest shards, two embed shards (records and manifest agree)
+}
+
+TEST_F(RunStatusTest, ChangedInputIsStale) {
+  testing::WriteFile(catalog_, "product_id,image_1\np1,a.jpg\n");
+  EXPECT_EQ(Inspect()["ingest"].state, "stale");
+}
+
+TEST_F(RunStatusTest, ChangedOutputIsDamagedAndTheShardsReadingItStale) {
+  testing::WriteFile(run_ / "ingest" / "shard-00001.csv", "header\nedited\n");
+  auto stages = Inspect();
+  EXPECT_EQ(stages["ingest"].state, "damaged");
+  EXPECT_NE(stages["ingest"].detail.find("shard-00001.csv"), std::string::npos);
+  const RunVerification verified = VerifyRun(run_);
+  ASSERT_EQ(verified.problems.size(), 1u);
+  EXPECT_NE(verified.problems[0].find("ingest/shard-00001.csv"), std::string::npos);
+}
+
+TEST_F(RunStatusTest, MissingShardRecordMakesEmbedPartial) {
+  std::filesystem::remove(run_ / "embed" / "shard-00001.json");
+  auto stages = Inspect();
+  EXPECT_EQ(stages["embed"].state, "partial");
+  EXPECT_EQ(stages["embed"].shards[1].state, "absent");
+  EXPECT_EQ(stages["embed"].shards[0].state, "valid");
+}
+
+TEST_F(RunStatusTest, UnreadableManifestIsDamaged) {
+  testing::WriteFile(run_ / "embed" / "manifest.json", "{not json");
+  EXPECT_EQ(Inspect()["embed"].state, "damaged");
+  EXPECT_FALSE(VerifyRun(run_).problems.empty());
+}
+
+}  // namespace
+}  // namespace lookbook
