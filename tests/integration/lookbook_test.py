@@ -23,12 +23,15 @@ def parse_args():
     return [sys.argv[0]] + rest
 
 
-def run(args, mpi=False, check=None):
-    """Runs lookbook with `args`; returns CompletedProcess (text). check: expected exit code."""
+def run(args, mpi=False, check=None, env=None):
+    """Runs lookbook with `args`; returns CompletedProcess (text). check: expected exit code;
+    env: variables to add (e.g. LOOKBOOK_FAULT)."""
     command = ([*shlex.split(ARGS.mpiexec)] if mpi else []) + [ARGS.lookbook, *map(str, args)]
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMP_NUM_THREADS="1")
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    full_env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                    OMP_NUM_THREADS="1", **(env or {}))
+    if mpi and env:
+        command[1:1] = sum((["-x", name] for name in env), [])  # mpirun passes them to every rank
+    result = subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=300)
     if check is not None and result.returncode != check:
         raise AssertionError(
             f"{' '.join(command)} exited {result.returncode}, expected {check}\n"

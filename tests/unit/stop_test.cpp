@@ -11,9 +11,14 @@
 namespace lookbook {
 namespace {
 
-// Each case runs in a child process (death test): the stop flag and the fault table are
-// process-wide and must start clean.
-TEST(StopDeathTest, SignalSetsTheFlagAndNamesTheSignal) {
+// Each case runs in a child process (death test, "threadsafe": the child starts the binary
+// afresh): the stop flag and the fault table are process-wide and must start clean.
+class StopDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+using FaultDeathTest = StopDeathTest;
+TEST_F(StopDeathTest, SignalSetsTheFlagAndNamesTheSignal) {
   EXPECT_EXIT(
       {
         InstallStopHandlers();
@@ -31,7 +36,7 @@ TEST(StopDeathTest, SignalSetsTheFlagAndNamesTheSignal) {
       ::testing::ExitedWithCode(0), "");
 }
 
-TEST(StopDeathTest, RequestStopFromAnotherRank) {
+TEST_F(StopDeathTest, RequestStopFromAnotherRank) {
   EXPECT_EXIT(
       {
         RequestStop();
@@ -40,7 +45,7 @@ TEST(StopDeathTest, RequestStopFromAnotherRank) {
       ::testing::ExitedWithCode(0), "");
 }
 
-TEST(FaultDeathTest, NamedPointActsOnlyWhereAndWhenAsked) {
+TEST_F(FaultDeathTest, NamedPointActsOnlyWhereAndWhenAsked) {
   EXPECT_EXIT(
       {
         setenv("LOOKBOOK_FAULT", "here:internal:nth=2", 1);
@@ -77,7 +82,7 @@ TEST(FaultDeathTest, NamedPointActsOnlyWhereAndWhenAsked) {
       ::testing::ExitedWithCode(0), "");
 }
 
-TEST(FaultDeathTest, PauseWakesOnStop) {
+TEST_F(FaultDeathTest, PauseWakesOnStop) {
   EXPECT_EXIT(
       {
         setenv("LOOKBOOK_FAULT", "point:pause=60", 1);
@@ -88,7 +93,7 @@ TEST(FaultDeathTest, PauseWakesOnStop) {
       ::testing::ExitedWithCode(0), "");
 }
 
-TEST(FaultDeathTest, MalformedSpecIsAnInputError) {
+TEST_F(FaultDeathTest, MalformedSpecIsAnInputError) {
   EXPECT_EXIT(
       {
         setenv("LOOKBOOK_FAULT", "point:explode", 1);
