@@ -8,7 +8,7 @@
 
 namespace lookbook {
 
-void DescribeBlasCheck(po::options_description* options) { (void)options; }
+std::vector<OptionSpec> BlasCheckSpecs() { return {}; }
 
 int RunBlasCheckCommand(const po::variables_map& vm, const CommandContext& context) {
   const BlasCheck check = RunBlasCheck();

@@ -10,16 +10,14 @@
 #include <vector>
 
 #include "dist/world.h"
+#include "util/error.h"
+#include "util/options.h"
 
 namespace lookbook {
 
 namespace po = boost::program_options;
 
-// A usage error: bad or missing option. Exit code 2, one line naming the option.
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// UsageError (util/error.h): bad or missing option, exit code 2, one line naming the option.
 
 struct CommandContext {
   const MpiWorld& world;
@@ -30,53 +28,59 @@ struct CommandContext {
 // or every rank (the command splits the work itself).
 enum class RankPolicy { kRootOnly, kAllRanks };
 
+// Whether a command writes to the run folder its --run names: then it holds the run lock for
+// as long as it runs (stage/run_lock.h), taken by rank 0 for the world before it starts.
+enum class RunAccess { kNone, kReads, kWrites };
+
 struct Command {
   const char* name;
   const char* summary;
   RankPolicy ranks;
-  // Adds the command's options; their names are also its keys in the [name] config section.
-  void (*describe)(po::options_description* options);
+  // The command's options (util/options.h); their names are also its keys in the [name] config
+  // section.
+  std::vector<OptionSpec> (*specs)();
   // Runs the command; returns the exit code. Throws UsageError for invalid option values.
   int (*run)(const po::variables_map& options, const CommandContext& context);
   // The option a bare word on the command line fills (eval's WHAT, status's RUN), or null.
   const char* positional = nullptr;
+  RunAccess access = RunAccess::kNone;
 };
 
 const std::vector<Command>& Commands();
 
 // Per-command entry points, defined in <name>_command.cpp.
-void DescribeIngest(po::options_description* options);
+std::vector<OptionSpec> IngestSpecs();
 int RunIngestCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeEmbed(po::options_description* options);
+std::vector<OptionSpec> EmbedSpecs();
 int RunEmbedCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeEmbedText(po::options_description* options);
+std::vector<OptionSpec> EmbedTextSpecs();
 int RunEmbedTextCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeIndex(po::options_description* options);
+std::vector<OptionSpec> IndexSpecs();
 int RunIndexCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeDedup(po::options_description* options);
+std::vector<OptionSpec> DedupSpecs();
 int RunDedupCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeRecs(po::options_description* options);
+std::vector<OptionSpec> RecsSpecs();
 int RunRecsCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeQuery(po::options_description* options);
+std::vector<OptionSpec> QuerySpecs();
 int RunQueryCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeReport(po::options_description* options);
+std::vector<OptionSpec> ReportSpecs();
 int RunReportCommand(const po::variables_map& options, const CommandContext& context);
 // Keeps a stage's summary line as RUN/summaries/<stage>.json (the report's throughput table):
 // outside the stage's folder and manifest, since timings differ between identical runs.
 void KeepSummary(const std::filesystem::path& run, const std::string& stage, const std::string& json_line);
-void DescribeRunAll(po::options_description* options);
+std::vector<OptionSpec> RunSpecs();
 int RunRunAllCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeMpiCheck(po::options_description* options);
+std::vector<OptionSpec> MpiCheckSpecs();
 int RunMpiCheckCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeStatus(po::options_description* options);
+std::vector<OptionSpec> StatusSpecs();
 int RunStatusCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeVerify(po::options_description* options);
+std::vector<OptionSpec> VerifySpecs();
 int RunVerifyCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeEval(po::options_description* options);
+std::vector<OptionSpec> EvalSpecs();
 int RunEvalCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeBlasCheck(po::options_description* options);
+std::vector<OptionSpec> BlasCheckSpecs();
 int RunBlasCheckCommand(const po::variables_map& options, const CommandContext& context);
-void DescribeDemoCatalog(po::options_description* options);
+std::vector<OptionSpec> DemoCatalogSpecs();
 int RunDemoCatalogCommand(const po::variables_map& options, const CommandContext& context);
 
 // Prints a stage's one-line JSON summary on stdout (and keeps it for `lookbook run`).

@@ -40,7 +40,7 @@ mpirun=(mpirun -np 2 --oversubscribe)
 
 # A new photo: one of the demo's outfit photos, its garments matched from the command line.
 photo=$data/images/$(sed -n 2p "$data/truth/outfits.csv" | cut -d, -f1)
-"$lookbook" query --run "$run" --image "$photo" --top 3
+"$lookbook" query --run "$run" --models-root models/demo --image "$photo" --top 3
 
 cat <<DONE
 
@@ -55,7 +55,7 @@ lookbook demo finished.
   duplicates:    $run/dedup/pairs.csv, $run/dedup/clusters.csv, $run/dedup/dedup.h5
   recommended:   $run/recs/substitutes.csv, $run/recs/outfits.csv, $run/recs/recs.h5
   evaluations:   $run/eval/dedup.json (precision, recall, F1, threshold sweep), $run/eval/recs.json
-  query:         $lookbook query --run $run --image PHOTO [--text "a red dress"]
+  query:         $lookbook query --run $run --models-root models/demo --image PHOTO [--text "a red dress"]
   status:        $lookbook status $run   ($lookbook verify $run rechecks every checksum)
 
   report:        $run/report/index.html  (open it in a browser)

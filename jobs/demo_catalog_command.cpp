@@ -2,34 +2,56 @@
 #include <spdlog/spdlog.h>
 #include <chrono>
 
+#include <limits>
 #include "demo/demo_catalog.h"
 #include "jobs/command.h"
+#include "jobs/options.h"
 #include "util/error.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
-void DescribeDemoCatalog(po::options_description* options) {
-  options->add_options()("out", po::value<std::string>()->required()->value_name("DIR"),
-                         "folder to write the catalog into")(
-      "items", po::value<int>()->default_value(400)->value_name("N"), "number of products, 10..10000")(
-      "seed", po::value<std::uint64_t>()->default_value(7)->value_name("S"), "random seed (same seed, same bytes)")(
-      "split", po::value<std::string>()->default_value("test")->value_name("NAME"),
-      "Fashion-MNIST split: train (model training) | test (demo, evaluation)")(
-      "fashion-mnist", po::value<std::string>()->default_value(kFashionMnistDir)->value_name("DIR"),
-      "folder with the Fashion-MNIST idx files");
+namespace {
+
+struct DemoCatalogArgs {
+  DemoCatalogOptions options;
+  std::string split = "test";
+};
+
+const OptionTable<DemoCatalogArgs>& DemoCatalogOptionTable() {
+  static const OptionTable<DemoCatalogArgs> table = [] {
+    using O = DemoCatalogArgs;
+    OptionTable<O> t;
+    t.Path(
+        "out", "DIR", [](O& o) -> std::filesystem::path& { return o.options.out; }, true,
+        "folder to write the catalog into");
+    t.Integer<int>(
+        "items", "N", [](O& o) -> int& { return o.options.items; }, 400, 10, 10000, OptionEffect::kOutput,
+        "number of products");
+    t.Integer<std::uint64_t>(
+        "seed", "S", [](O& o) -> std::uint64_t& { return o.options.seed; }, 7, 0,
+        std::numeric_limits<std::uint64_t>::max(), OptionEffect::kOutput, "random seed (same seed, same bytes)");
+    t.Text("split", "NAME", [](O& o) -> std::string& { return o.split; }, "test", OptionEffect::kOutput,
+           "Fashion-MNIST split: train (model training) | test (demo, evaluation)", {"train", "test"});
+    t.Add(
+        OptionSpec{"fashion-mnist", "DIR", kFashionMnistDir, false, false, "",
+                   "folder with the Fashion-MNIST idx files", OptionEffect::kControl},
+        [](const std::vector<std::string>& values, O* out) { out->options.fashion_mnist = values.back(); },
+        [](const O& o) { return o.options.fashion_mnist.string(); });
+    return t;
+  }();
+  return table;
 }
 
+}  // namespace
+
+std::vector<OptionSpec> DemoCatalogSpecs() { return DemoCatalogOptionTable().specs(); }
+
 int RunDemoCatalogCommand(const po::variables_map& vm, const CommandContext& context) {
-  DemoCatalogOptions options;
-  options.out = vm["out"].as<std::string>();
-  options.items = vm["items"].as<int>();
-  if (options.items < 10 || options.items > 10000) throw UsageError("--items must be in 10..10000");
-  options.seed = vm["seed"].as<std::uint64_t>();
-  if (!ParseFashionSplit(vm["split"].as<std::string>(), &options.split)) {
-    throw UsageError("--split must be train or test");
-  }
-  options.fashion_mnist = vm["fashion-mnist"].as<std::string>();
+  DemoCatalogArgs args;
+  DemoCatalogOptionTable().Parse(GivenValues(vm, DemoCatalogOptionTable().specs()), &args);
+  DemoCatalogOptions options = args.options;
+  if (!ParseFashionSplit(args.split, &options.split)) throw UsageError("--split must be train or test");
 
   StageReport report;
   report.stage = "demo-catalog";

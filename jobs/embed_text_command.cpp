@@ -4,26 +4,52 @@
 #include <nlohmann/json.hpp>
 
 #include "jobs/command.h"
+#include "jobs/options.h"
 #include "model/encoders.h"
 #include "util/error.h"
 
 namespace lookbook {
 
-void DescribeEmbedText(po::options_description* options) {
-  options->add_options()("model", po::value<std::string>()->required()->value_name("BUNDLE"),
-                         "CLIP model bundle folder with a text tower")(
-      "text", po::value<std::vector<std::string>>()->value_name("TEXT"), "a text to embed (repeatable)")(
-      "texts", po::value<std::string>()->value_name("FILE"), "a file with one text per line")(
-      "format", po::value<std::string>()->default_value("json")->value_name("F"),
-      "json (one object per line: text, embedding) | csv (text, then one column per dimension)");
+namespace {
+
+struct EmbedTextArgs {
+  std::filesystem::path model, texts_file;
+  std::vector<std::string> texts;
+  std::string format = "json";
+};
+
+const OptionTable<EmbedTextArgs>& EmbedTextOptionTable() {
+  static const OptionTable<EmbedTextArgs> table = [] {
+    using O = EmbedTextArgs;
+    OptionTable<O> t;
+    t.Path(
+        "model", "BUNDLE", [](O& o) -> std::filesystem::path& { return o.model; }, true,
+        "CLIP model bundle folder with a text tower");
+    t.Add(
+        OptionSpec{"text", "TEXT", "", false, true, "", "a text to embed (repeatable)", OptionEffect::kControl},
+        [](const std::vector<std::string>& values, O* out) { out->texts = values; },
+        [](const O&) { return std::string(); });
+    t.Path(
+        "texts", "FILE", [](O& o) -> std::filesystem::path& { return o.texts_file; }, false,
+        "a file with one text per line");
+    t.Text("format", "F", [](O& o) -> std::string& { return o.format; }, "json", OptionEffect::kOutput,
+           "json (one object per line: text, embedding) | csv (text, then one column per dimension)", {"json", "csv"});
+    return t;
+  }();
+  return table;
 }
 
+}  // namespace
+
+std::vector<OptionSpec> EmbedTextSpecs() { return EmbedTextOptionTable().specs(); }
+
 int RunEmbedTextCommand(const po::variables_map& vm, const CommandContext& context) {
-  std::vector<std::string> texts;
-  if (vm.count("text")) texts = vm["text"].as<std::vector<std::string>>();
-  if (vm.count("texts")) {
-    std::ifstream in(vm["texts"].as<std::string>());
-    if (!in) throw UsageError("--texts: cannot read '" + vm["texts"].as<std::string>() + "'");
+  EmbedTextArgs args;
+  EmbedTextOptionTable().Parse(GivenValues(vm, EmbedTextOptionTable().specs()), &args);
+  std::vector<std::string> texts = args.texts;
+  if (!args.texts_file.empty()) {
+    std::ifstream in(args.texts_file);
+    if (!in) throw UsageError("--texts: cannot read '" + args.texts_file.string() + "'");
     std::string line;
     while (std::getline(in, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -31,10 +57,9 @@ int RunEmbedTextCommand(const po::variables_map& vm, const CommandContext& conte
     }
   }
   if (texts.empty()) throw UsageError("give --text or --texts");
-  const std::string format = vm["format"].as<std::string>();
-  if (format != "json" && format != "csv") throw UsageError("--format must be json or csv");
+  const std::string& format = args.format;
 
-  const TextEncoder encoder = TextEncoder::Load(LoadBundle(vm["model"].as<std::string>()), {});
+  const TextEncoder encoder = TextEncoder::Load(LoadBundle(args.model), {});
   const std::vector<float> rows = encoder.Encode(texts);
   const auto d = static_cast<std::size_t>(encoder.dim());
   for (std::size_t i = 0; i < texts.size(); ++i) {

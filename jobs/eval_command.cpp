@@ -7,48 +7,84 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include <limits>
 #include "eval/dedup_eval.h"
 #include "eval/garment_eval.h"
 #include "eval/model_eval.h"
 #include "eval/recs_eval.h"
 #include "jobs/command.h"
+#include "jobs/options.h"
 #include "util/error.h"
 #include "util/publish.h"
 
 namespace lookbook {
 
-void DescribeEval(po::options_description* options) {
-  options->add_options()("what", po::value<std::string>()->required()->value_name("WHAT"),
-                         "what to evaluate: model | garments | dedup | recs")(
-      "model", po::value<std::string>()->value_name("BUNDLE"), "eval model: the bundle to evaluate")(
-      "items", po::value<int>()->default_value(400)->value_name("N"),
-      "eval model: products in the evaluation catalog (test split)")(
-      "seed", po::value<std::uint64_t>()->default_value(7)->value_name("S"),
-      "eval model: the evaluation catalog's seed")("run", po::value<std::string>()->value_name("DIR"),
-                                                   "eval garments: the run folder (reads DIR/embed)")(
-      "truth", po::value<std::string>()->value_name("PATH"),
-      "eval garments: the demo catalog's truth folder; eval dedup: known duplicate pairs (CSV image_a,image_b,...); "
-      "eval recs: known outfits (CSV outfit,product_ids)")(
-      "negatives", po::value<std::string>()->value_name("CSV"),
-      "eval dedup: pairs that must not be flagged (image_a,image_b)")(
-      "products", po::value<std::string>()->value_name("CSV"),
-      "eval recs: true categories (CSV with product_id and class columns)")(
-      "k", po::value<int>()->default_value(5)->value_name("K"), "eval recs: outfit recall at this rank")(
-      "out", po::value<std::string>()->value_name("FILE"), "also write the metrics to FILE (JSON)");
+namespace {
+
+struct EvalArgs {
+  std::string what;
+  std::filesystem::path model, run, truth, negatives, products, out;
+  int items = 400;
+  std::uint64_t seed = 7;
+  int k = 5;
+};
+
+const OptionTable<EvalArgs>& EvalOptionTable() {
+  static const OptionTable<EvalArgs> table = [] {
+    using O = EvalArgs;
+    OptionTable<O> t;
+    t.Text(
+        "what", "WHAT", [](O& o) -> std::string& { return o.what; }, "", OptionEffect::kControl,
+        "what to evaluate, the first word after eval", {"model", "garments", "dedup", "recs"}, true);
+    t.Path(
+        "model", "BUNDLE", [](O& o) -> std::filesystem::path& { return o.model; }, false,
+        "eval model: the bundle to evaluate on the demo catalog's test split");
+    t.Integer<int>(
+        "items", "N", [](O& o) -> int& { return o.items; }, 400, 50, 10000, OptionEffect::kOutput,
+        "eval model: products in the evaluation catalog (test split)");
+    t.Integer<std::uint64_t>(
+        "seed", "S", [](O& o) -> std::uint64_t& { return o.seed; }, 7, 0, std::numeric_limits<std::uint64_t>::max(),
+        OptionEffect::kOutput, "eval model: the evaluation catalog's seed");
+    t.Path(
+        "run", "DIR", [](O& o) -> std::filesystem::path& { return o.run; }, false,
+        "eval garments, dedup, recs: the run folder (eval dedup and recs write DIR/eval/<what>.json)");
+    t.Path(
+        "truth", "PATH", [](O& o) -> std::filesystem::path& { return o.truth; }, false,
+        "eval garments: the demo catalog's truth folder; eval dedup: known duplicate pairs (CSV "
+        "image_a,image_b,...); eval recs: known outfits (CSV outfit,product_ids)");
+    t.Path(
+        "negatives", "CSV", [](O& o) -> std::filesystem::path& { return o.negatives; }, false,
+        "eval dedup: pairs that must not be flagged (image_a,image_b)");
+    t.Path(
+        "products", "CSV", [](O& o) -> std::filesystem::path& { return o.products; }, false,
+        "eval recs: true categories (CSV with product_id and class columns)");
+    t.Integer<int>(
+        "k", "K", [](O& o) -> int& { return o.k; }, 5, 1, 1000, OptionEffect::kOutput,
+        "eval recs: outfit recall at this rank");
+    t.Path(
+        "out", "FILE", [](O& o) -> std::filesystem::path& { return o.out; }, false,
+        "also write the metrics to FILE (JSON)");
+    return t;
+  }();
+  return table;
 }
+
+}  // namespace
+
+std::vector<OptionSpec> EvalSpecs() { return EvalOptionTable().specs(); }
 
 namespace {
 
-void PrintMetrics(const po::variables_map& vm, const nlohmann::ordered_json& out) {
-  if (vm.count("out")) PublishFile(vm["out"].as<std::string>(), out.dump(2) + "\n");
+void PrintMetrics(const EvalArgs& vm, const nlohmann::ordered_json& out) {
+  if (!vm.out.empty()) PublishFile(vm.out, out.dump(2) + "\n");
   std::cout << out.dump() << std::endl;
 }
 
-int EvalGarments(const po::variables_map& vm) {
-  if (!vm.count("run") || !vm.count("truth")) throw UsageError("eval garments needs --run and --truth");
+int EvalGarments(const EvalArgs& vm) {
+  if (vm.run.empty() || vm.truth.empty()) throw UsageError("eval garments needs --run and --truth");
   GarmentEvalOptions options;
-  options.run = vm["run"].as<std::string>();
-  options.truth = vm["truth"].as<std::string>();
+  options.run = vm.run;
+  options.truth = vm.truth;
   nlohmann::ordered_json out;
   out["run"] = options.run.string();
   out["truth"] = options.truth.string();
@@ -57,12 +93,12 @@ int EvalGarments(const po::variables_map& vm) {
   return kExitOk;
 }
 
-int EvalDedup(const po::variables_map& vm, const CommandContext& context) {
-  if (!vm.count("run") || !vm.count("truth")) throw UsageError("eval dedup needs --run and --truth");
+int EvalDedup(const EvalArgs& vm, const CommandContext& context) {
+  if (vm.run.empty() || vm.truth.empty()) throw UsageError("eval dedup needs --run and --truth");
   DedupEvalOptions options;
-  options.run = vm["run"].as<std::string>();
-  options.truth = vm["truth"].as<std::string>();
-  if (vm.count("negatives")) options.negatives = vm["negatives"].as<std::string>();
+  options.run = vm.run;
+  options.truth = vm.truth;
+  if (!vm.negatives.empty()) options.negatives = vm.negatives;
   const DedupEvaluation evaluation = EvaluateDedup(options);
   nlohmann::ordered_json out;
   out["run"] = options.run.string();
@@ -85,14 +121,13 @@ int EvalDedup(const po::variables_map& vm, const CommandContext& context) {
   return kExitOk;
 }
 
-int EvalRecs(const po::variables_map& vm) {
-  if (!vm.count("run") || !vm.count("truth")) throw UsageError("eval recs needs --run and --truth");
+int EvalRecs(const EvalArgs& vm) {
+  if (vm.run.empty() || vm.truth.empty()) throw UsageError("eval recs needs --run and --truth");
   RecsEvalOptions options;
-  options.run = vm["run"].as<std::string>();
-  options.truth = vm["truth"].as<std::string>();
-  if (vm.count("products")) options.products = vm["products"].as<std::string>();
-  options.k = vm["k"].as<int>();
-  if (options.k < 1) throw UsageError("--k must be at least 1");
+  options.run = vm.run;
+  options.truth = vm.truth;
+  if (!vm.products.empty()) options.products = vm.products;
+  options.k = vm.k;
   nlohmann::ordered_json out;
   out["run"] = options.run.string();
   out["truth"] = options.truth.string();
@@ -105,18 +140,19 @@ int EvalRecs(const po::variables_map& vm) {
 
 }  // namespace
 
-int RunEvalCommand(const po::variables_map& vm, const CommandContext& context) {
-  const std::string what = vm["what"].as<std::string>();
+int RunEvalCommand(const po::variables_map& given, const CommandContext& context) {
+  EvalArgs vm;
+  EvalOptionTable().Parse(GivenValues(given, EvalOptionTable().specs()), &vm);
+  const std::string what = vm.what;
   if (what == "garments") return EvalGarments(vm);
   if (what == "dedup") return EvalDedup(vm, context);
   if (what == "recs") return EvalRecs(vm);
   if (what != "model") throw UsageError("eval: WHAT must be model, garments, dedup or recs");
-  if (!vm.count("model")) throw UsageError("eval model needs --model");
+  if (vm.model.empty()) throw UsageError("eval model needs --model");
   ModelEvalOptions options;
-  options.model = vm["model"].as<std::string>();
-  options.items = vm["items"].as<int>();
-  if (options.items < 50 || options.items > 10000) throw UsageError("--items must be in 50..10000");
-  options.seed = vm["seed"].as<std::uint64_t>();
+  options.model = vm.model;
+  options.items = vm.items;
+  options.seed = vm.seed;
   const auto metrics = EvaluateModel(options);
   nlohmann::ordered_json out;
   out["model"] = options.model.string();

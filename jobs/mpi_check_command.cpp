@@ -4,18 +4,40 @@
 #include <cstdio>
 
 #include "jobs/command.h"
+#include "jobs/options.h"
 #include "util/error.h"
 
 namespace lookbook {
 
-void DescribeMpiCheck(po::options_description* options) {
-  options->add_options()("expect", po::value<int>()->required()->value_name("N"),
-                         "the number of ranks the job asked for (SLURM_NTASKS)");
+namespace {
+
+struct MpiCheckArgs {
+  int expect = 1;
+};
+
+const OptionTable<MpiCheckArgs>& MpiCheckOptionTable() {
+  static const OptionTable<MpiCheckArgs> table = [] {
+    OptionTable<MpiCheckArgs> t;
+    t.Add(
+        OptionSpec{"expect", "N", "", true, false, "1..1000000", "the number of ranks the job asked for (SLURM_NTASKS)",
+                   OptionEffect::kControl},
+        [](const std::vector<std::string>& values, MpiCheckArgs* out) {
+          out->expect = static_cast<int>(ParseIntegerOption("expect", values.back(), 1, 1000000));
+        },
+        [](const MpiCheckArgs& o) { return std::to_string(o.expect); });
+    return t;
+  }();
+  return table;
 }
 
+}  // namespace
+
+std::vector<OptionSpec> MpiCheckSpecs() { return MpiCheckOptionTable().specs(); }
+
 int RunMpiCheckCommand(const po::variables_map& vm, const CommandContext& context) {
-  const int expect = vm["expect"].as<int>();
-  if (expect < 1) throw UsageError("--expect must be at least 1");
+  MpiCheckArgs args;
+  MpiCheckOptionTable().Parse(GivenValues(vm, MpiCheckOptionTable().specs()), &args);
+  const int expect = args.expect;
   const int size = context.world.size();
   if (size != expect) {
     // Every singleton is its own rank 0: each says so.

@@ -23,9 +23,43 @@ po::options_description CommonOptions() {
   return common;
 }
 
+void DescribeOptions(const std::vector<OptionSpec>& specs, po::options_description* options) {
+  for (const OptionSpec& spec : specs) {
+    const std::string help = spec.help + (spec.range.empty() ? "" : " (" + spec.range + ")");
+    if (spec.is_switch()) {
+      options->add_options()(spec.name.c_str(), po::bool_switch(), help.c_str());
+    } else if (spec.repeatable) {
+      auto* value = po::value<std::vector<std::string>>()->value_name(spec.value_name)->composing();
+      if (spec.required) value->required();
+      options->add_options()(spec.name.c_str(), value, help.c_str());
+    } else {
+      auto* value = po::value<std::string>()->value_name(spec.value_name);
+      if (!spec.default_text.empty()) value->default_value(spec.default_text);
+      if (spec.required) value->required();
+      options->add_options()(spec.name.c_str(), value, help.c_str());
+    }
+  }
+}
+
+OptionValues GivenValues(const po::variables_map& vm, const std::vector<OptionSpec>& specs) {
+  OptionValues out;
+  for (const OptionSpec& spec : specs) {
+    if (!vm.count(spec.name)) continue;
+    const po::variable_value& value = vm[spec.name];
+    if (spec.is_switch()) {
+      if (value.as<bool>()) out[spec.name] = {"1"};
+    } else if (spec.repeatable) {
+      out[spec.name] = value.as<std::vector<std::string>>();
+    } else if (!value.defaulted()) {
+      out[spec.name] = {value.as<std::string>()};
+    }
+  }
+  return out;
+}
+
 po::options_description CommandOptions(const Command& command) {
   po::options_description own(std::string(command.name) + " options");
-  command.describe(&own);
+  DescribeOptions(command.specs(), &own);
   po::options_description all;
   all.add(own).add(CommonOptions());
   return all;
@@ -50,7 +84,7 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
     std::set<std::string> known_anywhere = OptionNames(CommonOptions());
     for (const auto& other : Commands()) {
       po::options_description described;
-      other.describe(&described);
+      DescribeOptions(other.specs(), &described);
       known[other.name] = OptionNames(described);
       known_anywhere.insert(known[other.name].begin(), known[other.name].end());
     }
@@ -90,7 +124,18 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
     po::store(section_values, values);
     po::store(top_values, values);
   }
-  if (!values.count("help")) po::notify(values);
+  if (!values.count("help")) {
+    po::notify(values);
+    // Every value checked against its option's range or choices now, before the command takes
+    // a lock or creates a folder: a usage error leaves nothing behind.
+    const std::vector<OptionSpec> specs = command.specs();
+    const OptionValues given = GivenValues(values, specs);
+    for (const OptionSpec& spec : specs) {
+      const auto it = given.find(spec.name);
+      if (it == given.end() || !spec.check || spec.is_switch()) continue;
+      for (const std::string& value : it->second) spec.check(value);
+    }
+  }
   return values;
 }
 

@@ -19,4 +19,10 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
 // The full option list of `command`, for --help.
 po::options_description CommandOptions(const Command& command);
 
+// A table's options (util/options.h) as Boost.Program_options options: every value is taken as
+// text, the table converts and checks it; defaults are shown (and applied by the table).
+void DescribeOptions(const std::vector<OptionSpec>& specs, po::options_description* options);
+// The values given for a table's options, on the command line or in the config file.
+OptionValues GivenValues(const po::variables_map& vm, const std::vector<OptionSpec>& specs);
+
 }  // namespace lookbook

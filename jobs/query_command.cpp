@@ -8,49 +8,82 @@
 #include "catalog/csv.h"
 #include "index/vector_index.h"
 #include "jobs/command.h"
+#include "jobs/options.h"
 #include "recs/query.h"
 #include "util/error.h"
 
 namespace lookbook {
 
-void DescribeQuery(po::options_description* options) {
-  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
-                         "a run with its embed, index and recs stages")(
-      "image", po::value<std::vector<std::string>>()->value_name("PHOTO"), "a photo to segment and match (repeatable)")(
-      "text", po::value<std::vector<std::string>>()->value_name("TEXT"),
-      "a text to match against every product (repeatable)")("top", po::value<int>()->default_value(5)->value_name("K"),
-                                                            "matches per garment or text, 1..1000")(
-      "format", po::value<std::string>()->default_value("json")->value_name("F"),
-      "json: one object per line (a garment: image, slot, box, confidence, matches; a text: text, matches; "
-      "a photo that could not be read: image, error) | csv: one row per match")(
-      "include-out-of-stock", po::bool_switch(), "match out-of-stock products too")(
-      "model", po::value<std::string>()->value_name("BUNDLE"), "CLIP bundle (default: the one the embed stage ran)")(
-      "segmenter", po::value<std::string>()->value_name("BUNDLE"),
-      "segmenter bundle (default: the one the embed stage ran)")(
-      "nprobe", po::value<int>()->default_value(16)->value_name("N"), "inverted lists searched first")(
-      "threads", po::value<int>()->default_value(1)->value_name("N"), "FAISS (OpenMP) threads");
+namespace {
+
+struct QueryCommandOptions {
+  QueryOptions query;
+  std::vector<std::string> images, texts;
+  std::string format = "json";
+  int threads = 1;
+};
+
+const OptionTable<QueryCommandOptions>& QueryOptionTable() {
+  static const OptionTable<QueryCommandOptions> table = [] {
+    using O = QueryCommandOptions;
+    OptionTable<O> t;
+    t.Path(
+        "run", "DIR", [](O& o) -> std::filesystem::path& { return o.query.run; }, true,
+        "a run with its embed, index and recs stages");
+    t.Add(
+        OptionSpec{"image", "PHOTO", "", false, true, "", "a photo to segment and match (repeatable)",
+                   OptionEffect::kControl},
+        [](const std::vector<std::string>& values, O* out) { out->images = values; },
+        [](const O&) { return std::string(); });
+    t.Add(
+        OptionSpec{"text", "TEXT", "", false, true, "", "a text to match against every product (repeatable)",
+                   OptionEffect::kControl},
+        [](const std::vector<std::string>& values, O* out) { out->texts = values; },
+        [](const O&) { return std::string(); });
+    t.Integer<int>(
+        "top", "K", [](O& o) -> int& { return o.query.top_k; }, 5, 1, 1000, OptionEffect::kOutput,
+        "matches per garment or text");
+    t.Text("format", "F", [](O& o) -> std::string& { return o.format; }, "json", OptionEffect::kOutput,
+           "json: one object per line (a garment: image, slot, box, confidence, matches; a text: text, matches; a "
+           "photo that could not be read: image, error) | csv: one row per match",
+           {"json", "csv"});
+    t.Flag(
+        "include-out-of-stock", [](O& o) -> bool& { return o.query.include_out_of_stock; }, OptionEffect::kOutput,
+        "match out-of-stock products too");
+    t.Path(
+        "model", "BUNDLE", [](O& o) -> std::filesystem::path& { return o.query.model; }, false,
+        "CLIP bundle; it must be the one the embed stage ran (sha256)");
+    t.Path(
+        "models-root", "DIR", [](O& o) -> std::filesystem::path& { return o.query.models_root; }, false,
+        "a folder of trusted bundles: those whose sha256 the embed stage ran are loaded when --model or "
+        "--segmenter is not given");
+    t.Path(
+        "segmenter", "BUNDLE", [](O& o) -> std::filesystem::path& { return o.query.segmenter; }, false,
+        "segmenter bundle; it must be the one the embed stage ran (sha256)");
+    t.Integer<int>(
+        "nprobe", "N", [](O& o) -> int& { return o.query.nprobe; }, 16, 1, 65536, OptionEffect::kOutput,
+        "inverted lists searched first");
+    t.Integer<int>(
+        "threads", "N", [](O& o) -> int& { return o.threads; }, 1, 1, 256, OptionEffect::kResource,
+        "FAISS (OpenMP) threads");
+    return t;
+  }();
+  return table;
 }
 
+}  // namespace
+
+std::vector<OptionSpec> QuerySpecs() { return QueryOptionTable().specs(); }
+
 int RunQueryCommand(const po::variables_map& vm, const CommandContext& context) {
-  QueryOptions options;
-  options.run = vm["run"].as<std::string>();
-  options.top_k = vm["top"].as<int>();
-  if (options.top_k < 1 || options.top_k > 1000) throw UsageError("--top must be in 1..1000");
-  options.nprobe = vm["nprobe"].as<int>();
-  if (options.nprobe < 1) throw UsageError("--nprobe must be at least 1");
-  options.include_out_of_stock = vm["include-out-of-stock"].as<bool>();
-  if (vm.count("model")) options.model = vm["model"].as<std::string>();
-  if (vm.count("segmenter")) options.segmenter = vm["segmenter"].as<std::string>();
-  const std::vector<std::string> images =
-      vm.count("image") ? vm["image"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const std::vector<std::string> texts =
-      vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  QueryCommandOptions parsed;
+  QueryOptionTable().Parse(GivenValues(vm, QueryOptionTable().specs()), &parsed);
+  const QueryOptions& options = parsed.query;
+  const std::vector<std::string>& images = parsed.images;
+  const std::vector<std::string>& texts = parsed.texts;
   if (images.empty() && texts.empty()) throw UsageError("give --image or --text");
-  const std::string format = vm["format"].as<std::string>();
-  if (format != "json" && format != "csv") throw UsageError("--format must be json or csv");
-  const int threads = vm["threads"].as<int>();
-  if (threads < 1 || threads > 256) throw UsageError("--threads must be in 1..256");
-  SetIndexThreads(threads);
+  const std::string& format = parsed.format;
+  SetIndexThreads(parsed.threads);
 
   using Clock = std::chrono::steady_clock;
   const auto load_start = Clock::now();

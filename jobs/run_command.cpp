@@ -11,10 +11,11 @@
 
 #include "jobs/command.h"
 #include "jobs/options.h"
+#include "stage/run_status.h"
 #include "util/blas.h"
 #include "util/error.h"
+#include "util/options.h"
 #include "util/publish.h"
-#include "util/run_status.h"
 #include "util/stop.h"
 
 namespace lookbook {
@@ -38,15 +39,69 @@ std::string UtcNow() {
 
 }  // namespace
 
-void DescribeRunAll(po::options_description* options) {
-  options->add_options()("run", po::value<std::string>()->value_name("DIR"),
-                         "the run folder (overrides the config file's run)")(
-      "stages", po::value<std::string>()->default_value("ingest,embed,index,dedup,recs,report")->value_name("LIST"),
-      "the stages to run, in pipeline order, comma-separated")("force", po::bool_switch(),
-                                                               "redo every stage even when its outputs are valid");
+namespace {
+
+struct RunArgs {
+  std::filesystem::path run;
+  std::string stages, format;
+  bool force = false;
+};
+
+const OptionTable<RunArgs>& RunOptionTable() {
+  static const OptionTable<RunArgs> table = [] {
+    OptionTable<RunArgs> t;
+    t.Path(
+        "run", "DIR", [](RunArgs& o) -> std::filesystem::path& { return o.run; }, false,
+        "the run folder (overrides the config file's run)");
+    t.Text(
+        "stages", "LIST", [](RunArgs& o) -> std::string& { return o.stages; }, "ingest,embed,index,dedup,recs,report",
+        OptionEffect::kControl, "the stages to run, in pipeline order, comma-separated");
+    t.Flag(
+        "force", [](RunArgs& o) -> bool& { return o.force; }, OptionEffect::kControl,
+        "redo every stage even when its outputs are valid");
+    return t;
+  }();
+  return table;
 }
 
+const OptionTable<RunArgs>& StatusOptionTable() {
+  static const OptionTable<RunArgs> table = [] {
+    OptionTable<RunArgs> t;
+    t.Path(
+        "run", "DIR", [](RunArgs& o) -> std::filesystem::path& { return o.run; }, true,
+        "the run folder (the first word after status)");
+    t.Text("format", "F", [](RunArgs& o) -> std::string& { return o.format; }, "text", OptionEffect::kOutput,
+           "text (a table) | json (one object)", {"text", "json"});
+    return t;
+  }();
+  return table;
+}
+
+const OptionTable<RunArgs>& VerifyOptionTable() {
+  static const OptionTable<RunArgs> table = [] {
+    OptionTable<RunArgs> t;
+    t.Path(
+        "run", "DIR", [](RunArgs& o) -> std::filesystem::path& { return o.run; }, true,
+        "the run folder (the first word after verify)");
+    return t;
+  }();
+  return table;
+}
+
+// Checks the values against the table (ranges, choices); the commands read them as text.
+void Check(const OptionTable<RunArgs>& table, const po::variables_map& vm) {
+  RunArgs unused;
+  table.Parse(GivenValues(vm, table.specs()), &unused);
+}
+
+}  // namespace
+
+std::vector<OptionSpec> RunSpecs() { return RunOptionTable().specs(); }
+std::vector<OptionSpec> StatusSpecs() { return StatusOptionTable().specs(); }
+std::vector<OptionSpec> VerifySpecs() { return VerifyOptionTable().specs(); }
+
 int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context) {
+  Check(RunOptionTable(), vm);
   if (!vm.count("config")) throw UsageError("lookbook run needs --config FILE: every stage's options come from it");
   const std::string config = vm["config"].as<std::string>();
   std::vector<std::string> stages;
@@ -91,7 +146,8 @@ int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context)
         spdlog::error("stage {} ended with exit code {}: the run stops here; rerun to resume", command->name, code);
       return code;
     }
-    if (StopRequested()) return kExitStopped;
+    // A stop is agreed by every rank here, not seen by each on its own: the ranks never part.
+    if (context.world.SumAll({StopRequested() ? 1 : 0})[0] > 0) return kExitStopped;
   }
   if (context.world.is_root()) {
     nlohmann::ordered_json summary;
@@ -121,13 +177,8 @@ int RunRunAllCommand(const po::variables_map& vm, const CommandContext& context)
   return kExitOk;
 }
 
-void DescribeStatus(po::options_description* options) {
-  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
-                         "the run folder (the first word after status)")(
-      "format", po::value<std::string>()->default_value("text")->value_name("F"), "text (a table) | json (one object)");
-}
-
 int RunStatusCommand(const po::variables_map& vm, const CommandContext& context) {
+  Check(StatusOptionTable(), vm);
   const std::filesystem::path run = vm["run"].as<std::string>();
   const std::string format = vm["format"].as<std::string>();
   if (format != "text" && format != "json") throw UsageError("--format must be text or json");
@@ -135,6 +186,10 @@ int RunStatusCommand(const po::variables_map& vm, const CommandContext& context)
   const auto stages = InspectRun(run);
   std::string success = "absent";
   if (std::filesystem::exists(run / "_SUCCESS")) success = "present";
+  // Exit 0 only when every stage present is valid (absent ones are not yet run): scripts can
+  // trust `lookbook status RUN && ...`.
+  bool all_valid = true;
+  for (const auto& stage : stages) all_valid = all_valid && (stage.state == "valid" || stage.state == "absent");
   if (format == "json") {
     nlohmann::ordered_json out;
     out["run"] = run.string();
@@ -157,18 +212,17 @@ int RunStatusCommand(const po::variables_map& vm, const CommandContext& context)
     std::fflush(stdout);
   }
   (void)context;
-  return kExitOk;
-}
-
-void DescribeVerify(po::options_description* options) {
-  options->add_options()("run", po::value<std::string>()->required()->value_name("DIR"),
-                         "the run folder (the first word after verify)");
+  return all_valid ? kExitOk : kExitInputError;
 }
 
 int RunVerifyCommand(const po::variables_map& vm, const CommandContext& context) {
+  Check(VerifyOptionTable(), vm);
   const std::filesystem::path run = vm["run"].as<std::string>();
   if (!std::filesystem::is_directory(run)) throw InputError(run.string() + " is not a run folder");
   const RunVerification result = VerifyRun(run);
+  if (result.manifests == 0) {
+    throw InputError(run.string() + " is not a run folder: it holds no stage manifest");
+  }
   for (const auto& problem : result.problems) std::cout << "BAD " << problem << "\n";
   nlohmann::ordered_json line{{"stage", "verify"},     {"status", result.problems.empty() ? "ok" : "mismatch"},
                               {"run", run.string()},   {"files", result.files},

@@ -293,29 +293,40 @@ void AppendCsvRow(const std::vector<std::string_view>& fields, std::string* out)
   out->push_back('\n');
 }
 
-std::vector<std::vector<std::string>> ReadCsvFile(const std::filesystem::path& path, std::string_view header) {
-  CsvReader reader = CsvReader::Open(path);
+namespace {
+
+std::vector<std::vector<std::string>> ReadAllRecords(const std::string& name, CsvReader reader,
+                                                     std::string_view header) {
   CsvRecord record;
-  if (!reader.Next(&record)) throw InputError(path.string() + " is empty");
+  if (!reader.Next(&record)) throw InputError(name + " is empty");
   if (!header.empty()) {
     std::string seen;
     for (std::size_t i = 0; i < record.fields.size(); ++i) seen += (i ? "," : "") + record.fields[i];
-    if (seen != header)
-      throw InputError(path.string() + ": header is '" + seen + "', expected '" + std::string(header) + "'");
+    if (seen != header) throw InputError(name + ": header is '" + seen + "', expected '" + std::string(header) + "'");
   }
   const std::size_t fields = record.fields.size();
   std::vector<std::vector<std::string>> rows;
   while (reader.Next(&record)) {
     if (record.error != CsvError::kNone) {
-      throw InputError(path.string() + ": record " + std::to_string(record.index) + ": " + CsvErrorName(record.error));
+      throw InputError(name + ": record " + std::to_string(record.index) + ": " + CsvErrorName(record.error));
     }
     if (record.fields.size() != fields) {
-      throw InputError(path.string() + ": record " + std::to_string(record.index) + " has " +
+      throw InputError(name + ": record " + std::to_string(record.index) + " has " +
                        std::to_string(record.fields.size()) + " fields, the header " + std::to_string(fields));
     }
     rows.push_back(std::move(record.fields));
   }
   return rows;
+}
+
+}  // namespace
+
+std::vector<std::vector<std::string>> ReadCsvFile(const std::filesystem::path& path, std::string_view header) {
+  return ReadAllRecords(path.string(), CsvReader::Open(path), header);
+}
+
+std::vector<std::vector<std::string>> ParseCsvText(const std::string& name, std::string text, std::string_view header) {
+  return ReadAllRecords(name, CsvReader::FromString(std::move(text)), header);
 }
 
 }  // namespace lookbook

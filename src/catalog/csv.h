@@ -71,6 +71,9 @@ class CsvReader {
 // Throws InputError naming the file and record for a damaged record, a record with another
 // number of fields than the header, or another header.
 std::vector<std::vector<std::string>> ReadCsvFile(const std::filesystem::path& path, std::string_view header = {});
+// The same for bytes already read (and checked against a manifest); `name` names them in errors.
+std::vector<std::vector<std::string>> ParseCsvText(const std::string& name, std::string text,
+                                                   std::string_view header = {});
 
 // True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points
 // above U+10FFFF).

@@ -93,6 +93,7 @@ void CheckFile(const struct stat& info, std::uint64_t max_bytes, ImagePathCheck*
     return;
   }
   result->size = static_cast<std::uint64_t>(info.st_size);
+  result->mtime_ns = static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
   if (result->size == 0) {
     result->reject = RejectReason::kEmptyFile;
   } else if (result->size > max_bytes) {

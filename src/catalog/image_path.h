@@ -19,6 +19,7 @@ struct ImagePathCheck {
   std::optional<RejectReason> reject;  // nullopt: accepted
   std::string relative;                // the resolved file, relative to the root ("a/b.jpg")
   std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;  // modification time, nanoseconds since the epoch
 };
 
 class ImageRoot {

@@ -13,6 +13,7 @@
 #include "catalog/image_path.h"
 #include "catalog/reject.h"
 #include "catalog/sharding.h"
+#include "stage/stage.h"
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/manifest.h"
@@ -107,26 +108,163 @@ void EnsureFileDescriptors(int needed) {
   ::setrlimit(RLIMIT_NOFILE, &limit);
 }
 
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) items.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
+}
+
+std::string JoinList(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+// A column-mapping option: applied over the layout's mapping (so it comes after --layout in the
+// table); the key sees the mapping in effect.
+void Column(OptionTable<IngestOptions>& table, const std::string& name, const std::string& help,
+            std::function<std::string&(ColumnMapping&)> field) {
+  table.Add(
+      OptionSpec{name, "NAME", "", false, false, "", help + " (overrides the layout)", OptionEffect::kOutput},
+      [=](const std::vector<std::string>& values, IngestOptions* out) {
+        if (values.back().empty()) throw UsageError("--" + name + " must not be empty");
+        field(out->columns) = values.back();
+      },
+      [=](const IngestOptions& options) { return field(const_cast<ColumnMapping&>(options.columns)); });
+}
+
 std::map<std::string, std::string> ManifestOptions(const IngestOptions& options, const ImageRoot& root) {
-  std::map<std::string, std::string> out;
-  out["catalog"] = std::filesystem::absolute(options.catalog).lexically_normal().string();
-  out["images"] = root.canonical().string();
-  out["shards"] = std::to_string(options.shards);
-  out["max_image_bytes"] = std::to_string(options.max_image_bytes);
-  const ColumnMapping& m = options.columns;
-  out["id_source"] = m.id_source == ProductIdSource::kColumn ? "column" : "image_file_name";
-  out["id_column"] = m.product_id;
-  std::string images;
-  for (const auto& name : m.image_columns) images += (images.empty() ? "" : ",") + name;
-  out["image_columns"] = images.empty() ? "image_<n>" : images;
-  out["category_column"] = m.category;
-  out["stock_column"] = m.in_stock;
-  out["title_column"] = m.title;
-  out["image_refs"] = m.image_references == ImageReferenceStyle::kUrl ? "url" : "path";
+  std::map<std::string, std::string> out = IngestOptionTable().Identity(options);
+  out["images"] = root.canonical().string();  // what later stages read images from
   return out;
 }
 
 }  // namespace
+
+std::string IngestRowsChecksum(const std::vector<std::string>& keys, const std::vector<std::string>& references,
+                               const std::vector<std::string>& files) {
+  StageKey key;
+  for (std::size_t i = 0; i < keys.size(); ++i) key.Add("row", keys[i] + "\t" + references[i] + "\t" + files[i]);
+  return "rows:" + key.Hash();
+}
+
+std::string IngestRowsChecksum(const std::string& shard_bytes) {
+  const auto rows = ParseCsvText("ingest shard", shard_bytes, kIngestShardHeader);
+  std::vector<std::string> keys, references, files;
+  for (const auto& row : rows) {
+    keys.push_back(row[0] + "/" + row[1]);
+    references.push_back(row[2]);
+    files.push_back(row[3]);
+  }
+  return IngestRowsChecksum(keys, references, files);
+}
+
+const OptionTable<IngestOptions>& IngestOptionTable() {
+  static const OptionTable<IngestOptions> table = [] {
+    OptionTable<IngestOptions> t;
+    t.Path(
+        "run", "DIR", [](IngestOptions& o) -> std::filesystem::path& { return o.run; }, true,
+        "the run folder (outputs go to DIR/ingest)");
+    t.Path(
+        "catalog", "CSV", [](IngestOptions& o) -> std::filesystem::path& { return o.catalog; }, true,
+        "the catalog CSV (RFC 4180: quoted fields, CRLF or LF, optional UTF-8 BOM); its checksum is in the key");
+    t.Add(
+        OptionSpec{"images", "DIR", "", true, false, "", "the image root: every image reference must resolve inside it",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, IngestOptions* out) {
+          if (values.back().empty()) throw UsageError("--images must not be empty");
+          out->images = values.back();
+        },
+        [](const IngestOptions& options) {
+          std::error_code error;
+          const auto canonical = std::filesystem::weakly_canonical(options.images, error);
+          return (error ? options.images : canonical).string();
+        });
+    t.Integer<int>(
+        "shards", "N", [](IngestOptions& o) -> int& { return o.shards; }, 16, 1, kMaxShards, OptionEffect::kOutput,
+        "number of shards; a product's shard is xxh64(product_id) mod N");
+    t.Add(
+        OptionSpec{"layout", "NAME", "default", false, false, "default | inditex",
+                   "default: product_id,image_1..image_N,category,in_stock,title; inditex: IMAGE_VERSION_1..3 image "
+                   "URLs, the product id from the image file name (src/catalog/columns.h)",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, IngestOptions* out) {
+          CatalogLayout layout;
+          if (!ParseCatalogLayout(values.back(), &layout)) {
+            throw UsageError("--layout must be default or inditex, not '" + values.back() + "'");
+          }
+          out->layout = values.back();
+          out->columns = LayoutMapping(layout);
+        },
+        [](const IngestOptions& options) { return options.layout; });
+    t.Add(
+        OptionSpec{"id-column", "NAME", "", false, false, "", "column holding the product id (overrides the layout)",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, IngestOptions* out) {
+          if (values.back().empty()) throw UsageError("--id-column must not be empty");
+          out->columns.id_source = ProductIdSource::kColumn;
+          out->columns.product_id = values.back();
+        },
+        [](const IngestOptions& options) {
+          return options.columns.id_source == ProductIdSource::kColumn ? options.columns.product_id
+                                                                       : std::string("<image file name>");
+        });
+    t.Add(
+        OptionSpec{"image-columns", "A,B,...", "", false, false, "",
+                   "columns holding image references, in order (overrides the layout: default image_1..image_N)",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, IngestOptions* out) {
+          out->columns.image_columns = SplitList(values.back());
+          if (out->columns.image_columns.empty()) throw UsageError("--image-columns names no column");
+        },
+        [](const IngestOptions& options) {
+          return options.columns.image_columns.empty() ? std::string("image_<n>")
+                                                       : JoinList(options.columns.image_columns);
+        });
+    Column(t, "category-column", "column holding the category (optional in the catalog; absent: empty)",
+           [](ColumnMapping& m) -> std::string& { return m.category; });
+    Column(t, "stock-column",
+           "column holding the stock flag: 1/0, true/false, yes/no, y/n or a stock count (optional in the catalog; "
+           "absent: in stock)",
+           [](ColumnMapping& m) -> std::string& { return m.in_stock; });
+    Column(t, "title-column", "column holding the title (optional in the catalog)",
+           [](ColumnMapping& m) -> std::string& { return m.title; });
+    t.Add(
+        OptionSpec{"image-refs", "path|url", "", false, false, "path | url",
+                   "how image cells are written: a path under the image root, or a URL whose path is (overrides "
+                   "the layout)",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, IngestOptions* out) {
+          if (!ParseImageReferenceStyle(values.back(), &out->columns.image_references)) {
+            throw UsageError("--image-refs must be path or url, not '" + values.back() + "'");
+          }
+        },
+        [](const IngestOptions& options) {
+          return std::string(options.columns.image_references == ImageReferenceStyle::kUrl ? "url" : "path");
+        });
+    t.Integer<std::uint64_t>(
+        "max-image-bytes", "BYTES", [](IngestOptions& o) -> std::uint64_t& { return o.max_image_bytes; }, 64ull << 20,
+        1, 1ull << 40, OptionEffect::kOutput, "larger image files are rejected (too_large)");
+    t.Integer<int>(
+        "io-threads", "N", [](IngestOptions& o) -> int& { return o.io_threads; }, 16, 1, 1024, OptionEffect::kResource,
+        "parallel file checks (stat calls)");
+    t.Add(
+        OptionSpec{"force", "", "", false, false, "", "publish the stage even when its outputs are unchanged",
+                   OptionEffect::kControl},
+        [](const std::vector<std::string>& values, IngestOptions* out) {
+          out->rerun = values.back() == "1" ? RerunPolicy::kForce : RerunPolicy::kReuseValid;
+        },
+        [](const IngestOptions&) { return std::string(); });
+    return t;
+  }();
+  return table;
+}
 
 StageReport RunIngest(const IngestOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -140,18 +278,12 @@ StageReport RunIngest(const IngestOptions& options) {
   report.throughput_unit = "rows";
   report.facts["run"] = options.run.string();
 
-  const std::filesystem::path stage_dir = options.run / "ingest";
-  std::error_code mkdir_error;
-  std::filesystem::create_directories(stage_dir, mkdir_error);
-  if (mkdir_error) {
-    throw InputError("cannot create " + stage_dir.string() + ": " + mkdir_error.message());
-  }
-  RemoveStaleTemporaries(stage_dir);
+  // The stage runs its checks every time: its outputs depend on the image files (which exist,
+  // their sizes and dates), which no key can know without looking. It publishes only when the
+  // outputs differ from the published ones (stage/stage.h SameAsPublished).
+  Stage stage(nullptr, options.run, "ingest", options.code_version);
   const ImageRoot root = ImageRoot::Open(options.images);
-
   StageManifest manifest;
-  manifest.stage = "ingest";
-  manifest.code_version = options.code_version;
   manifest.options = ManifestOptions(options, root);
   manifest.options_hash = OptionsHash(manifest.options);
   {
@@ -159,28 +291,12 @@ StageReport RunIngest(const IngestOptions& options) {
     if (!std::filesystem::is_regular_file(options.catalog)) {
       throw InputError("catalog " + options.catalog.string() + " is not a readable file");
     }
-    manifest.inputs.push_back(DescribeFile(options.catalog, manifest.options["catalog"], -1));
+    const ManifestEntry catalog = DescribeFile(options.catalog, manifest.options["catalog"], -1);
+    stage.AddSource(catalog);
+    stage.Key().Add("options", manifest.options_hash);
+    stage.Key().Add("catalog", catalog.checksum);
   }
-
-  // A rerun reuses published outputs whose manifest matches this input and these options.
-  if (options.rerun == RerunPolicy::kReuseValid) {
-    std::string why_not;
-    if (auto previous = ReadManifest(stage_dir, &why_not)) {
-      if (previous->options_hash == manifest.options_hash && previous->code_version == manifest.code_version &&
-          previous->inputs.size() == 1 && previous->inputs[0].checksum == manifest.inputs[0].checksum) {
-        why_not = VerifyOutputs(stage_dir, *previous);
-        if (why_not.empty()) {
-          report.status = "skipped";
-          report.counts = previous->counts;
-          report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          return report;
-        }
-      } else {
-        why_not = "catalog, options or code version changed";
-      }
-    }
-    spdlog::info("ingesting: {}", why_not);
-  }
+  const std::filesystem::path stage_dir = stage.Staging();
 
   CsvReader reader = CsvReader::Open(options.catalog);
   CsvRecord header;
@@ -366,7 +482,8 @@ StageReport RunIngest(const IngestOptions& options) {
         const ImageTask& task = tasks[t];
         if (task.check.reject) continue;
         AppendCsvRow({row.product_id, columns.image_names[task.column], task.reference, task.check.relative,
-                      row.category, row.in_stock ? "1" : "0", row.title, row_text},
+                      row.category, row.in_stock ? "1" : "0", row.title, row_text, std::to_string(task.check.size),
+                      std::to_string(task.check.mtime_ns)},
                      &out);
         ++shard_rows[shard];
       }
@@ -394,12 +511,11 @@ StageReport RunIngest(const IngestOptions& options) {
     for (std::size_t shard = 0; shard < shard_files.size(); ++shard) {
       shard_files[shard].Write(shard_buffers[shard]);
       shard_files[shard].Commit();
-      manifest.outputs.push_back(DescribeFile(shard_files[shard].final_path(),
-                                              ShardFileName(static_cast<ShardId>(shard), ".csv"), shard_rows[shard]));
+      stage.AddOutput(ShardFileName(static_cast<ShardId>(shard), ".csv"), shard_rows[shard]);
     }
     rejects_file.Write(rejects);
     rejects_file.Commit();
-    manifest.outputs.push_back(DescribeFile(rejects_file.final_path(), "rejects.csv", reject_lines));
+    stage.AddOutput("rejects.csv", reject_lines);
 
     report.counts["rows_in"] = counts.rows_in;
     report.counts["rows_ok"] = counts.rows_ok;
@@ -416,7 +532,11 @@ StageReport RunIngest(const IngestOptions& options) {
       }
     }
     manifest.counts = report.counts;
-    WriteManifest(stage_dir, manifest);
+    if (options.rerun == RerunPolicy::kReuseValid && stage.SameAsPublished()) {
+      report.status = "skipped";  // the same rows and rejects as published: nothing changed
+    } else {
+      stage.Publish(manifest);
+    }
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.throughput_items = counts.rows_in;

@@ -13,18 +13,23 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "catalog/columns.h"
 #include "util/manifest.h"
+#include "util/options.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
+// The defaults are the option table's (IngestOptionTable, ingest.cpp); config/README.md is
+// generated from it.
 struct IngestOptions {
   std::filesystem::path catalog;
   std::filesystem::path images;
   std::filesystem::path run;
   int shards = 16;
+  std::string layout = "default";
   ColumnMapping columns;
   std::uint64_t max_image_bytes = 64ull << 20;
   int io_threads = 16;  // parallel stat calls: image checks are I/O-bound on real file systems
@@ -33,7 +38,21 @@ struct IngestOptions {
   std::size_t chunk_rows = 65536;  // rows validated per parallel round (bounds memory)
 };
 
-inline constexpr const char* kIngestShardHeader = "product_id,column,image,file,category,in_stock,title,row";
+inline constexpr const char* kIngestShardHeader =
+    "product_id,column,image,file,category,in_stock,title,row,size,mtime_ns";
+inline constexpr std::size_t kIngestShardColumns = 10;
+
+// What the embed stage takes of an ingest shard's rows (image key, reference, file), as
+// "rows:" + an xxh3 over them: the input identity embed records for RUN/ingest/shard-K.csv, so
+// that a row number, title, category or stock flag that changes is not a change for embed.
+// `keys` are "<product_id>/<column>", in shard order.
+std::string IngestRowsChecksum(const std::vector<std::string>& keys, const std::vector<std::string>& references,
+                               const std::vector<std::string>& files);
+// The same, from the shard file's bytes. Throws InputError when they are not an ingest shard.
+std::string IngestRowsChecksum(const std::string& shard_bytes);
+
+// The options of `lookbook ingest`, declared once (util/options.h).
+const OptionTable<IngestOptions>& IngestOptionTable();
 
 // Runs the stage; returns its report (counts, steps). Throws InputError when the catalog
 // or image root is unusable or an output cannot be written.

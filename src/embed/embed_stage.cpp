@@ -15,6 +15,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <tuple>
 
@@ -23,12 +25,15 @@
 #include "catalog/sharding.h"
 #include "image/preprocess.h"
 #include "model/segmenter.h"
+#include "stage/counts.h"
+#include "stage/stage.h"
 #include "util/blas.h"
 #include "util/error.h"
 #include "util/fault.h"
 #include "util/hash.h"
 #include "util/parallel.h"
 #include "util/publish.h"
+#include "util/run_path.h"
 #include "util/stop.h"
 
 namespace lookbook {
@@ -100,26 +105,26 @@ class PreparedQueue {
   bool closed_ = false;
 };
 
+// What embed needs of the published ingest stage.
 struct IngestRun {
   int shards = 0;
   std::filesystem::path images;
   std::vector<std::int64_t> rows;  // image rows per shard, from the ingest manifest
 };
 
-IngestRun ReadIngestRun(const std::filesystem::path& run) {
-  std::string why_not;
-  const auto manifest = ReadManifest(run / "ingest", &why_not);
-  if (!manifest)
-    throw InputError("run " + run.string() + " has no ingest stage (" + why_not + "): run lookbook ingest first");
+IngestRun ReadIngestRun(Stage& stage) {
+  const StageManifest& manifest = stage.Upstream("ingest");
   IngestRun ingest;
   try {
-    ingest.shards = std::stoi(manifest->options.at("shards"));
-    ingest.images = manifest->options.at("images");
+    ingest.shards = std::stoi(manifest.options.at("shards"));
+    ingest.images = manifest.options.at("images");
   } catch (const std::exception&) {
-    throw InputError((run / "ingest" / "manifest.json").string() + " lacks its shards or images option");
+    throw InputError((stage.run() / "ingest" / "manifest.json").string() +
+                     " lacks its shards or images option: rerun lookbook ingest");
   }
-  ingest.rows.assign(static_cast<std::size_t>(std::max(ingest.shards, 0)), 0);
-  for (const auto& output : manifest->outputs) {
+  if (ingest.shards <= 0) throw InputError("the ingest stage has no shards: rerun lookbook ingest");
+  ingest.rows.assign(static_cast<std::size_t>(ingest.shards), 0);
+  for (const auto& output : manifest.outputs) {
     for (int k = 0; k < ingest.shards; ++k) {
       if (output.path == ShardFileName(k, ".csv")) ingest.rows[static_cast<std::size_t>(k)] = output.rows;
     }
@@ -127,63 +132,150 @@ IngestRun ReadIngestRun(const std::filesystem::path& run) {
   return ingest;
 }
 
-// A double as text that tells every two values apart (options hashes).
-std::string ExactText(double value) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.17g", value);
-  return text;
-}
-
+// What changes embeddings and rows: the options that change outputs (the table), without the
+// garment options when no segmenter runs, plus the bundles' identities and the schema.
 std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, const ModelBundle& bundle,
                                                 const GarmentModel* garments) {
-  std::map<std::string, std::string> out = {
-      {"model_sha256", bundle.sha256},
-      {"precision", PrecisionName(options.inference.precision)},
-      {"device_kind", options.inference.device.kind == DeviceKind::kCpu ? "cpu" : "cuda"},
-      {"embedding_dtype", options.storage == EmbeddingStorage::kFloat16 ? "float16" : "float32"},
-      {"max_image_bytes", std::to_string(options.limits.max_file_bytes)},
-      {"max_pixels", std::to_string(options.limits.max_pixels)},
-      {"schema_version", std::to_string(kEmbedSchemaVersion)},
-      {"segmenter_sha256", garments != nullptr ? garments->bundle.sha256 : ""},
-  };
-  if (garments != nullptr) {
-    const GarmentOptions& g = options.garments;
-    out["segment_images"] = options.segment_images;
-    out["garment_slot_map"] = options.slot_map;
-    out["garment_min_area"] = ExactText(g.min_area);
-    out["garment_min_score"] = ExactText(g.min_score);
-    out["garment_cleanup"] = std::to_string(g.cleanup_radius);
-    out["mask_side"] = std::to_string(g.mask_side);
-    out["crop_margin"] = ExactText(g.crop_margin);
-    out["crop_fill"] = std::to_string(g.crop_fill);
+  std::map<std::string, std::string> out = EmbedOptionTable().Identity(options);
+  if (garments == nullptr) {
+    for (const char* name : {"segment-images", "garment-slots", "garment-min-area", "garment-min-score",
+                             "garment-cleanup", "mask-side", "crop-margin", "crop-fill"}) {
+      out.erase(name);
+    }
   }
+  out["model_sha256"] = bundle.sha256;
+  out["segmenter_sha256"] = garments != nullptr ? garments->bundle.sha256 : "";
+  out["schema_version"] = std::to_string(kEmbedSchemaVersion);
   return out;
 }
 
-std::filesystem::path RecordPath(const std::filesystem::path& stage_dir, int shard) {
-  return stage_dir / ShardFileName(shard, ".json");
+// The key of one shard's output: the embedding identity (the version of the decode and
+// preprocessing code, the model, the options that change embeddings) and, for every image row
+// in order, what the HDF5 row holds of the catalog (key, reference, file) and the content of
+// the file (its xxh3, or why it could not be read). Not the ingest shard's bytes: row numbers,
+// titles, categories and stock flags do not change an embedding.
+std::string ShardKey(const std::string& identity, const std::vector<ImageRow>& rows,
+                     const std::vector<std::string>& contents) {
+  StageKey key;
+  key.Add("embed_version", kEmbedVersion);
+  key.Add("identity", identity);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    key.Add("image", rows[i].key + "\t" + rows[i].path + "\t" + rows[i].file + "\t" + contents[i]);
+  }
+  return key.Hash();
 }
 
-// Empty when shard `shard` is published and valid for these inputs and options.
-std::string WhyRedo(const std::filesystem::path& run, const std::filesystem::path& stage_dir, int shard,
-                    const std::string& options_hash, const std::string& code_version) {
-  std::string why;
-  const auto record = ReadManifestFile(RecordPath(stage_dir, shard), &why);
-  if (!record) return why;
-  if (record->options_hash != options_hash) return "model or options changed";
-  if (record->code_version != code_version) return "code version changed";
-  const std::filesystem::path input = run / "ingest" / ShardFileName(shard, ".csv");
-  if (record->inputs.size() != 1 || !std::filesystem::exists(input) ||
-      ChecksumFile(input).checksum != record->inputs[0].checksum) {
-    return "ingest shard changed";
+// The content part of an image's key: "xxh3:..." of its bytes, or the read status.
+std::string ContentOf(ImageStatus status, std::uint64_t checksum) {
+  return status == ImageStatus::kOk ? FormatChecksum(checksum) : std::string("status:") + ImageStatusName(status);
+}
+
+// The ingest rows of a shard: "rows:" + xxh3 of what embed takes from them (key, reference,
+// file), the input identity the embed manifest records for RUN/ingest/shard-K.csv.
+std::string RowsChecksum(const std::vector<ImageRow>& rows) {
+  std::vector<std::string> keys, references, files;
+  for (const auto& row : rows) {
+    keys.push_back(row.key);
+    references.push_back(row.path);
+    files.push_back(row.file);
   }
-  return VerifyOutputs(stage_dir, *record);
+  return IngestRowsChecksum(keys, references, files);
+}
+
+// Where a shard's output for a key already is, verified: the published stage, or the work
+// folder where shards wait between `embed --shard K` and the publication.
+struct ShardResult {
+  int shard = -1;
+  std::string key;
+  std::string rows_checksum;
+  std::filesystem::path file;  // the verified .h5
+  ManifestEntry entry;         // path "shard-K.h5", size, checksum, rows, key
+  std::map<std::string, std::int64_t> counts;
+  bool reused = false;
+};
+
+std::filesystem::path WorkDir(const std::filesystem::path& run) { return run / ".work" / "embed"; }
+
+std::optional<ShardResult> FindResult(const std::filesystem::path& run, int shard, const std::string& key) {
+  const std::string name = ShardFileName(shard, ".h5");
+  auto verified = [&](const std::filesystem::path& folder, const ManifestEntry& entry) -> std::optional<ShardResult> {
+    if (entry.key != key) return std::nullopt;
+    std::string why;
+    const auto path = InsideRun(folder, entry.path, &why);
+    if (!path) return std::nullopt;
+    std::error_code error;
+    if (std::filesystem::file_size(*path, error) != entry.size || error) return std::nullopt;
+    if (ChecksumFile(*path).checksum != entry.checksum) return std::nullopt;
+    ShardResult result;
+    result.shard = shard;
+    result.key = key;
+    result.file = *path;
+    result.entry = entry;
+    result.entry.path = name;
+    result.reused = true;
+    return result;
+  };
+  std::string why;
+  if (const auto record = ReadManifestFile(WorkDir(run) / ShardFileName(shard, ".json"), &why)) {
+    if (record->outputs.size() == 1) {
+      if (auto found = verified(WorkDir(run), record->outputs[0])) {
+        found->counts = record->counts;
+        return found;
+      }
+    }
+  }
+  if (const auto published = ReadManifest(run / "embed", &why)) {
+    for (const auto& entry : published->outputs) {
+      if (entry.path != name) continue;
+      if (auto found = verified(run / "embed", entry)) {
+        // Per-shard counts of a published shard are in its record, published beside it.
+        if (const auto record = ReadManifestFile(run / "embed" / ShardFileName(shard, ".json"), &why)) {
+          found->counts = record->counts;
+        }
+        return found;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// A shard result as text, for the gather to rank 0.
+std::string ResultToJson(const ShardResult& result) {
+  nlohmann::json out{
+      {"shard", result.shard},        {"key", result.key},         {"rows_checksum", result.rows_checksum},
+      {"file", result.file.string()}, {"size", result.entry.size}, {"checksum", result.entry.checksum},
+      {"rows", result.entry.rows},    {"counts", result.counts},   {"reused", result.reused}};
+  return out.dump();
+}
+
+ShardResult ResultFromJson(const std::string& text) {
+  const auto in = nlohmann::json::parse(text);
+  ShardResult result;
+  result.shard = in.at("shard").get<int>();
+  result.key = in.at("key").get<std::string>();
+  result.rows_checksum = in.at("rows_checksum").get<std::string>();
+  result.file = in.at("file").get<std::string>();
+  result.entry = ManifestEntry{ShardFileName(result.shard, ".h5"), in.at("size").get<std::uint64_t>(),
+                               in.at("checksum").get<std::string>(), in.at("rows").get<std::int64_t>(), result.key};
+  result.counts = in.at("counts").get<std::map<std::string, std::int64_t>>();
+  result.reused = in.at("reused").get<bool>();
+  return result;
+}
+
+// Hard-links `from` as `to` (the same bytes, no copy); copies where links are refused.
+void LinkOrCopy(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::error_code error;
+  std::filesystem::create_hard_link(from, to, error);
+  if (!error) return;
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing, error);
+  if (error) throw InputError("cannot copy " + from.string() + " to " + to.string() + ": " + error.message());
 }
 
 // Thrown by ShardEmbedder::Embed when a stop signal arrives mid-shard: nothing is written.
 struct ShardAbandoned {};
 
 struct ShardCounts {
+  bool reused = false;  // an output for the shard's key already existed
   std::int64_t images = 0;
   std::int64_t by_status[kImageStatusCount] = {};
   double decode_seconds = 0;  // summed over decode threads
@@ -197,73 +289,98 @@ struct ShardCounts {
 class ShardEmbedder {
  public:
   ShardEmbedder(const EmbedOptions& options, const ModelBundle& bundle, const ImageEncoder& encoder,
-                const GarmentModel* garments, const IngestRun& ingest, const MpiWorld& world)
-      : options_(options), bundle_(bundle), encoder_(encoder), garments_(garments), ingest_(ingest), world_(world) {}
+                const GarmentModel* garments, const IngestRun& ingest, const std::string& identity)
+      : options_(options),
+        bundle_(bundle),
+        encoder_(encoder),
+        garments_(garments),
+        ingest_(ingest),
+        identity_(identity) {}
 
-  ShardCounts Run(int shard, const std::string& options_hash) {
+  // Shard `shard` from its verified ingest rows: reused when an output for its key is already
+  // published or waiting in the work folder, else embedded into the work folder.
+  ShardResult Run(int shard, const std::string& ingest_bytes, ShardCounts* counts) {
     FaultPoint("embed.shard_start");
     const auto start = Clock::now();
-    const std::filesystem::path stage_dir = options_.run / "embed";
-    const std::filesystem::path input = options_.run / "ingest" / ShardFileName(shard, ".csv");
     EmbedShard out;
+    ParseRows(shard, ingest_bytes, &out.images);
+    const std::size_t n = out.images.size();
+    const std::string rows_checksum = RowsChecksum(out.images);
+    counts->images = static_cast<std::int64_t>(n);
+    if (options_.rerun == RerunPolicy::kReuseValid) {
+      const std::string key = ShardKey(identity_, out.images, ReadContents(out.images));
+      if (auto found = FindResult(options_.run, shard, key)) {
+        found->rows_checksum = rows_checksum;
+        counts->reused = true;
+        return *found;
+      }
+    }
     out.meta = EmbedShardMeta{shard,
                               ingest_.shards,
                               encoder_.dim(),
                               bundle_.name,
                               bundle_.sha256,
-                              options_hash,
+                              identity_,
                               options_.code_version,
                               garments_ ? garments_->bundle.name : "",
                               garments_ ? garments_->bundle.sha256 : ""};
-    ReadRows(input, &out.images);
-    const std::size_t n = out.images.size();
     out.embeddings.assign(n * static_cast<std::size_t>(encoder_.dim()), 0.0f);
-
-    ShardCounts counts;
-    counts.images = static_cast<std::int64_t>(n);
-    Embed(shard, &out, &counts);
-    for (const auto& row : out.images) ++counts.by_status[row.status];
+    Embed(shard, &out, counts);
+    std::vector<std::string> contents;
+    for (const auto& row : out.images) {
+      ++counts->by_status[row.status];
+      // What was decoded decides the key: an image that changed since it was first read is keyed
+      // by the bytes actually embedded.
+      contents.push_back(row.checksum != 0 || row.status == 0 ? FormatChecksum(row.checksum)
+                                                              : ContentOf(static_cast<ImageStatus>(row.status), 0));
+    }
     std::int64_t accounted = 0;
-    for (const auto count : counts.by_status) accounted += count;
-    LB_CHECK(accounted == counts.images, "every image of a shard has a status");
+    for (const auto count : counts->by_status) accounted += count;
+    LB_CHECK(accounted == counts->images, "every image of a shard has a status");
 
-    const std::filesystem::path output = stage_dir / ShardFileName(shard, ".h5");
-    WriteEmbedShard(output, out, options_.storage);
+    ShardResult result;
+    result.shard = shard;
+    result.key = ShardKey(identity_, out.images, contents);
+    result.rows_checksum = rows_checksum;
+    const std::filesystem::path work = WorkDir(options_.run);
+    result.file = work / ShardFileName(shard, ".h5");
+    WriteEmbedShard(result.file, out, options_.storage);
+    result.entry = DescribeFile(result.file, ShardFileName(shard, ".h5"), counts->images);
+    result.entry.key = result.key;
     StageManifest record;
     record.stage = "embed-shard";
     record.code_version = options_.code_version;
-    record.options = ShardOptions(options_, bundle_, garments_);
-    record.options_hash = options_hash;
-    record.inputs.push_back(DescribeFile(input, "ingest/" + ShardFileName(shard, ".csv"), counts.images));
-    record.outputs.push_back(DescribeFile(output, ShardFileName(shard, ".h5"), counts.images));
-    record.counts["images"] = counts.images;
+    record.key = result.key;
+    record.outputs.push_back(result.entry);
+    record.counts["images"] = counts->images;
     for (int s = 0; s < kImageStatusCount; ++s) {
-      if (counts.by_status[s] > 0) record.counts[ImageStatusName(static_cast<ImageStatus>(s))] = counts.by_status[s];
+      if (counts->by_status[s] > 0) record.counts[ImageStatusName(static_cast<ImageStatus>(s))] = counts->by_status[s];
     }
     if (garments_ != nullptr) {
-      record.counts["images_segmented"] = counts.images_segmented;
-      record.counts["images_with_garments"] = counts.images_with_garments;
-      record.counts["garments"] = counts.garments;
+      record.counts["images_segmented"] = counts->images_segmented;
+      record.counts["images_with_garments"] = counts->images_with_garments;
+      record.counts["garments"] = counts->garments;
     }
-    WriteManifestFile(RecordPath(stage_dir, shard), record);
+    result.counts = record.counts;
+    WriteManifestFile(work / ShardFileName(shard, ".json"), record);
     FaultPoint("embed.shard_published");
-    spdlog::info("shard {}: {} images ({} ok, {} garments) in {:.1f} s", shard, n, counts.by_status[0], counts.garments,
-                 Seconds(start));
-    return counts;
+    spdlog::info("shard {}: {} images ({} ok, {} garments) in {:.1f} s", shard, n, counts->by_status[0],
+                 counts->garments, Seconds(start));
+    return result;
   }
 
  private:
-  void ReadRows(const std::filesystem::path& input, std::vector<ImageRow>* rows) {
+  void ParseRows(int shard, const std::string& bytes, std::vector<ImageRow>* rows) {
     columns_.clear();
-    CsvReader reader = CsvReader::Open(input);
+    const std::string name = "ingest/" + ShardFileName(shard, ".csv");
+    CsvReader reader = CsvReader::FromString(bytes);
     CsvRecord record;
-    if (!reader.Next(&record) || record.fields.size() != 8) {
-      throw InputError(input.string() + " is not an ingest shard (" + kIngestShardHeader + ")");
+    if (!reader.Next(&record) || record.fields.size() != kIngestShardColumns) {
+      throw InputError(name + " is not an ingest shard (" + kIngestShardHeader + "): rerun lookbook ingest");
     }
     while (reader.Next(&record)) {
-      if (record.error != CsvError::kNone || record.fields.size() != 8) {
-        throw InputError(input.string() + ": record " + std::to_string(record.index) +
-                         " is damaged; rerun lookbook ingest");
+      if (record.error != CsvError::kNone || record.fields.size() != kIngestShardColumns) {
+        throw InputError(name + ": record " + std::to_string(record.index) + " is damaged; rerun lookbook ingest");
       }
       ImageRow row;
       columns_.push_back(record.fields[1]);
@@ -275,7 +392,17 @@ class ShardEmbedder {
     }
   }
 
-  // Whether row i goes through the segmenter (auto: every image, kept only with >= 2 slots).
+  // The content part of every image's key, read with the decode threads (no decoding).
+  std::vector<std::string> ReadContents(const std::vector<ImageRow>& rows) const {
+    std::vector<std::string> contents(rows.size());
+    ParallelFor(rows.size(), std::max(1, options_.decode_threads), [&](std::size_t i) {
+      std::string bytes;
+      const ImageStatus status = ReadImageFile(ingest_.images / rows[i].file, options_.limits.max_file_bytes, &bytes);
+      contents[i] = ContentOf(status, status == ImageStatus::kOk ? Xxh3(bytes) : 0);
+    });
+    return contents;
+  }
+
   bool Selected(std::size_t i) const {
     if (garments_ == nullptr) return false;
     if (options_.segment_images == "all" || options_.segment_images == "auto") return true;
@@ -500,11 +627,297 @@ class ShardEmbedder {
   const ImageEncoder& encoder_;
   const GarmentModel* garments_;
   const IngestRun& ingest_;
-  const MpiWorld& world_;
+  std::string identity_;
   std::vector<std::string> columns_;  // the catalog column of each row of the current shard
 };
 
 }  // namespace
+
+namespace {
+
+// The stage's counts, summed over ranks (stage/counts.h).
+struct EmbedTotals {
+  std::int64_t shards_embedded = 0, shards_reused = 0, images = 0;
+  std::int64_t by_status[kImageStatusCount] = {};
+  std::int64_t images_segmented = 0, images_with_garments = 0, garments = 0;
+  std::int64_t decode_ns = 0, inference_ns = 0, segment_ns = 0, stopped = 0;
+  template <typename F>
+  void ForEach(F&& f) {
+    f("shards_embedded", shards_embedded);
+    f("shards_reused", shards_reused);
+    f("images", images);
+    for (int s = 0; s < kImageStatusCount; ++s) f(ImageStatusName(static_cast<ImageStatus>(s)), by_status[s]);
+    f("images_segmented", images_segmented);
+    f("images_with_garments", images_with_garments);
+    f("garments", garments);
+    f("decode_ns", decode_ns);
+    f("inference_ns", inference_ns);
+    f("segment_ns", segment_ns);
+    f("stopped", stopped);
+  }
+  void Add(const ShardCounts& counts, const ShardResult& result) {
+    if (counts.reused) {
+      ++shards_reused;
+      // A reused shard's image counts are in its record.
+      const auto count = [&](const char* name) {
+        const auto it = result.counts.find(name);
+        return it == result.counts.end() ? std::int64_t{0} : it->second;
+      };
+      images += count("images");
+      for (int s = 0; s < kImageStatusCount; ++s) by_status[s] += count(ImageStatusName(static_cast<ImageStatus>(s)));
+      images_segmented += count("images_segmented");
+      images_with_garments += count("images_with_garments");
+      garments += count("garments");
+      return;
+    }
+    ++shards_embedded;
+    images += counts.images;
+    for (int s = 0; s < kImageStatusCount; ++s) by_status[s] += counts.by_status[s];
+    images_segmented += counts.images_segmented;
+    images_with_garments += counts.images_with_garments;
+    garments += counts.garments;
+    decode_ns += static_cast<std::int64_t>(counts.decode_seconds * 1e9);
+    inference_ns += static_cast<std::int64_t>(counts.inference_seconds * 1e9);
+    segment_ns += static_cast<std::int64_t>(counts.segment_seconds * 1e9);
+  }
+};
+
+// Pass 1 (every rank): shards handed out dynamically, largest first; each is reused or embedded.
+std::vector<ShardResult> RunShards(const EmbedOptions& options, const IngestRun& ingest, ShardEmbedder& embedder,
+                                   Stage& stage, const MpiWorld& world, EmbedTotals* totals) {
+  std::vector<std::int64_t> todo;
+  if (world.is_root()) {
+    if (options.only_shard) {
+      todo.push_back(*options.only_shard);
+    } else {
+      for (int k = 0; k < ingest.shards; ++k) todo.push_back(k);
+    }
+    std::stable_sort(todo.begin(), todo.end(), [&](std::int64_t a, std::int64_t b) {
+      return ingest.rows[static_cast<std::size_t>(a)] > ingest.rows[static_cast<std::size_t>(b)];
+    });
+  }
+  todo = world.BroadcastFromRoot(todo);
+  std::vector<ShardResult> mine;
+  WorkCounter counter = WorkCounter::Create(world);
+  for (;;) {
+    if (StopRequested()) break;
+    const std::int64_t next = counter.Next();
+    if (next >= static_cast<std::int64_t>(todo.size())) break;
+    const int shard = static_cast<int>(todo[static_cast<std::size_t>(next)]);
+    // The ingest shard is checked against the ingest manifest before a byte of it is parsed.
+    const std::string rows = stage.ReadVerified("ingest", ShardFileName(shard, ".csv"), /*record_input=*/false);
+    ShardCounts counts;
+    try {
+      mine.push_back(embedder.Run(shard, rows, &counts));
+    } catch (const ShardAbandoned&) {
+      spdlog::warn("stop requested (signal {}): shard {} abandoned, nothing of it kept", StopSignal(), shard);
+      break;
+    }
+    totals->Add(counts, mine.back());
+  }
+  totals->stopped = StopRequested() ? 1 : 0;
+  return mine;
+}
+
+// Pass 2: every rank's results on rank 0, in shard order.
+std::vector<ShardResult> GatherResults(const std::vector<ShardResult>& mine, const MpiWorld& world) {
+  std::string text;
+  for (const auto& result : mine) text += ResultToJson(result) + "\n";
+  const std::vector<std::uint8_t> all = world.GatherBytesToRoot(std::vector<std::uint8_t>(text.begin(), text.end()));
+  std::vector<ShardResult> results;
+  std::string line;
+  for (const std::uint8_t byte : all) {
+    if (byte != '\n') {
+      line += static_cast<char>(byte);
+      continue;
+    }
+    results.push_back(ResultFromJson(line));
+    line.clear();
+  }
+  std::sort(results.begin(), results.end(),
+            [](const ShardResult& a, const ShardResult& b) { return a.shard < b.shard; });
+  return results;
+}
+
+// Pass 3 (collective): the whole stage, from every shard's output, published in one rename:
+// shard files hard-linked into the staging folder, their records, catalog.h5, the manifest.
+// Returns false when the published stage already is exactly this.
+bool PublishStage(const EmbedOptions& options, const IngestRun& ingest, const std::vector<ShardResult>& results,
+                  const std::map<std::string, std::string>& identity_options, const std::string& identity,
+                  const ModelBundle& bundle, const GarmentModel* garments, const EmbedTotals& totals, Stage& stage) {
+  if (stage.is_root()) {
+    LB_CHECK(static_cast<int>(results.size()) == ingest.shards, "every shard has an output before publication");
+    stage.Key().Add("identity", identity);
+    for (const auto& result : results) {
+      stage.Key().Add("shard " + std::to_string(result.shard), result.key);
+      stage.AddInput(ManifestEntry{"ingest/" + ShardFileName(result.shard, ".csv"), 0, result.rows_checksum,
+                                   result.entry.rows, ""});
+    }
+  }
+  std::string why;
+  if (options.rerun == RerunPolicy::kReuseValid && stage.Fresh(&why)) return false;
+  const std::filesystem::path& staging = stage.Staging();
+  StageManifest manifest;
+  if (stage.is_root()) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& result : results) {
+      const std::filesystem::path target = staging / ShardFileName(result.shard, ".h5");
+      LinkOrCopy(result.file, target);
+      stage.AddOutputEntry(result.entry);
+      StageManifest record;
+      record.stage = "embed-shard";
+      record.code_version = options.code_version;
+      record.key = result.key;
+      record.outputs.push_back(result.entry);
+      record.counts = result.counts;
+      WriteManifestFile(staging / ShardFileName(result.shard, ".json"), record);
+      stage.AddOutput(ShardFileName(result.shard, ".json"), -1);
+      files.push_back(target);
+    }
+    WriteCatalogView(staging / "catalog.h5", files);
+    stage.AddOutput("catalog.h5", totals.images);
+    manifest.options = identity_options;
+    manifest.options_hash = identity;
+    stage.AddSource(ManifestEntry{std::filesystem::absolute(options.model).lexically_normal().string(), 0,
+                                  "sha256:" + bundle.sha256, -1, ""});
+    if (garments != nullptr) {
+      stage.AddSource(ManifestEntry{std::filesystem::absolute(options.segmenter).lexically_normal().string(), 0,
+                                    "sha256:" + garments->bundle.sha256, -1, ""});
+    }
+    for (const auto& result : results) {
+      for (const auto& [name, value] : result.counts) manifest.counts[name] += value;
+    }
+    manifest.counts["shards"] = ingest.shards;
+  }
+  stage.Publish(manifest);
+  if (stage.is_root()) {
+    std::error_code error;
+    for (const auto& result : results) {
+      std::filesystem::remove(WorkDir(options.run) / ShardFileName(result.shard, ".h5"), error);
+      std::filesystem::remove(WorkDir(options.run) / ShardFileName(result.shard, ".json"), error);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+const OptionTable<EmbedOptions>& EmbedOptionTable() {
+  static const OptionTable<EmbedOptions> table = [] {
+    using O = EmbedOptions;
+    OptionTable<O> t;
+    t.Path(
+        "run", "DIR", [](O& o) -> std::filesystem::path& { return o.run; }, true,
+        "the run folder (reads DIR/ingest, writes DIR/embed)");
+    t.Path(
+        "model", "BUNDLE", [](O& o) -> std::filesystem::path& { return o.model; }, true,
+        "CLIP model bundle folder (bundle.json; models/README.md); its sha256 is in the key");
+    t.Add(
+        OptionSpec{"shard", "K", "", false, false, "0..shards-1",
+                   "this embed shard only (no MPI launcher needed); "
+                   "kept in RUN/.work/embed for the next plain embed to publish",
+                   OptionEffect::kControl},
+        [](const std::vector<std::string>& values, O* out) {
+          out->only_shard = static_cast<int>(ParseIntegerOption("shard", values.back(), 0, 65535));
+        },
+        [](const O& o) { return o.only_shard ? std::to_string(*o.only_shard) : std::string(); });
+    t.Add(
+        OptionSpec{"device", "DEV", "cpu", false, false, "cpu | cuda | cuda:N",
+                   "where the models run (cuda under MPI: local rank mod GPUs per node)", OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          if (!ParseDevice(values.back(), &out->inference.device)) {
+            throw UsageError("--device must be cpu, cuda or cuda:N, not '" + values.back() + "'");
+          }
+          out->device = values.back();
+        },
+        // The kind of device changes floats; which GPU of a node does not.
+        [](const O& o) { return std::string(o.inference.device.kind == DeviceKind::kCpu ? "cpu" : "cuda"); });
+    t.Integer<int>(
+        "threads", "N", [](O& o) -> int& { return o.threads; }, 1, 1, 256, OptionEffect::kResource,
+        "LibTorch intra-op threads per rank (OpenBLAS gets as many)");
+    t.Integer<int>(
+        "decode-threads", "N", [](O& o) -> int& { return o.decode_threads; }, 2, 1, 256, OptionEffect::kResource,
+        "image decode threads per rank");
+    t.Integer<int>(
+        "batch-size", "N", [](O& o) -> int& { return o.batch_size; }, 32, 1, 4096, OptionEffect::kResource,
+        "images per inference batch");
+    t.Add(
+        OptionSpec{"precision", "P", "fp32", false, false, "fp32 | bf16 | fp16",
+                   "fp32; bf16 (CPU with oneDNN, CUDA); fp16 (CUDA)", OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          if (!ParsePrecision(values.back(), &out->inference.precision)) {
+            throw UsageError("--precision must be fp32, bf16 or fp16, not '" + values.back() + "'");
+          }
+        },
+        [](const O& o) { return std::string(PrecisionName(o.inference.precision)); });
+    t.Add(
+        OptionSpec{"embedding-dtype", "T", "float32", false, false, "float32 | float16", "embeddings on disk",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          if (values.back() == "float16")
+            out->storage = EmbeddingStorage::kFloat16;
+          else if (values.back() == "float32")
+            out->storage = EmbeddingStorage::kFloat32;
+          else
+            throw UsageError("--embedding-dtype must be float32 or float16, not '" + values.back() + "'");
+        },
+        [](const O& o) { return std::string(o.storage == EmbeddingStorage::kFloat16 ? "float16" : "float32"); });
+    t.Integer<std::uint64_t>(
+        "max-image-bytes", "BYTES", [](O& o) -> std::uint64_t& { return o.limits.max_file_bytes; }, 64ull << 20, 1,
+        1ull << 40, OptionEffect::kOutput, "larger files are rejected (file_too_large)");
+    t.Integer<std::uint64_t>(
+        "max-pixels", "N", [](O& o) -> std::uint64_t& { return o.limits.max_pixels; }, 100'000'000, 1, 1ull << 36,
+        OptionEffect::kOutput, "images with more pixels (read from the header) are rejected (too_many_pixels)");
+    t.Real<double>(
+        "progress-seconds", "S", [](O& o) -> double& { return o.progress_seconds; }, "10", 0.1, 86400,
+        OptionEffect::kResource, "seconds between progress lines");
+    t.Path(
+        "segmenter", "BUNDLE", [](O& o) -> std::filesystem::path& { return o.segmenter; }, false,
+        "segmenter bundle: find, store and embed garments (its sha256 is in the key); without it no image is "
+        "segmented");
+    t.Text(
+        "segment-images", "WHICH", [](O& o) -> std::string& { return o.segment_images; }, "auto", OptionEffect::kOutput,
+        "which images the segmenter reads: all; auto (every image, kept where at least two garment slots are "
+        "found); or a catalog image column (image_3, IMAGE_VERSION_2)");
+    t.Text(
+        "garment-slots", "MAP", [](O& o) -> std::string& { return o.slot_map; }, "", OptionEffect::kOutput,
+        "class=slot,... overrides of the bundle's class-to-slot map (slot none drops a class)");
+    t.Real<double>(
+        "garment-min-area", "F", [](O& o) -> double& { return o.garments.min_area; }, "0.005", 0, 0.999999,
+        OptionEffect::kOutput, "smallest garment, as a fraction of the image");
+    t.Real<double>(
+        "garment-min-score", "P", [](O& o) -> double& { return o.garments.min_score; }, "0.7", 0, 1,
+        OptionEffect::kOutput, "smallest mean segmenter confidence over a garment's mask");
+    t.Integer<int>(
+        "garment-cleanup", "R", [](O& o) -> int& { return o.garments.cleanup_radius; }, 1, 0, 16, OptionEffect::kOutput,
+        "radius (segmenter pixels) of the opening per slot that removes specks and slivers (0: off)");
+    t.Integer<int>(
+        "mask-side", "M", [](O& o) -> int& { return o.garments.mask_side; }, 128, 8, 1024, OptionEffect::kOutput,
+        "stored label maps are M x M per image");
+    t.Real<double>(
+        "crop-margin", "F", [](O& o) -> double& { return o.garments.crop_margin; }, "0.08", 0, 1, OptionEffect::kOutput,
+        "garment crops grow by this fraction of their long side");
+    t.Add(
+        OptionSpec{"crop-fill", "G", "245", false, false, "0..255", "grey level outside a garment's mask in its crop",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          out->garments.crop_fill = static_cast<std::uint8_t>(ParseIntegerOption("crop-fill", values.back(), 0, 255));
+        },
+        [](const O& o) { return std::to_string(o.garments.crop_fill); });
+    t.Integer<int>(
+        "segment-batch-size", "N", [](O& o) -> int& { return o.segment_batch_size; }, 8, 1, 1024,
+        OptionEffect::kResource, "images per segmenter batch");
+    t.Add(
+        OptionSpec{"force", "", "", false, false, "", "redo every shard even when an output for its key exists",
+                   OptionEffect::kControl},
+        [](const std::vector<std::string>& values, O* out) {
+          out->rerun = values.back() == "1" ? RerunPolicy::kForce : RerunPolicy::kReuseValid;
+        },
+        [](const O&) { return std::string(); });
+    return t;
+  }();
+  return table;
+}
 
 StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   const auto start = Clock::now();
@@ -514,7 +927,8 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.facts["run"] = options.run.string();
 
   // Checked identically on every rank before the first collective.
-  const IngestRun ingest = ReadIngestRun(options.run);
+  Stage stage(&world, options.run, "embed", options.code_version);
+  const IngestRun ingest = ReadIngestRun(stage);
   if (options.only_shard && (*options.only_shard < 0 || *options.only_shard >= ingest.shards)) {
     throw InputError("--shard " + std::to_string(*options.only_shard) + ": the run has shards 0.." +
                      std::to_string(ingest.shards - 1));
@@ -529,137 +943,55 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
     garments.emplace(GarmentModel{std::move(segmenter_bundle), std::move(segmenter), std::move(slots)});
   }
   const GarmentModel* garment_model = garments ? &*garments : nullptr;
-  const std::string options_hash = OptionsHash(ShardOptions(options, bundle, garment_model));
-  const std::filesystem::path stage_dir = options.run / "embed";
-  std::filesystem::create_directories(stage_dir);
-
-  // Rank 0 decides which shards need work; every rank gets the same list.
-  std::vector<std::int64_t> todo;
-  std::int64_t skipped = 0;
+  const std::map<std::string, std::string> identity_options = ShardOptions(options, bundle, garment_model);
+  const std::string identity = OptionsHash(identity_options);
   if (world.is_root()) {
-    RemoveStaleTemporaries(stage_dir);
-    std::vector<int> candidates;
-    if (options.only_shard)
-      candidates.push_back(*options.only_shard);
-    else
-      for (int k = 0; k < ingest.shards; ++k) candidates.push_back(k);
-    std::vector<std::string> why(candidates.size());
-    if (options.rerun == RerunPolicy::kReuseValid) {
-      ParallelFor(candidates.size(), 4, [&](std::size_t i) {
-        why[i] = WhyRedo(options.run, stage_dir, candidates[i], options_hash, options.code_version);
-      });
-    } else {
-      std::fill(why.begin(), why.end(), "--force");
-    }
-    for (std::size_t i = 0; i < candidates.size(); ++i) {
-      if (why[i].empty())
-        ++skipped;
-      else
-        todo.push_back(candidates[i]);
-    }
-    // Largest shards first: with dynamic handout the ranks then finish close together.
-    std::stable_sort(todo.begin(), todo.end(), [&](std::int64_t a, std::int64_t b) {
-      return ingest.rows[static_cast<std::size_t>(a)] > ingest.rows[static_cast<std::size_t>(b)];
-    });
-    spdlog::info("{} shard(s) to embed, {} already valid; model {} ({}), {} rank(s), BLAS core {}", todo.size(),
-                 skipped, bundle.name, bundle.sha256.substr(0, 12), world.size(), BlasCoreName());
+    std::error_code error;
+    std::filesystem::create_directories(WorkDir(options.run), error);
+    if (error) throw InputError("cannot create " + WorkDir(options.run).string() + ": " + error.message());
+    spdlog::info("{} shard(s); model {} ({}), {} rank(s), BLAS core {}", options.only_shard ? 1 : ingest.shards,
+                 bundle.name, bundle.sha256.substr(0, 12), world.size(), BlasCoreName());
   }
-  todo = world.BroadcastFromRoot(todo);
+  world.Barrier();
 
-  // Dynamic handout: each rank takes the next shard when it is free.
-  ShardEmbedder embedder(options, bundle, encoder, garment_model, ingest, world);
-  WorkCounter counter = WorkCounter::Create(world);
+  ShardEmbedder embedder(options, bundle, encoder, garment_model, ingest, identity);
+  EmbedTotals mine;
   const auto shards_start = Clock::now();
-  // shards, decode ns, inference ns, statuses, then segmented, with garments, garments, garment ns
-  std::vector<std::int64_t> totals(3 + kImageStatusCount + 4, 0);
-  constexpr std::size_t kGarmentTotals = 3 + kImageStatusCount;
-  for (;;) {
-    if (StopRequested()) break;
-    const std::int64_t next = counter.Next();
-    if (next >= static_cast<std::int64_t>(todo.size())) break;
-    ShardCounts counts;
-    try {
-      counts = embedder.Run(static_cast<int>(todo[static_cast<std::size_t>(next)]), options_hash);
-    } catch (const ShardAbandoned&) {
-      spdlog::warn("stop requested (signal {}): shard {} abandoned, nothing of it published", StopSignal(),
-                   todo[static_cast<std::size_t>(next)]);
-      break;
-    }
-    totals[0] += 1;
-    totals[1] += static_cast<std::int64_t>(counts.decode_seconds * 1e9);
-    totals[2] += static_cast<std::int64_t>(counts.inference_seconds * 1e9);
-    totals[kGarmentTotals] += counts.images_segmented;
-    totals[kGarmentTotals + 1] += counts.images_with_garments;
-    totals[kGarmentTotals + 2] += counts.garments;
-    totals[kGarmentTotals + 3] += static_cast<std::int64_t>(counts.segment_seconds * 1e9);
-    for (int s = 0; s < kImageStatusCount; ++s) totals[static_cast<std::size_t>(3 + s)] += counts.by_status[s];
-  }
-  // The pipeline's wall time without start-up (model load): the slowest rank's shard loop.
-  const double shards_seconds = world.MaxAll(Seconds(shards_start));
-  totals.push_back(StopRequested() ? 1 : 0);
-  const std::vector<std::int64_t> sums = world.SumAll(totals);
-  const bool stopped = sums.back() > 0;
+  const std::vector<ShardResult> my_results = RunShards(options, ingest, embedder, stage, world, &mine);
+  const double shards_seconds = world.MaxAll(Seconds(shards_start));  // the slowest rank's shard loop
+  const EmbedTotals totals = SumCounts(&world, mine);
+  const std::vector<ShardResult> results = GatherResults(my_results, world);
+  const bool stopped = totals.stopped > 0;
 
-  // Rank 0 publishes the stage manifest and the catalog view over every valid shard.
-  if (world.is_root()) {
-    StageManifest manifest;
-    manifest.stage = "embed";
-    manifest.code_version = options.code_version;
-    manifest.options = ShardOptions(options, bundle, garment_model);
-    manifest.options_hash = options_hash;
-    // Later stages (zero-shot categories, query) load the same bundles from here.
-    manifest.locations["model"] = std::filesystem::absolute(options.model).lexically_normal().string();
-    if (garment_model != nullptr)
-      manifest.locations["segmenter"] = std::filesystem::absolute(options.segmenter).lexically_normal().string();
-    std::vector<std::filesystem::path> valid;
-    std::map<std::string, std::int64_t> counts;
-    for (int k = 0; k < ingest.shards; ++k) {
-      std::string why;
-      const auto record = ReadManifestFile(RecordPath(stage_dir, k), &why);
-      if (!record || record->options_hash != options_hash || record->outputs.size() != 1) continue;
-      manifest.inputs.push_back(record->inputs[0]);
-      manifest.outputs.push_back(record->outputs[0]);
-      for (const auto& [key, value] : record->counts) counts[key] += value;
-      valid.push_back(stage_dir / record->outputs[0].path);
-    }
-    if (static_cast<int>(valid.size()) == ingest.shards) {
-      WriteCatalogView(stage_dir / "catalog.h5", valid);
-      manifest.outputs.push_back(DescribeFile(stage_dir / "catalog.h5", "catalog.h5", counts["images"]));
-    } else {
-      spdlog::warn("catalog.h5 not written: {} of {} shards are valid", valid.size(), ingest.shards);
-    }
-    counts["shards_valid"] = static_cast<std::int64_t>(valid.size());
-    counts["shards"] = ingest.shards;
-    manifest.counts = counts;
-    WriteManifest(stage_dir, manifest);
+  bool published = false;
+  if (!stopped && !options.only_shard) {
+    published =
+        PublishStage(options, ingest, results, identity_options, identity, bundle, garment_model, totals, stage);
   }
+  world.Barrier();  // the stage is published before any rank goes on (index reads it)
 
-  const std::int64_t images = [&] {
-    std::int64_t total = 0;
-    for (int s = 0; s < kImageStatusCount; ++s) total += sums[static_cast<std::size_t>(3 + s)];
-    return total;
-  }();
-  report.counts["shards"] = ingest.shards;
-  report.counts["shards_embedded"] = sums[0];
-  report.counts["shards_skipped"] = skipped;
+  const std::int64_t images = totals.images;
+  report.counts["shards"] = options.only_shard ? 1 : ingest.shards;
+  report.counts["shards_embedded"] = totals.shards_embedded;
+  report.counts["shards_skipped"] = totals.shards_reused;
   report.counts["images_in"] = images;
-  report.counts["images_ok"] = sums[3];
-  report.counts["images_rejected"] = images - sums[3];
+  report.counts["images_ok"] = totals.by_status[0];
+  report.counts["images_rejected"] = images - totals.by_status[0];
   for (int s = 1; s < kImageStatusCount; ++s) {
-    if (sums[static_cast<std::size_t>(3 + s)] > 0) {
-      report.counts[std::string("rejected_") + ImageStatusName(static_cast<ImageStatus>(s))] =
-          sums[static_cast<std::size_t>(3 + s)];
+    if (totals.by_status[s] > 0) {
+      report.counts[std::string("rejected_") + ImageStatusName(static_cast<ImageStatus>(s))] = totals.by_status[s];
     }
   }
   report.steps.push_back(StepTiming{"shards (wall)", shards_seconds, images});
-  report.steps.push_back(StepTiming{"decode (thread-seconds)", static_cast<double>(sums[1]) * 1e-9, images});
-  report.steps.push_back(StepTiming{"inference (rank-seconds)", static_cast<double>(sums[2]) * 1e-9, sums[3]});
+  report.steps.push_back(StepTiming{"decode (thread-seconds)", static_cast<double>(totals.decode_ns) * 1e-9, images});
+  report.steps.push_back(
+      StepTiming{"inference (rank-seconds)", static_cast<double>(totals.inference_ns) * 1e-9, totals.by_status[0]});
   if (garment_model != nullptr) {
-    report.counts["images_segmented"] = sums[kGarmentTotals];
-    report.counts["images_with_garments"] = sums[kGarmentTotals + 1];
-    report.counts["garments"] = sums[kGarmentTotals + 2];
-    report.steps.push_back(StepTiming{"garments (rank-seconds)", static_cast<double>(sums[kGarmentTotals + 3]) * 1e-9,
-                                      sums[kGarmentTotals]});
+    report.counts["images_segmented"] = totals.images_segmented;
+    report.counts["images_with_garments"] = totals.images_with_garments;
+    report.counts["garments"] = totals.garments;
+    report.steps.push_back(
+        StepTiming{"garments (rank-seconds)", static_cast<double>(totals.segment_ns) * 1e-9, totals.images_segmented});
     report.facts["segmenter"] = garment_model->bundle.name;
     report.facts["segment_images"] = options.segment_images;
   }
@@ -671,7 +1003,8 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.facts["blas_core"] = BlasCoreName();
   report.facts["blas_threads"] = std::to_string(BlasThreads());
   report.facts["model"] = bundle.name;
-  if (skipped > 0 && sums[0] == 0) report.status = "skipped";
+  report.facts["published"] = published ? "yes" : (options.only_shard ? "no (--shard: kept for the next embed)" : "no");
+  if (totals.shards_embedded == 0 && !published) report.status = "skipped";
   if (stopped) report.status = "stopped";
   report.seconds = Seconds(start);
   report.throughput_items = images;

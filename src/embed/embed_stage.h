@@ -1,10 +1,16 @@
-// The embed stage: every rank takes shards (handed out dynamically), decodes each image
-// once, runs the CLIP image encoder in fixed batches while decode threads prepare the next
-// ones, and publishes one HDF5 file per shard (schema in store/embed_shard.h).
+// The embed stage: every rank takes shards (handed out dynamically, largest first), decodes each
+// image once, runs the CLIP image encoder in fixed batches while decode threads prepare the next
+// ones, and writes one HDF5 file per shard.
 //
-// Files under RUN/embed/: shard-K.h5 per shard, its record shard-K.json (a rerun skips a shard
-// whose record matches and whose output still has its checksum), catalog.h5 over every shard,
-// and the stage manifest (docs/outputs.md#embed).
+// Work is keyed to content: a shard's key is built from its images' keys, references, files and
+// content checksums, the model's sha256 and the options that change embeddings (not from the
+// ingest shard's bytes: row numbers, titles, categories and stock flags change no embedding).
+// A shard whose key matches an output already published, or one waiting in RUN/.work/embed
+// (made by `embed --shard K`, or by a run that was stopped), is reused; a changed image redoes
+// exactly the shards that hold it. When every shard has its output, the stage is published as a
+// whole (stage/stage.h): shard-K.h5 and its record shard-K.json per shard, catalog.h5 over every
+// shard, and the manifest (docs/outputs.md#embed). `--shard K` computes one shard into the work
+// folder and publishes nothing; the next plain `embed` publishes it with the others.
 #pragma once
 
 #include <filesystem>
@@ -17,15 +23,25 @@
 #include "model/encoders.h"
 #include "store/embed_shard.h"
 #include "util/manifest.h"
+#include "util/options.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
+// The version of what an image's embedding and row are computed by (decoding, preprocessing,
+// the perceptual hash, garment extraction, the shard file's layout), part of every shard's key.
+// Bump it with any change that alters the outputs for the same image and model; the git
+// version is not in the key, so that a deploy that changes nothing here re-embeds nothing.
+inline constexpr int kEmbedVersion = 1;
+
+// The defaults are the option table's (EmbedOptionTable); config/README.md is generated from it.
 struct EmbedOptions {
   std::filesystem::path run;
   std::filesystem::path model;    // CLIP bundle folder
   std::optional<int> only_shard;  // --shard K: this shard alone
   InferenceOptions inference;
+  std::string device = "cpu";  // as given: cpu, cuda or cuda:N (inference.device parsed from it)
+  int threads = 1;             // LibTorch intra-op (and OpenBLAS) threads
   int decode_threads = 2;
   int batch_size = 32;
   DecodeLimits limits;  // min_side is set from the model's input size
@@ -41,6 +57,9 @@ struct EmbedOptions {
   GarmentOptions garments;
   int segment_batch_size = 8;
 };
+
+// The options of `lookbook embed`, declared once (util/options.h).
+const OptionTable<EmbedOptions>& EmbedOptionTable();
 
 // Collective: every rank calls it with the same options. Returns the summed report (valid on
 // every rank; rank 0 prints it). Throws InputError when the run has no valid ingest stage,

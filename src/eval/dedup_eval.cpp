@@ -9,6 +9,7 @@
 
 #include "catalog/csv.h"
 #include "eval/metrics.h"
+#include "stage/stage.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
 #include "util/error.h"
@@ -78,13 +79,10 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
   const std::string damaged = VerifyOutputs(stage_dir, *manifest);
   if (!damaged.empty()) throw InputError(stage_dir.string() + ": " + damaged);
   // The pairs' image ids must point into the embed stage as it is now.
-  const std::string embed_manifest = ChecksumFile(options.run / "embed" / "manifest.json").checksum;
-  const bool current = std::any_of(manifest->inputs.begin(), manifest->inputs.end(), [&](const ManifestEntry& input) {
-    return input.path == "embed/manifest.json" && input.checksum == embed_manifest;
-  });
-  if (!current)
-    throw InputError("the dedup stage of " + options.run.string() +
-                     " is older than its embeddings: rerun lookbook dedup");
+  if (const std::string stale = StaleInputs(options.run, "dedup"); !stale.empty()) {
+    throw InputError("the dedup stage of " + options.run.string() + " is older than " + stale +
+                     ": rerun lookbook dedup");
+  }
   const DedupFile dedup = ReadDedupFile(stage_dir / "dedup.h5");
   const RunImages images = ImagesByPath(options.run);
   const ListedPairs truth_rows = ToIds(ReadCsvFile(options.truth), images);

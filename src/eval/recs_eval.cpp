@@ -7,6 +7,7 @@
 
 #include "catalog/csv.h"
 #include "eval/metrics.h"
+#include "stage/stage.h"
 #include "store/embed_run.h"
 #include "store/recs_file.h"
 #include "util/error.h"
@@ -23,9 +24,8 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
   const std::string damaged = VerifyOutputs(stage_dir, *manifest);
   if (!damaged.empty()) throw InputError(stage_dir.string() + ": " + damaged);
   const EmbedRun embed = ReadEmbedRun(options.run);
-  if (manifest->inputs.empty() || manifest->inputs[0].checksum != embed.manifest_checksum) {
-    throw InputError("the recs stage of " + options.run.string() +
-                     " is older than its embeddings: rerun lookbook recs");
+  if (const std::string stale = StaleInputs(options.run, "recs"); !stale.empty()) {
+    throw InputError("the recs stage of " + options.run.string() + " is older than " + stale + ": rerun lookbook recs");
   }
   const RecsFile recs = ReadRecsFile(stage_dir / "recs.h5");
   std::unordered_map<std::string, std::int64_t> product_index;

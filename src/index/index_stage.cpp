@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <numeric>
 #include <random>
 
-#include "dist/stage_gate.h"
+#include "catalog/sharding.h"
 #include "index/vector_index.h"
+#include "stage/stage.h"
 #include "store/embed_run.h"
 #include "util/blas.h"
 #include "util/error.h"
@@ -37,8 +39,8 @@ struct ShardVectors {
   std::int64_t size() const { return static_cast<std::int64_t>(ids.size()); }
 };
 
-ShardVectors LoadShardVectors(const EmbedRun& embed, int shard) {
-  const EmbedShard file = ReadVerifiedShard(embed, shard);
+ShardVectors LoadShardVectors(Stage& stage, int shard) {
+  const EmbedShard file = ReadEmbedShard(stage.VerifiedPath("embed", ShardFileName(shard, ".h5"), false));
   ShardVectors out;
   out.shard = shard;
   out.dim = file.meta.embedding_dim;
@@ -67,25 +69,38 @@ std::vector<std::int64_t> SampleRows(std::int64_t rows, std::int64_t take, std::
   return order;
 }
 
-std::map<std::string, std::string> Options(const IndexOptions& options) {
-  return {{"factory", options.factory},
-          {"memory_budget", std::to_string(options.memory_budget)},
-          {"train_sample", std::to_string(options.train_sample)},
-          {"seed", std::to_string(options.seed)}};
-}
-
-// The embed shard files as the index's inputs.
-std::vector<ManifestEntry> Inputs(const EmbedRun& embed) {
-  std::vector<ManifestEntry> inputs;
-  for (const auto& entry : embed.shards) {
-    ManifestEntry input = entry;
-    input.path = "embed/" + entry.path;
-    inputs.push_back(input);
-  }
-  return inputs;
-}
+std::map<std::string, std::string> Options(const IndexOptions& options) { return IndexOptionTable().Identity(options); }
 
 }  // namespace
+
+const OptionTable<IndexOptions>& IndexOptionTable() {
+  static const OptionTable<IndexOptions> table = [] {
+    using O = IndexOptions;
+    OptionTable<O> t;
+    t.Path(
+        "run", "DIR", [](O& o) -> std::filesystem::path& { return o.run; }, true,
+        "the run folder (reads DIR/embed, writes DIR/index)");
+    t.Text(
+        "factory", "SPEC", [](O& o) -> std::string& { return o.factory; }, "auto", OptionEffect::kOutput,
+        "a FAISS index_factory string over inner product (IVF4096,PQ64np: np turns polysemous training off), or "
+        "auto: Flat up to 50,000 vectors, else IVF<nlist>,PQ<m>x4np within --memory-budget");
+    t.Integer<std::uint64_t>(
+        "memory-budget", "BYTES", [](O& o) -> std::uint64_t& { return o.memory_budget; }, 8ull << 30, 1ull << 20,
+        1ull << 50, OptionEffect::kOutput, "auto: bytes the codes of all shards may take");
+    t.Integer<std::int64_t>(
+        "train-sample", "N", [](O& o) -> std::int64_t& { return o.train_sample; }, 131072, 1, 1ll << 30,
+        OptionEffect::kOutput, "training vectors drawn from all shards");
+    t.Integer<std::uint64_t>(
+        "seed", "S", [](O& o) -> std::uint64_t& { return o.seed; }, 1, 0, std::numeric_limits<std::uint64_t>::max(),
+        OptionEffect::kOutput, "the training sample's seed");
+    t.Integer<int>(
+        "threads", "N", [](O& o) -> int& { return o.threads; }, 1, 1, 256, OptionEffect::kResource,
+        "FAISS (OpenMP) threads per rank");
+    t.Force([](O& o) -> RerunPolicy& { return o.rerun; }, "redo the stage even when its outputs are valid");
+    return t;
+  }();
+  return table;
+}
 
 StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   const auto start = Clock::now();
@@ -93,17 +108,20 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   report.stage = "index";
   report.throughput_unit = "vectors";
   report.facts["run"] = options.run.string();
+  Stage stage(&world, options.run, "index", options.code_version);
   const EmbedRun embed = ReadEmbedRun(options.run);
-  const std::filesystem::path stage_dir = options.run / "index";
+  stage.Upstream("embed");
+  // The key: the options and every embed shard's checksum.
+  for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("embed", ShardFileName(k, ".h5"));
   const std::string options_hash = OptionsHash(Options(options));
-
-  const std::string why =
-      WhyRunStage(world, stage_dir, Inputs(embed), options_hash, options.code_version, options.rerun);
+  stage.Key().Add("options", options_hash);
+  std::string why = "--force";
+  const bool fresh = options.rerun == RerunPolicy::kReuseValid && stage.Fresh(&why);
   if (world.is_root()) {
-    spdlog::info(!why.empty() ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do",
+    spdlog::info(!fresh ? "indexing {} shard(s) ({})" : "index of {} shard(s) is valid: nothing to do",
                  embed.shard_count, why);
   }
-  if (why.empty()) {
+  if (fresh) {
     report.status = "skipped";
     report.counts["shards"] = embed.shard_count;
     report.seconds = Seconds(start);
@@ -114,7 +132,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   std::vector<ShardVectors> mine;
   {
     StepTimer timer(&report, "read (rank 0)");
-    for (int k = world.rank(); k < embed.shard_count; k += world.size()) mine.push_back(LoadShardVectors(embed, k));
+    for (int k = world.rank(); k < embed.shard_count; k += world.size()) mine.push_back(LoadShardVectors(stage, k));
   }
   std::vector<std::int64_t> per_shard(static_cast<std::size_t>(embed.shard_count) + 1, 0);
   int dim = 0;
@@ -179,26 +197,27 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     const VectorIndex trained =
         VectorIndex::Train(factory, d, training.data(), static_cast<std::int64_t>(order.size()));
     trained_bytes = trained.Serialize();
-    trained.WriteFile(stage_dir / "trained.faiss");
   }
   trained_bytes = world.BroadcastBytesFromRoot(std::move(trained_bytes));
   const double train_seconds = Seconds(train_start);
 
-  // Every rank adds its shards' vectors to copies of the trained index and publishes them.
+  // Every rank adds its shards' vectors to copies of the trained index, into the staging folder.
+  const std::filesystem::path& staging = stage.Staging();
+  if (world.is_root()) VectorIndex::Deserialize(trained_bytes).WriteFile(staging / "trained.faiss");
   const auto add_start = Clock::now();
   std::vector<std::int64_t> code_bytes(1, 0);
   for (const auto& shard : mine) {
     if (StopRequested()) break;
     VectorIndex index = VectorIndex::Deserialize(trained_bytes);
     index.Add(shard.vectors.data(), shard.ids.data(), shard.size());
-    index.WriteFile(stage_dir / IndexFileName(shard.shard));
+    index.WriteFile(staging / IndexFileName(shard.shard));
     code_bytes[0] += static_cast<std::int64_t>(index.code_bytes());
   }
   const double add_seconds = world.MaxAll(Seconds(add_start));
   code_bytes.push_back(StopRequested() ? 1 : 0);
   code_bytes = world.SumAll(code_bytes);
   if (code_bytes[1] > 0) {
-    // No manifest: the shard files already written are whole but belong to no published index.
+    // Nothing is published: the staging folder goes, the published index (if any) stays whole.
     if (world.is_root()) spdlog::warn("stop requested: the index is not published; rerun lookbook index");
     report.status = "stopped";
     report.seconds = Seconds(start);
@@ -207,26 +226,21 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
   mine.clear();
 
+  StageManifest manifest;
   if (world.is_root()) {
-    StageManifest manifest;
-    manifest.stage = "index";
-    manifest.code_version = options.code_version;
     manifest.options = Options(options);
     manifest.options_hash = options_hash;
+    // What `auto` resolved to, recorded beside the options (the hash is of the options given).
     manifest.options["index_factory"] = factory;
     manifest.options["dim"] = std::to_string(d);
-    manifest.inputs = Inputs(embed);
-    manifest.outputs.push_back(DescribeFile(stage_dir / "trained.faiss", "trained.faiss", 0));
-    for (int k = 0; k < embed.shard_count; ++k) {
-      manifest.outputs.push_back(
-          DescribeFile(stage_dir / IndexFileName(k), IndexFileName(k), per_shard[static_cast<std::size_t>(k)]));
-    }
+    stage.AddOutput("trained.faiss", 0);
+    for (int k = 0; k < embed.shard_count; ++k)
+      stage.AddOutput(IndexFileName(k), per_shard[static_cast<std::size_t>(k)]);
     manifest.counts["vectors"] = total;
     manifest.counts["shards"] = embed.shard_count;
     manifest.counts["training_vectors"] = sample;
-    WriteManifest(stage_dir, manifest);
   }
-  world.Barrier();  // the manifest is published before any rank reports success
+  stage.Publish(manifest);  // collective: every rank's files are in; one rename publishes them all
 
   report.counts["shards"] = embed.shard_count;
   report.counts["vectors"] = total;
@@ -249,12 +263,17 @@ ShardedIndex ReadRunIndex(const std::filesystem::path& run, const EmbedRun& embe
   const auto manifest = ReadManifest(run / "index", &why);
   if (!manifest)
     throw InputError("run " + run.string() + " has no index stage (" + why + "): run lookbook index first");
+  if (const std::string bad = CheckManifestPaths(run, "index", *manifest); !bad.empty()) {
+    throw InputError((run / "index" / "manifest.json").string() + " is damaged: " + bad +
+                     ": rerun lookbook index --force");
+  }
   const std::string damaged = VerifyOutputs(run / "index", *manifest);
   if (!damaged.empty()) throw InputError((run / "index").string() + ": " + damaged + ": rerun lookbook index --force");
   if (manifest->inputs.size() != embed.shards.size())
     throw InputError("the index is older than the embeddings: rerun lookbook index");
   for (std::size_t k = 0; k < embed.shards.size(); ++k) {
-    if (manifest->inputs[k].checksum != embed.shards[k].checksum) {
+    if (manifest->inputs[k].path != "embed/" + embed.shards[k].path ||
+        manifest->inputs[k].checksum != embed.shards[k].checksum) {
       throw InputError("the index is older than embed shard " + std::to_string(k) + ": rerun lookbook index");
     }
   }

@@ -20,12 +20,15 @@
 #include "index/vector_index.h"
 #include "store/embed_run.h"
 #include "util/manifest.h"
+#include "util/options.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
+// The defaults are the option table's (IndexOptionTable); config/README.md is generated from it.
 struct IndexOptions {
   std::filesystem::path run;
+  int threads = 1;                           // FAISS (OpenMP) threads per rank
   std::string factory = "auto";              // FAISS index_factory string, or auto
   std::uint64_t memory_budget = 8ull << 30;  // auto: bytes the codes of all shards may take
   std::int64_t train_sample = 131072;        // at most this many training vectors
@@ -33,6 +36,9 @@ struct IndexOptions {
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
 };
+
+// The options of `lookbook index`, declared once (util/options.h).
+const OptionTable<IndexOptions>& IndexOptionTable();
 
 // Collective. Throws InputError when the run has no complete embed stage, a shard file does
 // not match its checksum, or FAISS rejects the factory.

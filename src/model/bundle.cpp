@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/run_path.h"
 
 namespace lookbook {
 namespace {
@@ -37,6 +38,31 @@ T Field(const json& object, const char* key, const std::string& where) {
 
 }  // namespace
 
+ModelBundle LoadTrustedBundle(const std::filesystem::path& given, const std::filesystem::path& models_root,
+                              const std::string& sha256, const std::string& option) {
+  if (!given.empty()) {
+    ModelBundle bundle = LoadBundle(given);
+    if (!sha256.empty() && bundle.sha256 != sha256) {
+      throw InputError("--" + option + " " + given.string() + " is not the bundle the run's embed stage ran (sha256 " +
+                       bundle.sha256.substr(0, 12) + ", the run's " + sha256.substr(0, 12) + ")");
+    }
+    return bundle;
+  }
+  if (!models_root.empty() && !sha256.empty()) {
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(models_root, error)) {
+      const std::filesystem::path candidate = entry.path() / "bundle.json";
+      if (!std::filesystem::is_regular_file(candidate, error)) continue;
+      if (Sha256File(candidate) == sha256) return LoadBundle(entry.path());
+    }
+    throw InputError("no bundle under --models-root " + models_root.string() +
+                     " has the sha256 the run's embed stage ran (" + sha256.substr(0, 12) + "...): pass --" + option);
+  }
+  throw InputError("this command needs the " + option + " bundle the run's embed stage ran: pass --" + option +
+                   " BUNDLE or --models-root DIR (a bundle is code: lookbook loads bundles only from where you say, "
+                   "never from a path a run folder names)");
+}
+
 std::string Sha256File(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError("cannot read " + path.string());
@@ -57,6 +83,10 @@ std::string Sha256File(const std::filesystem::path& path) {
 ModelBundle LoadBundle(const std::filesystem::path& dir) {
   const std::filesystem::path manifest = dir / "bundle.json";
   const std::string where = manifest.string();
+  std::string outside;
+  if (std::filesystem::exists(manifest) && !InsideRun(dir, "bundle.json", &outside)) {
+    throw InputError(where + " leaves the bundle folder: " + outside);
+  }
   std::ifstream in(manifest);
   if (!in) throw InputError("model bundle " + dir.string() + " has no readable bundle.json");
   std::stringstream text;
@@ -86,8 +116,12 @@ ModelBundle LoadBundle(const std::filesystem::path& dir) {
   // Every listed file, checked before anything is parsed or loaded from it.
   for (const auto& [file, expected] : bundle.files) {
     const std::filesystem::path path = dir / file;
-    if (file.find("..") != std::string::npos || std::filesystem::path(file).is_absolute()) {
-      throw InputError(where + ": file name '" + file + "' leaves the bundle folder");
+    std::string outside;
+    if (file.find("..") != std::string::npos || std::filesystem::path(file).is_absolute() ||
+        !InsideRun(dir, file, &outside)) {
+      // A bundle is code: every file it runs must be the bundle's own, not a symlink elsewhere.
+      throw InputError(where + ": file '" + file + "' leaves the bundle folder" +
+                       (outside.empty() ? "" : ": " + outside));
     }
     if (!std::filesystem::is_regular_file(path)) {
       throw InputError("model bundle file " + path.string() + " is missing");

@@ -48,6 +48,13 @@ struct ModelBundle {
 // file and what was expected (missing file, checksum mismatch, unknown field value).
 ModelBundle LoadBundle(const std::filesystem::path& dir);
 
+// A bundle from a trusted place, never from a path a run folder names (a bundle is code):
+// `given` (an explicit --model/--segmenter), which must have `sha256` when that is known; else
+// the bundle under `models_root` (a configured folder of bundles) whose bundle.json has
+// `sha256`. Throws InputError naming `option` when neither finds it.
+ModelBundle LoadTrustedBundle(const std::filesystem::path& given, const std::filesystem::path& models_root,
+                              const std::string& sha256, const std::string& option);
+
 // sha256 of a file as lower-case hex; throws InputError when it cannot be read.
 std::string Sha256File(const std::filesystem::path& path);
 

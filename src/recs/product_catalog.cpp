@@ -47,7 +47,7 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
         throw InputError("embed shard " + std::to_string(k) + ": /garments rows are not grouped by image");
       }
     }
-    const auto rows = ReadIngestRows(run, embed, k, shard.images.size());
+    const auto rows = ReadIngestRows(run, k, shard.images);
     for (std::size_t r = 0; r < shard.images.size(); ++r) {
       const auto& fields = rows[r];
       const ImageRow& image = shard.images[r];

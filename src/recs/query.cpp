@@ -14,6 +14,7 @@
 #include "model/segmenter.h"
 #include "recs/product_catalog.h"
 #include "recs/product_search.h"
+#include "stage/stage.h"
 #include "store/embed_run.h"
 #include "store/recs_file.h"
 #include "util/error.h"
@@ -36,20 +37,6 @@ double NumberOption(const StageManifest& manifest, const char* key) {
   } catch (const std::exception&) {
     throw InputError(std::string("the embed manifest's option ") + key + " is not a number: '" + text + "'");
   }
-}
-
-// The bundle at `chosen`, else at `recorded` (then it must be the one with `sha256`).
-ModelBundle FindBundle(const std::filesystem::path& chosen, const std::filesystem::path& recorded,
-                       const std::string& sha256, const char* what) {
-  if (!chosen.empty()) return LoadBundle(chosen);
-  if (recorded.empty())
-    throw InputError(std::string("the embed manifest does not say where its ") + what + " bundle is: pass --" + what);
-  ModelBundle bundle = LoadBundle(recorded);
-  if (bundle.sha256 != sha256) {
-    throw InputError("the " + std::string(what) + " bundle at " + recorded.string() +
-                     " is not the one the embed stage ran: pass --" + what);
-  }
-  return bundle;
 }
 
 }  // namespace
@@ -99,8 +86,8 @@ QueryEngine QueryEngine::Load(const QueryOptions& options) {
   const std::string damaged = VerifyOutputs(options.run / "recs", *recs_manifest);
   if (!damaged.empty())
     throw InputError((options.run / "recs").string() + ": " + damaged + ": rerun lookbook recs --force");
-  if (recs_manifest->inputs.empty() || recs_manifest->inputs[0].checksum != embed.manifest_checksum) {
-    throw InputError("the recs stage is older than the embeddings: rerun lookbook recs");
+  if (const std::string stale = StaleInputs(options.run, "recs"); !stale.empty()) {
+    throw InputError("the recs stage is older than " + stale + ": rerun lookbook recs");
   }
   const RecsFile recs = ReadRecsFile(options.run / "recs" / "recs.h5");
 
@@ -116,28 +103,29 @@ QueryEngine QueryEngine::Load(const QueryOptions& options) {
   }
   impl->index.emplace(ReadRunIndex(options.run, embed));
 
-  impl->clip = FindBundle(options.model, embed.model, embed.model_sha256, "model");
+  impl->clip = LoadTrustedBundle(options.model, options.models_root, embed.model_sha256, "model");
   impl->image_encoder.emplace(ImageEncoder::Load(impl->clip, InferenceOptions{}));
   if (impl->image_encoder->dim() != impl->catalog.dim)
     throw InputError("the CLIP bundle's embeddings do not have the catalog's size");
   if (!options.segmenter.empty() || !embed.segmenter_sha256.empty()) {
-    impl->segmenter_bundle.emplace(FindBundle(options.segmenter, embed.segmenter, embed.segmenter_sha256, "segmenter"));
+    impl->segmenter_bundle.emplace(
+        LoadTrustedBundle(options.segmenter, options.models_root, embed.segmenter_sha256, "segmenter"));
     impl->segmenter.emplace(Segmenter::Load(*impl->segmenter_bundle, InferenceOptions{}));
-    const auto slot_map = embed_manifest->options.find("garment_slot_map");
+    const auto slot_map = embed_manifest->options.find("garment-slots");
     impl->slots = MakeSlotMap(impl->segmenter_bundle->class_names, impl->segmenter_bundle->class_slots,
                               slot_map == embed_manifest->options.end() ? "" : slot_map->second);
     if (!embed.segmenter_sha256.empty()) {
       GarmentOptions& g = impl->garment_options;
-      g.min_area = NumberOption(*embed_manifest, "garment_min_area");
-      g.min_score = NumberOption(*embed_manifest, "garment_min_score");
-      g.cleanup_radius = static_cast<int>(NumberOption(*embed_manifest, "garment_cleanup"));
-      g.mask_side = static_cast<int>(NumberOption(*embed_manifest, "mask_side"));
-      g.crop_margin = NumberOption(*embed_manifest, "crop_margin");
-      g.crop_fill = static_cast<std::uint8_t>(NumberOption(*embed_manifest, "crop_fill"));
+      g.min_area = NumberOption(*embed_manifest, "garment-min-area");
+      g.min_score = NumberOption(*embed_manifest, "garment-min-score");
+      g.cleanup_radius = static_cast<int>(NumberOption(*embed_manifest, "garment-cleanup"));
+      g.mask_side = static_cast<int>(NumberOption(*embed_manifest, "mask-side"));
+      g.crop_margin = NumberOption(*embed_manifest, "crop-margin");
+      g.crop_fill = static_cast<std::uint8_t>(NumberOption(*embed_manifest, "crop-fill"));
     }
   }
-  impl->limits.max_file_bytes = static_cast<std::uint64_t>(NumberOption(*embed_manifest, "max_image_bytes"));
-  impl->limits.max_pixels = static_cast<std::uint64_t>(NumberOption(*embed_manifest, "max_pixels"));
+  impl->limits.max_file_bytes = static_cast<std::uint64_t>(NumberOption(*embed_manifest, "max-image-bytes"));
+  impl->limits.max_pixels = static_cast<std::uint64_t>(NumberOption(*embed_manifest, "max-pixels"));
 
   std::map<std::string, std::vector<int>> by_slot;
   std::vector<int> everyone;

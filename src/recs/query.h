@@ -21,8 +21,9 @@ namespace lookbook {
 
 struct QueryOptions {
   std::filesystem::path run;
-  std::filesystem::path model;      // CLIP bundle; empty: the embed stage's
-  std::filesystem::path segmenter;  // segmenter bundle; empty: the embed stage's
+  std::filesystem::path model;        // CLIP bundle; its sha256 must be the one the embed stage ran
+  std::filesystem::path segmenter;    // segmenter bundle; likewise
+  std::filesystem::path models_root;  // where to find them by sha256 when not given
   int top_k = 5;
   int nprobe = 16;
   bool include_out_of_stock = false;

@@ -8,9 +8,10 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "catalog/csv.h"
-#include "dist/stage_gate.h"
+#include "catalog/sharding.h"
 #include "garments/garments.h"
 #include "index/index_stage.h"
 #include "index/vector_index.h"
@@ -18,6 +19,7 @@
 #include "model/encoders.h"
 #include "recs/product_catalog.h"
 #include "recs/product_search.h"
+#include "stage/stage.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
 #include "store/recs_file.h"
@@ -48,32 +50,17 @@ std::string Format(const char* format, double value) {
 }
 
 std::map<std::string, std::string> Options(const RecsOptions& options, const std::string& model_identity) {
-  return {{"top_k", std::to_string(options.top_k)},
-          {"outfit_top_k", std::to_string(options.outfit_top_k)},
-          {"substitutes_for", options.only_out_of_stock ? "out-of-stock" : "all"},
-          {"category_slots", options.category_slots},
-          {"categories", Join(options.categories)},
-          {"category_prompt", options.category_prompt},
-          {"model", model_identity},
-          {"nprobe", std::to_string(options.nprobe)}};
+  std::map<std::string, std::string> out = RecsOptionTable().Identity(options);
+  out["model"] = model_identity;  // the text tower zero-shot uses: the embed stage's model
+  return out;
 }
 
 // The dedup stage as published, verified, and made from this embed and index stage.
-DedupFile ReadCurrentDedup(const std::filesystem::path& run, const std::vector<ManifestEntry>& upstream) {
-  std::string why;
-  const auto manifest = ReadManifest(run / "dedup", &why);
-  if (!manifest)
-    throw InputError("run " + run.string() + " has no dedup stage (" + why + "): run lookbook dedup first");
-  const std::string damaged = VerifyOutputs(run / "dedup", *manifest);
-  if (!damaged.empty()) throw InputError((run / "dedup").string() + ": " + damaged + ": rerun lookbook dedup --force");
-  if (manifest->inputs.size() != upstream.size())
-    throw InputError("the dedup stage is older than the index: rerun lookbook dedup");
-  for (std::size_t i = 0; i < upstream.size(); ++i) {
-    if (manifest->inputs[i].checksum != upstream[i].checksum) {
-      throw InputError("the dedup stage is older than " + upstream[i].path + ": rerun lookbook dedup");
-    }
+DedupFile ReadCurrentDedup(Stage& stage) {
+  if (const std::string stale = stage.StaleInput("dedup"); !stale.empty()) {
+    throw InputError("the dedup stage is older than " + stale + ": rerun lookbook dedup");
   }
-  return ReadDedupFile(run / "dedup" / "dedup.h5");
+  return ReadDedupFile(stage.VerifiedPath("dedup", "dedup.h5"));
 }
 
 // Zero-shot categories for the products whose catalog row has none. Returns how many got one.
@@ -98,14 +85,8 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
         missing.size());
     return 0;
   }
-  const std::filesystem::path path = options.model.empty() ? embed.model : options.model;
-  if (path.empty())
-    throw InputError("zero-shot categories need the CLIP bundle: the embed manifest does not name it, pass --model");
-  const ModelBundle bundle = LoadBundle(path);
-  if (options.model.empty() && bundle.sha256 != embed.model_sha256) {
-    throw InputError("the bundle at " + path.string() +
-                     " is not the one the embed stage ran (sha256 differs): pass --model");
-  }
+  // Zero-shot needs the text tower of the model that made the image embeddings.
+  const ModelBundle bundle = LoadTrustedBundle(options.model, options.models_root, embed.model_sha256, "model");
   const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
   if (text.dim() != catalog->dim)
     throw InputError("the CLIP bundle's text embeddings do not have the image embeddings' size");
@@ -179,6 +160,73 @@ struct LookRequest {
 
 }  // namespace
 
+const OptionTable<RecsOptions>& RecsOptionTable() {
+  static const OptionTable<RecsOptions> table = [] {
+    using O = RecsOptions;
+    OptionTable<O> t;
+    t.Path(
+        "run", "DIR", [](O& o) -> std::filesystem::path& { return o.run; }, true,
+        "the run folder (reads DIR/embed, DIR/index, DIR/dedup; writes DIR/recs)");
+    t.Integer<int>(
+        "top-k", "K", [](O& o) -> int& { return o.top_k; }, 10, 1, 1000, OptionEffect::kOutput,
+        "substitutes per product");
+    t.Integer<int>(
+        "outfit-top-k", "K", [](O& o) -> int& { return o.outfit_top_k; }, 10, 1, 1000, OptionEffect::kOutput,
+        "items per slot of an outfit photo");
+    t.Add(
+        OptionSpec{"substitutes-for", "WHICH", "all", false, false, "all | out-of-stock",
+                   "the products that get substitutes", OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          if (values.back() != "all" && values.back() != "out-of-stock") {
+            throw UsageError("--substitutes-for must be all or out-of-stock, not '" + values.back() + "'");
+          }
+          out->only_out_of_stock = values.back() == "out-of-stock";
+        },
+        [](const O& o) { return std::string(o.only_out_of_stock ? "out-of-stock" : "all"); });
+    t.Text(
+        "category-slots", "MAP", [](O& o) -> std::string& { return o.category_slots; }, "", OptionEffect::kOutput,
+        "Category=slot,... : the garment slot of each catalog category (top, bottom, dress, outerwear, shoes, "
+        "bag, accessory or none); a category named like a slot maps to it");
+    t.Add(
+        OptionSpec{"categories", "LIST", "", false, false, "",
+                   "comma-separated categories for products the catalog gives none (zero-shot); empty: the "
+                   "catalog's categories",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          out->categories.clear();
+          std::istringstream list(values.back());
+          for (std::string category; std::getline(list, category, ',');) {
+            const auto begin = category.find_first_not_of(' ');
+            if (begin != std::string::npos) {
+              out->categories.push_back(category.substr(begin, category.find_last_not_of(' ') - begin + 1));
+            }
+          }
+        },
+        [](const O& o) { return Join(o.categories); });
+    t.Text(
+        "category-prompt", "TEXT", [](O& o) -> std::string& { return o.category_prompt; }, "a photo of a {}",
+        OptionEffect::kOutput, "zero-shot prompt; {} is the category in lower case");
+    t.Path(
+        "model", "BUNDLE", [](O& o) -> std::filesystem::path& { return o.model; }, false,
+        "CLIP bundle for zero-shot categories; it must be the one the embed stage ran (sha256)");
+    t.Path(
+        "models-root", "DIR", [](O& o) -> std::filesystem::path& { return o.models_root; }, false,
+        "a folder of trusted bundles: the one whose sha256 the embed stage ran is loaded when --model is not given");
+    t.Integer<int>(
+        "nprobe", "N", [](O& o) -> int& { return o.nprobe; }, 16, 1, 65536, OptionEffect::kOutput,
+        "inverted lists searched first (more when a filter leaves too few)");
+    t.Integer<int>(
+        "batch", "N", [](O& o) -> int& { return o.batch; }, 1024, 1, 1 << 20, OptionEffect::kResource,
+        "products per index search call");
+    t.Integer<int>(
+        "threads", "N", [](O& o) -> int& { return o.threads; }, 1, 1, 256, OptionEffect::kResource,
+        "FAISS (OpenMP) threads per rank");
+    t.Force([](O& o) -> RerunPolicy& { return o.rerun; }, "redo the stage even when its outputs are valid");
+    return t;
+  }();
+  return table;
+}
+
 StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const auto start = Clock::now();
   StageReport report;
@@ -186,31 +234,31 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   report.throughput_unit = "products";
   report.facts["run"] = options.run.string();
   LB_CHECK(options.top_k >= 1 && options.outfit_top_k >= 1, "top-k of at least 1");
+  Stage stage(&world, options.run, "recs", options.code_version);
   const EmbedRun embed = ReadEmbedRun(options.run);
-  const std::filesystem::path stage_dir = options.run / "recs";
-  for (const char* stage : {"index", "dedup"}) {
-    if (!std::filesystem::exists(options.run / stage / "manifest.json")) {
-      throw InputError("run " + options.run.string() + " has no " + stage + " stage: run lookbook " + stage + " first");
-    }
-  }
-  const std::vector<ManifestEntry> upstream = {
-      DescribeFile(embed.dir / "manifest.json", "embed/manifest.json", -1),
-      DescribeFile(options.run / "index" / "manifest.json", "index/manifest.json", -1)};
-  std::vector<ManifestEntry> inputs = upstream;
-  inputs.push_back(DescribeFile(options.run / "dedup" / "manifest.json", "dedup/manifest.json", -1));
-  const std::string model_identity =
-      options.model.empty() ? embed.model_sha256 : std::filesystem::absolute(options.model).lexically_normal().string();
+  // The inputs and the key: every embed shard, index file, ingest shard (category, stock,
+  // catalog order) and the dedup table.
+  stage.Upstream("embed");
+  const StageManifest& index_manifest = stage.Upstream("index");
+  stage.Upstream("dedup");
+  stage.Upstream("ingest");
+  for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("embed", ShardFileName(k, ".h5"));
+  for (const auto& output : index_manifest.outputs) stage.UseInput("index", output.path);
+  for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("ingest", ShardFileName(k, ".csv"));
+  stage.UseInput("dedup", "dedup.h5");
+  const std::string model_identity = embed.model_sha256;
   const std::map<std::string, std::string> option_map = Options(options, model_identity);
   const std::string options_hash = OptionsHash(option_map);
-
-  const std::string why = WhyRunStage(world, stage_dir, inputs, options_hash, options.code_version, options.rerun);
+  stage.Key().Add("options", options_hash);
+  std::string why = "--force";
+  const bool fresh = options.rerun == RerunPolicy::kReuseValid && stage.Fresh(&why);
   if (world.is_root()) {
-    if (!why.empty())
+    if (!fresh)
       spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
     else
       spdlog::info("recs outputs are valid: nothing to do");
   }
-  if (why.empty()) {
+  if (fresh) {
     report.status = "skipped";
     report.seconds = Seconds(start);
     return report;
@@ -218,7 +266,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
 
   // Every rank holds the whole catalog (candidates come from every shard) and the index.
   const auto load_start = Clock::now();
-  const DedupFile dedup = ReadCurrentDedup(options.run, upstream);
+  const DedupFile dedup = ReadCurrentDedup(stage);
   ProductCatalog catalog = LoadProductCatalog(options.run, embed);
   const ShardedIndex index = ReadRunIndex(options.run, embed);
   const std::int64_t zero_shot = ZeroShotCategories(options, embed, &catalog);
@@ -354,12 +402,14 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
 
   std::vector<std::int64_t> published(3, 0);  // substitute rows, outfit rows, products with substitutes
+  StageManifest manifest;
+  const std::filesystem::path& stage_dir = stage.Staging();
   if (world.is_root()) {
     const auto write_start = Clock::now();
     RecsFile out;
     out.top_k = options.top_k;
     out.outfit_top_k = options.outfit_top_k;
-    out.substitutes_for = option_map.at("substitutes_for");
+    out.substitutes_for = option_map.at("substitutes-for");
     for (const Product& product : catalog.products) {
       out.products.push_back(RecsProduct{product.id, product.category, product.category_source, product.slot,
                                          static_cast<std::int8_t>(product.in_stock ? 1 : 0)});
@@ -399,16 +449,11 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
 
     published = {static_cast<std::int64_t>(out.substitutes.size()), static_cast<std::int64_t>(out.outfits.size()),
                  static_cast<std::int64_t>(with_substitutes.size())};
-    StageManifest manifest;
-    manifest.stage = "recs";
-    manifest.code_version = options.code_version;
     manifest.options = option_map;
     manifest.options_hash = options_hash;
-    manifest.inputs = inputs;
-    manifest.outputs.push_back(DescribeFile(stage_dir / "substitutes.csv", "substitutes.csv", published[0]));
-    manifest.outputs.push_back(DescribeFile(stage_dir / "outfits.csv", "outfits.csv", published[1]));
-    manifest.outputs.push_back(
-        DescribeFile(stage_dir / "recs.h5", "recs.h5", static_cast<std::int64_t>(out.products.size())));
+    stage.AddOutput("substitutes.csv", published[0]);
+    stage.AddOutput("outfits.csv", published[1]);
+    stage.AddOutput("recs.h5", static_cast<std::int64_t>(out.products.size()));
     manifest.counts = {{"products", n_products},
                        {"substitute_rows", published[0]},
                        {"products_with_substitutes", published[2]},
@@ -418,9 +463,9 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
                        {"categories_zero_shot", zero_shot},
                        {"outfit_photos", totals[4]},
                        {"outfit_rows", published[1]}};
-    WriteManifest(stage_dir, manifest);
     report.steps.push_back(StepTiming{"publish (rank 0)", Seconds(write_start), published[0] + published[1]});
   }
+  stage.Publish(manifest);
   published = world.BroadcastFromRoot(published);
 
   report.counts["products"] = n_products;

@@ -23,24 +23,31 @@
 
 #include "dist/world.h"
 #include "util/manifest.h"
+#include "util/options.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
+// The defaults are the option table's (RecsOptionTable); config/README.md is generated from it.
 struct RecsOptions {
   std::filesystem::path run;
+  int threads = 1;  // FAISS (OpenMP) threads per rank
   int top_k = 10;
   int outfit_top_k = 10;
   bool only_out_of_stock = false;                   // substitutes for every product, or only out-of-stock ones
   std::string category_slots;                       // "Category=slot,..." (product_catalog.h ParseCategorySlots)
   std::vector<std::string> categories;              // zero-shot candidates; empty: the catalog's categories
   std::string category_prompt = "a photo of a {}";  // {} is the category, lower case
-  std::filesystem::path model;                      // CLIP bundle for zero-shot; empty: the embed stage's
+  std::filesystem::path model;                      // CLIP bundle for zero-shot (sha256: the embed stage's)
+  std::filesystem::path models_root;                // where to find it by sha256 when not given
   int nprobe = 16;
   int batch = 1024;  // products per index search call
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
 };
+
+// The options of `lookbook recs`, declared once (util/options.h).
+const OptionTable<RecsOptions>& RecsOptionTable();
 
 // Collective. Throws InputError when the run lacks a valid embed, index or dedup stage, or a
 // file fails its checksum.

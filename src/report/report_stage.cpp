@@ -21,12 +21,14 @@
 #include "catalog/ingest.h"
 #include "image/decode.h"
 #include "report/templates.h"
+#include "stage/run_status.h"
+#include "stage/stage.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
 #include "store/recs_file.h"
 #include "util/error.h"
 #include "util/publish.h"
-#include "util/run_status.h"
+#include "util/run_path.h"
 
 namespace lookbook {
 namespace {
@@ -80,7 +82,7 @@ struct ImageInfo {
 
 class ReportBuilder {
  public:
-  explicit ReportBuilder(const ReportOptions& options) : options_(options), dir_(options.run / "report") {}
+  ReportBuilder(const ReportOptions& options, Stage& stage) : options_(options), stage_(stage) {}
 
   StageReport Build() {
     const auto start = Clock::now();
@@ -89,63 +91,53 @@ class ReportBuilder {
     report.throughput_unit = "pages";
     report.facts["run"] = options_.run.string();
     Load();
+    dir_ = stage_.Staging();
     std::filesystem::create_directories(dir_ / "thumbs");
-    RemoveStaleTemporaries(dir_);
-    RemoveStaleTemporaries(dir_ / "thumbs");
     WriteIndex();
     WriteClusters();
     WriteSubstitutes();
     WriteOutfits();
     WriteRejects();
     StageManifest manifest;
-    manifest.stage = "report";
-    manifest.code_version = options_.code_version;
     manifest.options = Options();
     manifest.options_hash = OptionsHash(manifest.options);
-    manifest.inputs = inputs_;
-    for (const auto& name : outputs_) manifest.outputs.push_back(DescribeFile(dir_ / name, name, -1));
+    for (const auto& name : outputs_) stage_.AddOutput(name, -1);
     manifest.counts = {{"pages", pages_},
                        {"thumbnails", static_cast<std::int64_t>(thumbs_.size())},
                        {"clusters", clusters_},
                        {"rejects", static_cast<std::int64_t>(rejects_.size())}};
-    WriteManifest(dir_, manifest);
+    stage_.Publish(manifest);
     report.counts = manifest.counts;
-    report.facts["index"] = (dir_ / "index.html").string();
+    report.facts["index"] = (stage_.dir() / "index.html").string();
     report.seconds = Seconds(start);
     report.throughput_items = pages_;
     return report;
   }
 
-  std::map<std::string, std::string> Options() const {
-    return {{"page_size", std::to_string(options_.page_size)},
-            {"reject_page_size", std::to_string(options_.reject_page_size)},
-            {"thumb_side", std::to_string(options_.thumb_side)},
-            {"photo_side", std::to_string(options_.photo_side)}};
-  }
+  std::map<std::string, std::string> Options() const { return ReportOptionTable().Identity(options_); }
 
-  // The files the report reads; a change to any of them means the report is redone.
-  static std::vector<ManifestEntry> Inputs(const std::filesystem::path& run) {
-    std::vector<ManifestEntry> inputs;
+  // The files the report reads besides the stages' outputs, recorded as its inputs: a change
+  // to any of them means the report is redone. The manifests stand for their stages.
+  static void AddInputs(Stage& stage) {
+    const std::filesystem::path& run = stage.run();
     for (const auto& name : {"ingest/manifest.json", "embed/manifest.json", "dedup/manifest.json", "recs/manifest.json",
                              "eval/dedup.json", "eval/recs.json", "summaries/ingest.json", "summaries/embed.json",
                              "summaries/index.json", "summaries/dedup.json", "summaries/recs.json"}) {
-      if (std::filesystem::exists(run / name)) inputs.push_back(DescribeFile(run / name, name, -1));
+      std::string outside;
+      const auto path = InsideRun(run, name, &outside);
+      if (path && std::filesystem::is_regular_file(*path)) stage.AddInput(DescribeFile(*path, name, -1));
     }
-    return inputs;
   }
 
  private:
   void Load() {
     const std::filesystem::path& run = options_.run;
-    inputs_ = Inputs(run);
-    std::string why;
-    const auto ingest = ReadManifest(run / "ingest", &why);
-    if (!ingest) throw InputError("run " + run.string() + " has no ingest stage (" + why + "): nothing to report");
-    image_root_ = ingest->options.count("images") ? ingest->options.at("images") : "";
+    const StageManifest& ingest = stage_.Upstream("ingest");
+    image_root_ = ingest.options.count("images") ? ingest.options.at("images") : "";
     embed_ = ReadEmbedRun(run);
     for (int k = 0; k < embed_.shard_count; ++k) {
       const EmbedShard shard = ReadVerifiedShard(embed_, k);
-      const auto rows = ReadIngestRows(run, embed_, k, shard.images.size());
+      const auto rows = ReadIngestRows(run, k, shard.images);
       std::map<std::int64_t, std::set<std::string>> slots;
       for (const auto& g : shard.garments) slots[g.image_index].insert(g.slot);
       for (std::size_t r = 0; r < shard.images.size(); ++r) {
@@ -177,7 +169,9 @@ class ReportBuilder {
     if (StageValid(run, "dedup")) dedup_ = ReadDedupFile(run / "dedup" / "dedup.h5");
     if (StageValid(run, "recs")) recs_ = ReadRecsFile(run / "recs" / "recs.h5");
     // Rejects: the catalog rows and images ingest refused, then the images embed could not read.
-    const auto reject_rows = ReadCsvFile(run / "ingest" / "rejects.csv", "row,product_id,column,path,reason");
+    const auto reject_rows =
+        ParseCsvText((run / "ingest" / "rejects.csv").string(), stage_.ReadVerified("ingest", "rejects.csv", false),
+                     "row,product_id,column,path,reason");
     for (const auto& row : reject_rows) rejects_.push_back({"ingest", row[0], row[1], row[2], row[3], row[4]});
     for (const auto& [id, info] : images_) {
       if (!info.ok)
@@ -670,8 +664,8 @@ class ReportBuilder {
   }
 
   const ReportOptions& options_;
-  std::filesystem::path dir_;
-  std::vector<ManifestEntry> inputs_;
+  Stage& stage_;
+  std::filesystem::path dir_;  // the staging folder the pages are written into
   std::string image_root_;
   EmbedRun embed_;
   std::map<std::int64_t, ImageInfo> images_;
@@ -687,14 +681,41 @@ class ReportBuilder {
 
 }  // namespace
 
+const OptionTable<ReportOptions>& ReportOptionTable() {
+  static const OptionTable<ReportOptions> table = [] {
+    using O = ReportOptions;
+    OptionTable<O> t;
+    t.Path(
+        "run", "DIR", [](O& o) -> std::filesystem::path& { return o.run; }, true,
+        "the run folder (reads every stage; writes DIR/report)");
+    t.Integer<int>(
+        "page-size", "N", [](O& o) -> int& { return o.page_size; }, 100, 1, 100000, OptionEffect::kOutput,
+        "clusters, products or photos per page (outfits: half as many)");
+    t.Integer<int>(
+        "reject-page-size", "N", [](O& o) -> int& { return o.reject_page_size; }, 500, 1, 1000000,
+        OptionEffect::kOutput, "rejected rows per page");
+    t.Integer<int>(
+        "thumb-side", "PX", [](O& o) -> int& { return o.thumb_side; }, 160, 16, 1024, OptionEffect::kOutput,
+        "longest side of a thumbnail");
+    t.Integer<int>(
+        "photo-side", "PX", [](O& o) -> int& { return o.photo_side; }, 360, 64, 4096, OptionEffect::kOutput,
+        "longest side of an outfit photo");
+    t.Force([](O& o) -> RerunPolicy& { return o.rerun; }, "redo the report even when it is valid");
+    return t;
+  }();
+  return table;
+}
+
 StageReport RunReport(const ReportOptions& options) {
   const auto start = Clock::now();
   const std::filesystem::path dir = options.run / "report";
-  ReportBuilder builder(options);
+  Stage stage(nullptr, options.run, "report", options.code_version);
+  ReportBuilder builder(options, stage);
+  ReportBuilder::AddInputs(stage);
+  stage.Key().Add("options", OptionsHash(builder.Options()));
   if (options.rerun == RerunPolicy::kReuseValid) {
-    const std::string why =
-        WhyRedoStage(dir, ReportBuilder::Inputs(options.run), OptionsHash(builder.Options()), options.code_version);
-    if (why.empty()) {
+    std::string why;
+    if (stage.Fresh(&why)) {
       StageReport report;
       report.stage = "report";
       report.status = "skipped";

@@ -11,10 +11,12 @@
 #include <string>
 
 #include "util/manifest.h"
+#include "util/options.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
+// The defaults are the option table's (ReportOptionTable); config/README.md is generated from it.
 struct ReportOptions {
   std::filesystem::path run;
   int page_size = 100;         // cards (clusters, products, photos) per page
@@ -24,6 +26,9 @@ struct ReportOptions {
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
 };
+
+// The options of `lookbook report`, declared once (util/options.h).
+const OptionTable<ReportOptions>& ReportOptionTable();
 
 // Throws InputError when the run has no valid ingest and embed stage or an output cannot be
 // written; later stages that are missing leave their sections empty.

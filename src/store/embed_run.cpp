@@ -19,13 +19,8 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
   if (!manifest)
     throw InputError("run " + run.string() + " has no embed stage (" + why + "): run lookbook embed first");
   const auto total = manifest->counts.find("shards");
-  const auto valid = manifest->counts.find("shards_valid");
-  if (total == manifest->counts.end() || valid == manifest->counts.end()) {
-    throw InputError((embed.dir / "manifest.json").string() + " lacks its shard counts: rerun lookbook embed");
-  }
-  if (valid->second != total->second || total->second <= 0) {
-    throw InputError("the embed stage of " + run.string() + " has " + std::to_string(valid->second) + " of " +
-                     std::to_string(total->second) + " shards: rerun lookbook embed");
+  if (total == manifest->counts.end() || total->second <= 0) {
+    throw InputError((embed.dir / "manifest.json").string() + " lacks its shard count: rerun lookbook embed");
   }
   embed.shard_count = static_cast<int>(total->second);
   for (int k = 0; k < embed.shard_count; ++k) {
@@ -42,8 +37,6 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
     const auto it = map.find(key);
     return it == map.end() ? std::string() : it->second;
   };
-  embed.model = get(manifest->locations, "model");
-  embed.segmenter = get(manifest->locations, "segmenter");
   embed.model_sha256 = get(manifest->options, "model_sha256");
   embed.segmenter_sha256 = get(manifest->options, "segmenter_sha256");
   return embed;
@@ -65,18 +58,35 @@ EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard) {
   return ReadEmbedShard(path);
 }
 
-std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, const EmbedRun& embed, int shard,
-                                                     std::size_t images) {
-  const std::filesystem::path csv = run / "ingest" / ShardFileName(shard, ".csv");
-  std::string why_not;
-  const auto record = ReadManifestFile(embed.dir / ShardFileName(shard, ".json"), &why_not);
-  if (!record || record->inputs.size() != 1 || !std::filesystem::exists(csv) ||
-      ChecksumFile(csv).checksum != record->inputs[0].checksum) {
-    throw InputError(csv.string() + " is not the ingest shard embed shard " + std::to_string(shard) +
-                     " was made from: rerun lookbook embed");
+std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard,
+                                                     const std::vector<ImageRow>& images) {
+  const std::string name = ShardFileName(shard, ".csv");
+  std::string why;
+  const auto manifest = ReadManifest(run / "ingest", &why);
+  if (!manifest) throw InputError("run " + run.string() + " has no ingest stage (" + why + ")");
+  const auto entry = std::find_if(manifest->outputs.begin(), manifest->outputs.end(),
+                                  [&](const ManifestEntry& output) { return output.path == name; });
+  if (entry == manifest->outputs.end())
+    throw InputError(name + " is not in the ingest manifest: rerun lookbook ingest");
+  const std::filesystem::path csv = run / "ingest" / name;
+  std::string bytes;
+  try {
+    bytes = ReadFileBytes(csv);
+  } catch (const InputError& error) {
+    throw InputError(std::string(error.what()) + ": rerun lookbook ingest");
   }
-  std::vector<std::vector<std::string>> rows = ReadCsvFile(csv, kIngestShardHeader);
-  if (rows.size() != images) throw InputError(csv.string() + " does not match embed shard " + std::to_string(shard));
+  if (bytes.size() != entry->size || FormatChecksum(Xxh3(bytes)) != entry->checksum) {
+    throw InputError(csv.string() + " does not match its checksum in the ingest manifest: rerun lookbook ingest");
+  }
+  std::vector<std::vector<std::string>> rows = ParseCsvText(csv.string(), std::move(bytes), kIngestShardHeader);
+  bool same = rows.size() == images.size();
+  for (std::size_t i = 0; same && i < rows.size(); ++i) {
+    same = rows[i][kIngestProductId] + "/" + rows[i][kIngestColumn] == images[i].key;
+  }
+  if (!same) {
+    throw InputError(csv.string() + " does not list embed shard " + std::to_string(shard) +
+                     "'s images (ingest ran again since): rerun lookbook embed");
+  }
   return rows;
 }
 

@@ -23,23 +23,23 @@ struct EmbedRun {
   std::filesystem::path dir;  // RUN/embed
   int shard_count = 0;
   std::vector<ManifestEntry> shards;  // shard k's file entry, in shard order
-  std::string manifest_checksum;      // of RUN/embed/manifest.json: later stages' input identity
-  // The bundles the embed stage ran (manifest locations; empty when not recorded) and their
-  // identities (bundle.json sha256; segmenter's empty when none ran).
-  std::filesystem::path model, segmenter;
+  std::string manifest_checksum;      // of RUN/embed/manifest.json
+  // The identities of the bundles the embed stage ran (bundle.json sha256; the segmenter's
+  // empty when none ran). Where they were is not trusted from the run folder: a command that
+  // needs a bundle is given it, and its sha256 must match (model/bundle.h LoadTrustedBundle).
   std::string model_sha256, segmenter_sha256;
 };
 
-// Throws InputError when the run has no valid embed stage or a shard is missing from it
+// Throws InputError when the run has no published embed stage or a shard is missing from it
 // ("rerun lookbook embed").
 EmbedRun ReadEmbedRun(const std::filesystem::path& run);
 
-// The ingest shard embed shard k was made from, as rows of RUN/ingest/shard-0000k.csv (its
-// columns: catalog/ingest.h kIngestShardHeader; row i is the shard's /images row i). Throws
-// InputError when that file is not the one the embed record names (checksum) or its row count
-// differs from `images`.
-std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, const EmbedRun& embed, int shard,
-                                                     std::size_t images);
+// The rows of RUN/ingest/shard-K.csv for embed shard K's images: the file checked against the
+// ingest manifest first, then row i matched to /images row i by image key (its columns:
+// catalog/ingest.h kIngestShardHeader). Throws InputError when the file fails its checksum or
+// its images are not the embed shard's (ingest ran again since: rerun lookbook embed).
+std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard,
+                                                     const std::vector<ImageRow>& images);
 // Column positions in those rows.
 enum IngestColumn {
   kIngestProductId = 0,
@@ -49,7 +49,9 @@ enum IngestColumn {
   kIngestCategory,
   kIngestInStock,
   kIngestTitle,
-  kIngestRow
+  kIngestRow,
+  kIngestSize,
+  kIngestMtime
 };
 
 // Shard k, verified first. Throws InputError naming the file on a size or checksum mismatch.

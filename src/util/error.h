@@ -17,6 +17,12 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A bad or missing command-line or config option: exit code 2, one line naming the option.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class InternalError : public std::logic_error {
  public:
   using std::logic_error::logic_error;

@@ -23,4 +23,7 @@ struct FileChecksum {
 // Streams the file; throws InputError when it cannot be read.
 FileChecksum ChecksumFile(const std::filesystem::path& path);
 
+// The whole file; throws InputError when it cannot be read.
+std::string ReadFileBytes(const std::filesystem::path& path);
+
 }  // namespace lookbook

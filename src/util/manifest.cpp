@@ -7,6 +7,7 @@
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/publish.h"
+#include "util/run_path.h"
 
 namespace lookbook {
 namespace {
@@ -14,7 +15,9 @@ namespace {
 using nlohmann::json;
 
 json EntryToJson(const ManifestEntry& entry) {
-  return json{{"path", entry.path}, {"size", entry.size}, {"checksum", entry.checksum}, {"rows", entry.rows}};
+  json out{{"path", entry.path}, {"size", entry.size}, {"checksum", entry.checksum}, {"rows", entry.rows}};
+  if (!entry.key.empty()) out["key"] = entry.key;
+  return out;
 }
 
 ManifestEntry EntryFromJson(const json& value) {
@@ -23,6 +26,7 @@ ManifestEntry EntryFromJson(const json& value) {
   entry.size = value.at("size").get<std::uint64_t>();
   entry.checksum = value.at("checksum").get<std::string>();
   entry.rows = value.value("rows", std::int64_t{-1});
+  entry.key = value.value("key", std::string());
   return entry;
 }
 
@@ -39,7 +43,7 @@ std::string OptionsHash(const std::map<std::string, std::string>& options) {
 
 ManifestEntry DescribeFile(const std::filesystem::path& path, const std::string& name, std::int64_t rows) {
   const FileChecksum sum = ChecksumFile(path);
-  return ManifestEntry{name, sum.size, sum.checksum, rows};
+  return ManifestEntry{name, sum.size, sum.checksum, rows, ""};
 }
 
 std::string ManifestToJson(const StageManifest& manifest) {
@@ -54,7 +58,9 @@ std::string ManifestToJson(const StageManifest& manifest) {
   root["outputs"] = json::array();
   for (const auto& entry : manifest.outputs) root["outputs"].push_back(EntryToJson(entry));
   root["counts"] = manifest.counts;
-  if (!manifest.locations.empty()) root["locations"] = manifest.locations;
+  root["key"] = manifest.key;
+  root["sources"] = json::array();
+  for (const auto& entry : manifest.sources) root["sources"].push_back(EntryToJson(entry));
   return root.dump(2) + "\n";
 }
 
@@ -94,7 +100,10 @@ std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path,
     for (const auto& entry : root.at("inputs")) manifest.inputs.push_back(EntryFromJson(entry));
     for (const auto& entry : root.at("outputs")) manifest.outputs.push_back(EntryFromJson(entry));
     manifest.counts = root.at("counts").get<std::map<std::string, std::int64_t>>();
-    if (root.contains("locations")) manifest.locations = root.at("locations").get<std::map<std::string, std::string>>();
+    manifest.key = root.value("key", std::string());
+    if (root.contains("sources")) {
+      for (const auto& entry : root.at("sources")) manifest.sources.push_back(EntryFromJson(entry));
+    }
     return manifest;
   } catch (const json::exception& error) {
     *why_not = path.string() + " is malformed: " + error.what();
@@ -104,7 +113,10 @@ std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path,
 
 std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageManifest& manifest) {
   for (const auto& entry : manifest.outputs) {
-    const std::filesystem::path path = stage_dir / entry.path;
+    std::string outside;
+    const auto inside = InsideRun(stage_dir, entry.path, &outside);
+    if (!inside) return entry.path + ": " + outside;
+    const std::filesystem::path path = *inside;
     std::error_code error;
     const auto size = std::filesystem::file_size(path, error);
     if (error) return entry.path + ": missing";
@@ -116,20 +128,6 @@ std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageMan
     }
   }
   return {};
-}
-
-std::string WhyRedoStage(const std::filesystem::path& stage_dir, const std::vector<ManifestEntry>& inputs,
-                         const std::string& options_hash, const std::string& code_version) {
-  std::string why;
-  const auto manifest = ReadManifest(stage_dir, &why);
-  if (!manifest) return why;
-  if (manifest->options_hash != options_hash) return "options changed";
-  if (manifest->code_version != code_version) return "code version changed";
-  if (manifest->inputs.size() != inputs.size()) return "inputs changed";
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (manifest->inputs[i].checksum != inputs[i].checksum) return inputs[i].path + " changed";
-  }
-  return VerifyOutputs(stage_dir, *manifest);
 }
 
 }  // namespace lookbook

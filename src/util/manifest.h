@@ -1,18 +1,10 @@
-// A stage's manifest: RUN/<stage>/manifest.json, written last (atomically) and read first.
-// It says what the stage read, with which options and code, what it published (every file
-// with size and xxh3 checksum) and its counts. A rerun reuses a stage's outputs only when the
-// manifest's inputs and options match and every output still has its recorded checksum,
-// the way ninja's .ninja_log decides what to rebuild.
-//
-// JSON schema (schema_version 1):
-//   { "schema_version": 1, "stage": "ingest", "code_version": "0.1.0+abc",
-//     "options": {"shards": "16", ...}, "options_hash": "xxh3:...",
-//     "inputs":  [{"path": "/abs/catalog.csv", "size": 123, "checksum": "xxh3:..."}],
-//     "outputs": [{"path": "shard-00000.csv", "size": 45, "checksum": "xxh3:...", "rows": 7}],
-//     "counts":  {"rows_in": 10, ...},
-//     "locations": {"model": "/abs/models/clip"} }   (optional: where the stage found things it
-//                  names by checksum in its options; not part of its identity)
-// Output paths are relative to the stage folder; "rows" is -1 where it does not apply.
+// A stage's manifest: RUN/<stage>/manifest.json, written last into the stage's staging folder
+// and published with it (stage/stage.h). It says what the stage read, with which options and
+// code, its validity key, what it published (every file with size and xxh3 checksum) and its
+// counts. Schema and field meanings: docs/outputs.md#manifests. Every path in `inputs` is
+// relative to RUN and every path in `outputs` relative to the stage folder; `sources` name
+// things outside the run (the catalog, model bundles) for the record only: no reader opens them
+// because a manifest says so.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +23,7 @@ struct ManifestEntry {
   std::uint64_t size = 0;
   std::string checksum;
   std::int64_t rows = -1;
+  std::string key;  // optional: the content key the file was made for (embed shards)
 };
 
 struct StageManifest {
@@ -42,7 +35,8 @@ struct StageManifest {
   std::vector<ManifestEntry> inputs;
   std::vector<ManifestEntry> outputs;
   std::map<std::string, std::int64_t> counts;
-  std::map<std::string, std::string> locations;
+  std::string key;                     // the validity key (stage/stage.h); "" in old manifests
+  std::vector<ManifestEntry> sources;  // outside the run, for the record (absolute paths)
 };
 
 std::string OptionsHash(const std::map<std::string, std::string>& options);
@@ -66,11 +60,5 @@ std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir
 // Empty when every output listed in `manifest` exists in `stage_dir` with its recorded size
 // and checksum; otherwise the first problem found ("shard-00003.csv: checksum mismatch").
 std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageManifest& manifest);
-
-// Empty when the stage published in `stage_dir` was made from `inputs` (the same checksums, in
-// order), with these options and this code version, and every output still has its checksum;
-// otherwise why it must be redone.
-std::string WhyRedoStage(const std::filesystem::path& stage_dir, const std::vector<ManifestEntry>& inputs,
-                         const std::string& options_hash, const std::string& code_version);
 
 }  // namespace lookbook

@@ -47,7 +47,7 @@ def main():
             photos = [os.path.join(demo, "images", row["outfit"]) for row in csv.DictReader(f)]
 
         def timed(images):
-            command = [lookbook, "query", "--run", run_dir, "--threads", "1"] + sum([["--image", p] for p in images], [])
+            command = [lookbook, "query", "--run", run_dir, "--models-root", models, "--threads", "1"] + sum([["--image", p] for p in images], [])
             start = time.perf_counter()
             result = subprocess.run(command, check=True, capture_output=True, text=True, env=MPI_ENV)
             wall = time.perf_counter() - start

@@ -195,7 +195,11 @@ class HostileShard(lt.TempDirTest):
         with open(os.path.join(folder, "manifest.json")) as f:
             manifest = json.load(f)
         self.assertEqual(manifest["counts"]["images"], len(EXPECTED))
-        self.assertEqual(manifest["counts"]["shards"], manifest["counts"]["shards_valid"])
+        self.assertEqual(manifest["counts"]["shards"], SHARDS)
+        self.assertEqual(len(manifest["key"]), len("xxh3:") + 16)
+        for entry in manifest["outputs"]:
+            if entry["path"].endswith(".h5") and entry["path"] != "catalog.h5":
+                self.assertTrue(entry["key"].startswith("xxh3:"), entry)  # each shard's content key
         for entry in manifest["outputs"]:
             with open(os.path.join(folder, entry["path"]), "rb") as f:
                 self.assertEqual(entry["checksum"], "xxh3:%016x" % xxhash.xxh3_64_intdigest(f.read()))

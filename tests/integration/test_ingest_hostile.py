@@ -120,7 +120,7 @@ class HostileCatalog(lt.TempDirTest):
             name = os.path.join(self.run_dir, "ingest", f"shard-{shard:05d}.csv")
             frame = pd.read_csv(name, dtype=str, keep_default_na=False)
             self.assertEqual(list(frame.columns), ["product_id", "column", "image", "file",
-                                                   "category", "in_stock", "title", "row"])
+                                                   "category", "in_stock", "title", "row", "size", "mtime_ns"])
             with open(name, newline="", encoding="utf-8") as f:
                 self.assertEqual(len(list(csv.reader(f))) - 1, len(frame))
             for record in frame.itertuples():

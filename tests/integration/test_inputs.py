@@ -151,7 +151,8 @@ class Inputs(lt.TempDirTest):
         lt.run(["embed", "--run", run, "--model", os.path.join(models, "clip")], check=0)
         for stage in ("index", "dedup"):
             lt.run([stage, "--run", run], check=0)
-        report = lt.summary(lt.run(["recs", "--run", run, "--categories", "Dress,Bag"], check=0))
+        report = lt.summary(lt.run(["recs", "--run", run, "--categories", "Dress,Bag", "--model",
+                                    os.path.join(models, "clip")], check=0))
         self.assertEqual(report["categories_zero_shot"], 60)
         with h5py.File(os.path.join(run, "recs", "recs.h5"), "r") as f:
             categories = set(f["products/category"].asstr()[:])
@@ -165,19 +166,21 @@ class Inputs(lt.TempDirTest):
         args = ["ingest", "--catalog", self.path("catalog.csv"), "--images", self.path("images"), "--run", run]
         return run, args
 
-    def test_images_appearing_or_vanishing_are_seen_with_force(self):
+    def test_images_appearing_or_vanishing_are_seen_by_the_next_ingest(self):
         run, args = self.ingested_run()
         self.assertEqual(lt.summary(lt.run(args, check=0))["images_ok"], 2)  # c.jpg is missing
+        self.assertEqual(lt.summary(lt.run(args, check=0))["status"], "skipped")  # nothing changed
         os.remove(self.path("images", "b.jpg"))
         self.write("images/c.jpg", demo_image())
-        # The catalog is unchanged: a rerun reuses the published stage (docs/operations.md).
-        self.assertEqual(lt.summary(lt.run(args, check=0))["status"], "skipped")
-        forced = lt.summary(lt.run(args + ["--force"], check=0))
-        self.assertEqual(forced["images_ok"], 2)
+        # The catalog is unchanged, the image files are not: ingest checks them every time.
+        again = lt.summary(lt.run(args, check=0))
+        self.assertEqual(again["status"], "ok")
+        self.assertEqual(again["images_ok"], 2)
         self.assertEqual({r["product_id"] for r in shard_rows(run)}, {"p1", "p3"})
         self.assertEqual([(r["product_id"], r["reason"]) for r in rejects(run) if r["column"]], [("p2", "missing")])
 
     def test_run_removes_success_first_and_status_says_partial_and_stale(self):
+        # status exits 0 only when every stage present is valid.
         lt.run(["demo-catalog", "--out", self.path("demo"), "--items", "30"], check=0)
         run = self.path("run")
         bundle = lt.make_bundle(self.path("bundle"))
@@ -190,16 +193,26 @@ class Inputs(lt.TempDirTest):
                         env={"LOOKBOOK_FAULT": "embed.shard_start:input"})
         self.assertIn("fault injected", result.stderr)
         self.assertFalse(os.path.exists(os.path.join(run, "_SUCCESS")))
-        # One shard embedded of three: partial; a changed catalog: ingest stale.
+                # One shard computed of three, the stage not published: partial.
         shutil.rmtree(os.path.join(run, "embed"))
         lt.run(["embed", "--run", run, "--model", bundle, "--shard", "1"], check=0)
-        status = json.loads(lt.run(["status", run, "--format", "json"]).stdout)
+        status = json.loads(lt.run(["status", run, "--format", "json"], check=1).stdout)
         self.assertEqual(status["stages"]["embed"]["state"], "partial", status)
-        self.assertEqual([s["state"] for s in status["stages"]["embed"]["shards"]], ["absent", "valid", "absent"])
+        self.assertEqual([s["state"] for s in status["stages"]["embed"]["shards"]], ["absent", "pending", "absent"])
+        # The next embed publishes all three, reusing shard 1.
+        report = lt.summary(lt.run(["embed", "--run", run, "--model", bundle], check=0))
+        self.assertEqual((report["shards_embedded"], report["shards_skipped"]), (2, 1))
+        lt.run(["status", run], check=0)
+        # A product added to the catalog and ingested again: the embed stage no longer lists
+        # every image of its shard, so it is stale.
         with open(self.path("demo", "catalog.csv"), "a") as f:
-            f.write("extra,products/none.jpg,,,Dress,1,x\n")
-        status = json.loads(lt.run(["status", run, "--format", "json"]).stdout)
-        self.assertEqual(status["stages"]["ingest"]["state"], "stale", status)
+            f.write("extra,products/" + sorted(os.listdir(self.path("demo", "images", "products")))[0] + ",,,Dress,1,x\n")
+        lt.run(["ingest", "--catalog", self.path("demo", "catalog.csv"), "--images", self.path("demo", "images"),
+                "--run", run, "--shards", "3"], check=0)
+        status = json.loads(lt.run(["status", run, "--format", "json"], check=1).stdout)
+        self.assertEqual(status["stages"]["ingest"]["state"], "valid", status)
+        self.assertEqual(status["stages"]["embed"]["state"], "stale", status)
+        self.assertIn("lists other images", status["stages"]["embed"]["detail"])
 
     def test_an_internal_error_exits_70_naming_where(self):
         fault = {"LOOKBOOK_FAULT": "command.run:internal"}

@@ -102,7 +102,7 @@ class Production(lt.TempDirTest):
             f.write(bytes([b[0] ^ 0x01]))
         bad = lt.run(["verify", run], check=1)
         self.assertIn("BAD embed/shard-00001.h5: checksum mismatch", bad.stdout)
-        status = json.loads(lt.run(["status", run, "--format", "json"], check=0).stdout)
+        status = json.loads(lt.run(["status", run, "--format", "json"], check=1).stdout)
         self.assertEqual(status["stages"]["embed"]["state"], "damaged")
         self.assertEqual([s["state"] for s in status["stages"]["embed"]["shards"]], ["valid", "damaged", "valid"])
         # The rerun redoes that shard only, and everything after it, to the same bytes.
@@ -127,9 +127,11 @@ class Production(lt.TempDirTest):
                                 start_new_session=True)
 
     def wait_for_records(self, run, count, process, timeout=240):
+        """Until `count` shards are computed (their records in RUN/.work/embed, where shards wait
+        for the stage's publication)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if len(glob.glob(os.path.join(run, "embed", "shard-*.json"))) >= count:
+            if self.records(run) >= count:
                 return
             if process.poll() is not None:
                 self.fail("embed ended before it could be interrupted: " + process.stderr.read())
@@ -137,16 +139,21 @@ class Production(lt.TempDirTest):
         self.fail("no shard was published in time")
 
     def assert_nothing_partial(self, run):
-        """Every shard file a reader can see is whole: listed in its record with its checksum."""
-        for h5 in glob.glob(os.path.join(run, "embed", "shard-*.h5")):
+        """Readers see no embed stage (it is published whole, or not at all); every computed shard
+        waiting in RUN/.work/embed is whole: its record lists it with its checksum, and no
+        temporary is left. Returns how many shards are computed."""
+        self.assertFalse(os.path.exists(os.path.join(run, "embed", "manifest.json")), "no partial stage is published")
+        work = os.path.join(run, ".work", "embed")
+        for h5 in glob.glob(os.path.join(work, "shard-*.h5")):
             record = h5[:-3] + ".json"
-            self.assertTrue(os.path.exists(record), f"{h5} is visible without its record")
+            self.assertTrue(os.path.exists(record), f"{h5} is there without its record")
             with h5py.File(h5, "r") as f:
                 self.assertGreater(len(f["images/key"]), 0)
-        status = json.loads(lt.run(["status", run, "--format", "json"], check=0).stdout)
+        self.assertEqual(glob.glob(os.path.join(work, "*.tmp-*")), [])
+        status = json.loads(lt.run(["status", run, "--format", "json"]).stdout)
         for shard in status["stages"]["embed"]["shards"]:
-            self.assertIn(shard["state"], ("valid", "absent"), shard)
-        return sum(s["state"] == "valid" for s in status["stages"]["embed"]["shards"])
+            self.assertIn(shard["state"], ("pending", "absent"), shard)
+        return sum(s["state"] == "pending" for s in status["stages"]["embed"]["shards"])
 
     def finish_and_compare(self, run, published_before):
         result = lt.run(["embed", "--run", run, "--model", os.path.join(lt.ARGS.source, "models", "demo", "clip"),
@@ -172,7 +179,7 @@ class Production(lt.TempDirTest):
         return reference
 
     def records(self, run):
-        return len(glob.glob(os.path.join(run, "embed", "shard-*.json")))
+        return len(glob.glob(os.path.join(run, ".work", "embed", "shard-*.json")))
 
     def test_sigkill_of_one_rank_mid_shard_loses_only_that_shard(self):
         # Rank 1 dies at its second inference batch, in the middle of its first shard (fault

@@ -164,7 +164,7 @@ class Recs(lt.TempDirTest):
                 writer.writerow(row)
         run = self.path("blank")
         pipeline(self.demo, run, catalog=catalog, segment=False)
-        report = lt.summary(self.recs(run=run))
+        report = lt.summary(self.recs("--model", os.path.join(lt.ARGS.source, "models", "demo", "clip"), run=run))
         self.assertEqual(report["categories_zero_shot"], len(blanked))
         self.assertEqual(report["products_without_category"], 0)
         with h5py.File(os.path.join(run, "recs", "recs.h5"), "r") as f:
@@ -196,7 +196,8 @@ class Recs(lt.TempDirTest):
             data = f.read()
         with open(broken, "wb") as f:
             f.write(data[: len(data) // 3])
-        result = lt.run(["query", "--run", self.run_dir, *sum([["--image", p] for p in photos], []),
+        models = os.path.join(lt.ARGS.source, "models", "demo")
+        result = lt.run(["query", "--run", self.run_dir, "--models-root", models, *sum([["--image", p] for p in photos], []),
                          "--image", broken, "--text", "a photo of a dress", "--top", "5"], check=1)
         lines = [json.loads(line) for line in result.stdout.splitlines()]
         garments = [line for line in lines if "slot" in line]
@@ -224,7 +225,8 @@ class Recs(lt.TempDirTest):
         dresses = sum(self.truth[m["product_id"]]["class"] == "Dress" for m in texts[0]["matches"])
         self.assertGreaterEqual(dresses, 4, texts[0])
 
-        csv_result = lt.run(["query", "--run", self.run_dir, "--image", photos[0], "--format", "csv"], check=0)
+        csv_result = lt.run(["query", "--run", self.run_dir, "--model", os.path.join(models, "clip"), "--segmenter",
+                             os.path.join(models, "unet"), "--image", photos[0], "--format", "csv"], check=0)
         rows = list(csv.DictReader(csv_result.stdout.splitlines()))
         self.assertEqual(list(rows[0].keys()), ["query", "slot", "box_x", "box_y", "box_w", "box_h", "rank", "product_id", "score"])
 

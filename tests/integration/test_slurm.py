@@ -236,7 +236,9 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscr
         job = self.submit("--ntasks=2", f"--output={out}", "slurm/nightly.sbatch", config)
         deadline = min(time.time() + 300, self.deadline)
         while time.time() < deadline:
-            records = [n for n in os.listdir(os.path.join(run, "embed"))] if os.path.isdir(os.path.join(run, "embed")) else []
+            # Shards computed and waiting for the stage's publication (RUN/.work/embed).
+            work = os.path.join(run, ".work", "embed")
+            records = os.listdir(work) if os.path.isdir(work) else []
             if any(n.startswith("shard-") and n.endswith(".json") for n in records):
                 break
             time.sleep(0.1)

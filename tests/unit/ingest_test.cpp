@@ -1,6 +1,7 @@
 #include "catalog/ingest.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <map>
 #include <set>
@@ -41,7 +42,7 @@ class IngestTest : public ::testing::Test {
       CsvReader reader = CsvReader::Open(options_.run / "ingest" / ShardFileName(shard, ".csv"));
       CsvRecord record;
       EXPECT_TRUE(reader.Next(&record));
-      EXPECT_EQ(record.fields.size(), 8u);
+      EXPECT_EQ(record.fields.size(), kIngestShardColumns);
       while (reader.Next(&record)) {
         EXPECT_EQ(ShardOf(record.fields[0], options_.shards), shard) << record.fields[0];
         lines.push_back(record);
@@ -112,8 +113,15 @@ TEST_F(IngestTest, ShardLinesCarryTheProductFields) {
   Ingest("product_id,image_1,category,in_stock,title\np1,./p1.jpg,Dress,TRUE,\"Red, \"\"long\"\"\"\n");
   const auto lines = ShardLines();
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0].fields,
+  ASSERT_EQ(lines[0].fields.size(), kIngestShardColumns);
+  EXPECT_EQ(std::vector<std::string>(lines[0].fields.begin(), lines[0].fields.begin() + 8),
             (std::vector<std::string>{"p1", "image_1", "./p1.jpg", "p1.jpg", "Dress", "1", "Red, \"long\"", "1"}));
+  // The file's size and modification time, as ingest saw them (nanoseconds).
+  const auto path = options_.images / "p1.jpg";
+  EXPECT_EQ(lines[0].fields[8], std::to_string(std::filesystem::file_size(path)));
+  struct stat info {};
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(lines[0].fields[9], std::to_string(info.st_mtim.tv_sec * 1000000000ll + info.st_mtim.tv_nsec));
 }
 
 TEST_F(IngestTest, RerunSkipsValidOutputsAndRedoesChangedOnes) {

@@ -1,4 +1,4 @@
-#include "util/run_status.h"
+#include "stage/run_status.h"
 
 #include <gtest/gtest.h>
 
@@ -20,7 +20,8 @@ class RunStatusTest : public ::testing::Test {
     testing::WriteFile(catalog_, "product_id,image_1\np1,a.jpg\np2,b.jpg\n");
     StageManifest ingest;
     ingest.stage = "ingest";
-    ingest.inputs.push_back(DescribeFile(catalog_, catalog_.string(), -1));
+    ingest.sources.push_back(DescribeFile(catalog_, catalog_.string(), -1));  // outside the run: never read
+    ingest.options["shards"] = "2";
     for (int k = 0; k < 2; ++k) {
       const std::string name = "shard-0000" + std::to_string(k) + ".csv";
       testing::WriteFile(run_ / "ingest" / name, "header\nrow " + std::to_string(k) + "\n");
@@ -52,6 +53,7 @@ class RunStatusTest : public ::testing::Test {
 
   testing::ScopedTempDir dir_;
   std::filesystem::path run_, catalog_;
+  std::string why_;
 };
 
 TEST_F(RunStatusTest, ValidStagesAndAbsentOnes) {
@@ -66,9 +68,39 @@ TEST_F(RunStatusTest, ValidStagesAndAbsentOnes) {
   EXPECT_EQ(verified.files, 4);  // two ingest shards, two embed shards (records and manifest agree)
 }
 
+TEST_F(RunStatusTest, SourcesOutsideTheRunAreNotRead) {
+  std::filesystem::remove(catalog_);
+  EXPECT_EQ(Inspect()["ingest"].state, "valid") << "status never opens a file outside the run";
+}
+
 TEST_F(RunStatusTest, ChangedInputIsStale) {
-  testing::WriteFile(catalog_, "product_id,image_1\np1,a.jpg\n");
-  EXPECT_EQ(Inspect()["ingest"].state, "stale");
+  // The index stage read embed shard 0; the embed stage has published another since.
+  StageManifest index;
+  index.stage = "index";
+  index.inputs.push_back(DescribeFile(run_ / "embed" / "shard-00000.h5", "embed/shard-00000.h5", 1));
+  testing::WriteFile(run_ / "index" / "shard-00000.faiss", "faiss");
+  index.outputs.push_back(DescribeFile(run_ / "index" / "shard-00000.faiss", "shard-00000.faiss", 1));
+  WriteManifest(run_ / "index", index);
+  EXPECT_EQ(Inspect()["index"].state, "valid");
+  testing::WriteFile(run_ / "embed" / "shard-00000.h5", "other bytes");
+  auto stages = Inspect();
+  EXPECT_EQ(stages["index"].state, "stale");
+  EXPECT_EQ(stages["index"].detail, "embed/shard-00000.h5 changed");
+}
+
+TEST_F(RunStatusTest, PathsOutsideTheRunAreDamage) {
+  StageManifest manifest = *ReadManifest(run_ / "embed", &why_);
+  manifest.outputs[0].path = "../../etc/passwd";
+  WriteManifest(run_ / "embed", manifest);
+  auto stages = Inspect();
+  EXPECT_EQ(stages["embed"].state, "damaged");
+  EXPECT_NE(stages["embed"].detail.find("climbs out"), std::string::npos) << stages["embed"].detail;
+  manifest.outputs[0].path = (run_ / "embed" / "shard-00000.h5").string();  // absolute, though it exists
+  WriteManifest(run_ / "embed", manifest);
+  EXPECT_EQ(Inspect()["embed"].state, "damaged");
+  const RunVerification verified = VerifyRun(run_);
+  ASSERT_FALSE(verified.problems.empty());
+  EXPECT_NE(verified.problems[0].find("not a relative path"), std::string::npos) << verified.problems[0];
 }
 
 TEST_F(RunStatusTest, ChangedOutputIsDamagedAndTheShardsReadingItStale) {
@@ -81,12 +113,19 @@ TEST_F(RunStatusTest, ChangedOutputIsDamagedAndTheShardsReadingItStale) {
   EXPECT_NE(verified.problems[0].find("ingest/shard-00001.csv"), std::string::npos);
 }
 
-TEST_F(RunStatusTest, MissingShardRecordMakesEmbedPartial) {
-  std::filesystem::remove(run_ / "embed" / "shard-00001.json");
+TEST_F(RunStatusTest, ShardsWaitingInTheWorkFolderMakeEmbedPartial) {
+  std::filesystem::remove_all(run_ / "embed");
+  StageManifest record;
+  record.stage = "embed-shard";
+  record.key = "xxh3:0000000000000001";
+  testing::WriteFile(run_ / ".work" / "embed" / "shard-00001.h5", "computed");
+  record.outputs.push_back(DescribeFile(run_ / ".work" / "embed" / "shard-00001.h5", "shard-00001.h5", 1));
+  WriteManifestFile(run_ / ".work" / "embed" / "shard-00001.json", record);
   auto stages = Inspect();
   EXPECT_EQ(stages["embed"].state, "partial");
-  EXPECT_EQ(stages["embed"].shards[1].state, "absent");
-  EXPECT_EQ(stages["embed"].shards[0].state, "valid");
+  ASSERT_EQ(stages["embed"].shards.size(), 2u);
+  EXPECT_EQ(stages["embed"].shards[0].state, "absent");
+  EXPECT_EQ(stages["embed"].shards[1].state, "pending");
 }
 
 TEST_F(RunStatusTest, UnreadableManifestIsDamaged) {

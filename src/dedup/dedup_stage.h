@@ -5,7 +5,9 @@
 // from the IVF index, then are re-ranked exactly: cosine of the full-precision embeddings
 // from the HDF5 shards, and the Hamming distance of the 64-bit perceptual hashes. Candidates
 // at or above the candidate floor (cosine 0.9) are then verified, the ranks splitting them:
-// both images are read again and aligned (image/align.h), which gives the aligned correlation.
+// both images are read again, checked against the checksums embed recorded (an image that
+// changed since embed is not verified: its pairs are not published, and it is counted as
+// verify_changed_images), and aligned (image/align.h), which gives the aligned correlation.
 //
 // The rule (DedupRule, store/dedup_file.h), chosen on train-split demo catalogs
 // (docs/performance.md#near-duplicates). With verification (the default), a candidate is a duplicate when
@@ -21,6 +23,10 @@
 // cluster: the first in catalog order, the largest (pixels), or the first in-stock one.
 // A pair of two images of the same product is kind same_product, else cross_product.
 //
+// The stage is a short list of passes (dedup_stage.cpp): read the inputs, find the candidates
+// (each rank its queries), gather them on rank 0, verify them (each rank a share), then cluster
+// and publish (rank 0), through the stage skeleton (stage/stage.h).
+//
 // Files under RUN/dedup/: pairs.csv, clusters.csv, dedup.h5 and the manifest
 // (docs/outputs.md#dedup).
 #pragma once
@@ -32,12 +38,15 @@
 #include "dist/world.h"
 #include "store/dedup_file.h"
 #include "util/manifest.h"
+#include "util/options.h"
 #include "util/stage_report.h"
 
 namespace lookbook {
 
+// The defaults are the option table's (DedupOptionTable); config/README.md is generated from it.
 struct DedupOptions {
   std::filesystem::path run;
+  int threads = 1;      // FAISS (OpenMP) threads per rank
   int candidates = 16;  // neighbours asked of the index per query
   int nprobe = 8;       // inverted lists searched per query (docs/decisions.md: 1M dedup benchmark)
   DedupRule rule;
@@ -47,6 +56,9 @@ struct DedupOptions {
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;
 };
+
+// The options of `lookbook dedup`, declared once (util/options.h).
+const OptionTable<DedupOptions>& DedupOptionTable();
 
 // Collective. Throws InputError when the run has no valid embed or index stage, the index is
 // older than the embeddings, or a file does not match its checksum.

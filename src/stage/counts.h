@@ -1,0 +1,44 @@
+// A stage's counts as a typed struct, summed across ranks and reported by name. A struct lists
+// its fields once, in ForEach:
+//   struct EmbedCounts {
+//     std::int64_t images = 0, ok = 0;
+//     template <typename F> void ForEach(F&& f) { f("images", images); f("ok", ok); }
+//   };
+// SumCounts adds every rank's struct field by field (one MPI reduction), so no index into a
+// vector of numbers names a count, and a field added to ForEach is summed and reported.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "dist/world.h"
+#include "util/stage_report.h"
+
+namespace lookbook {
+
+template <typename T>
+std::vector<std::int64_t> PackCounts(T counts) {
+  std::vector<std::int64_t> out;
+  counts.ForEach([&](const char*, std::int64_t& value) { out.push_back(value); });
+  return out;
+}
+
+// Collective (no-op without a world): the field-by-field sum over every rank, on every rank.
+template <typename T>
+T SumCounts(const MpiWorld* world, T counts) {
+  if (world == nullptr || world->size() == 1) return counts;
+  const std::vector<std::int64_t> sums = world->SumAll(PackCounts(counts));
+  std::size_t i = 0;
+  counts.ForEach([&](const char*, std::int64_t& value) { value = sums[i++]; });
+  return counts;
+}
+
+// Every field into report->counts under its name (zeros included unless skip_zero).
+template <typename T>
+void ReportCounts(T counts, StageReport* report, bool skip_zero = false) {
+  counts.ForEach([&](const char* name, std::int64_t& value) {
+    if (!skip_zero || value != 0) report->counts[name] = value;
+  });
+}
+
+}  // namespace lookbook
