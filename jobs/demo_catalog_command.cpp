@@ -26,8 +26,8 @@ const OptionTable<DemoCatalogArgs>& DemoCatalogOptionTable() {
         "out", "DIR", [](O& o) -> std::filesystem::path& { return o.options.out; }, true,
         "folder to write the catalog into");
     t.Integer<int>(
-        "items", "N", [](O& o) -> int& { return o.options.items; }, 400, 10, 10000, OptionEffect::kOutput,
-        "number of products");
+        "items", "N", [](O& o) -> int& { return o.options.items; }, 400, 10, 60000, OptionEffect::kOutput,
+        "number of products (at most the split's image count: 10,000 test, 60,000 train)");
     t.Integer<std::uint64_t>(
         "seed", "S", [](O& o) -> std::uint64_t& { return o.options.seed; }, 7, 0,
         std::numeric_limits<std::uint64_t>::max(), OptionEffect::kOutput, "random seed (same seed, same bytes)");

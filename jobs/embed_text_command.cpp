@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "jobs/command.h"
+#include "jobs/device_options.h"
 #include "jobs/options.h"
 #include "model/encoders.h"
 #include "util/error.h"
@@ -13,6 +14,7 @@ namespace lookbook {
 namespace {
 
 struct EmbedTextArgs {
+  InferenceOptions inference;
   std::filesystem::path model, texts_file;
   std::vector<std::string> texts;
   std::string format = "json";
@@ -34,6 +36,7 @@ const OptionTable<EmbedTextArgs>& EmbedTextOptionTable() {
         "a file with one text per line");
     t.Text("format", "F", [](O& o) -> std::string& { return o.format; }, "json", OptionEffect::kOutput,
            "json (one object per line: text, embedding) | csv (text, then one column per dimension)", {"json", "csv"});
+    AddDeviceOptions(&t, [](O& o) -> InferenceOptions& { return o.inference; });
     return t;
   }();
   return table;
@@ -59,7 +62,7 @@ int RunEmbedTextCommand(const po::variables_map& vm, const CommandContext& conte
   if (texts.empty()) throw UsageError("give --text or --texts");
   const std::string& format = args.format;
 
-  const TextEncoder encoder = TextEncoder::Load(LoadBundle(args.model), {});
+  const TextEncoder encoder = TextEncoder::Load(LoadBundle(args.model), args.inference);
   const std::vector<float> rows = encoder.Encode(texts);
   const auto d = static_cast<std::size_t>(encoder.dim());
   for (std::size_t i = 0; i < texts.size(); ++i) {

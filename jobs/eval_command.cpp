@@ -13,6 +13,7 @@
 #include "eval/model_eval.h"
 #include "eval/recs_eval.h"
 #include "jobs/command.h"
+#include "jobs/device_options.h"
 #include "jobs/options.h"
 #include "util/error.h"
 #include "util/publish.h"
@@ -22,6 +23,7 @@ namespace lookbook {
 namespace {
 
 struct EvalArgs {
+  InferenceOptions inference;  // eval model
   std::string what;
   std::filesystem::path model, run, truth, negatives, products, out;
   int items = 400;
@@ -64,6 +66,7 @@ const OptionTable<EvalArgs>& EvalOptionTable() {
     t.Path(
         "out", "FILE", [](O& o) -> std::filesystem::path& { return o.out; }, false,
         "also write the metrics to FILE (JSON)");
+    AddDeviceOptions(&t, [](O& o) -> InferenceOptions& { return o.inference; });
     return t;
   }();
   return table;
@@ -153,6 +156,7 @@ int RunEvalCommand(const po::variables_map& given, const CommandContext& context
   options.model = vm.model;
   options.items = vm.items;
   options.seed = vm.seed;
+  options.inference = vm.inference;
   const auto metrics = EvaluateModel(options);
   nlohmann::ordered_json out;
   out["model"] = options.model.string();

@@ -89,6 +89,11 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
       known_anywhere.insert(known[other.name].begin(), known[other.name].end());
     }
     const std::set<std::string> mine = OptionNames(options);
+    // --run and --runs-root are two ways to name the run: one given on the command line wins
+    // over the other in the file (slurm/finish.sbatch finishes one named run of a nightly config).
+    std::set<std::string> overridden;
+    if (values.count("run")) overridden.insert("runs-root");
+    if (values.count("runs-root")) overridden.insert("run");
     const po::options_description nothing;
     const po::parsed_options raw = po::parse_config_file(file, nothing, /*allow_unregistered=*/true);
     po::parsed_options section_values(&options);
@@ -101,6 +106,7 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
       if (name == "config" || name == "help") {
         throw UsageError("--config " + path + ": '" + key + "' cannot be set in a config file");
       }
+      if (overridden.count(name)) continue;
       po::option copy = option;
       copy.string_key = name;
       copy.unregistered = false;

@@ -4,6 +4,10 @@
 #                wire up MPI starts N single-rank jobs that would each do all the work)
 #   run_step     runs a command in the background, forwards USR1/TERM to it as USR1 (the
 #                ranks' cooperative stop), and returns its exit code
+#   check_restarts  fails loudly when this job has been restarted more than
+#                LOOKBOOK_MAX_RESTARTS times (default 3): a job that keeps being stopped or
+#                requeued (time limit too short, a node that keeps failing) must reach a person
+#   requeue_or_fail  requeues the job (JOB, default this one) unless the cap is reached
 if [ -n "${LOOKBOOK_LAUNCHER:-}" ]; then
   choice=$LOOKBOOK_LAUNCHER
 elif srun --mpi=list 2>&1 | grep -qw pmix; then
@@ -39,4 +43,22 @@ run_step() {
   done
   trap - USR1 TERM
   return "$code"
+}
+
+check_restarts() {
+  local restarts=${SLURM_RESTART_COUNT:-0} max=${LOOKBOOK_MAX_RESTARTS:-3}
+  if [ "$restarts" -gt "$max" ]; then
+    echo "lookbook: job ${SLURM_JOB_ID:-?} has been restarted $restarts times (LOOKBOOK_MAX_RESTARTS=$max): not running again; look at its log, then resubmit (work already published is reused)" >&2
+    return 1
+  fi
+}
+
+requeue_or_fail() {
+  local job=${1:-${SLURM_JOB_ID:-}} restarts=${SLURM_RESTART_COUNT:-0} max=${LOOKBOOK_MAX_RESTARTS:-3}
+  if [ "$restarts" -ge "$max" ]; then
+    echo "lookbook: stopped before the time limit after $restarts restarts (LOOKBOOK_MAX_RESTARTS=$max): not requeueing job $job; resubmit it to go on (work already published is reused)" >&2
+    return 1
+  fi
+  echo "lookbook: stopped before the time limit with nothing partial published: requeueing job $job (restart $((restarts + 1)) of at most $max)"
+  scontrol requeue "$job"
 }

@@ -293,6 +293,29 @@ void AppendCsvRow(const std::vector<std::string_view>& fields, std::string* out)
   out->push_back('\n');
 }
 
+bool LooksLikeFormula(std::string_view cell) {
+  return !cell.empty() &&
+         (cell[0] == '=' || cell[0] == '+' || cell[0] == '-' || cell[0] == '@' || cell[0] == '\t' || cell[0] == '\r');
+}
+
+void AppendCsvRowForPeople(const std::vector<std::string_view>& fields, std::string* out) {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    // A cell that already starts with ' gets one more, so that FromPeopleCell gives it back.
+    if (LooksLikeFormula(fields[i]) || (!fields[i].empty() && fields[i][0] == '\'')) {
+      AppendCsvField("'" + std::string(fields[i]), out);
+    } else {
+      AppendCsvField(fields[i], out);
+    }
+  }
+  out->push_back('\n');
+}
+
+std::string FromPeopleCell(std::string_view cell) {
+  if (!cell.empty() && cell[0] == '\'') return std::string(cell.substr(1));
+  return std::string(cell);
+}
+
 namespace {
 
 std::vector<std::vector<std::string>> ReadAllRecords(const std::string& name, CsvReader reader,

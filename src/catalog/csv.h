@@ -85,4 +85,14 @@ void AppendCsvField(std::string_view field, std::string* out);
 // Appends one record and a "\n".
 void AppendCsvRow(const std::vector<std::string_view>& fields, std::string* out);
 
+// Files for people (ingest/rejects.csv, dedup/decisions.csv: opened in a spreadsheet) escape
+// formulas as OWASP's CSV-injection advice says: a cell that starts with =, +, -, @, a tab or a
+// carriage return is written with a leading ' (text, not a formula), quoted as any cell. The
+// machine tables (ingest shards, pairs.csv, clusters.csv, substitutes.csv, outfits.csv) stay
+// exact: downstream systems join on their ids (docs/outputs.md#files-for-people-and-for-machines).
+bool LooksLikeFormula(std::string_view cell);
+void AppendCsvRowForPeople(const std::vector<std::string_view>& fields, std::string* out);
+// The cell as it was before AppendCsvRowForPeople (lookbook's own readers of those files).
+std::string FromPeopleCell(std::string_view cell);
+
 }  // namespace lookbook

@@ -413,10 +413,6 @@ StageReport RunIngest(const IngestOptions& options) {
         reject_pending(pending, *reason);
         continue;
       }
-      if (!seen_ids.insert(pending.product_id).second) {
-        reject_pending(pending, RejectReason::kDuplicateProductId);
-        continue;
-      }
       if (columns.in_stock >= 0) {
         const auto in_stock = ParseInStock(record.fields[static_cast<std::size_t>(columns.in_stock)]);
         if (!in_stock) {
@@ -452,6 +448,14 @@ StageReport RunIngest(const IngestOptions& options) {
       const PendingRow& row = rows[r];
       if (row.reject) {
         reject_row(row.row, row.product_id, *row.reject);
+        continue;
+      }
+      // The first accepted row keeps its id: a row rejected for its stock, its images or
+      // anything else does not claim it, so a valid row after it is not a duplicate.
+      bool any_image_ok = false;
+      for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) any_image_ok |= !tasks[t].check.reject;
+      if (any_image_ok && !seen_ids.insert(row.product_id).second) {
+        reject_row(row.row, row.product_id, RejectReason::kDuplicateProductId);
         continue;
       }
       const std::string row_text = std::to_string(row.row);

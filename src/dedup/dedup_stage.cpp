@@ -13,6 +13,8 @@
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
+#include "dedup/decisions.h"
+#include "dedup/neighbours.h"
 #include "image/align.h"
 #include "image/decode.h"
 #include "image/preprocess.h"
@@ -26,6 +28,7 @@
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/publish.h"
+#include "util/run_path.h"
 #include "util/stop.h"
 #include "util/vectors.h"
 
@@ -55,65 +58,87 @@ std::string Format(const char* format, double value) {
   return buffer;
 }
 
-// This rank's share of the verification: the aligned correlation of candidates i = rank,
-// rank + ranks, ... (image/align.h). Each image is read again and checked against the checksum
-// embed recorded before it is decoded: verification looks at what embed saw, or at nothing. Views
-// are decoded once while they stay in a small cache (candidates come sorted by their first
-// image). A candidate with an image that cannot be read again, or that changed since embed,
-// keeps NaN (not a duplicate) and is counted.
+// This rank's share of the verification: candidates i = rank, rank + ranks, ... go through the
+// cascade (image/align.h): the colour gate on the stored colour statistics, then the coarse
+// correlation and the alignment on the align thumbnails embed stored. No image file is read:
+// verification looks at the pixels embed saw. Each rank reads the thumbnails of its pairs' images
+// only (those the colour gate leaves), shard by shard.
 struct Verification {
   std::vector<std::int64_t> index;
-  std::vector<float> aligned;
-  std::int64_t unreadable_pairs = 0;
-  std::vector<std::int64_t> changed_images;  // ids whose file no longer has embed's checksum
+  std::vector<float> aligned, brightness, hue, coarse, half_aligned;
+  std::vector<std::int8_t> verified_by;
+  std::int64_t thumbs_read = 0;
 };
 
 Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b,
-                              const Catalog& catalog, const std::filesystem::path& image_root, const MpiWorld& world) {
-  constexpr std::size_t kCachedViews = 1024;  // 64 kB each
-  std::unordered_map<std::int64_t, std::optional<AlignView>> views;
-  int warnings = 0;
+                              const Catalog& catalog, const std::vector<std::filesystem::path>& shard_files, bool gates,
+                              const MpiWorld& world) {
   Verification out;
-  auto view = [&](std::int64_t id) -> const std::optional<AlignView>& {
-    auto found = views.find(id);
-    if (found != views.end()) return found->second;
+  auto stats = [&](std::int64_t id) {
     const ImageRow& row = catalog.row(id);
-    DecodeLimits limits;
-    limits.min_side = kAlignMinSide;
-    std::string bytes;
-    ImageStatus status = ReadImageFile(image_root / row.file, limits.max_file_bytes, &bytes);
-    std::optional<AlignView> made;
-    if (status == ImageStatus::kOk && Xxh3(bytes) != row.checksum) {
-      out.changed_images.push_back(id);
-      if (warnings++ < 10) {
-        spdlog::warn("dedup: {} ({}) changed since embed read it: its candidates are not verified", row.key,
-                     (image_root / row.file).string());
-      }
-      return views.emplace(id, std::move(made)).first->second;
-    }
-    if (status == ImageStatus::kOk) {
-      const DecodeResult decoded = DecodeImage(bytes, limits);
-      status = decoded.status;
-      if (status == ImageStatus::kOk) made = MakeAlignView(decoded.image);
-    }
-    if (status != ImageStatus::kOk && warnings++ < 10) {
-      spdlog::warn("dedup: cannot verify candidates of {} ({}): {}", row.key, (image_root / row.file).string(),
-                   ImageStatusName(status));
-    }
-    return views.emplace(id, std::move(made)).first->second;
+    return ThumbStats{row.content_box, row.colour};
   };
+  // Colour gate first: it needs no pixels.
+  std::vector<std::size_t> mine;
   for (std::size_t i = static_cast<std::size_t>(world.rank()); i < a.size();
        i += static_cast<std::size_t>(world.size())) {
-    if (StopRequested()) break;
-    if (views.size() + 2 > kCachedViews) views.clear();  // never between the two lookups below
-    const std::optional<AlignView>& first = view(a[i]);
-    const std::optional<AlignView>& second = view(b[i]);  // references into the map stay valid
+    // In key order: the score depends on the two images alone, not on where the catalog put them
+    // (an incremental night reuses it for two unchanged images).
+    const bool swap = catalog.row(b[i]).key < catalog.row(a[i]).key;
+    const std::int64_t first = swap ? b[i] : a[i], second = swap ? a[i] : b[i];
+    const ColourShift shift = CompareColour(stats(first), stats(second));
     out.index.push_back(static_cast<std::int64_t>(i));
-    if (first && second) {
-      out.aligned.push_back(AlignedCorrelation(*first, *second));
+    out.brightness.push_back(shift.brightness);
+    out.hue.push_back(shift.hue);
+    out.coarse.push_back(std::numeric_limits<float>::quiet_NaN());
+    out.half_aligned.push_back(std::numeric_limits<float>::quiet_NaN());
+    out.aligned.push_back(-1.0f);
+    if (gates && (shift.brightness > kGateMaxBrightness || shift.hue > kGateMaxHue)) {
+      out.verified_by.push_back(static_cast<std::int8_t>(VerifiedBy::kColourGate));
+      continue;
+    }
+    out.verified_by.push_back(static_cast<std::int8_t>(VerifiedBy::kAlignment));
+    mine.push_back(out.index.size() - 1);
+  }
+  // The thumbnails those pairs need, read once per image.
+  std::map<int, std::vector<std::int64_t>> rows_of_shard;
+  for (const std::size_t k : mine) {
+    const auto i = static_cast<std::size_t>(out.index[k]);
+    for (const std::int64_t id : {a[i], b[i]}) rows_of_shard[ShardOfImageId(id)].push_back(RowOfImageId(id));
+  }
+  std::unordered_map<std::int64_t, std::size_t> offset;
+  std::vector<std::uint8_t> thumbs;
+  for (auto& [shard, rows] : rows_of_shard) {
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    const std::vector<std::uint8_t> read = ReadAlignThumbs(shard_files.at(static_cast<std::size_t>(shard)), rows);
+    for (std::size_t r = 0; r < rows.size(); ++r)
+      offset.emplace(ImageId(shard, rows[r]), thumbs.size() + r * kAlignThumbBytes);
+    thumbs.insert(thumbs.end(), read.begin(), read.end());
+    out.thumbs_read += static_cast<std::int64_t>(rows.size());
+  }
+  auto thumb = [&](std::int64_t id) { return thumbs.data() + offset.at(id); };
+  for (const std::size_t k : mine) {
+    if (StopRequested()) break;
+    const auto i = static_cast<std::size_t>(out.index[k]);
+    const bool swap = catalog.row(b[i]).key < catalog.row(a[i]).key;
+    const std::int64_t first = swap ? b[i] : a[i], second = swap ? a[i] : b[i];
+    out.coarse[k] = CoarseCorrelation(thumb(first), stats(first), thumb(second), stats(second));
+    if (gates && out.coarse[k] < kGateMinCoarse) {
+      out.verified_by[k] = static_cast<std::int8_t>(VerifiedBy::kCoarseGate);
+      continue;
+    }
+    const AlignView view_a = ViewFromThumb(thumb(first)), view_b = ViewFromThumb(thumb(second));
+    AlignSearch search;
+    if (!gates) search.min_half_colour = -1.5f;  // measured, never decides
+    const ThumbStats stats_a = stats(first), stats_b = stats(second);
+    const AlignResult result = AlignCoarseToFine(view_a, view_b, search, &stats_a, &stats_b);
+    out.half_aligned[k] = result.half_colour;
+    if (gates) {
+      out.aligned[k] = result.aligned;
+      if (!result.aligned_full) out.verified_by[k] = static_cast<std::int8_t>(VerifiedBy::kHalfSizeAlignment);
     } else {
-      out.aligned.push_back(std::numeric_limits<float>::quiet_NaN());
-      ++out.unreadable_pairs;
+      out.aligned[k] = AlignedCorrelation(view_a, view_b);  // the full-size search from every start
     }
   }
   return out;
@@ -121,13 +146,45 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
 
 // The stage's counts, summed over ranks (stage/counts.h).
 struct DedupCounts {
-  std::int64_t queries = 0, neighbours_scored = 0, verify_unreadable_pairs = 0, stopped = 0;
+  std::int64_t queries = 0, neighbours_scored = 0, thumbs_read = 0, stopped = 0;
   template <typename F>
   void ForEach(F&& f) {
     f("queries", queries);
     f("neighbours_scored", neighbours_scored);
-    f("verify_unreadable_pairs", verify_unreadable_pairs);
+    f("thumbs_read", thumbs_read);
     f("stopped", stopped);
+  }
+};
+
+// Lists found by this rank's searches, and (fresh images) the reverse hits: flat columns, so
+// that they gather to rank 0 in one message each.
+struct FoundLists {
+  std::vector<std::int64_t> owner;             // per list
+  std::vector<std::int8_t> truncated;          // per list
+  std::vector<std::int64_t> entry_of;          // per entry: its list's owner
+  std::vector<std::int64_t> member;            // per entry
+  std::vector<float> score;                    // per entry
+  std::vector<std::int64_t> hit_to, hit_from;  // reverse hits: hit_from scored hit_to >= the list floor
+  std::vector<float> hit_score;
+
+  void Add(std::int64_t image, const NeighbourList& list) {
+    owner.push_back(image);
+    truncated.push_back(list.truncated ? 1 : 0);
+    for (const auto& entry : list.entries) {
+      entry_of.push_back(image);
+      member.push_back(entry.image);
+      score.push_back(entry.score);
+    }
+  }
+  void GatherToRoot(const MpiWorld& world) {
+    owner = world.GatherToRoot(owner);
+    truncated = world.GatherToRoot(truncated);
+    entry_of = world.GatherToRoot(entry_of);
+    member = world.GatherToRoot(member);
+    score = world.GatherToRoot(score);
+    hit_to = world.GatherToRoot(hit_to);
+    hit_from = world.GatherToRoot(hit_from);
+    hit_score = world.GatherToRoot(hit_score);
   }
 };
 
@@ -138,14 +195,29 @@ struct DedupRun {
   Stage stage;
   StageReport report;
   EmbedRun embed;
-  std::filesystem::path image_root;
+  std::vector<std::filesystem::path> shard_files;  // RUN/embed/shard-K.h5, verified
   Catalog catalog;
   std::optional<ShardedIndex> index;
   StageManifest index_manifest;
-  std::vector<ScoredPair> mine;        // this rank's candidates
-  std::vector<ScoredPair> candidates;  // rank 0: every candidate, once, in (a, b) order
+  int list_size = 0;
+  float list_floor = 0;
+  KeyOf key_of;                 // image id -> key: the list order's tie-break
+  std::string search_identity;  // what must match for last night's lists to be carried
+  // Incremental (every rank): searched tonight. Rank 0 also holds the carried lists.
+  bool incremental = false;
+  std::string incremental_note = "full: no --previous-run";
+  NightPlan plan;
+  std::unordered_map<std::string, ScoredPair> previous_aligned;  // rank 0
+  FoundLists found;                                              // this rank's, then (rank 0) everyone's
+  std::map<std::int64_t, NeighbourList> lists;                   // rank 0: every ok image's list
+  std::vector<ScoredPair> mine;                                  // this rank's candidates
+  std::vector<ScoredPair> candidates;                            // rank 0: every candidate, once, in (a, b) order
+  std::vector<std::int8_t> reused;  // rank 0: per candidate, 1 when last night's verification was reused
+  std::int64_t pairs_verified = 0, pairs_reused = 0;
+  DecisionsFile decisions;
+  std::string decisions_checksum;
   DedupCounts counts;
-  std::int64_t changed_images = 0;
+  std::map<std::string, std::int64_t> verified_by;  // rank 0: candidates by how verification ended
   double load_seconds = 0, search_seconds = 0, verify_seconds = 0;
   Clock::time_point start = Clock::now();
 
@@ -153,6 +225,9 @@ struct DedupRun {
     report.stage = "dedup";
     report.throughput_unit = "queries";
     report.facts["run"] = options.run.string();
+    list_size = options.candidates + 1;  // the query itself comes back too
+    list_floor = options.candidate_floor - kListMargin;
+    key_of = [this](std::int64_t id) -> const std::string& { return catalog.row(id).key; };
   }
 
   // Collective: true (and the report says "stopped") when any rank was asked to stop.
@@ -166,28 +241,75 @@ struct DedupRun {
   }
 };
 
+std::string ManifestOption(const StageManifest& manifest, const char* key) {
+  const auto it = manifest.options.find(key);
+  return it == manifest.options.end() ? std::string() : it->second;
+}
+
+// Everything last night's lists depend on besides the images: the search options, the
+// embedding's identity (model and options), the index factory and its trained quantizer.
+std::string SearchIdentity(DedupRun& run) {
+  const DedupOptions& options = run.options;
+  const StageManifest& index = run.stage.Upstream("index");
+  StageKey key;
+  key.Add("lists", kNeighbourListsVersion);
+  key.Add("candidates", options.candidates);
+  key.Add("nprobe", options.nprobe);
+  key.Add("candidate_floor", Format("%.9g", options.candidate_floor));
+  key.Add("list_floor", Format("%.9g", run.list_floor));
+  key.Add("verify", options.rule.verify ? "on" : "off");
+  key.Add("verify_gates", options.verify_gates
+                              ? Format("%.9g", kGateMaxBrightness) + "," + Format("%.9g", kGateMaxHue) + "," +
+                                    Format("%.9g", kGateMinCoarse) + "," + Format("%.9g", kGateMinHalfColour)
+                              : "off");
+  key.Add("embed", run.stage.Upstream("embed").options_hash);
+  key.Add("index_factory", ManifestOption(index, "index_factory"));
+  for (const auto& output : index.outputs) {
+    if (output.path == "trained.faiss") key.Add("quantizer", output.checksum);
+  }
+  return key.Hash();
+}
+
+// The reviewer decisions file (--decisions): read, its checksum part of the key.
+void ReadDecisions(DedupRun& run) {
+  const DedupOptions& options = run.options;
+  if (options.decisions.empty()) return;
+  std::string text;
+  try {
+    text = ReadFileBytes(options.decisions);
+  } catch (const InputError& error) {
+    throw InputError("--decisions " + options.decisions.string() + ": " + error.what());
+  }
+  run.decisions = ParseDecisions(options.decisions.string(), text);
+  run.decisions_checksum = FormatChecksum(Xxh3(text));
+  ManifestEntry source;
+  source.path = std::filesystem::absolute(options.decisions).lexically_normal().string();
+  source.size = text.size();
+  source.checksum = run.decisions_checksum;
+  source.rows = run.decisions.total;
+  run.stage.AddSource(source);
+  if (run.world.is_root() && !run.decisions.rejected.empty()) {
+    spdlog::warn("{}: {} of {} decision(s) rejected; the first: {}", options.decisions.string(),
+                 run.decisions.rejected.size(), run.decisions.total, run.decisions.rejected.front().reason);
+  }
+}
+
 // Pass 1: the inputs and the key. Every embed shard, every index file and every ingest shard
-// (catalog order and stock, for the keep policy) is an input. True when the published stage is
-// still valid for them.
+// (catalog order and stock, for the keep policy) is an input, and the reviewer decisions. True
+// when the published stage is still valid for them.
 bool ReadInputs(DedupRun& run) {
   const DedupOptions& options = run.options;
   run.embed = ReadEmbedRun(options.run);
   run.stage.Upstream("embed");
   const StageManifest& index = run.stage.Upstream("index");
-  const StageManifest& ingest = run.stage.Upstream("ingest");
+  run.stage.Upstream("ingest");  // catalog order and stock (the keep policy)
   for (int k = 0; k < run.embed.shard_count; ++k) run.stage.UseInput("embed", ShardFileName(k, ".h5"));
   for (const auto& output : index.outputs) run.stage.UseInput("index", output.path);
   for (int k = 0; k < run.embed.shard_count; ++k) run.stage.UseInput("ingest", ShardFileName(k, ".csv"));
   run.stage.Key().Add("options", OptionsHash(Options(options)));
-  if (options.rule.verify) {
-    const auto images = ingest.options.find("images");
-    if (images == ingest.options.end() || images->second.empty()) {
-      throw InputError(
-          "run " + options.run.string() +
-          " does not say where its images are (ingest manifest): verification needs them; use --verify off");
-    }
-    run.image_root = images->second;
-  }
+  ReadDecisions(run);
+  run.stage.Key().Add("decisions", run.decisions_checksum.empty() ? "none" : run.decisions_checksum);
+  run.search_identity = SearchIdentity(run);
   std::string why = "--force";
   const bool fresh = options.rerun == RerunPolicy::kReuseValid && run.stage.Fresh(&why);
   if (run.world.is_root()) {
@@ -204,57 +326,236 @@ bool ReadInputs(DedupRun& run) {
 void LoadCatalog(DedupRun& run) {
   const auto load_start = Clock::now();
   for (int k = 0; k < run.embed.shard_count; ++k) {
-    run.catalog.shards.push_back(ReadEmbedShard(run.stage.VerifiedPath("embed", ShardFileName(k, ".h5"), false)));
+    run.shard_files.push_back(run.stage.VerifiedPath("embed", ShardFileName(k, ".h5"), false));
+    run.catalog.shards.push_back(ReadEmbedShard(run.shard_files.back(), ShardParts::kWithoutThumbs));
   }
   run.catalog.dim = run.catalog.shards.front().meta.embedding_dim;
   run.index.emplace(ReadRunIndex(run.options.run, run.embed, &run.index_manifest));
   run.load_seconds = run.world.MaxAll(Seconds(load_start));
 }
 
-// Pass 3: this rank's queries (the ok images of its shards) against the index; each neighbour
-// re-ranked exactly; those at or above the candidate floor kept.
-void FindCandidates(DedupRun& run) {
-  const auto search_start = Clock::now();
-  const DedupOptions& options = run.options;
-  const Catalog& catalog = run.catalog;
-  std::vector<std::int64_t> queries;
-  for (int k = run.world.rank(); k < run.embed.shard_count; k += run.world.size()) {
-    const auto& images = catalog.shards[static_cast<std::size_t>(k)].images;
+// Every ok image of the run, in image id order.
+std::vector<ImageIdentity> OkImages(const Catalog& catalog) {
+  std::vector<ImageIdentity> out;
+  for (std::size_t k = 0; k < catalog.shards.size(); ++k) {
+    const auto& images = catalog.shards[k].images;
     for (std::size_t row = 0; row < images.size(); ++row) {
-      if (images[row].status == 0) queries.push_back(ImageId(k, static_cast<std::int64_t>(row)));
+      if (images[row].status != 0) continue;
+      out.push_back(ImageIdentity{ImageId(static_cast<int>(k), static_cast<std::int64_t>(row)), images[row].key,
+                                  images[row].checksum});
     }
   }
-  const int k_search = options.candidates + 1;  // the query itself comes back too
+  return out;
+}
+
+// Last night's dedup.h5, when its lists may be carried: the previous run's dedup stage searched
+// with this identity, and its file matches its manifest. Otherwise nullopt and *note says why.
+std::optional<DedupFile> ReadPreviousDedup(const std::filesystem::path& previous, const std::string& identity,
+                                           std::string* note) {
+  std::string why;
+  const auto manifest = ReadManifest(previous / "dedup", &why);
+  if (!manifest) {
+    *note = "full: " + previous.filename().string() + " has no valid dedup stage (" + why + ")";
+    return std::nullopt;
+  }
+  if (ManifestOption(*manifest, "search_identity") != identity) {
+    *note =
+        "full: " + previous.filename().string() + " searched with another model, index, quantizer or search options";
+    return std::nullopt;
+  }
+  for (const auto& output : manifest->outputs) {
+    if (output.path != "dedup.h5") continue;
+    const auto path = InsideRun(previous / "dedup", output.path, &why);
+    std::error_code error;
+    if (!path || std::filesystem::file_size(*path, error) != output.size || error ||
+        ChecksumFile(*path).checksum != output.checksum) {
+      *note = "full: " + previous.filename().string() + "/dedup/dedup.h5 does not match its manifest";
+      return std::nullopt;
+    }
+    try {
+      DedupFile file = ReadDedupFile(*path);
+      *note = "incremental from " + previous.filename().string();
+      return file;
+    } catch (const InputError& e) {
+      *note = "full: " + std::string(e.what());
+      return std::nullopt;
+    }
+  }
+  *note = "full: " + previous.filename().string() + "/dedup lists no dedup.h5";
+  return std::nullopt;
+}
+
+// Rank 0 decides whether tonight is incremental and what it searches; every rank learns it.
+void PlanSearch(DedupRun& run) {
+  std::vector<std::int64_t> fresh, requery;
+  std::int64_t incremental = 0;
+  if (run.world.is_root() && !run.options.previous_run.empty()) {
+    std::optional<DedupFile> previous =
+        ReadPreviousDedup(run.options.previous_run, run.search_identity, &run.incremental_note);
+    if (previous) {
+      const std::vector<ImageIdentity> images = OkImages(run.catalog);
+      run.plan = PlanNight(images, previous->neighbours);
+      const std::size_t searched = run.plan.fresh.size() + run.plan.requery.size();
+      if (2 * searched > images.size()) {
+        run.incremental_note = "full: " + std::to_string(searched) + " of " + std::to_string(images.size()) +
+                               " images are new, changed or lost a neighbour since " +
+                               run.options.previous_run.filename().string();
+        run.plan = NightPlan{};
+      } else {
+        incremental = 1;
+        fresh = run.plan.fresh;
+        requery = run.plan.requery;
+        run.previous_aligned = PreviousAligned(*previous);
+      }
+    }
+  }
+  if (run.world.is_root()) spdlog::info("dedup: {}", run.incremental_note);
+  run.incremental = run.world.BroadcastFromRoot(incremental) != 0;
+  if (!run.incremental) return;
+  run.plan.fresh = run.world.BroadcastFromRoot(std::move(fresh));
+  run.plan.requery = run.world.BroadcastFromRoot(std::move(requery));
+}
+
+// This rank's searches: each query's list (the top list_size hits at or above the list floor,
+// and any whose exact cosine is a candidate's) and its candidates. A query with `reverse` is
+// searched with a growing k until its hits fall below the list floor; every hit past its own
+// list is kept as a reverse hit (the other image may list it).
+void Search(DedupRun& run, const std::vector<std::int64_t>& queries, bool reverse) {
+  const DedupOptions& options = run.options;
+  const Catalog& catalog = run.catalog;
+  const std::int64_t total = run.index->size();
   std::vector<float> batch;
   for (std::size_t begin = 0; begin < queries.size(); begin += static_cast<std::size_t>(options.query_batch)) {
     if (StopRequested()) break;
     const std::size_t end = std::min(queries.size(), begin + static_cast<std::size_t>(options.query_batch));
-    batch.clear();
-    for (std::size_t q = begin; q < end; ++q) {
-      batch.insert(batch.end(), catalog.vector(queries[q]), catalog.vector(queries[q]) + catalog.dim);
-    }
-    const SearchResult found =
-        run.index->Search(batch.data(), static_cast<std::int64_t>(end - begin), k_search, options.nprobe);
-    for (std::size_t q = begin; q < end; ++q) {
-      const std::int64_t self = queries[q];
-      for (int j = 0; j < k_search; ++j) {
-        const std::int64_t other =
-            found.ids[(q - begin) * static_cast<std::size_t>(k_search) + static_cast<std::size_t>(j)];
-        if (other < 0 || other == self) continue;
-        ++run.counts.neighbours_scored;
-        const float cosine = Dot(catalog.vector(self), catalog.vector(other), catalog.dim);
-        if (cosine < options.candidate_floor) continue;
-        run.mine.push_back(ScoredPair{std::min(self, other), std::max(self, other), cosine,
-                                      HammingDistance(catalog.row(self).phash, catalog.row(other).phash)});
+    std::vector<std::int64_t> pending(queries.begin() + static_cast<long>(begin),
+                                      queries.begin() + static_cast<long>(end));
+    // One hit more than the list holds: a tie at its end shows, and is searched past.
+    int k = reverse ? std::max(run.list_size, 64) : run.list_size + 1;
+    while (!pending.empty()) {
+      k = static_cast<int>(std::min<std::int64_t>(k, std::max<std::int64_t>(total, 1)));
+      batch.clear();
+      for (const std::int64_t q : pending)
+        batch.insert(batch.end(), catalog.vector(q), catalog.vector(q) + catalog.dim);
+      const SearchResult found =
+          run.index->Search(batch.data(), static_cast<std::int64_t>(pending.size()), k, options.nprobe);
+      std::vector<std::int64_t> again;
+      for (std::size_t q = 0; q < pending.size(); ++q) {
+        const std::int64_t self = pending[q];
+        const std::int64_t* ids = found.ids.data() + q * static_cast<std::size_t>(k);
+        const float* scores = found.scores.data() + q * static_cast<std::size_t>(k);
+        // More may reach the list floor (reverse: the index's score, with room for its error), or
+        // the list may end on a tie: search it again with a larger k.
+        const bool more = reverse ? k < total && ids[k - 1] >= 0 && scores[k - 1] >= run.list_floor - kListMargin
+                                  : MayEndOnATie(scores, ids, k, run.list_size, run.list_floor, total);
+        if (more) {
+          again.push_back(self);
+          continue;
+        }
+        std::unordered_map<std::int64_t, float> cosine;
+        auto exact = [&](std::int64_t other) {
+          auto it = cosine.find(other);
+          if (it == cosine.end())
+            it = cosine.emplace(other, Dot(catalog.vector(self), catalog.vector(other), catalog.dim)).first;
+          return it->second;
+        };
+        const NeighbourList list = ListFromHits(ids, k, run.list_size, run.list_floor, exact, run.key_of);
+        for (int j = 0; j < std::min(k, run.list_size); ++j) {
+          if (ids[j] >= 0 && ids[j] != self) ++run.counts.neighbours_scored;
+        }
+        for (const auto& entry : list.entries) {
+          if (entry.image == self || entry.score < options.candidate_floor) continue;
+          run.mine.push_back(ScoredPair{std::min(self, entry.image), std::max(self, entry.image), entry.score,
+                                        HammingDistance(catalog.row(self).phash, catalog.row(entry.image).phash)});
+        }
+        run.found.Add(self, list);
+        // Reverse hits: every image this one scores at or above the list floor with may list it.
+        for (int j = 0; reverse && j < k; ++j) {
+          if (ids[j] < 0) break;
+          if (ids[j] == self) continue;
+          const float c = exact(ids[j]);
+          if (c < run.list_floor) continue;
+          run.found.hit_to.push_back(ids[j]);
+          run.found.hit_from.push_back(self);
+          run.found.hit_score.push_back(c);
+        }
       }
+      pending = std::move(again);
+      k *= 2;
     }
   }
-  run.counts.queries = static_cast<std::int64_t>(queries.size());
+  run.counts.queries += static_cast<std::int64_t>(queries.size());
+}
+
+// Pass 3: this rank's queries against the index. A full night: the ok images of this rank's
+// shards. An incremental night: this rank's share of the fresh and requeried images.
+void FindCandidates(DedupRun& run) {
+  const auto search_start = Clock::now();
+  const Catalog& catalog = run.catalog;
+  const int rank = run.world.rank(), ranks = run.world.size();
+  if (!run.incremental) {
+    std::vector<std::int64_t> queries;
+    for (int k = rank; k < run.embed.shard_count; k += ranks) {
+      const auto& images = catalog.shards[static_cast<std::size_t>(k)].images;
+      for (std::size_t row = 0; row < images.size(); ++row) {
+        if (images[row].status == 0) queries.push_back(ImageId(k, static_cast<std::int64_t>(row)));
+      }
+    }
+    Search(run, queries, false);
+  } else {
+    auto share = [&](const std::vector<std::int64_t>& all) {
+      std::vector<std::int64_t> out;
+      for (std::size_t i = static_cast<std::size_t>(rank); i < all.size(); i += static_cast<std::size_t>(ranks)) {
+        out.push_back(all[i]);
+      }
+      return out;
+    };
+    Search(run, share(run.plan.fresh), true);
+    Search(run, share(run.plan.requery), false);
+  }
   run.search_seconds = run.world.MaxAll(Seconds(search_start));
 }
 
-// Pass 4: every rank's candidates on rank 0, one entry per pair (both ends may have found it;
-// the cosine is the same either way), in (a, b) order.
+// Rank 0: every ok image's list. Searched lists as found; carried lists (incremental) merged with
+// the reverse hits that name them, and their candidates added.
+void AssembleLists(DedupRun& run) {
+  FoundLists& found = run.found;
+  std::unordered_map<std::int64_t, std::size_t> slot;
+  for (std::size_t i = 0; i < found.owner.size(); ++i) {
+    slot.emplace(found.owner[i], i);
+    run.lists[found.owner[i]].truncated = found.truncated[i] != 0;
+  }
+  for (std::size_t e = 0; e < found.member.size(); ++e) {
+    run.lists[found.entry_of[e]].entries.push_back(Neighbour{found.member[e], found.score[e]});
+  }
+  if (!run.incremental) return;
+  std::unordered_map<std::int64_t, std::vector<Neighbour>> added;
+  for (std::size_t h = 0; h < found.hit_to.size(); ++h) {
+    if (run.plan.carried.count(found.hit_to[h])) {
+      added[found.hit_to[h]].push_back(Neighbour{found.hit_from[h], found.hit_score[h]});
+    }
+  }
+  const Catalog& catalog = run.catalog;
+  for (auto& [image, list] : run.plan.carried) {
+    LB_CHECK(!slot.count(image), "a carried image was also searched");
+    const auto hits = added.find(image);
+    NeighbourList merged =
+        MergeList(std::move(list.entries), hits == added.end() ? std::vector<Neighbour>{} : hits->second,
+                  list.truncated, run.list_size, run.key_of);
+    for (const auto& entry : merged.entries) {
+      if (entry.image == image) continue;
+      ++run.counts.neighbours_scored;
+      if (entry.score < run.options.candidate_floor) continue;
+      run.candidates.push_back(ScoredPair{std::min(image, entry.image), std::max(image, entry.image), entry.score,
+                                          HammingDistance(catalog.row(image).phash, catalog.row(entry.image).phash)});
+    }
+    run.lists[image] = std::move(merged);
+  }
+  run.plan.carried.clear();
+}
+
+// Pass 4: every rank's candidates and lists on rank 0, one entry per pair (both ends may have
+// found it; the cosine is the same either way), in (a, b) order.
 void GatherCandidates(DedupRun& run) {
   std::vector<std::int64_t> a, b;
   std::vector<float> cosine;
@@ -269,11 +570,13 @@ void GatherCandidates(DedupRun& run) {
   b = run.world.GatherToRoot(b);
   cosine = run.world.GatherToRoot(cosine);
   hamming = run.world.GatherToRoot(hamming);
+  run.found.GatherToRoot(run.world);
   run.mine.clear();
   if (!run.world.is_root()) return;
   auto& candidates = run.candidates;
-  candidates.resize(a.size());
-  for (std::size_t i = 0; i < a.size(); ++i) candidates[i] = ScoredPair{a[i], b[i], cosine[i], hamming[i]};
+  for (std::size_t i = 0; i < a.size(); ++i) candidates.push_back(ScoredPair{a[i], b[i], cosine[i], hamming[i]});
+  AssembleLists(run);
+  run.found = FoundLists{};
   std::sort(candidates.begin(), candidates.end(),
             [](const ScoredPair& x, const ScoredPair& y) { return std::tie(x.a, x.b) < std::tie(y.a, y.b); });
   candidates.erase(std::unique(candidates.begin(), candidates.end(),
@@ -281,27 +584,184 @@ void GatherCandidates(DedupRun& run) {
                    candidates.end());
 }
 
-// Pass 5: every rank aligns its share of the candidates; rank 0 collects the scores.
+// Pass 5: last night's verification of two unchanged images is reused (the aligned correlation
+// depends on the two files alone); every rank aligns its share of the rest; rank 0 collects.
 void VerifyPairs(DedupRun& run) {
   const auto verify_start = Clock::now();
-  std::vector<std::int64_t> pair_a, pair_b;
-  for (const auto& pair : run.candidates) {
-    pair_a.push_back(pair.a);
-    pair_b.push_back(pair.b);
+  std::vector<std::int64_t> todo, pair_a, pair_b;
+  if (run.world.is_root()) {
+    run.reused.assign(run.candidates.size(), 0);
+    for (std::size_t i = 0; i < run.candidates.size(); ++i) {
+      ScoredPair& pair = run.candidates[i];
+      if (!run.previous_aligned.empty()) {
+        const ImageRow& a = run.catalog.row(pair.a);
+        const ImageRow& b = run.catalog.row(pair.b);
+        const auto before = run.previous_aligned.find(PairIdentity(a.key, a.checksum, b.key, b.checksum));
+        if (before != run.previous_aligned.end()) {
+          pair.aligned = before->second.aligned;
+          pair.colour_brightness = before->second.colour_brightness;
+          pair.colour_hue = before->second.colour_hue;
+          pair.coarse = before->second.coarse;
+          pair.half_aligned = before->second.half_aligned;
+          pair.verified_by = before->second.verified_by;
+          run.reused[i] = 1;
+          continue;
+        }
+      }
+      todo.push_back(static_cast<std::int64_t>(i));
+      pair_a.push_back(pair.a);
+      pair_b.push_back(pair.b);
+    }
+    run.pairs_reused = static_cast<std::int64_t>(run.candidates.size() - todo.size());
+    run.pairs_verified = static_cast<std::int64_t>(todo.size());
   }
   pair_a = run.world.BroadcastFromRoot(std::move(pair_a));
   pair_b = run.world.BroadcastFromRoot(std::move(pair_b));
-  const Verification mine = VerifyCandidates(pair_a, pair_b, run.catalog, run.image_root, run.world);
+  const Verification mine =
+      VerifyCandidates(pair_a, pair_b, run.catalog, run.shard_files, run.options.verify_gates, run.world);
   const std::vector<std::int64_t> index = run.world.GatherToRoot(mine.index);
   const std::vector<float> aligned = run.world.GatherToRoot(mine.aligned);
-  std::vector<std::int64_t> changed = run.world.GatherToRoot(mine.changed_images);
+  const std::vector<float> brightness = run.world.GatherToRoot(mine.brightness);
+  const std::vector<float> hue = run.world.GatherToRoot(mine.hue);
+  const std::vector<float> coarse = run.world.GatherToRoot(mine.coarse);
+  const std::vector<float> half_aligned = run.world.GatherToRoot(mine.half_aligned);
+  const std::vector<std::int8_t> verified_by = run.world.GatherToRoot(mine.verified_by);
   for (std::size_t i = 0; i < index.size() && run.world.is_root(); ++i) {
-    run.candidates[static_cast<std::size_t>(index[i])].aligned = aligned[i];
+    ScoredPair& pair = run.candidates[static_cast<std::size_t>(todo[static_cast<std::size_t>(index[i])])];
+    pair.aligned = aligned[i];
+    pair.colour_brightness = brightness[i];
+    pair.colour_hue = hue[i];
+    pair.coarse = coarse[i];
+    pair.half_aligned = half_aligned[i];
+    pair.verified_by = verified_by[i];
   }
-  std::sort(changed.begin(), changed.end());
-  run.changed_images = static_cast<std::int64_t>(std::unique(changed.begin(), changed.end()) - changed.begin());
-  run.counts.verify_unreadable_pairs = mine.unreadable_pairs;
+  if (run.world.is_root()) {
+    for (std::size_t i = 0; i < run.candidates.size(); ++i) {
+      const auto by = static_cast<VerifiedBy>(run.candidates[i].verified_by);
+      ++run.verified_by[std::string(run.reused[i] ? "reused_" : "") + VerifiedByName(by)];
+    }
+  }
+  run.counts.thumbs_read = mine.thumbs_read;
   run.verify_seconds = run.world.MaxAll(Seconds(verify_start));
+}
+
+// The reviewer decisions applied to the rule's pairs (rank 0): the published pairs, each with who
+// decided it, and RUN/dedup/decisions.csv (every decision with what became of it).
+struct DecidedPairs {
+  std::vector<ScoredPair> pairs;
+  std::vector<std::int8_t> decided_by;
+  std::string decisions_csv;
+  std::map<std::string, std::int64_t> counts;
+};
+
+DecidedPairs ApplyDecisions(const DedupRun& run) {
+  const Catalog& catalog = run.catalog;
+  std::unordered_map<std::string, std::int64_t> id_of;
+  for (const auto& image : OkImages(catalog)) id_of.emplace(image.key, image.image);
+  const std::vector<Decision>& decisions = run.decisions.decisions;
+  // The last decision about each pair of images wins.
+  std::map<std::pair<std::int64_t, std::int64_t>, std::size_t> last;
+  std::vector<DecisionStatus> status(decisions.size(), DecisionStatus::kUnmatched);
+  std::vector<std::string> note(decisions.size());
+  for (std::size_t i = 0; i < decisions.size(); ++i) {
+    const auto a = id_of.find(decisions[i].image_a), b = id_of.find(decisions[i].image_b);
+    if (a == id_of.end() || b == id_of.end()) {
+      note[i] = (a == id_of.end() ? decisions[i].image_a : decisions[i].image_b) + " is not an ok image of this run";
+      continue;
+    }
+    const auto pair = std::make_pair(std::min(a->second, b->second), std::max(a->second, b->second));
+    const auto previous = last.find(pair);
+    if (previous != last.end()) {
+      status[previous->second] = DecisionStatus::kSuperseded;
+      note[previous->second] = "record " + std::to_string(decisions[i].record) + " decides these images again";
+    }
+    last[pair] = i;
+  }
+  DecidedPairs out;
+  std::map<std::pair<std::int64_t, std::int64_t>, bool> forced;  // pair -> duplicate
+  for (const auto& [pair, i] : last) {
+    const auto candidate = std::lower_bound(run.candidates.begin(), run.candidates.end(), pair,
+                                            [](const ScoredPair& x, const std::pair<std::int64_t, std::int64_t>& p) {
+                                              return std::tie(x.a, x.b) < std::tie(p.first, p.second);
+                                            });
+    const bool found = candidate != run.candidates.end() && candidate->a == pair.first && candidate->b == pair.second;
+    const bool rule = found && IsDuplicate(run.options.rule, *candidate);
+    status[i] = rule == decisions[i].duplicate ? DecisionStatus::kAgreesWithRule : DecisionStatus::kOverridesRule;
+    if (status[i] == DecisionStatus::kOverridesRule) forced[pair] = decisions[i].duplicate;
+  }
+  for (const auto& pair : run.candidates) {
+    if (!IsDuplicate(run.options.rule, pair) || forced.count({pair.a, pair.b})) continue;
+    out.pairs.push_back(pair);
+    out.decided_by.push_back(static_cast<std::int8_t>(DecidedBy::kRule));
+  }
+  for (const auto& [pair, duplicate] : forced) {
+    if (!duplicate) continue;
+    const auto candidate = std::lower_bound(run.candidates.begin(), run.candidates.end(), pair,
+                                            [](const ScoredPair& x, const std::pair<std::int64_t, std::int64_t>& p) {
+                                              return std::tie(x.a, x.b) < std::tie(p.first, p.second);
+                                            });
+    ScoredPair scored{pair.first, pair.second,
+                      Dot(catalog.vector(pair.first), catalog.vector(pair.second), catalog.dim),
+                      HammingDistance(catalog.row(pair.first).phash, catalog.row(pair.second).phash)};
+    if (candidate != run.candidates.end() && candidate->a == pair.first && candidate->b == pair.second)
+      scored = *candidate;
+    out.pairs.push_back(scored);
+    out.decided_by.push_back(static_cast<std::int8_t>(DecidedBy::kReviewer));
+  }
+  std::vector<std::size_t> order(out.pairs.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    return std::tie(out.pairs[x].a, out.pairs[x].b) < std::tie(out.pairs[y].a, out.pairs[y].b);
+  });
+  std::vector<ScoredPair> pairs;
+  std::vector<std::int8_t> decided_by;
+  for (const std::size_t i : order) {
+    pairs.push_back(out.pairs[i]);
+    decided_by.push_back(out.decided_by[i]);
+  }
+  out.pairs = std::move(pairs);
+  out.decided_by = std::move(decided_by);
+
+  out.decisions_csv = "image_a,image_b,decision,who,when,status,note\n";
+  for (std::size_t i = 0; i < decisions.size(); ++i) {
+    const Decision& d = decisions[i];
+    AppendCsvRowForPeople({d.image_a, d.image_b, d.duplicate ? "duplicate" : "not_duplicate", d.who, d.when,
+                           DecisionStatusName(status[i]), note[i]},
+                          &out.decisions_csv);
+    ++out.counts[std::string("decisions_") + DecisionStatusName(status[i])];
+  }
+  for (const RejectedDecision& rejected : run.decisions.rejected) {
+    std::vector<std::string> fields = rejected.fields;
+    fields.resize(5);
+    fields.push_back(DecisionStatusName(DecisionStatus::kRejected));
+    fields.push_back(rejected.reason);
+    AppendCsvRowForPeople(std::vector<std::string_view>(fields.begin(), fields.end()), &out.decisions_csv);
+  }
+  out.counts["decisions"] = run.decisions.total;
+  out.counts["decisions_rejected"] = static_cast<std::int64_t>(run.decisions.rejected.size());
+  return out;
+}
+
+// Every ok image's list as dedup.h5 keeps it (rows in image id order; members as rows).
+NeighbourLists ListsForFile(const DedupRun& run) {
+  NeighbourLists out;
+  out.list_size = run.list_size;
+  out.list_floor = run.list_floor;
+  std::unordered_map<std::int64_t, std::int64_t> row;
+  for (const auto& [image, list] : run.lists) row.emplace(image, static_cast<std::int64_t>(row.size()));
+  for (const auto& [image, list] : run.lists) {
+    const ImageRow& image_row = run.catalog.row(image);
+    out.image.push_back(image);
+    out.key.push_back(image_row.key);
+    out.checksum.push_back(image_row.checksum);
+    out.truncated.push_back(list.truncated ? 1 : 0);
+    for (const auto& entry : list.entries) {
+      out.member.push_back(row.at(entry.image));
+      out.score.push_back(entry.score);
+    }
+    out.offset.push_back(static_cast<std::int64_t>(out.member.size()));
+  }
+  return out;
 }
 
 // Pass 6 (rank 0 computes, every rank publishes): the rule, the clusters and their
@@ -309,7 +769,8 @@ void VerifyPairs(DedupRun& run) {
 std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
   const DedupOptions& options = run.options;
   const Catalog& catalog = run.catalog;
-  std::vector<std::int64_t> published(6, 0);  // pairs, same, cross, clusters, clustered images, candidates
+  std::vector<std::int64_t> published(6, 0);           // pairs, same, cross, clusters, clustered images, candidates
+  std::vector<std::int64_t> incremental_counts(5, 0);  // verified, reused, carried, overrides, unmatched
   StageManifest manifest;
   const std::filesystem::path& staging = run.stage.Staging();
   if (run.world.is_root()) {
@@ -318,12 +779,14 @@ std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
     out.rule = options.rule;
     out.candidate_floor = options.candidate_floor;
     out.keep = KeepPolicyName(options.keep);
-    for (const auto& pair : run.candidates) {
-      if (!IsDuplicate(options.rule, pair)) continue;
-      out.pairs.push_back(pair);
+    DecidedPairs decided = ApplyDecisions(run);
+    out.pairs = std::move(decided.pairs);
+    out.pair_decided_by = std::move(decided.decided_by);
+    for (const auto& pair : out.pairs) {
       out.pair_kind.push_back(catalog.row(pair.a).product_id == catalog.row(pair.b).product_id ? 0 : 1);
     }
     out.candidates = std::move(run.candidates);
+    out.neighbours = ListsForFile(run);
 
     // Clusters: connected components of the duplicate pairs, each with its representative.
     // Catalog order and stock from the ingest shards (their rows are the embed rows).
@@ -360,13 +823,14 @@ std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
       clusters = std::max(clusters, member.cluster + 1);
     }
 
-    std::string pairs_csv = "image_a,image_b,product_a,product_b,cosine,hamming,kind\n";
+    std::string pairs_csv = "image_a,image_b,product_a,product_b,cosine,hamming,kind,decided_by\n";
     for (std::size_t i = 0; i < out.pairs.size(); ++i) {
       const auto& pair = out.pairs[i];
       const ImageRow& a = catalog.row(pair.a);
       const ImageRow& b = catalog.row(pair.b);
       AppendCsvRow({a.key, b.key, a.product_id, b.product_id, Format("%.6f", pair.cosine), std::to_string(pair.hamming),
-                    out.pair_kind[i] == 0 ? "same_product" : "cross_product"},
+                    out.pair_kind[i] == 0 ? "same_product" : "cross_product",
+                    out.pair_decided_by[i] == static_cast<std::int8_t>(DecidedBy::kReviewer) ? "reviewer" : "rule"},
                    &pairs_csv);
     }
     std::string clusters_csv = "cluster_id,image,product_id,is_representative\n";
@@ -378,6 +842,7 @@ std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
     PublishFile(staging / "pairs.csv", pairs_csv);
     PublishFile(staging / "clusters.csv", clusters_csv);
     WriteDedupFile(staging / "dedup.h5", out);
+    PublishFile(staging / "decisions.csv", decided.decisions_csv);
 
     published = {static_cast<std::int64_t>(out.pairs.size()),
                  std::count(out.pair_kind.begin(), out.pair_kind.end(), 0),
@@ -387,16 +852,29 @@ std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
                  static_cast<std::int64_t>(out.candidates.size())};
     manifest.options = Options(options);
     manifest.options_hash = OptionsHash(manifest.options);
+    manifest.options["search_identity"] = run.search_identity;
     run.stage.AddOutput("pairs.csv", published[0]);
     run.stage.AddOutput("clusters.csv", published[4]);
     run.stage.AddOutput("dedup.h5", published[0]);
-    manifest.counts = {{"queries", run.counts.queries},      {"pairs", published[0]},
-                       {"pairs_same_product", published[1]}, {"pairs_cross_product", published[2]},
-                       {"clusters", published[3]},           {"clustered_images", published[4]},
-                       {"candidates", published[5]},         {"verify_changed_images", run.changed_images}};
+    run.stage.AddOutput("decisions.csv", run.decisions.total);
+    manifest.counts = {{"queries", run.counts.queries},
+                       {"pairs", published[0]},
+                       {"pairs_same_product", published[1]},
+                       {"pairs_cross_product", published[2]},
+                       {"clusters", published[3]},
+                       {"clustered_images", published[4]},
+                       {"candidates", published[5]},
+                       {"pairs_verified", run.pairs_verified},
+                       {"pairs_reused", run.pairs_reused},
+                       {"lists_carried", static_cast<std::int64_t>(out.neighbours.rows()) - run.counts.queries}};
+    for (const auto& [name, value] : decided.counts) manifest.counts[name] = value;
+    for (const auto& [name, value] : run.verified_by) manifest.counts["verified_by_" + name] = value;
+    incremental_counts = {run.pairs_verified, run.pairs_reused, manifest.counts["lists_carried"],
+                          decided.counts["decisions_overrides_rule"], decided.counts["decisions_unmatched"]};
     run.report.steps.push_back(StepTiming{"clusters + publish (rank 0)", Seconds(write_start), published[0]});
   }
   run.stage.Publish(manifest);
+  published.insert(published.end(), incremental_counts.begin(), incremental_counts.end());
   return run.world.BroadcastFromRoot(published);
 }
 
@@ -425,6 +903,17 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
           out->rule.verify = values.back() == "on";
         },
         [](const O& o) { return std::string(o.rule.verify ? "on" : "off"); });
+    t.Add(
+        OptionSpec{"verify-gates", "on|off", "on", false, false, "on | off",
+                   "verification: reject pairs whose colour or coarse correlation rules out a copy before aligning "
+                   "them (on), or align every candidate (off: measuring the gates, "
+                   "docs/performance.md#verification-cascade)",
+                   OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          if (values.back() != "on" && values.back() != "off") throw UsageError("--verify-gates must be on or off");
+          out->verify_gates = values.back() == "on";
+        },
+        [](const O& o) { return std::string(o.verify_gates ? "on" : "off"); });
     t.Real<float>(
         "aligned", "R", [](O& o) -> float& { return o.rule.aligned; }, "0.975", -1, 1, OptionEffect::kOutput,
         "verified: a candidate at or above this aligned correlation is a duplicate");
@@ -461,6 +950,15 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
     t.Integer<int>(
         "threads", "N", [](O& o) -> int& { return o.threads; }, 1, 1, 256, OptionEffect::kResource,
         "FAISS (OpenMP) threads per rank");
+    t.Path(
+        "previous-run", "DIR", [](O& o) -> std::filesystem::path& { return o.previous_run; }, false,
+        "a finished run whose neighbour lists and verified pairs are reused for images unchanged since it: only new "
+        "and changed images are searched and verified, with the same result as a full run on a Flat index "
+        "(docs/operations.md#nightly-runs; lookbook run passes it under a runs root)");
+    t.Path(
+        "decisions", "FILE", [](O& o) -> std::filesystem::path& { return o.decisions; }, false,
+        "reviewer decisions (image_a,image_b,decision,who,when) applied after the rule and before clustering "
+        "(docs/outputs.md#decisionscsv; lookbook run passes the runs root's decisions.csv when it exists)");
     t.Force([](O& o) -> RerunPolicy& { return o.rerun; }, "redo the stage even when its outputs are valid");
     return t;
   }();
@@ -475,6 +973,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     return run.report;
   }
   LoadCatalog(run);
+  PlanSearch(run);
   FindCandidates(run);
   if (run.Stopped()) return run.report;
   GatherCandidates(run);
@@ -483,28 +982,25 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
     if (run.Stopped()) return run.report;
   }
   const DedupCounts totals = SumCounts(&world, run.counts);
-  if (world.is_root() && totals.verify_unreadable_pairs > 0) {
-    spdlog::warn(
-        "dedup: {} candidate pair(s) could not be verified (an image could not be read again, or changed "
-        "since embed): not duplicates",
-        totals.verify_unreadable_pairs);
-  }
   run.counts.queries = totals.queries;  // the manifest counts every rank's queries
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
   const std::vector<std::int64_t> published = ClusterAndPublish(run);
-  const std::int64_t changed = world.BroadcastFromRoot(run.changed_images);
 
   StageReport& report = run.report;
   report.counts["queries"] = totals.queries;
   report.counts["neighbours_scored"] = totals.neighbours_scored;
   report.counts["candidates"] = published[5];
-  report.counts["verify_unreadable_pairs"] = totals.verify_unreadable_pairs;
-  report.counts["verify_changed_images"] = changed;
+  report.counts["thumbs_read"] = totals.thumbs_read;
   report.counts["pairs"] = published[0];
   report.counts["pairs_same_product"] = published[1];
   report.counts["pairs_cross_product"] = published[2];
   report.counts["clusters"] = published[3];
   report.counts["clustered_images"] = published[4];
+  report.counts["pairs_verified"] = published[6];
+  report.counts["pairs_reused"] = published[7];
+  report.counts["lists_carried"] = published[8];
+  report.counts["decisions_overriding"] = published[9];
+  report.counts["decisions_unmatched"] = published[10];
   report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
   report.counts["index_code_bytes"] = static_cast<std::int64_t>(run.index->code_bytes());
   report.facts["ranks"] = std::to_string(world.size());
@@ -512,9 +1008,10 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
       run.index_manifest.options.count("index_factory") ? run.index_manifest.options.at("index_factory") : "";
   report.facts["blas_core"] = BlasCoreName();
   report.facts["verify"] = options.rule.verify ? "on" : "off";
+  report.facts["night"] = run.world.is_root() ? run.incremental_note : "";
   if (options.rule.verify) {
     report.steps.insert(report.steps.begin(),
-                        StepTiming{"verify: decode + align (slowest rank)", run.verify_seconds, published[5]});
+                        StepTiming{"verify: cascade + align (slowest rank)", run.verify_seconds, published[5]});
   }
   report.steps.insert(report.steps.begin(),
                       StepTiming{"search + re-rank (slowest rank)", run.search_seconds, totals.queries});

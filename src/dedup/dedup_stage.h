@@ -50,10 +50,13 @@ struct DedupOptions {
   int candidates = 16;  // neighbours asked of the index per query
   int nprobe = 8;       // inverted lists searched per query (docs/decisions.md: 1M dedup benchmark)
   DedupRule rule;
+  bool verify_gates = true;      // the cascade's cheap checks before the alignment (image/align.h)
   float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
   KeepPolicy keep = KeepPolicy::kFirst;
   int query_batch = 4096;
   RerunPolicy rerun = RerunPolicy::kReuseValid;
+  std::filesystem::path previous_run;  // incremental: last night's lists and verified pairs
+  std::filesystem::path decisions;     // reviewer decisions (dedup/decisions.h)
   std::string code_version;
 };
 

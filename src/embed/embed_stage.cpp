@@ -23,6 +23,7 @@
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
+#include "image/align.h"
 #include "image/preprocess.h"
 #include "model/segmenter.h"
 #include "stage/counts.h"
@@ -37,6 +38,8 @@
 #include "util/stop.h"
 
 namespace lookbook {
+
+static_assert(AlignView::kSide == kAlignThumbSide, "embed shards store the align view's thumbnail");
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -47,7 +50,8 @@ double Seconds(Clock::time_point since) { return std::chrono::duration<double>(C
 // when it was rejected (its row already says why).
 struct Prepared {
   std::size_t index = 0;
-  std::vector<float> pixels;  // empty: rejected
+  bool reused = false;        // copied from a previous run: nothing to infer
+  std::vector<float> pixels;  // empty: rejected or reused
   // Images selected for segmentation: the segmenter's input, and the decoded pixels the
   // garment crops are cut from.
   std::vector<float> segment_pixels;
@@ -66,6 +70,9 @@ struct GarmentModel {
 struct ImageGarments {
   GarmentSet set;
   std::vector<float> embeddings;  // garments x d
+  // Copied from a previous run's shard instead of found again: its rows and mask as stored.
+  std::vector<GarmentRow> copied_rows;
+  std::vector<std::uint8_t> copied_mask;
 };
 
 // A bounded queue between the decode threads and the inference loop. Close() wakes
@@ -138,14 +145,15 @@ std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, con
                                                 const GarmentModel* garments) {
   std::map<std::string, std::string> out = EmbedOptionTable().Identity(options);
   if (garments == nullptr) {
-    for (const char* name : {"segment-images", "garment-slots", "garment-min-area", "garment-min-score",
-                             "garment-cleanup", "mask-side", "crop-margin", "crop-fill"}) {
+    for (const char* name : {"segment-images", "segmenter-precision", "garment-slots", "garment-min-area",
+                             "garment-min-score", "garment-cleanup", "mask-side", "crop-margin", "crop-fill"}) {
       out.erase(name);
     }
   }
   out["model_sha256"] = bundle.sha256;
   out["segmenter_sha256"] = garments != nullptr ? garments->bundle.sha256 : "";
   out["schema_version"] = std::to_string(kEmbedSchemaVersion);
+  out["embed_version"] = std::to_string(kEmbedVersion);
   return out;
 }
 
@@ -196,7 +204,8 @@ struct ShardResult {
 
 std::filesystem::path WorkDir(const std::filesystem::path& run) { return run / ".work" / "embed"; }
 
-std::optional<ShardResult> FindResult(const std::filesystem::path& run, int shard, const std::string& key) {
+std::optional<ShardResult> FindResult(const std::filesystem::path& run, const std::filesystem::path& previous,
+                                      int shard, const std::string& key) {
   const std::string name = ShardFileName(shard, ".h5");
   auto verified = [&](const std::filesystem::path& folder, const ManifestEntry& entry) -> std::optional<ShardResult> {
     if (entry.key != key) return std::nullopt;
@@ -224,15 +233,19 @@ std::optional<ShardResult> FindResult(const std::filesystem::path& run, int shar
       }
     }
   }
-  if (const auto published = ReadManifest(run / "embed", &why)) {
-    for (const auto& entry : published->outputs) {
-      if (entry.path != name) continue;
-      if (auto found = verified(run / "embed", entry)) {
-        // Per-shard counts of a published shard are in its record, published beside it.
-        if (const auto record = ReadManifestFile(run / "embed" / ShardFileName(shard, ".json"), &why)) {
-          found->counts = record->counts;
+  // This run's published stage, then the previous run's (nightly reuse: a hard link, no copy).
+  for (const std::filesystem::path& folder : {run, previous}) {
+    if (folder.empty()) continue;
+    if (const auto published = ReadManifest(folder / "embed", &why)) {
+      for (const auto& entry : published->outputs) {
+        if (entry.path != name) continue;
+        if (auto found = verified(folder / "embed", entry)) {
+          // Per-shard counts of a published shard are in its record, published beside it.
+          if (const auto record = ReadManifestFile(folder / "embed" / ShardFileName(shard, ".json"), &why)) {
+            found->counts = record->counts;
+          }
+          return found;
         }
-        return found;
       }
     }
   }
@@ -262,6 +275,65 @@ ShardResult ResultFromJson(const std::string& text) {
   return result;
 }
 
+// Shard K of a previous run, for nightly reuse: what its ingest saw of each image (file, size,
+// modification time) and its embed shard's rows, both checked against that run's manifests.
+struct PreviousShard {
+  struct Seen {
+    std::string file, size, mtime;
+  };
+  std::unordered_map<std::string, Seen> ingest;             // image key -> what ingest saw
+  std::unordered_map<std::string, std::size_t> row;         // image key -> row in `embed`
+  std::unordered_map<std::string, std::size_t> by_content;  // "xxh3:..." -> an ok row with it
+  EmbedShard embed;
+  std::string column_of(std::size_t r) const {
+    const std::string& key = embed.images[r].key;
+    return key.substr(key.find('/') + 1);
+  }
+};
+
+// Shard `shard` of `previous` when that run's embed stage ran with this `identity` and both
+// files pass their manifests' checksums; nullopt otherwise (nothing is reused from it).
+std::optional<PreviousShard> ReadPreviousShard(const std::filesystem::path& previous, int shard,
+                                               const std::string& identity) {
+  std::string why;
+  const auto embed = ReadManifest(previous / "embed", &why);
+  if (!embed || embed->options_hash != identity) return std::nullopt;
+  const auto ingest = ReadManifest(previous / "ingest", &why);
+  if (!ingest) return std::nullopt;
+  auto verified = [&](const std::filesystem::path& stage_dir, const StageManifest& manifest,
+                      const std::string& name) -> std::optional<std::filesystem::path> {
+    for (const auto& entry : manifest.outputs) {
+      if (entry.path != name) continue;
+      const auto path = InsideRun(stage_dir, entry.path, &why);
+      if (!path) return std::nullopt;
+      std::error_code error;
+      if (std::filesystem::file_size(*path, error) != entry.size || error) return std::nullopt;
+      if (ChecksumFile(*path).checksum != entry.checksum) return std::nullopt;
+      return path;
+    }
+    return std::nullopt;
+  };
+  const auto h5 = verified(previous / "embed", *embed, ShardFileName(shard, ".h5"));
+  const auto csv = verified(previous / "ingest", *ingest, ShardFileName(shard, ".csv"));
+  if (!h5 || !csv) return std::nullopt;
+  PreviousShard out;
+  try {
+    for (const auto& fields : ReadCsvFile(*csv, kIngestShardHeader)) {
+      out.ingest[fields[0] + "/" + fields[1]] = PreviousShard::Seen{fields[3], fields[8], fields[9]};
+    }
+    out.embed = ReadEmbedShard(*h5);
+  } catch (const InputError& error) {
+    spdlog::warn("previous run {}: shard {} is not reused: {}", previous.string(), shard, error.what());
+    return std::nullopt;
+  }
+  for (std::size_t r = 0; r < out.embed.images.size(); ++r) {
+    const ImageRow& image = out.embed.images[r];
+    out.row[image.key] = r;
+    if (image.status == 0) out.by_content.emplace(FormatChecksum(image.checksum), r);
+  }
+  return out;
+}
+
 // Hard-links `from` as `to` (the same bytes, no copy); copies where links are refused.
 void LinkOrCopy(const std::filesystem::path& from, const std::filesystem::path& to) {
   std::error_code error;
@@ -277,6 +349,10 @@ struct ShardAbandoned {};
 struct ShardCounts {
   bool reused = false;  // an output for the shard's key already existed
   std::int64_t images = 0;
+  std::int64_t images_read = 0;     // files read to find their content (checksum)
+  std::int64_t images_trusted = 0;  // content trusted from the previous run (same file, size, date)
+  std::int64_t images_decoded = 0;  // decoded and embedded
+  std::int64_t images_copied = 0;   // embedding copied from the previous run (same content)
   std::int64_t by_status[kImageStatusCount] = {};
   double decode_seconds = 0;  // summed over decode threads
   double inference_seconds = 0;
@@ -307,12 +383,26 @@ class ShardEmbedder {
     const std::size_t n = out.images.size();
     const std::string rows_checksum = RowsChecksum(out.images);
     counts->images = static_cast<std::int64_t>(n);
+    // A previous run (nightly): what it saw and computed of this shard's images.
+    std::optional<PreviousShard> previous;
+    if (!options_.previous_run.empty()) previous = ReadPreviousShard(options_.previous_run, shard, identity_);
+    std::vector<std::string> contents = ReadContents(out.images, previous ? &*previous : nullptr, counts);
     if (options_.rerun == RerunPolicy::kReuseValid) {
-      const std::string key = ShardKey(identity_, out.images, ReadContents(out.images));
-      if (auto found = FindResult(options_.run, shard, key)) {
+      const std::string key = ShardKey(identity_, out.images, contents);
+      if (auto found = FindResult(options_.run, options_.previous_run, shard, key)) {
         found->rows_checksum = rows_checksum;
         counts->reused = true;
         return *found;
+      }
+    }
+    // Images whose content the previous run already embedded are copied, not decoded again.
+    std::vector<std::int64_t> reuse(n, -1);
+    if (previous && options_.rerun == RerunPolicy::kReuseValid) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto it = previous->by_content.find(contents[i]);
+        if (it == previous->by_content.end()) continue;
+        if (Selected(i) != SelectedColumn(previous->column_of(it->second))) continue;  // garments differ
+        reuse[i] = static_cast<std::int64_t>(it->second);
       }
     }
     out.meta = EmbedShardMeta{shard,
@@ -325,8 +415,9 @@ class ShardEmbedder {
                               garments_ ? garments_->bundle.name : "",
                               garments_ ? garments_->bundle.sha256 : ""};
     out.embeddings.assign(n * static_cast<std::size_t>(encoder_.dim()), 0.0f);
-    Embed(shard, &out, counts);
-    std::vector<std::string> contents;
+    out.align_thumbs.assign(n * kAlignThumbBytes, 0);
+    Embed(shard, &out, counts, reuse, previous ? &*previous : nullptr);
+    contents.clear();
     for (const auto& row : out.images) {
       ++counts->by_status[row.status];
       // What was decoded decides the key: an image that changed since it was first read is keyed
@@ -372,6 +463,8 @@ class ShardEmbedder {
  private:
   void ParseRows(int shard, const std::string& bytes, std::vector<ImageRow>* rows) {
     columns_.clear();
+    sizes_.clear();
+    mtimes_.clear();
     const std::string name = "ingest/" + ShardFileName(shard, ".csv");
     CsvReader reader = CsvReader::FromString(bytes);
     CsvRecord record;
@@ -384,6 +477,8 @@ class ShardEmbedder {
       }
       ImageRow row;
       columns_.push_back(record.fields[1]);
+      sizes_.push_back(record.fields[8]);
+      mtimes_.push_back(record.fields[9]);
       row.product_id = record.fields[0];
       row.key = record.fields[0] + "/" + record.fields[1];
       row.path = record.fields[2];
@@ -392,24 +487,49 @@ class ShardEmbedder {
     }
   }
 
-  // The content part of every image's key, read with the decode threads (no decoding).
-  std::vector<std::string> ReadContents(const std::vector<ImageRow>& rows) const {
+  // The content part of every image's key, read with the decode threads (no decoding). An image
+  // whose file, size and modification time are what the previous run's ingest saw is trusted to
+  // hold the content that run's embed recorded, without reading it (--rehash reads every one).
+  std::vector<std::string> ReadContents(const std::vector<ImageRow>& rows, const PreviousShard* previous,
+                                        ShardCounts* counts) const {
     std::vector<std::string> contents(rows.size());
+    std::vector<char> trusted(rows.size(), 0);
+    if (previous != nullptr && !options_.rehash) {
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto seen = previous->ingest.find(rows[i].key);
+        const auto row = previous->row.find(rows[i].key);
+        if (seen == previous->ingest.end() || row == previous->row.end()) continue;
+        if (seen->second.file != rows[i].file || seen->second.size != sizes_[i] || seen->second.mtime != mtimes_[i]) {
+          continue;
+        }
+        const ImageRow& before = previous->embed.images[row->second];
+        if (before.file != rows[i].file) continue;
+        contents[i] = before.status == 0 ? FormatChecksum(before.checksum)
+                                         : ContentOf(static_cast<ImageStatus>(before.status), 0);
+        trusted[i] = 1;
+      }
+    }
     ParallelFor(rows.size(), std::max(1, options_.decode_threads), [&](std::size_t i) {
+      if (trusted[i]) return;
       std::string bytes;
       const ImageStatus status = ReadImageFile(ingest_.images / rows[i].file, options_.limits.max_file_bytes, &bytes);
       contents[i] = ContentOf(status, status == ImageStatus::kOk ? Xxh3(bytes) : 0);
     });
+    for (const char t : trusted) counts->images_trusted += t;
+    counts->images_read += static_cast<std::int64_t>(rows.size()) - std::count(trusted.begin(), trusted.end(), 1);
     return contents;
   }
 
-  bool Selected(std::size_t i) const {
+  // Whether row i goes through the segmenter (auto: every image, kept only with >= 2 slots).
+  bool Selected(std::size_t i) const { return SelectedColumn(columns_[i]); }
+  bool SelectedColumn(const std::string& column) const {
     if (garments_ == nullptr) return false;
     if (options_.segment_images == "all" || options_.segment_images == "auto") return true;
-    return columns_[i] == options_.segment_images;
+    return column == options_.segment_images;
   }
 
-  void Embed(int shard, EmbedShard* out, ShardCounts* counts) {
+  void Embed(int shard, EmbedShard* out, ShardCounts* counts, const std::vector<std::int64_t>& reuse,
+             const PreviousShard* previous) {
     const std::size_t n = out->images.size();
     const PreprocessSpec& spec = encoder_.preprocess();
     const std::size_t image_floats = static_cast<std::size_t>(3) * spec.size * spec.size;
@@ -442,6 +562,22 @@ class ShardEmbedder {
           ImageRow& row = out->images[i];
           Prepared prepared;
           prepared.index = i;
+          if (reuse[i] >= 0) {  // the previous run embedded these very bytes: copy what it computed
+            const ImageRow& before = previous->embed.images[static_cast<std::size_t>(reuse[i])];
+            row.status = before.status;
+            row.reason = before.reason;
+            row.phash = before.phash;
+            row.checksum = before.checksum;
+            row.width = before.width;
+            row.height = before.height;
+            row.content_box = before.content_box;
+            row.colour = before.colour;
+            std::copy_n(previous->embed.align_thumbs.begin() + static_cast<long>(reuse[i] * kAlignThumbBytes),
+                        kAlignThumbBytes, out->align_thumbs.begin() + static_cast<long>(i * kAlignThumbBytes));
+            prepared.reused = true;
+            if (!queue.Push(std::move(prepared))) return;
+            continue;
+          }
           ImageStatus status = ReadImageFile(ingest_.images / row.file, limits.max_file_bytes, &bytes);
           std::string detail;
           if (status == ImageStatus::kOk) {
@@ -453,6 +589,13 @@ class ShardEmbedder {
             row.height = decoded.source_height;
             if (status == ImageStatus::kOk) {
               row.phash = ComputePerceptualHash(decoded.image);
+              // What dedup verifies with: the pixels the model saw, never the file again.
+              const std::vector<std::uint8_t> thumb = MakeAlignThumb(decoded.image);
+              const ThumbStats stats = DescribeThumb(thumb.data());
+              row.content_box = stats.box;
+              row.colour = stats.colour;
+              std::copy(thumb.begin(), thumb.end(),
+                        out->align_thumbs.begin() + static_cast<long>(i * kAlignThumbBytes));
               prepared.pixels.resize(image_floats);
               Preprocess(decoded.image, spec, prepared.pixels.data());
               if (Selected(i)) {
@@ -499,7 +642,13 @@ class ShardEmbedder {
       if (batch_rows.empty()) return;
       FaultPoint("embed.batch");
       const auto begin = Clock::now();
-      const std::vector<float> rows = encoder_.Encode(batch.data(), static_cast<int>(batch_rows.size()));
+      // Always a full batch (zeros after the last image): LibTorch picks its kernels by batch
+      // size, so a partial batch gives embeddings that differ in the last bits (measured: 8e-8),
+      // and an image's embedding must not depend on how many images came with it (a nightly run
+      // that embeds 3 new images gives the bytes a full run gives). Costs at most one batch per
+      // shard.
+      batch.resize(image_floats * static_cast<std::size_t>(options_.batch_size), 0.0f);
+      const std::vector<float> rows = encoder_.Encode(batch.data(), options_.batch_size);
       inference_seconds += Seconds(begin);
       for (std::size_t k = 0; k < batch_rows.size(); ++k) {
         std::copy(rows.begin() + static_cast<long>(k * d), rows.begin() + static_cast<long>((k + 1) * d),
@@ -518,7 +667,8 @@ class ShardEmbedder {
     auto run_crops = [&] {
       if (crop_rows.empty()) return;
       const auto begin = Clock::now();
-      const std::vector<float> rows = encoder_.Encode(crop_batch.data(), static_cast<int>(crop_rows.size()));
+      crop_batch.resize(image_floats * static_cast<std::size_t>(options_.batch_size), 0.0f);  // a full batch
+      const std::vector<float> rows = encoder_.Encode(crop_batch.data(), options_.batch_size);
       for (std::size_t k = 0; k < crop_rows.size(); ++k) {
         auto& target = found.at(crop_rows[k].first).embeddings;
         std::copy(rows.begin() + static_cast<long>(k * d), rows.begin() + static_cast<long>((k + 1) * d),
@@ -534,9 +684,12 @@ class ShardEmbedder {
       segment_input.clear();
       for (const auto& item : segment_batch)
         segment_input.insert(segment_input.end(), item.segment_pixels.begin(), item.segment_pixels.end());
+      // Always a full batch, like the CLIP batches above.
+      segment_input.resize(
+          segment_input.size() / segment_batch.size() * static_cast<std::size_t>(options_.segment_batch_size), 0.0f);
       std::vector<float> confidence;
       const std::vector<std::uint8_t> classes =
-          garments_->segmenter.Segment(segment_input.data(), static_cast<int>(segment_batch.size()), &confidence);
+          garments_->segmenter.Segment(segment_input.data(), options_.segment_batch_size, &confidence);
       const std::size_t plane =
           static_cast<std::size_t>(segment_spec->size) * static_cast<std::size_t>(segment_spec->size);
       for (std::size_t b = 0; b < segment_batch.size(); ++b) {
@@ -570,6 +723,8 @@ class ShardEmbedder {
       std::optional<Prepared> item = queue.Pop();
       if (!item) break;  // a worker failed
       ++received;
+      if (item->reused) continue;
+      ++counts->images_decoded;
       if (!item->pixels.empty()) {
         batch.insert(batch.end(), item->pixels.begin(), item->pixels.end());
         batch_rows.push_back(item->index);
@@ -600,9 +755,46 @@ class ShardEmbedder {
     if (received < n && StopRequested()) throw ShardAbandoned();
     LB_CHECK(received == n, "the decode pipeline lost images");
 
+    // Rows copied from the previous run: their embedding, and their garments and mask (the
+    // reuse list only pairs rows the segmenter selects the same way then and now).
+    for (std::size_t i = 0; i < n; ++i) {
+      if (reuse[i] < 0) continue;
+      const auto from = static_cast<std::size_t>(reuse[i]);
+      ++counts->images_copied;
+      std::copy(previous->embed.embeddings.begin() + static_cast<long>(from * d),
+                previous->embed.embeddings.begin() + static_cast<long>((from + 1) * d),
+                out->embeddings.begin() + static_cast<long>(i * d));
+      if (!Selected(i)) continue;
+      ++counts->images_segmented;
+      ImageGarments copied;
+      for (std::size_t g = 0; g < previous->embed.garments.size(); ++g) {
+        if (previous->embed.garments[g].image_index != static_cast<std::int64_t>(from)) continue;
+        GarmentRow garment = previous->embed.garments[g];
+        garment.image_index = static_cast<std::int64_t>(i);
+        copied.copied_rows.push_back(garment);
+        copied.embeddings.insert(copied.embeddings.end(),
+                                 previous->embed.garment_embeddings.begin() + static_cast<long>(g * d),
+                                 previous->embed.garment_embeddings.begin() + static_cast<long>((g + 1) * d));
+      }
+      const auto side = static_cast<std::size_t>(previous->embed.mask_side);
+      for (std::size_t m = 0; m < previous->embed.mask_image_index.size(); ++m) {
+        if (previous->embed.mask_image_index[m] != static_cast<std::int64_t>(from)) continue;
+        copied.copied_mask.assign(previous->embed.masks.begin() + static_cast<long>(m * side * side),
+                                  previous->embed.masks.begin() + static_cast<long>((m + 1) * side * side));
+      }
+      if (!copied.copied_rows.empty()) found[i] = std::move(copied);
+    }
+
     // Garments and masks in image order.
     if (garments_ != nullptr) out->mask_side = options_.garments.mask_side;
     for (auto& [row, image] : found) {
+      if (!image.copied_rows.empty()) {
+        out->garments.insert(out->garments.end(), image.copied_rows.begin(), image.copied_rows.end());
+        out->garment_embeddings.insert(out->garment_embeddings.end(), image.embeddings.begin(), image.embeddings.end());
+        out->mask_image_index.push_back(static_cast<std::int64_t>(row));
+        out->masks.insert(out->masks.end(), image.copied_mask.begin(), image.copied_mask.end());
+        continue;
+      }
       for (std::size_t k = 0; k < image.set.garments.size(); ++k) {
         const Garment& g = image.set.garments[k];
         out->garments.push_back(GarmentRow{static_cast<std::int64_t>(row), SlotName(g.slot), g.box, g.area, g.score});
@@ -628,7 +820,8 @@ class ShardEmbedder {
   const GarmentModel* garments_;
   const IngestRun& ingest_;
   std::string identity_;
-  std::vector<std::string> columns_;  // the catalog column of each row of the current shard
+  std::vector<std::string> columns_;         // the catalog column of each row of the current shard
+  std::vector<std::string> sizes_, mtimes_;  // what ingest saw of each row's file
 };
 
 }  // namespace
@@ -640,6 +833,7 @@ struct EmbedTotals {
   std::int64_t shards_embedded = 0, shards_reused = 0, images = 0;
   std::int64_t by_status[kImageStatusCount] = {};
   std::int64_t images_segmented = 0, images_with_garments = 0, garments = 0;
+  std::int64_t images_read = 0, images_trusted = 0, images_decoded = 0, images_copied = 0;
   std::int64_t decode_ns = 0, inference_ns = 0, segment_ns = 0, stopped = 0;
   template <typename F>
   void ForEach(F&& f) {
@@ -650,12 +844,20 @@ struct EmbedTotals {
     f("images_segmented", images_segmented);
     f("images_with_garments", images_with_garments);
     f("garments", garments);
+    f("images_read", images_read);
+    f("images_trusted", images_trusted);
+    f("images_decoded", images_decoded);
+    f("images_copied", images_copied);
     f("decode_ns", decode_ns);
     f("inference_ns", inference_ns);
     f("segment_ns", segment_ns);
     f("stopped", stopped);
   }
   void Add(const ShardCounts& counts, const ShardResult& result) {
+    images_read += counts.images_read;
+    images_trusted += counts.images_trusted;
+    images_decoded += counts.images_decoded;
+    images_copied += counts.images_copied;
     if (counts.reused) {
       ++shards_reused;
       // A reused shard's image counts are in its record.
@@ -743,7 +945,7 @@ std::vector<ShardResult> GatherResults(const std::vector<ShardResult>& mine, con
 // shard files hard-linked into the staging folder, their records, catalog.h5, the manifest.
 // Returns false when the published stage already is exactly this.
 bool PublishStage(const EmbedOptions& options, const IngestRun& ingest, const std::vector<ShardResult>& results,
-                  const std::map<std::string, std::string>& identity_options, const std::string& identity,
+                  int dim, const std::map<std::string, std::string>& identity_options, const std::string& identity,
                   const ModelBundle& bundle, const GarmentModel* garments, const EmbedTotals& totals, Stage& stage) {
   if (stage.is_root()) {
     LB_CHECK(static_cast<int>(results.size()) == ingest.shards, "every shard has an output before publication");
@@ -788,6 +990,7 @@ bool PublishStage(const EmbedOptions& options, const IngestRun& ingest, const st
       for (const auto& [name, value] : result.counts) manifest.counts[name] += value;
     }
     manifest.counts["shards"] = ingest.shards;
+    manifest.counts["embedding_dim"] = dim;
   }
   stage.Publish(manifest);
   if (stage.is_root()) {
@@ -850,6 +1053,19 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
           }
         },
         [](const O& o) { return std::string(PrecisionName(o.inference.precision)); });
+    t.Real<double>(
+        "max-reject-rate", "R", [](O& o) -> double& { return o.max_reject_rate; }, "0.5", 0, 1, OptionEffect::kControl,
+        "fail the stage, publishing nothing, when more than this share of the images is rejected (a wrong image "
+        "root, a broken mount)");
+    t.Add(
+        OptionSpec{"segmenter-precision", "P", "fp32", false, false, "fp32 | bf16 | fp16",
+                   "the segmenter's precision on --device (fp16: CUDA only)", OptionEffect::kOutput},
+        [](const std::vector<std::string>& values, O* out) {
+          if (!ParsePrecision(values.back(), &out->segmenter_precision)) {
+            throw UsageError("--segmenter-precision must be fp32, bf16 or fp16, not '" + values.back() + "'");
+          }
+        },
+        [](const O& o) { return std::string(PrecisionName(o.segmenter_precision)); });
     t.Add(
         OptionSpec{"embedding-dtype", "T", "float32", false, false, "float32 | float16", "embeddings on disk",
                    OptionEffect::kOutput},
@@ -914,10 +1130,46 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
           out->rerun = values.back() == "1" ? RerunPolicy::kForce : RerunPolicy::kReuseValid;
         },
         [](const O&) { return std::string(); });
+    t.Path(
+        "previous-run", "DIR", [](O& o) -> std::filesystem::path& { return o.previous_run; }, false,
+        "a finished run to reuse from: a shard whose key matches is linked, an image whose content it embedded "
+        "is copied, not decoded (lookbook run passes the newest finished run under a runs root)");
+    t.Flag(
+        "rehash", [](O& o) -> bool& { return o.rehash; }, OptionEffect::kControl,
+        "read every image's bytes for its checksum, instead of trusting a file whose path, size and "
+        "modification time match the previous run's");
     return t;
   }();
   return table;
 }
+
+namespace {
+
+// On a GPU, one full batch of each model before any shard starts: a device that lacks the
+// memory for --batch-size (or --segment-batch-size) fails here, with what to change, not in the
+// middle of the night.
+void WarmUp(const EmbedOptions& options, const ImageEncoder& encoder, const GarmentModel* garments) {
+  if (options.inference.device.kind == DeviceKind::kCpu) return;
+  try {
+    const int size = encoder.preprocess().size;
+    encoder.Encode(std::vector<float>(static_cast<std::size_t>(options.batch_size) * 3 * size * size, 0.0f).data(),
+                   options.batch_size);
+    if (garments != nullptr) {
+      const int side = garments->segmenter.preprocess().size;
+      std::vector<float> confidence;
+      garments->segmenter.Segment(
+          std::vector<float>(static_cast<std::size_t>(options.segment_batch_size) * 3 * side * side, 0.0f).data(),
+          options.segment_batch_size, &confidence);
+    }
+  } catch (const InputError& error) {
+    throw InputError(
+        "--device " + options.device + ": a batch of " + std::to_string(options.batch_size) +
+        " images (segmenter: " + std::to_string(options.segment_batch_size) +
+        ") does not run there; lower --batch-size / --segment-batch-size or use another device: " + error.what());
+  }
+}
+
+}  // namespace
 
 StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   const auto start = Clock::now();
@@ -938,11 +1190,13 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   std::optional<GarmentModel> garments;
   if (!options.segmenter.empty()) {
     ModelBundle segmenter_bundle = LoadBundle(options.segmenter);
-    Segmenter segmenter = Segmenter::Load(segmenter_bundle, InferenceOptions{});
+    Segmenter segmenter =
+        Segmenter::Load(segmenter_bundle, InferenceOptions{options.inference.device, options.segmenter_precision});
     SlotMap slots = MakeSlotMap(segmenter_bundle.class_names, segmenter_bundle.class_slots, options.slot_map);
     garments.emplace(GarmentModel{std::move(segmenter_bundle), std::move(segmenter), std::move(slots)});
   }
   const GarmentModel* garment_model = garments ? &*garments : nullptr;
+  WarmUp(options, encoder, garment_model);
   const std::map<std::string, std::string> identity_options = ShardOptions(options, bundle, garment_model);
   const std::string identity = OptionsHash(identity_options);
   if (world.is_root()) {
@@ -963,10 +1217,30 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   const std::vector<ShardResult> results = GatherResults(my_results, world);
   const bool stopped = totals.stopped > 0;
 
+  // A night where most images cannot be read (a wrong image root, a broken mount) is not a
+  // catalog's normal noise: fail, publish nothing, and say which reasons dominate.
+  const std::int64_t rejected_images = totals.images - totals.by_status[0];
+  if (!stopped && !options.only_shard && totals.images > 0 &&
+      static_cast<double>(rejected_images) > options.max_reject_rate * static_cast<double>(totals.images)) {
+    std::vector<std::pair<std::int64_t, std::string>> reasons;
+    for (int s = 1; s < kImageStatusCount; ++s) {
+      if (totals.by_status[s] > 0)
+        reasons.emplace_back(totals.by_status[s], ImageStatusName(static_cast<ImageStatus>(s)));
+    }
+    std::sort(reasons.rbegin(), reasons.rend());
+    std::string top;
+    for (std::size_t i = 0; i < reasons.size() && i < 3; ++i) {
+      top += (i ? ", " : "") + reasons[i].second + " " + std::to_string(reasons[i].first);
+    }
+    throw InputError(std::to_string(rejected_images) + " of " + std::to_string(totals.images) +
+                     " images were rejected (" + top + "), more than --max-reject-rate " +
+                     ExactReal(options.max_reject_rate) +
+                     ": nothing is published; check the image root (lookbook ingest --images) and the rejects");
+  }
   bool published = false;
   if (!stopped && !options.only_shard) {
-    published =
-        PublishStage(options, ingest, results, identity_options, identity, bundle, garment_model, totals, stage);
+    published = PublishStage(options, ingest, results, encoder.dim(), identity_options, identity, bundle, garment_model,
+                             totals, stage);
   }
   world.Barrier();  // the stage is published before any rank goes on (index reads it)
 
@@ -977,6 +1251,12 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.counts["images_in"] = images;
   report.counts["images_ok"] = totals.by_status[0];
   report.counts["images_rejected"] = images - totals.by_status[0];
+  // What the night cost: files read for their checksum (the rest trusted from the previous
+  // run's size and date), images decoded and embedded, embeddings copied from the previous run.
+  report.counts["images_read"] = totals.images_read;
+  report.counts["images_trusted"] = totals.images_trusted;
+  report.counts["images_decoded"] = totals.images_decoded;
+  report.counts["images_copied"] = totals.images_copied;
   for (int s = 1; s < kImageStatusCount; ++s) {
     if (totals.by_status[s] > 0) {
       report.counts[std::string("rejected_") + ImageStatusName(static_cast<ImageStatus>(s))] = totals.by_status[s];

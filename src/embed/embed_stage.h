@@ -51,11 +51,18 @@ struct EmbedOptions {
   double progress_seconds = 10;
   // Garments (optional): a segmenter bundle runs on the selected images, on the same decoded
   // pixels; each garment's crop goes through the CLIP image encoder.
-  std::filesystem::path segmenter;      // empty: no garments
-  std::string segment_images = "auto";  // "all", "auto" (keep images with >= 2 slots) or a column name
-  std::string slot_map;                 // class=slot overrides of the bundle's defaults
+  std::filesystem::path segmenter;                      // empty: no garments
+  Precision segmenter_precision = Precision::kFloat32;  // on inference.device
+  double max_reject_rate = 0.5;                         // above it the stage fails and publishes nothing
+  std::string segment_images = "auto";                  // "all", "auto" (keep images with >= 2 slots) or a column name
+  std::string slot_map;                                 // class=slot overrides of the bundle's defaults
   GarmentOptions garments;
   int segment_batch_size = 8;
+  // Nightly reuse (docs/operations.md#nightly-runs): a finished run whose outputs may be reused
+  // for images whose content is unchanged; empty: none. `rehash` reads every image's bytes
+  // instead of trusting a file whose path, size and modification time match that run's.
+  std::filesystem::path previous_run;
+  bool rehash = false;
 };
 
 // The options of `lookbook embed`, declared once (util/options.h).

@@ -16,6 +16,8 @@
 // and a colour variant far below. Measured on the demo catalogs: docs/performance.md#near-duplicates.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <vector>
 
 #include "image/decode.h"
@@ -33,9 +35,77 @@ inline constexpr int kAlignMinSide = AlignView::kSide;
 
 AlignView MakeAlignView(const RgbImage& image);
 
+// What embed stores per image so that dedup never reads an image file again (the views come
+// from the very pixels the model saw): the align thumbnail, kSide x kSide x 3 RGB bytes (the
+// INTER_AREA shrink MakeAlignView starts from, so ViewFromThumb(MakeAlignThumb(i)) ==
+// MakeAlignView(i)), the content box and the colour of its foreground.
+inline constexpr std::size_t kAlignThumbBytes = static_cast<std::size_t>(AlignView::kSide) * AlignView::kSide * 3;
+std::vector<std::uint8_t> MakeAlignThumb(const RgbImage& image);
+AlignView ViewFromThumb(const std::uint8_t* thumb);  // kAlignThumbBytes bytes
+
+struct ThumbStats {
+  // The foreground's bounding box in the thumbnail's pixels (x0, y0, x1, y1; x1 and y1
+  // exclusive); the whole thumbnail when nothing stands out from the border colour.
+  std::array<std::int16_t, 4> box{0, 0, AlignView::kSide, AlignView::kSide};
+  // Mean R, G, B and their standard deviations over the foreground pixels of the box, in [0, 1].
+  std::array<float, 6> colour{};
+};
+ThumbStats DescribeThumb(const std::uint8_t* thumb);
+
+// The cheap checks that run before the alignment (dedup's verification cascade), in
+// increasing cost. Each is a necessary condition of AlignedCorrelation passing the rule, with a
+// margin measured on copies (docs/performance.md#verification-cascade):
+//  - the colour gate: how far the foreground's mean colour moved, in brightness (mean over the
+//    channels) and in hue (the channels' spread around that mean), from the stored statistics
+//    alone (nanoseconds);
+//  - the coarse correlation: zero-mean correlation of the two content boxes, each shrunk to
+//    kCoarseSide grey pixels, without alignment (microseconds).
+// The gates' thresholds, chosen on the tune sets (a train-split demo catalog and one half of
+// the real-photo relisting set; docs/performance.md#verification-cascade): every candidate the
+// full-size alignment accepted there passes the colour and coarse gates with a margin (their
+// largest colour shifts x1.5, their lowest coarse correlation -0.15). The half-size alignment
+// (AlignCoarseToFine) stops a pair whose aligned correlation at half size is below
+// kGateMinHalfColour: copies of the demo scored 0.942 and above there, look-alikes a median of
+// 0.81; real photos need the lower bar.
+inline constexpr float kGateMaxBrightness = 0.42f;
+inline constexpr float kGateMaxHue = 0.32f;
+inline constexpr float kGateMinCoarse = 0.04f;
+inline constexpr float kGateMinHalfColour = 0.65f;
+
+struct ColourShift {
+  float brightness = 0, hue = 0;
+};
+ColourShift CompareColour(const ThumbStats& a, const ThumbStats& b);
+inline constexpr int kCoarseSide = 16;
+float CoarseCorrelation(const std::uint8_t* thumb_a, const ThumbStats& a, const std::uint8_t* thumb_b,
+                        const ThumbStats& b);
+
 // The aligned correlation of b onto a, in [-1, 1]; -1 when no alignment converges, the
 // images share fewer than a few dozen foreground pixels, or the garment changed colour. Not
 // symmetric in general, but nearly so for copies. Thread-safe.
 float AlignedCorrelation(const AlignView& a, const AlignView& b);
+
+// The alignment coarse to fine, for dedup's cascade: the ECC search on both views shrunk to half
+// size (a quarter of the pixels, fewer iterations), scored there; stopped when that aligned
+// correlation is below min_half_colour (aligned -1, aligned_full false), else refined at full
+// size from the half-size warp and scored as AlignedCorrelation scores. When nothing converges at
+// half size the full-size search decides. ECC's cost is per iteration and call, not per pixel:
+// this is what makes verification ~2.5x cheaper than AlignedCorrelation (measured:
+// docs/performance.md#verification-cascade).
+struct AlignSearch {
+  int half_iterations = 15;                    // ECC iterations per start at half size
+  bool zoom_starts = true;                     // also from a 15% zoom in and out (identity not good enough)
+  int refine_iterations = 5;                   // ECC iterations at full size, from the half-size warp
+  float min_half_colour = kGateMinHalfColour;  // -2: never stop at half size
+};
+struct AlignResult {
+  float aligned = -1.0f;
+  float half_score = -1.0f;   // the half-size ECC correlation (grey levels)
+  float half_colour = -2.0f;  // the aligned correlation at half size (-2: not computed)
+  bool aligned_full = false;
+};
+// With both images' stats, the search starts from the map of one content box onto the other.
+AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const AlignSearch& search = {},
+                              const ThumbStats* box_a = nullptr, const ThumbStats* box_b = nullptr);
 
 }  // namespace lookbook

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -14,7 +15,9 @@
 #include "store/embed_run.h"
 #include "util/blas.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/publish.h"
+#include "util/run_path.h"
 #include "util/stop.h"
 
 namespace lookbook {
@@ -40,7 +43,8 @@ struct ShardVectors {
 };
 
 ShardVectors LoadShardVectors(Stage& stage, int shard) {
-  const EmbedShard file = ReadEmbedShard(stage.VerifiedPath("embed", ShardFileName(shard, ".h5"), false));
+  const EmbedShard file =
+      ReadEmbedShard(stage.VerifiedPath("embed", ShardFileName(shard, ".h5"), false), ShardParts::kWithoutThumbs);
   ShardVectors out;
   out.shard = shard;
   out.dim = file.meta.embedding_dim;
@@ -71,6 +75,50 @@ std::vector<std::int64_t> SampleRows(std::int64_t rows, std::int64_t take, std::
 
 std::map<std::string, std::string> Options(const IndexOptions& options) { return IndexOptionTable().Identity(options); }
 
+// A previous run's trained quantizer, when it may stand in for training: the same model, the
+// same dimension and factory, and a vector count within `growth` of tonight's. The bytes are
+// checked against that run's index manifest. Empty when it may not.
+std::vector<std::uint8_t> ReusableQuantizer(const IndexOptions& options, const EmbedRun& embed, std::int64_t total,
+                                            int d, const std::string& factory, std::string* note) {
+  if (options.previous_run.empty()) return {};
+  std::string why;
+  const auto index = ReadManifest(options.previous_run / "index", &why);
+  const auto previous_embed = ReadManifest(options.previous_run / "embed", &why);
+  if (!index || !previous_embed) return {};
+  auto option = [](const StageManifest& m, const char* key) {
+    const auto it = m.options.find(key);
+    return it == m.options.end() ? std::string() : it->second;
+  };
+  const auto vectors = index->counts.find("vectors");
+  if (option(*index, "index_factory") != factory || option(*index, "dim") != std::to_string(d) ||
+      option(*previous_embed, "model_sha256") != embed.model_sha256 || vectors == index->counts.end() ||
+      vectors->second <= 0) {
+    *note = "trained (the previous run's quantizer is for another model, dimension or factory)";
+    return {};
+  }
+  const double growth = std::abs(static_cast<double>(total - vectors->second)) / static_cast<double>(vectors->second);
+  if (growth >= options.retrain_growth) {
+    *note = "trained (the catalog moved by " + std::to_string(static_cast<int>(growth * 100)) + "% since " +
+            options.previous_run.filename().string() + ")";
+    return {};
+  }
+  for (const auto& output : index->outputs) {
+    if (output.path != "trained.faiss") continue;
+    const auto path = InsideRun(options.previous_run / "index", output.path, &why);
+    if (!path) return {};
+    std::string bytes;
+    try {
+      bytes = ReadFileBytes(*path);
+    } catch (const InputError&) {
+      return {};
+    }
+    if (bytes.size() != output.size || FormatChecksum(Xxh3(bytes)) != output.checksum) return {};
+    *note = "reused from " + options.previous_run.filename().string() + " (" + output.checksum + ")";
+    return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
+  }
+  return {};
+}
+
 }  // namespace
 
 const OptionTable<IndexOptions>& IndexOptionTable() {
@@ -96,6 +144,13 @@ const OptionTable<IndexOptions>& IndexOptionTable() {
     t.Integer<int>(
         "threads", "N", [](O& o) -> int& { return o.threads; }, 1, 1, 256, OptionEffect::kResource,
         "FAISS (OpenMP) threads per rank");
+    t.Path(
+        "previous-run", "DIR", [](O& o) -> std::filesystem::path& { return o.previous_run; }, false,
+        "a finished run whose trained quantizer is reused when the model, dimension and factory match and the "
+        "vector count moved by less than --retrain-growth (lookbook run passes it under a runs root)");
+    t.Real<double>(
+        "retrain-growth", "F", [](O& o) -> double& { return o.retrain_growth; }, "0.2", 0, 1000, OptionEffect::kOutput,
+        "train again when the vector count moved by this fraction or more");
     t.Force([](O& o) -> RerunPolicy& { return o.rerun; }, "redo the stage even when its outputs are valid");
     return t;
   }();
@@ -115,6 +170,24 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("embed", ShardFileName(k, ".h5"));
   const std::string options_hash = OptionsHash(Options(options));
   stage.Key().Add("options", options_hash);
+  // What the quantizer will be (trained tonight, or a previous run's) is part of the key: known
+  // from the manifests before a vector is read.
+  const StageManifest& embed_manifest = stage.Upstream("embed");
+  const std::int64_t expected_total = embed_manifest.counts.count("ok") ? embed_manifest.counts.at("ok") : 0;
+  const int expected_d =
+      embed_manifest.counts.count("embedding_dim") ? static_cast<int>(embed_manifest.counts.at("embedding_dim")) : 0;
+  std::string quantizer_note = "trained";
+  std::vector<std::uint8_t> reused_quantizer;
+  if (expected_total > 0 && expected_d > 0) {
+    const std::string expected_factory =
+        options.factory == "auto" ? AutoFactory(expected_total, expected_d, options.memory_budget) : options.factory;
+    reused_quantizer = ReusableQuantizer(options, embed, expected_total, expected_d, expected_factory, &quantizer_note);
+  }
+  stage.Key().Add("quantizer",
+                  reused_quantizer.empty()
+                      ? "trained"
+                      : FormatChecksum(Xxh3(std::string_view(reinterpret_cast<const char*>(reused_quantizer.data()),
+                                                             reused_quantizer.size()))));
   std::string why = "--force";
   const bool fresh = options.rerun == RerunPolicy::kReuseValid && stage.Fresh(&why);
   if (world.is_root()) {
@@ -182,7 +255,13 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
 
   std::vector<std::uint8_t> trained_bytes;
   const auto train_start = Clock::now();
-  if (world.is_root()) {
+  if (!reused_quantizer.empty()) {
+    if (total != expected_total || d != expected_d) {
+      throw InputError("the embed manifest's counts do not match its shards: rerun lookbook embed --force");
+    }
+    trained_bytes = reused_quantizer;  // the same on every rank: read from the same file
+    if (world.is_root()) spdlog::info("quantizer {}", quantizer_note);
+  } else if (world.is_root()) {
     std::vector<std::size_t> order(tags.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tags[a] < tags[b]; });
@@ -233,6 +312,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     // What `auto` resolved to, recorded beside the options (the hash is of the options given).
     manifest.options["index_factory"] = factory;
     manifest.options["dim"] = std::to_string(d);
+    manifest.options["quantizer"] = quantizer_note;
     stage.AddOutput("trained.faiss", 0);
     for (int k = 0; k < embed.shard_count; ++k)
       stage.AddOutput(IndexFileName(k), per_shard[static_cast<std::size_t>(k)]);

@@ -31,7 +31,11 @@ struct IndexOptions {
   int threads = 1;                           // FAISS (OpenMP) threads per rank
   std::string factory = "auto";              // FAISS index_factory string, or auto
   std::uint64_t memory_budget = 8ull << 30;  // auto: bytes the codes of all shards may take
-  std::int64_t train_sample = 131072;        // at most this many training vectors
+  std::int64_t train_sample = 131072;
+  // Nightly: a finished run whose trained quantizer is reused when the model, the dimension and
+  // the factory match and the vector count moved by less than retrain_growth (a fraction).
+  std::filesystem::path previous_run;
+  double retrain_growth = 0.2;  // at most this many training vectors
   std::uint64_t seed = 1;
   RerunPolicy rerun = RerunPolicy::kReuseValid;
   std::string code_version;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "model/text_tokenizer.h"
+#include "model/torch_util.h"
 #include "util/blas.h"
 #include "util/error.h"
 
@@ -16,45 +17,6 @@ std::string ShapeText(const at::Tensor& tensor) {
   std::ostringstream out;
   out << tensor.sizes();
   return out.str();
-}
-
-torch::Device TorchDevice(const Device& device) {
-  if (device.kind == DeviceKind::kCpu) return torch::Device(torch::kCPU);
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device.index));
-}
-
-void CheckDevice(const InferenceOptions& options) {
-  if (options.device.kind == DeviceKind::kCuda) {
-    const int count = CudaDeviceCount();
-    if (count == 0) throw InputError("--device " + DeviceName(options.device) + ": this LibTorch build has no CUDA");
-    if (options.device.index >= count) {
-      throw InputError("--device " + DeviceName(options.device) + ": only " + std::to_string(count) + " GPU(s)");
-    }
-  }
-  if (options.precision == Precision::kFloat16 && options.device.kind == DeviceKind::kCpu) {
-    throw InputError("--precision fp16 needs a CUDA device; on CPU use bf16");
-  }
-}
-
-torch::Dtype Dtype(Precision precision) {
-  switch (precision) {
-    case Precision::kFloat32: return torch::kFloat32;
-    case Precision::kBFloat16: return torch::kBFloat16;
-    case Precision::kFloat16: return torch::kFloat16;
-  }
-  return torch::kFloat32;
-}
-
-torch::jit::Module LoadModule(const ModelBundle& bundle, const std::string& file, const InferenceOptions& options) {
-  const std::string path = bundle.Path(file).string();
-  try {
-    torch::jit::Module module = torch::jit::load(path, TorchDevice(options.device));
-    module.eval();
-    if (options.precision != Precision::kFloat32) module.to(Dtype(options.precision));
-    return module;
-  } catch (const c10::Error& error) {
-    throw InputError("cannot load TorchScript module " + path + ": " + error.what_without_backtrace());
-  }
 }
 
 // Runs the module and checks it returned a floating [n, dim] tensor.
@@ -180,8 +142,8 @@ std::vector<float> ImageEncoder::Encode(const float* pixels, int n) const {
   LB_CHECK(n > 0, "encoding an empty batch");
   c10::InferenceMode guard;
   const int size = impl_->preprocess.size;
-  at::Tensor input = torch::from_blob(const_cast<float*>(pixels), {n, 3, size, size}, torch::kFloat32);
-  input = input.to(TorchDevice(impl_->options.device), Dtype(impl_->options.precision));
+  const at::Tensor input =
+      ToDevice(torch::from_blob(const_cast<float*>(pixels), {n, 3, size, size}, torch::kFloat32), impl_->options);
   return ToUnitRows(Forward(impl_->module, input, n, impl_->dim, "image encoder"));
 }
 
@@ -233,6 +195,9 @@ std::vector<float> TextEncoder::Encode(const std::vector<std::string>& texts) co
   input = input.to(TorchDevice(impl_->options.device));
   return ToUnitRows(Forward(impl_->module, input, n, impl_->dim, "text encoder"));
 }
+
+TextTokens TextEncoder::Count(const std::string& text) const { return impl_->tokenizer->Count(text, impl_->context); }
+int TextEncoder::context_length() const { return impl_->context; }
 
 int TextEncoder::dim() const { return impl_->dim; }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/bundle.h"
+#include "model/text_tokenizer.h"
 
 namespace lookbook {
 
@@ -71,6 +72,11 @@ class TextEncoder {
 
   // texts.size() x dim() floats.
   std::vector<float> Encode(const std::vector<std::string>& texts) const;
+  // What the tokenizer made of `text` under the model's context length: whether it was cut,
+  // and how many of its words the vocabulary does not know (a text of unknown words embeds as
+  // an empty one would).
+  TextTokens Count(const std::string& text) const;
+  int context_length() const;
   int dim() const;
 
  private:

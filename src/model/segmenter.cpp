@@ -5,12 +5,14 @@
 
 #include <sstream>
 
+#include "model/torch_util.h"
 #include "util/error.h"
 
 namespace lookbook {
 
 struct Segmenter::Impl {
   mutable torch::jit::Module module;
+  InferenceOptions options;
   PreprocessSpec preprocess;
   int classes = 0;
 };
@@ -22,17 +24,11 @@ Segmenter::~Segmenter() = default;
 
 Segmenter Segmenter::Load(const ModelBundle& bundle, const InferenceOptions& options) {
   if (bundle.kind != BundleKind::kSegmenter) throw InputError(bundle.dir.string() + " is not a segmenter bundle");
-  if (options.device.kind != DeviceKind::kCpu || options.precision != Precision::kFloat32) {
-    throw InputError("segmenters run on the CPU in fp32 in this build");
-  }
+  CheckDevice(options);
   auto impl = std::make_unique<Impl>();
   const std::string path = bundle.Path(bundle.image_encoder).string();
-  try {
-    impl->module = torch::jit::load(path, torch::kCPU);
-  } catch (const c10::Error& error) {
-    throw InputError("cannot load TorchScript module " + path + ": " + error.what_without_backtrace());
-  }
-  impl->module.eval();
+  impl->module = LoadModule(bundle, bundle.image_encoder, options);
+  impl->options = options;
   impl->preprocess = bundle.preprocess;
   impl->classes = static_cast<int>(bundle.class_names.size());
   if (impl->classes < 1 || impl->classes > 255) {
@@ -43,7 +39,11 @@ Segmenter Segmenter::Load(const ModelBundle& bundle, const InferenceOptions& opt
   c10::InferenceMode guard;
   at::Tensor output;
   try {
-    output = impl->module.forward({torch::zeros({2, 3, size, size})}).toTensor();
+    output = impl->module
+                 .forward({torch::zeros(
+                     {2, 3, size, size},
+                     torch::TensorOptions().dtype(Dtype(options.precision)).device(TorchDevice(options.device)))})
+                 .toTensor();
   } catch (const std::exception& error) {
     throw InputError(path + ": forward failed: " + error.what());
   }
@@ -61,12 +61,19 @@ std::vector<std::uint8_t> Segmenter::Segment(const float* pixels, int n, std::ve
   LB_CHECK(n > 0, "segmenting an empty batch");
   c10::InferenceMode guard;
   const int size = impl_->preprocess.size;
-  const auto input = torch::from_blob(const_cast<float*>(pixels), {n, 3, size, size}, torch::kFloat32);
-  const auto probabilities = torch::softmax(impl_->module.forward({input}).toTensor(), 1);
+  const auto host = torch::from_blob(const_cast<float*>(pixels), {n, 3, size, size}, torch::kFloat32);
+  at::Tensor logits;
+  try {
+    logits = impl_->module.forward({ToDevice(host, impl_->options)}).toTensor();
+  } catch (const c10::Error& error) {
+    throw InputError(std::string("segmenter: forward failed: ") + error.what_without_backtrace());
+  }
+  // Softmax and argmax in fp32 on the device; only labels and confidences come back.
+  const auto probabilities = torch::softmax(logits.to(torch::kFloat32), 1);
   const auto best = probabilities.max(1);
-  const auto labels = std::get<1>(best).to(torch::kUInt8).contiguous();
+  const auto labels = std::get<1>(best).to(torch::kCPU, torch::kUInt8).contiguous();
   if (confidence != nullptr) {
-    const auto values = std::get<0>(best).contiguous();
+    const auto values = std::get<0>(best).to(torch::kCPU).contiguous();
     confidence->assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
   }
   return std::vector<std::uint8_t>(labels.data_ptr<std::uint8_t>(), labels.data_ptr<std::uint8_t>() + labels.numel());

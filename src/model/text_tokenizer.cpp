@@ -1,5 +1,7 @@
 #include "model/text_tokenizer.h"
 
+#include <algorithm>
+
 #include <cctype>
 #include <fstream>
 
@@ -14,6 +16,12 @@ class ClipBpeTokenizer : public TextTokenizer {
   explicit ClipBpeTokenizer(ClipTokenizer tokenizer) : tokenizer_(std::move(tokenizer)) {}
   std::vector<std::int32_t> EncodeForModel(std::string_view text, int context_length) const override {
     return tokenizer_.EncodeForModel(text, context_length);
+  }
+  TextTokens Count(std::string_view text, int context_length) const override {
+    TextTokens out;
+    out.tokens = static_cast<int>(tokenizer_.Encode(text).size());
+    out.kept = std::min(out.tokens, context_length - 2);
+    return out;
   }
 
  private:
@@ -69,6 +77,16 @@ std::vector<std::int32_t> WordTokenizer::EncodeForModel(std::string_view text, i
   }
   ids.resize(static_cast<std::size_t>(context_length), kPad);
   return ids;
+}
+
+TextTokens WordTokenizer::Count(std::string_view text, int context_length) const {
+  TextTokens out;
+  for (const auto& word : Words(text)) {
+    ++out.tokens;
+    if (!ids_.count(word)) ++out.unknown;
+  }
+  out.kept = std::min(out.tokens, context_length - 2);
+  return out;
 }
 
 std::unique_ptr<TextTokenizer> LoadTokenizer(const ModelBundle& bundle) {

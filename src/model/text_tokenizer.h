@@ -13,11 +13,21 @@
 
 namespace lookbook {
 
+// What a text became: its tokens (without the start and end tokens), how many the context kept,
+// and how many the vocabulary does not know (the word tokenizer's <unk>; CLIP's byte-level BPE
+// knows every byte, so 0 there).
+struct TextTokens {
+  int tokens = 0;
+  int kept = 0;
+  int unknown = 0;
+};
+
 class TextTokenizer {
  public:
   virtual ~TextTokenizer() = default;
   // Exactly context_length ids: start, the text's ids, end, zero padding.
   virtual std::vector<std::int32_t> EncodeForModel(std::string_view text, int context_length) const = 0;
+  virtual TextTokens Count(std::string_view text, int context_length) const = 0;
 };
 
 // The bundle's tokenizer (clip_bpe or word). Throws InputError when the bundle has none or
@@ -34,6 +44,7 @@ class WordTokenizer : public TextTokenizer {
   static WordTokenizer Load(const std::filesystem::path& vocabulary);
   explicit WordTokenizer(std::vector<std::string> vocabulary);
   std::vector<std::int32_t> EncodeForModel(std::string_view text, int context_length) const override;
+  TextTokens Count(std::string_view text, int context_length) const override;
   std::vector<std::string> Words(std::string_view text) const;
 
  private:

@@ -104,13 +104,13 @@ QueryEngine QueryEngine::Load(const QueryOptions& options) {
   impl->index.emplace(ReadRunIndex(options.run, embed));
 
   impl->clip = LoadTrustedBundle(options.model, options.models_root, embed.model_sha256, "model");
-  impl->image_encoder.emplace(ImageEncoder::Load(impl->clip, InferenceOptions{}));
+  impl->image_encoder.emplace(ImageEncoder::Load(impl->clip, options.inference));
   if (impl->image_encoder->dim() != impl->catalog.dim)
     throw InputError("the CLIP bundle's embeddings do not have the catalog's size");
   if (!options.segmenter.empty() || !embed.segmenter_sha256.empty()) {
     impl->segmenter_bundle.emplace(
         LoadTrustedBundle(options.segmenter, options.models_root, embed.segmenter_sha256, "segmenter"));
-    impl->segmenter.emplace(Segmenter::Load(*impl->segmenter_bundle, InferenceOptions{}));
+    impl->segmenter.emplace(Segmenter::Load(*impl->segmenter_bundle, options.inference));
     const auto slot_map = embed_manifest->options.find("garment-slots");
     impl->slots = MakeSlotMap(impl->segmenter_bundle->class_names, impl->segmenter_bundle->class_slots,
                               slot_map == embed_manifest->options.end() ? "" : slot_map->second);
@@ -185,9 +185,15 @@ PhotoResult QueryEngine::QueryPhoto(const std::filesystem::path& photo) const {
   return result;
 }
 
+TextTokens QueryEngine::CountText(const std::string& text) const {
+  const Impl& s = *impl_;
+  if (!s.text_encoder) s.text_encoder.emplace(TextEncoder::Load(s.clip, s.options.inference));
+  return s.text_encoder->Count(text);
+}
+
 std::vector<QueryMatch> QueryEngine::QueryText(const std::string& text) const {
   const Impl& s = *impl_;
-  if (!s.text_encoder) s.text_encoder.emplace(TextEncoder::Load(s.clip, InferenceOptions{}));
+  if (!s.text_encoder) s.text_encoder.emplace(TextEncoder::Load(s.clip, s.options.inference));
   const std::vector<float> vector = s.text_encoder->Encode({text});
   return s.Matches(*s.all_filter, vector.data());
 }

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "model/encoders.h"
+
 namespace lookbook {
 
 struct QueryOptions {
@@ -27,6 +29,7 @@ struct QueryOptions {
   int top_k = 5;
   int nprobe = 16;
   bool include_out_of_stock = false;
+  InferenceOptions inference;  // both models, on this device and precision
 };
 
 struct QueryMatch {
@@ -59,6 +62,8 @@ class QueryEngine {
   // A photo that cannot be read or decoded comes back with `error` set, never an exception.
   PhotoResult QueryPhoto(const std::filesystem::path& photo) const;
   std::vector<QueryMatch> QueryText(const std::string& text) const;
+  // What the text tower's tokenizer makes of `text` (cut to the context, unknown words).
+  TextTokens CountText(const std::string& text) const;
 
  private:
   struct Impl;

@@ -14,11 +14,13 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
+#include "dedup/decisions.h"
 #include "image/decode.h"
 #include "report/templates.h"
 #include "stage/run_status.h"
@@ -27,6 +29,8 @@
 #include "store/embed_run.h"
 #include "store/recs_file.h"
 #include "util/error.h"
+#include "util/hash.h"
+#include "util/parallel.h"
 #include "util/publish.h"
 #include "util/run_path.h"
 
@@ -70,6 +74,13 @@ std::optional<nlohmann::json> ReadJson(const std::filesystem::path& path) {
   }
 }
 
+// The run folder's own name (a night's name under a runs root): never the path above it.
+std::string RunName(const std::filesystem::path& run) {
+  const std::filesystem::path normal = std::filesystem::absolute(run).lexically_normal();
+  const std::string name = (normal.has_filename() ? normal : normal.parent_path()).filename().string();
+  return name.empty() ? "run" : name;
+}
+
 std::string ReasonName(const std::string& reason) { return reason.substr(0, reason.find(':')); }
 
 // Everything the pages show about one image.
@@ -78,6 +89,7 @@ struct ImageInfo {
   std::int64_t catalog_row = 0;
   bool ok = false, in_stock = false, outfit_photo = false;
   int width = 0, height = 0;
+  std::uint64_t checksum = 0;  // of the image file embed read
 };
 
 class ReportBuilder {
@@ -93,18 +105,24 @@ class ReportBuilder {
     Load();
     dir_ = stage_.Staging();
     std::filesystem::create_directories(dir_ / "thumbs");
-    WriteIndex();
-    WriteClusters();
-    WriteSubstitutes();
-    WriteOutfits();
-    WriteRejects();
+    ReadPreviousThumbs();
+    // Twice: first only to learn which thumbnails the pages show (made then by --threads
+    // threads), then for real.
+    collecting_ = true;
+    WritePages();
+    collecting_ = false;
+    MakeThumbs();
+    WritePages();
     StageManifest manifest;
     manifest.options = Options();
     manifest.options_hash = OptionsHash(manifest.options);
     for (const auto& name : outputs_) stage_.AddOutput(name, -1);
     manifest.counts = {{"pages", pages_},
-                       {"thumbnails", static_cast<std::int64_t>(thumbs_.size())},
+                       {"thumbnails", static_cast<std::int64_t>(made_.size())},
+                       {"thumbnails_reused", thumbs_reused_},
                        {"clusters", clusters_},
+                       {"clusters_shown", clusters_shown_},
+                       {"near_threshold_shown", near_shown_},
                        {"rejects", static_cast<std::int64_t>(rejects_.size())}};
     stage_.Publish(manifest);
     report.counts = manifest.counts;
@@ -115,6 +133,99 @@ class ReportBuilder {
   }
 
   std::map<std::string, std::string> Options() const { return ReportOptionTable().Identity(options_); }
+
+  void WritePages() {
+    WriteIndex();
+    WriteClusters();
+    WriteNearThreshold();
+    WriteSubstitutes();
+    WriteOutfits();
+    WriteRejects();
+    WriteDecisions();
+  }
+
+  // The thumbnail's file name: by the picture's content, so that the same picture has the same
+  // file in every run.
+  static std::string ContentName(const ImageInfo& info, int side) {
+    return "thumbs/" + FormatChecksum(info.checksum).substr(5) + "-" + std::to_string(side) + ".jpg";
+  }
+
+  // JPEG bytes of image `info` shrunk to `side` (empty when it cannot be decoded). Thread-safe.
+  std::string RenderThumb(const ImageInfo& info, int side) const {
+    DecodeLimits limits;
+    limits.min_side = side;
+    const DecodeResult decoded = DecodeImageFile(std::filesystem::path(image_root_) / info.file, limits);
+    if (decoded.status != ImageStatus::kOk) return {};
+    cv::Mat rgb(decoded.image.height, decoded.image.width, CV_8UC3,
+                const_cast<std::uint8_t*>(decoded.image.rgb.data()));
+    cv::Mat bgr, small;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    const double scale = std::min(1.0, static_cast<double>(side) / std::max(bgr.cols, bgr.rows));
+    cv::resize(bgr, small,
+               {std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
+                std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))},
+               0, 0, cv::INTER_AREA);
+    std::vector<std::uint8_t> jpeg;
+    cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
+    return std::string(jpeg.begin(), jpeg.end());
+  }
+
+  // Every thumbnail the pages asked for in the collecting pass: the previous run's where it has
+  // the same picture, else decoded and shrunk, --threads at a time.
+  void MakeThumbs() {
+    std::vector<std::pair<std::int64_t, int>> todo;
+    std::set<std::string> names;
+    for (const auto& [id, side] : wanted_) {
+      const ImageInfo& info = images_.at(id);
+      if (!info.ok || image_root_.empty()) continue;
+      const std::string name = ContentName(info, side);
+      if (made_.count(name) || !names.insert(name).second) continue;
+      if (auto bytes = PreviousThumb(name)) {
+        PublishFile(dir_ / name, *bytes);
+        outputs_.push_back(name);
+        made_.insert(name);
+        ++thumbs_reused_;
+        continue;
+      }
+      todo.emplace_back(id, side);
+    }
+    std::vector<std::string> jpegs(todo.size());
+    ParallelFor(todo.size(), std::max(1, options_.threads),
+                [&](std::size_t i) { jpegs[i] = RenderThumb(images_.at(todo[i].first), todo[i].second); });
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+      if (jpegs[i].empty()) continue;
+      const std::string name = ContentName(images_.at(todo[i].first), todo[i].second);
+      PublishFile(dir_ / name, jpegs[i]);
+      outputs_.push_back(name);
+      made_.insert(name);
+    }
+    wanted_.clear();
+  }
+
+  // At most `limit` of `items`, in their order: the first `head` as they come, then a seeded
+  // sample of the rest (by the hash of the seed and the item's name).
+  template <typename T, typename Name>
+  std::vector<T> Shown(const std::vector<T>& items, std::size_t head, Name name) const {
+    const auto limit = static_cast<std::size_t>(options_.max_shown);
+    if (items.size() <= limit) return items;
+    std::vector<T> out(items.begin(), items.begin() + static_cast<long>(std::min(head, limit)));
+    std::vector<std::pair<std::uint64_t, std::size_t>> rest;
+    for (std::size_t i = out.size(); i < items.size(); ++i) {
+      rest.emplace_back(Xxh3(std::to_string(options_.sample_seed) + "/" + name(items[i])), i);
+    }
+    std::sort(rest.begin(), rest.end());
+    rest.resize(limit - out.size());
+    std::sort(rest.begin(), rest.end(), [](const auto& x, const auto& y) { return x.second < y.second; });
+    for (const auto& [unused, i] : rest) out.push_back(items[i]);
+    return out;
+  }
+
+  // "N" or "N shown of M (...)": what a section's header says.
+  std::string ShownOf(std::size_t shown, std::size_t total, const std::string& how) const {
+    if (shown == total) return std::to_string(total);
+    return std::to_string(shown) + " shown of " + std::to_string(total) + " (" + how + "; --max-shown " +
+           std::to_string(options_.max_shown) + ")";
+  }
 
   // The files the report reads besides the stages' outputs, recorded as its inputs: a change
   // to any of them means the report is redone. The manifests stand for their stages.
@@ -156,6 +267,7 @@ class ReportBuilder {
         info.ok = image.status == 0;
         info.width = image.width;
         info.height = image.height;
+        info.checksum = image.checksum;
         info.outfit_photo = slots[static_cast<std::int64_t>(r)].size() >= 2;
         const std::int64_t id = ImageId(k, static_cast<std::int64_t>(r));
         images_[id] = info;
@@ -166,13 +278,24 @@ class ReportBuilder {
         garments_[ImageId(k, shard.garments[g].image_index)].push_back(shard.garments[g]);
       }
     }
-    if (StageValid(run, "dedup")) dedup_ = ReadDedupFile(run / "dedup" / "dedup.h5");
+    if (StageValid(run, "dedup")) {
+      dedup_ = ReadDedupFile(run / "dedup" / "dedup.h5");
+      decisions_ =
+          ParseCsvText((run / "dedup" / "decisions.csv").string(), stage_.ReadVerified("dedup", "decisions.csv", false),
+                       "image_a,image_b,decision,who,when,status,note");
+      for (auto& row : decisions_) {
+        for (auto& cell : row) cell = FromPeopleCell(cell);
+      }
+    }
     if (StageValid(run, "recs")) recs_ = ReadRecsFile(run / "recs" / "recs.h5");
     // Rejects: the catalog rows and images ingest refused, then the images embed could not read.
     const auto reject_rows =
         ParseCsvText((run / "ingest" / "rejects.csv").string(), stage_.ReadVerified("ingest", "rejects.csv", false),
                      "row,product_id,column,path,reason");
-    for (const auto& row : reject_rows) rejects_.push_back({"ingest", row[0], row[1], row[2], row[3], row[4]});
+    for (const auto& row : reject_rows) {
+      rejects_.push_back(
+          {"ingest", row[0], FromPeopleCell(row[1]), FromPeopleCell(row[2]), FromPeopleCell(row[3]), row[4]});
+    }
     for (const auto& [id, info] : images_) {
       if (!info.ok)
         rejects_.push_back(
@@ -180,33 +303,58 @@ class ReportBuilder {
     }
   }
 
-  // A thumbnail for image `id` (empty when it cannot be made), under thumbs/.
+  // The previous run's thumbnails (nightly: --previous-run), as its report manifest lists them.
+  void ReadPreviousThumbs() {
+    if (options_.previous_run.empty()) return;
+    std::string why;
+    const auto manifest = ReadManifest(options_.previous_run / "report", &why);
+    if (!manifest) return;
+    for (const auto& entry : manifest->outputs) {
+      if (entry.path.rfind("thumbs/", 0) == 0) previous_thumbs_.emplace(entry.path, entry);
+    }
+  }
+
+  // The previous run's thumbnail `name`, when it has one that still matches its manifest.
+  std::optional<std::string> PreviousThumb(const std::string& name) {
+    const auto found = previous_thumbs_.find(name);
+    if (found == previous_thumbs_.end()) return std::nullopt;
+    std::string why;
+    const auto path = InsideRun(options_.previous_run / "report", name, &why);
+    if (!path) return std::nullopt;
+    try {
+      std::string bytes = ReadFileBytes(*path);
+      if (bytes.size() != found->second.size || FormatChecksum(Xxh3(bytes)) != found->second.checksum) {
+        return std::nullopt;
+      }
+      return bytes;
+    } catch (const InputError&) {
+      return std::nullopt;
+    }
+  }
+
+  // A thumbnail for image `id` (empty when it cannot be made), under thumbs/, named by the image's
+  // content: the same picture has the same thumbnail file in every run, so a nightly report takes
+  // the previous night's instead of decoding the image again.
   std::string Thumb(std::int64_t id, int side) {
     const auto key = std::make_pair(id, side);
+    if (collecting_) {
+      wanted_.insert(key);
+      return {};
+    }
     const auto found = thumbs_.find(key);
     if (found != thumbs_.end()) return found->second;
     const ImageInfo& info = images_.at(id);
     std::string name;
-    if (info.ok && !image_root_.empty()) {
-      DecodeLimits limits;
-      limits.min_side = side;
-      const DecodeResult decoded = DecodeImageFile(std::filesystem::path(image_root_) / info.file, limits);
-      if (decoded.status == ImageStatus::kOk) {
-        cv::Mat rgb(decoded.image.height, decoded.image.width, CV_8UC3,
-                    const_cast<std::uint8_t*>(decoded.image.rgb.data()));
-        cv::Mat bgr, small;
-        cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-        const double scale = std::min(1.0, static_cast<double>(side) / std::max(bgr.cols, bgr.rows));
-        cv::resize(bgr, small,
-                   {std::max(1, static_cast<int>(std::lround(bgr.cols * scale))),
-                    std::max(1, static_cast<int>(std::lround(bgr.rows * scale)))},
-                   0, 0, cv::INTER_AREA);
-        std::vector<std::uint8_t> jpeg;
-        cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85});
-        name = "thumbs/" + std::to_string(ShardOfImageId(id)) + "-" + std::to_string(RowOfImageId(id)) + "-" +
-               std::to_string(side) + ".jpg";
-        PublishFile(dir_ / name, std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size()));
+    const std::string content_name = ContentName(info, side);
+    if (info.ok && made_.count(content_name)) {
+      name = content_name;                         // the same picture under another key
+    } else if (info.ok && !image_root_.empty()) {  // not asked for in the collecting pass
+      const std::string bytes = RenderThumb(info, side);
+      if (!bytes.empty()) {
+        name = content_name;
+        PublishFile(dir_ / name, bytes);
         outputs_.push_back(name);
+        made_.insert(name);
       }
     }
     thumbs_[key] = name;
@@ -227,7 +375,8 @@ class ReportBuilder {
   mu::data Common(const std::string& title) const {
     mu::data data;
     data.set("title", title);
-    data.set("run", options_.run.string());
+    // The run's name, not the path it was given: a page may be shared outside the cluster.
+    data.set("run", RunName(options_.run));
     data.set("code_version", options_.code_version);
     data.set("header", mu::partial([] { return std::string(report_templates::kHeader); }));
     data.set("footer", mu::partial([] { return std::string(report_templates::kFooter); }));
@@ -252,6 +401,7 @@ class ReportBuilder {
   }
 
   void Publish(const std::string& name, const char* page, const mu::data& data) {
+    if (collecting_) return;
     mu::mustache renderer{std::string(page)};
     LB_CHECK(renderer.is_valid(), "report template: " + renderer.error_message());
     const std::string html = renderer.render(data);
@@ -461,6 +611,16 @@ class ReportBuilder {
     if (dedup_) cluster_ids.insert(dedup_->cluster_id.begin(), dedup_->cluster_id.end());
     data.set("clusters", std::to_string(cluster_ids.size()));
     data.set("pairs", std::to_string(dedup_ ? dedup_->pairs.size() : 0));
+    data.set("candidates", std::to_string(dedup_ ? dedup_->candidates.size() : 0));
+    data.set("decisions", std::to_string(decisions_.size()));
+    data.set("decisions_overriding",
+             std::to_string(std::count_if(decisions_.begin(), decisions_.end(), [](const auto& d) {
+               return d[5] == DecisionStatusName(DecisionStatus::kOverridesRule);
+             })));
+    data.set("decisions_unmatched",
+             std::to_string(std::count_if(decisions_.begin(), decisions_.end(), [](const auto& d) {
+               return d[5] == DecisionStatusName(DecisionStatus::kUnmatched);
+             })));
     std::int64_t out_of_stock = 0;
     if (recs_)
       for (const auto& p : recs_->products) out_of_stock += p.in_stock ? 0 : 1;
@@ -498,10 +658,22 @@ class ReportBuilder {
       }
     }
     clusters_ = static_cast<std::int64_t>(members.size());
-    std::vector<std::int64_t> ids;
-    for (const auto& [id, unused] : members) ids.push_back(id);
+    // The largest first (then by id); a seeded sample of the rest fills --max-shown.
+    std::vector<std::int64_t> all;
+    for (const auto& [id, unused] : members) all.push_back(id);
+    std::stable_sort(all.begin(), all.end(),
+                     [&](std::int64_t x, std::int64_t y) { return members[x].size() > members[y].size(); });
+    const std::vector<std::int64_t> ids =
+        Shown(all, static_cast<std::size_t>(options_.max_shown) / 2,
+              [&](std::int64_t id) { return images_.at(members[id].front().first).key; });
+    clusters_shown_ = static_cast<std::int64_t>(ids.size());
+    std::map<std::int64_t, std::vector<std::size_t>> pairs_of;  // cluster -> its pairs
+    if (dedup_) {
+      for (std::size_t i = 0; i < dedup_->pairs.size(); ++i) pairs_of[cluster_of[dedup_->pairs[i].a]].push_back(i);
+    }
     Paginate("clusters", "Duplicates", report_templates::kClusters, ids.size(), options_.page_size,
              [&](std::size_t begin, std::size_t end, mu::data* data) {
+               data->set("total", ShownOf(ids.size(), all.size(), "the largest half, then a seeded sample"));
                data->set("keep", dedup_ ? dedup_->keep : "");
                mu::data clusters{mu::data::type::list};
                for (std::size_t c = begin; c < end; ++c) {
@@ -521,9 +693,8 @@ class ReportBuilder {
                  }
                  card.set("images", images);
                  mu::data pairs{mu::data::type::list};
-                 for (std::size_t i = 0; i < dedup_->pairs.size(); ++i) {
+                 for (const std::size_t i : pairs_of[id]) {
                    const auto& pair = dedup_->pairs[i];
-                   if (cluster_of[pair.a] != id) continue;
                    mu::data item;
                    item.set("a", images_.at(pair.a).key);
                    item.set("b", images_.at(pair.b).key);
@@ -531,12 +702,56 @@ class ReportBuilder {
                    item.set("hamming", std::to_string(pair.hamming));
                    item.set("aligned", std::isnan(pair.aligned) ? std::string("-") : Fixed(pair.aligned, 4));
                    item.set("kind", dedup_->pair_kind[i] == 0 ? "same_product" : "cross_product");
+                   item.set("reviewer", dedup_->pair_decided_by[i] == static_cast<std::int8_t>(DecidedBy::kReviewer));
                    pairs.push_back(item);
                  }
                  card.set("pairs", pairs);
                  clusters.push_back(card);
                }
                data->set("clusters", clusters);
+             });
+  }
+
+  // The cross-product candidates nearest the rule's deciding threshold, on either side: where
+  // the rule is least sure, and a reviewer's decision (decisions.csv) matters most.
+  void WriteNearThreshold() {
+    std::vector<std::size_t> near;
+    if (dedup_) {
+      for (std::size_t i = 0; i < dedup_->candidates.size(); ++i) {
+        const ScoredPair& pair = dedup_->candidates[i];
+        if (std::isnan(dedup_->rule.signal(pair))) continue;
+        if (images_.at(pair.a).product_id == images_.at(pair.b).product_id) continue;
+        near.push_back(i);
+      }
+      const float threshold = dedup_->rule.threshold();
+      auto distance = [&](std::size_t i) { return std::fabs(dedup_->rule.signal(dedup_->candidates[i]) - threshold); };
+      std::stable_sort(near.begin(), near.end(),
+                       [&](std::size_t x, std::size_t y) { return distance(x) < distance(y); });
+    }
+    const std::size_t total = near.size();
+    near.resize(std::min(near.size(), static_cast<std::size_t>(options_.max_shown)));
+    near_shown_ = static_cast<std::int64_t>(near.size());
+    Paginate("near", "Near the rule", report_templates::kNear, near.size(), options_.page_size,
+             [&](std::size_t begin, std::size_t end, mu::data* data) {
+               data->set("total", ShownOf(near.size(), total, "the nearest to the threshold"));
+               data->set("signal", dedup_ ? dedup_->rule.signal_name() : "");
+               data->set("threshold", dedup_ ? Fixed(dedup_->rule.threshold(), 3) : "");
+               mu::data rows{mu::data::type::list};
+               for (std::size_t k = begin; k < end; ++k) {
+                 const ScoredPair& pair = dedup_->candidates[near[k]];
+                 mu::data item;
+                 item.set("a", images_.at(pair.a).key);
+                 item.set("b", images_.at(pair.b).key);
+                 item.set("thumb_a", Thumb(pair.a, options_.thumb_side));
+                 item.set("thumb_b", Thumb(pair.b, options_.thumb_side));
+                 item.set("cosine", Fixed(pair.cosine, 4));
+                 item.set("hamming", std::to_string(pair.hamming));
+                 item.set("aligned", std::isnan(pair.aligned) ? std::string("-") : Fixed(pair.aligned, 4));
+                 item.set("verified_by", VerifiedByName(static_cast<VerifiedBy>(pair.verified_by)));
+                 item.set("duplicate", IsDuplicate(dedup_->rule, pair));
+                 rows.push_back(item);
+               }
+               data->set("pairs", rows);
              });
   }
 
@@ -547,11 +762,14 @@ class ReportBuilder {
         if (!recs_->products[static_cast<std::size_t>(row.product)].in_stock) lists[row.product].push_back(&row);
       }
     }
-    std::vector<std::int64_t> products;
-    for (const auto& [p, unused] : lists) products.push_back(p);
+    std::vector<std::int64_t> all;
+    for (const auto& [p, unused] : lists) all.push_back(p);
+    const std::vector<std::int64_t> products =
+        Shown(all, 0, [&](std::int64_t p) { return recs_->products[static_cast<std::size_t>(p)].id; });
     Paginate(
         "substitutes", "Substitutes", report_templates::kSubstitutes, products.size(), options_.page_size,
         [&](std::size_t begin, std::size_t end, mu::data* data) {
+          data->set("total", ShownOf(products.size(), all.size(), "a seeded sample"));
           mu::data cards{mu::data::type::list};
           for (std::size_t i = begin; i < end; ++i) {
             const RecsProduct& product = recs_->products[static_cast<std::size_t>(products[i])];
@@ -584,11 +802,15 @@ class ReportBuilder {
     std::map<std::pair<std::int64_t, std::int64_t>, std::map<std::string, std::vector<const OutfitRow*>>> looks;
     if (recs_)
       for (const auto& row : recs_->outfits) looks[{row.product, row.source_image}][row.slot].push_back(&row);
-    std::vector<std::pair<std::int64_t, std::int64_t>> keys;
-    for (const auto& [key, unused] : looks) keys.push_back(key);
+    std::vector<std::pair<std::int64_t, std::int64_t>> all;
+    for (const auto& [key, unused] : looks) all.push_back(key);
+    const auto keys = Shown(all, 0, [&](const std::pair<std::int64_t, std::int64_t>& key) {
+      return images_.at(key.second).key + "/" + recs_->products[static_cast<std::size_t>(key.first)].id;
+    });
     const int per_page = std::max(1, options_.page_size / 2);
     Paginate("outfits", "Outfits", report_templates::kOutfits, keys.size(), per_page,
              [&](std::size_t begin, std::size_t end, mu::data* data) {
+               data->set("total", ShownOf(keys.size(), all.size(), "a seeded sample"));
                mu::data cards{mu::data::type::list};
                for (std::size_t i = begin; i < end; ++i) {
                  const auto [product, photo] = keys[i];
@@ -644,23 +866,35 @@ class ReportBuilder {
              });
   }
 
-  void WriteRejects() {
-    Paginate("rejects", "Rejects", report_templates::kRejects, rejects_.size(), options_.reject_page_size,
+  // A section that is a plain table (decisions, rejects): its first --max-shown rows, the
+  // columns under the template's names.
+  template <typename Rows>
+  void WriteTable(const std::string& stem, const std::string& title, const char* page, const Rows& rows,
+                  const std::vector<const char*>& names, const char* list, const std::string& where) {
+    const std::size_t shown = std::min(rows.size(), static_cast<std::size_t>(options_.max_shown));
+    Paginate(stem, title, page, shown, options_.reject_page_size,
              [&](std::size_t begin, std::size_t end, mu::data* data) {
-               mu::data rows{mu::data::type::list};
+               data->set("total", ShownOf(shown, rows.size(), where));
+               mu::data items{mu::data::type::list};
                for (std::size_t i = begin; i < end; ++i) {
-                 const auto& r = rejects_[i];
                  mu::data item;
-                 item.set("stage", r[0]);
-                 item.set("row", r[1]);
-                 item.set("product", r[2]);
-                 item.set("column", r[3]);
-                 item.set("path", r[4]);
-                 item.set("reason", r[5]);
-                 rows.push_back(item);
+                 for (std::size_t k = 0; k < names.size(); ++k) item.set(names[k], rows[i][k]);
+                 items.push_back(item);
                }
-               data->set("rejects", rows);
+               data->set(list, items);
              });
+  }
+
+  void WriteDecisions() {
+    WriteTable("decisions", "Decisions", report_templates::kDecisions, decisions_,
+               {"a", "b", "decision", "who", "when", "status", "note"}, "decisions",
+               "the first; all are in dedup/decisions.csv");
+  }
+
+  void WriteRejects() {
+    WriteTable("rejects", "Rejects", report_templates::kRejects, rejects_,
+               {"stage", "row", "product", "column", "path", "reason"}, "rejects",
+               "the first; all are in ingest/rejects.csv and the embed shards");
   }
 
   const ReportOptions& options_;
@@ -674,9 +908,15 @@ class ReportBuilder {
   std::optional<DedupFile> dedup_;
   std::optional<RecsFile> recs_;
   std::vector<std::array<std::string, 6>> rejects_;  // stage, row, product, column, path, reason
+  std::vector<std::vector<std::string>> decisions_;  // RUN/dedup/decisions.csv rows
   std::map<std::pair<std::int64_t, int>, std::string> thumbs_;
+  std::set<std::string> made_;                            // thumbnail files written
+  std::map<std::string, ManifestEntry> previous_thumbs_;  // the previous run's, by name
+  std::int64_t thumbs_reused_ = 0;
   std::vector<std::string> outputs_;
-  std::int64_t pages_ = 0, clusters_ = 0;
+  std::int64_t pages_ = 0, clusters_ = 0, clusters_shown_ = 0, near_shown_ = 0;
+  bool collecting_ = false;                        // the first pass: pages are not written
+  std::set<std::pair<std::int64_t, int>> wanted_;  // thumbnails the first pass asked for
 };
 
 }  // namespace
@@ -700,6 +940,21 @@ const OptionTable<ReportOptions>& ReportOptionTable() {
     t.Integer<int>(
         "photo-side", "PX", [](O& o) -> int& { return o.photo_side; }, 360, 64, 4096, OptionEffect::kOutput,
         "longest side of an outfit photo");
+    t.Integer<int>(
+        "max-shown", "N", [](O& o) -> int& { return o.max_shown; }, 300, 1, 1000000, OptionEffect::kOutput,
+        "cards (rows) per section at most: the largest clusters, then a seeded sample; the candidates nearest the "
+        "rule; a seeded sample of substitutes and outfits; the first rejects and decisions. Counts and plots cover "
+        "everything");
+    t.Integer<std::uint64_t>(
+        "sample-seed", "S", [](O& o) -> std::uint64_t& { return o.sample_seed; }, 1, 0,
+        std::numeric_limits<std::uint64_t>::max(), OptionEffect::kOutput, "which seeded sample a section shows");
+    t.Integer<int>(
+        "threads", "N", [](O& o) -> int& { return o.threads; }, 2, 1, 256, OptionEffect::kResource,
+        "threads that decode and shrink thumbnails");
+    t.Path(
+        "previous-run", "DIR", [](O& o) -> std::filesystem::path& { return o.previous_run; }, false,
+        "a finished run whose thumbnails are taken for the same pictures instead of decoding the images again "
+        "(lookbook run passes it under a runs root)");
     t.Force([](O& o) -> RerunPolicy& { return o.rerun; }, "redo the report even when it is valid");
     return t;
   }();

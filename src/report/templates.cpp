@@ -26,6 +26,8 @@ figure img { max-width: 160px; max-height: 160px; display: block; border: 1px so
 figure.keep img { border: 3px solid #2a7; }
 .badge { display: inline-block; padding: 0 0.4em; border-radius: 3px; background: #eee; font-size: 0.8em; }
 .badge.cross_product { background: #fde2c8; } .badge.same_product { background: #d6ecff; }
+.badge.reviewer, .badge.overrides_rule { background: #e8d4ff; } .badge.unmatched { background: #ffd6d6; }
+tr.decided-by-reviewer, tr.overrides_rule { background: #f6efff; }
 .out { color: #b00; }
 .noimg { width: 120px; height: 120px; background: #eee; color: #888; display: flex; align-items: center; justify-content: center; }
 .photo { position: relative; }
@@ -36,7 +38,7 @@ svg text { font-size: 11px; fill: #444; }
 </head>
 <body>
 <header><strong>lookbook</strong> &nbsp; {{run}} &nbsp;
-<a href="index.html">Overview</a><a href="clusters-1.html">Duplicates</a><a href="substitutes-1.html">Substitutes</a><a href="outfits-1.html">Outfits</a><a href="rejects-1.html">Rejects</a>
+<a href="index.html">Overview</a><a href="clusters-1.html">Duplicates</a><a href="substitutes-1.html">Substitutes</a><a href="outfits-1.html">Outfits</a><a href="rejects-1.html">Rejects</a><a href="decisions-1.html">Decisions</a>
 </header>
 <main>
 )";
@@ -77,31 +79,44 @@ const char* const kIndex = R"({{>header}}
 <h2>Sections</h2>
 <ul>
 <li><a href="clusters-1.html">{{clusters}} duplicate clusters</a> ({{pairs}} pairs)</li>
+<li><a href="near-1.html">the cross-product candidates nearest the rule</a> (of {{candidates}} candidates)</li>
 <li><a href="substitutes-1.html">substitutes for {{out_of_stock}} out-of-stock products</a></li>
 <li><a href="outfits-1.html">{{outfit_photos}} outfit photos</a></li>
 <li><a href="rejects-1.html">{{rejects}} rejected rows and images</a></li>
+<li><a href="decisions-1.html">{{decisions}} reviewer decisions</a> ({{decisions_overriding}} override the rule, {{decisions_unmatched}} match no image)</li>
 </ul>
 {{>footer}})";
 
 const char* const kClusters = R"({{>header}}
 <h1>Duplicate clusters, page {{page}} of {{page_count}}</h1>
-<p>{{total}} clusters. The representative (the keep policy's choice: {{keep}}) has a green frame.</p>
+<p>Clusters: {{total}}. The representative (the keep policy's choice: {{keep}}) has a green frame.</p>
 {{>pager}}
 <div class="cards">
 {{#clusters}}<section class="card cluster-card" id="cluster-{{id}}">
 <div>cluster {{id}} · {{size}} images</div>
 <div class="row">{{#images}}<figure class="{{#keep}}keep{{/keep}}">{{#thumb}}<img src="{{thumb}}" alt="{{key}}" loading="lazy">{{/thumb}}{{^thumb}}<div class="noimg">no image</div>{{/thumb}}<figcaption>{{key}}<br>{{title}}</figcaption></figure>{{/images}}</div>
-<table><tr><th>image a</th><th>image b</th><th>cosine</th><th>hamming</th><th>aligned</th><th>kind</th></tr>
-{{#pairs}}<tr><td>{{a}}</td><td>{{b}}</td><td class="num">{{cosine}}</td><td class="num">{{hamming}}</td><td class="num">{{aligned}}</td><td><span class="badge {{kind}}">{{kind}}</span></td></tr>{{/pairs}}</table>
+<table><tr><th>image a</th><th>image b</th><th>cosine</th><th>hamming</th><th>aligned</th><th>kind</th><th>decided by</th></tr>
+{{#pairs}}<tr class="{{#reviewer}}decided-by-reviewer{{/reviewer}}"><td>{{a}}</td><td>{{b}}</td><td class="num">{{cosine}}</td><td class="num">{{hamming}}</td><td class="num">{{aligned}}</td><td><span class="badge {{kind}}">{{kind}}</span></td><td>{{#reviewer}}<span class="badge reviewer">reviewer</span>{{/reviewer}}{{^reviewer}}rule{{/reviewer}}</td></tr>{{/pairs}}</table>
 </section>
 {{/clusters}}</div>
 {{^clusters}}<p>No near-duplicates were found.</p>{{/clusters}}
 {{>pager}}
 {{>footer}})";
 
+const char* const kNear = R"({{>header}}
+<h1>Near the rule, page {{page}} of {{page_count}}</h1>
+<p>Cross-product candidates nearest the rule's threshold ({{signal}} {{threshold}}), on either side: {{total}}. These are where a reviewer's decision matters most.</p>
+{{>pager}}
+<table id="near"><tr><th>image a</th><th>image b</th><th>cosine</th><th>hamming</th><th>aligned</th><th>verified by</th><th>rule</th></tr>
+{{#pairs}}<tr class="near-pair"><td><figure>{{#thumb_a}}<img src="{{thumb_a}}" alt="{{a}}" loading="lazy">{{/thumb_a}}<figcaption>{{a}}</figcaption></figure></td><td><figure>{{#thumb_b}}<img src="{{thumb_b}}" alt="{{b}}" loading="lazy">{{/thumb_b}}<figcaption>{{b}}</figcaption></figure></td><td class="num">{{cosine}}</td><td class="num">{{hamming}}</td><td class="num">{{aligned}}</td><td>{{verified_by}}</td><td>{{#duplicate}}<span class="badge cross_product">duplicate</span>{{/duplicate}}{{^duplicate}}not a duplicate{{/duplicate}}</td></tr>
+{{/pairs}}</table>
+{{^pairs}}<p>No cross-product candidates.</p>{{/pairs}}
+{{>pager}}
+{{>footer}})";
+
 const char* const kSubstitutes = R"({{>header}}
 <h1>Substitutes for out-of-stock products, page {{page}} of {{page_count}}</h1>
-<p>{{total}} out-of-stock products with substitutes (in-stock products of the same category, best first).</p>
+<p>Out-of-stock products with substitutes: {{total}} (in-stock products of the same category, best first).</p>
 {{>pager}}
 <div class="cards">
 {{#products}}<section class="card substitute-card">
@@ -115,7 +130,7 @@ const char* const kSubstitutes = R"({{>header}}
 
 const char* const kOutfits = R"({{>header}}
 <h1>Complete the look, page {{page}} of {{page_count}}</h1>
-<p>{{total}} outfit photos: the garments the segmenter found, boxed, and the in-stock items recommended for each slot.</p>
+<p>Outfit photos: {{total}}. For each, the garments the segmenter found, boxed, and the in-stock items recommended for each slot.</p>
 {{>pager}}
 <div class="cards">
 {{#outfits}}<section class="card outfit-card">
@@ -129,11 +144,22 @@ const char* const kOutfits = R"({{>header}}
 
 const char* const kRejects = R"({{>header}}
 <h1>Rejects, page {{page}} of {{page_count}}</h1>
-<p>{{total}} rejected catalog rows and images, each with its reason.</p>
+<p>Rejected catalog rows and images, each with its reason: {{total}}.</p>
 {{>pager}}
 <table id="rejects"><tr><th>stage</th><th>row</th><th>product</th><th>column</th><th>path</th><th>reason</th></tr>
 {{#rejects}}<tr class="reject"><td>{{stage}}</td><td class="num">{{row}}</td><td>{{product}}</td><td>{{column}}</td><td>{{path}}</td><td>{{reason}}</td></tr>
 {{/rejects}}</table>
+{{>pager}}
+{{>footer}})";
+
+const char* const kDecisions = R"({{>header}}
+<h1>Reviewer decisions, page {{page}} of {{page_count}}</h1>
+<p>Decisions from the runs root's decisions.csv: {{total}}. They are applied after the rule and before clustering. A decision that overrides the rule is marked; one that names an image this run does not have matches nothing and changes nothing.</p>
+{{>pager}}
+<table id="decisions"><tr><th>image a</th><th>image b</th><th>decision</th><th>who</th><th>when</th><th>status</th><th>note</th></tr>
+{{#decisions}}<tr class="decision {{status}}"><td>{{a}}</td><td>{{b}}</td><td>{{decision}}</td><td>{{who}}</td><td>{{when}}</td><td><span class="badge {{status}}">{{status}}</span></td><td>{{note}}</td></tr>
+{{/decisions}}</table>
+{{^decisions}}<p>No reviewer decisions.</p>{{/decisions}}
 {{>pager}}
 {{>footer}})";
 

@@ -42,7 +42,7 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
   return embed;
 }
 
-EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard) {
+EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard, ShardParts parts) {
   LB_CHECK(shard >= 0 && shard < static_cast<int>(embed.shards.size()), "no such embed shard");
   const ManifestEntry& entry = embed.shards[static_cast<std::size_t>(shard)];
   const std::filesystem::path path = embed.dir / entry.path;
@@ -55,7 +55,7 @@ EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard) {
                      "rerun lookbook embed --shard " +
                      std::to_string(shard) + " --force");
   }
-  return ReadEmbedShard(path);
+  return ReadEmbedShard(path, parts);
 }
 
 std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard,

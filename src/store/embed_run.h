@@ -54,7 +54,8 @@ enum IngestColumn {
   kIngestMtime
 };
 
-// Shard k, verified first. Throws InputError naming the file on a size or checksum mismatch.
-EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard);
+// Shard k, verified first, without its align thumbnails (dedup reads those rows it needs with
+// ReadAlignThumbs). Throws InputError naming the file on a size or checksum mismatch.
+EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard, ShardParts parts = ShardParts::kWithoutThumbs);
 
 }  // namespace lookbook

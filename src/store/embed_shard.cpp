@@ -79,6 +79,27 @@ void WriteGarments(hid_t file, const EmbedShard& shard, EmbeddingStorage storage
   WriteIntAttribute(labels.get(), "mask_side", shard.mask_side);
 }
 
+// One thumbnail per chunk, deflated: dedup reads the rows it verifies, not the whole shard.
+void WriteAlignThumbs(hid_t images, const EmbedShard& shard, const std::filesystem::path& path) {
+  constexpr hsize_t kSide = kAlignThumbSide;
+  const hsize_t n = shard.images.size();
+  LB_CHECK(shard.align_thumbs.size() == n * kSide * kSide * 3, "align thumbnails do not match the image rows");
+  const hsize_t dims[4] = {n, kSide, kSide, 3};
+  const hsize_t max_dims[4] = {H5S_UNLIMITED, kSide, kSide, 3};
+  const hsize_t chunk[4] = {1, kSide, kSide, 3};
+  Handle space(H5Screate_simple(4, dims, max_dims), H5Sclose);
+  Handle plist = UntimedDatasetCreation();
+  H5Pset_chunk(plist.get(), 4, chunk);
+  H5Pset_deflate(plist.get(), 4);
+  Handle thumbs =
+      Check(Handle(H5Dcreate2(images, "align_thumb", H5T_STD_U8LE, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT),
+                   H5Dclose),
+            "create dataset /images/align_thumb in", path);
+  if (n > 0 && H5Dwrite(thumbs.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, shard.align_thumbs.data()) < 0) {
+    Fail("write dataset /images/align_thumb to", path);
+  }
+}
+
 }  // namespace
 
 void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard, EmbeddingStorage storage) {
@@ -110,7 +131,11 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
     std::vector<std::uint8_t> phash;
     std::vector<std::uint64_t> checksum;
     std::vector<std::int32_t> width, height;
+    std::vector<std::int16_t> content_box;
+    std::vector<float> colour;
     for (const auto& row : shard.images) {
+      content_box.insert(content_box.end(), row.content_box.begin(), row.content_box.end());
+      colour.insert(colour.end(), row.colour.begin(), row.colour.end());
       key.push_back(row.key.c_str());
       product.push_back(row.product_id.c_str());
       reference.push_back(row.path.c_str());
@@ -132,6 +157,9 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
     WriteDataset(images.get(), "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, {n}, checksum.data(), name);
     WriteDataset(images.get(), "width", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, width.data(), name);
     WriteDataset(images.get(), "height", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, height.data(), name);
+    WriteDataset(images.get(), "content_box", H5T_STD_I16LE, H5T_NATIVE_INT16, {n, 4}, content_box.data(), name);
+    WriteDataset(images.get(), "colour", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n, 6}, colour.data(), name);
+    WriteAlignThumbs(images.get(), shard, name);
     WriteEmbeddings(images.get(), {n, d}, shard.embeddings.data(), storage, name);
     WriteGarments(file.get(), shard, storage, name);
     image = FileImage(file.get(), name);
@@ -139,7 +167,7 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
   PublishFile(path, image);
 }
 
-EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
+EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   std::lock_guard<std::mutex> lock(Hdf5Mutex());
   SilenceHdf5();
   if (!std::filesystem::is_regular_file(path)) throw InputError("no shard file " + path.string());
@@ -171,10 +199,18 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
   const auto checksum = ReadNumbers<std::uint64_t>(images.get(), "checksum", H5T_NATIVE_UINT64, 1, path);
   const auto width = ReadNumbers<std::int32_t>(images.get(), "width", H5T_NATIVE_INT32, 1, path);
   const auto height = ReadNumbers<std::int32_t>(images.get(), "height", H5T_NATIVE_INT32, 1, path);
+  const auto content_box = ReadNumbers<std::int16_t>(images.get(), "content_box", H5T_NATIVE_INT16, 4, path);
+  const auto colour = ReadNumbers<float>(images.get(), "colour", H5T_NATIVE_FLOAT, 6, path);
+  constexpr std::size_t kThumb = static_cast<std::size_t>(kAlignThumbSide) * kAlignThumbSide * 3;
+  if (parts == ShardParts::kAll) {
+    shard.align_thumbs = ReadNumbers<std::uint8_t>(images.get(), "align_thumb", H5T_NATIVE_UINT8, kThumb, path);
+  }
   shard.embeddings = ReadNumbers<float>(images.get(), "embedding", H5T_NATIVE_FLOAT,
                                         static_cast<std::size_t>(shard.meta.embedding_dim), path);
   const std::size_t n = key.size();
   if (product.size() != n || reference.size() != n || status.size() != n || checksum.size() != n ||
+      content_box.size() != 4 * n || colour.size() != 6 * n ||
+      (parts == ShardParts::kAll && shard.align_thumbs.size() != n * kThumb) ||
       shard.embeddings.size() != n * static_cast<std::size_t>(shard.meta.embedding_dim)) {
     throw InputError(path.string() + ": /images datasets differ in length");
   }
@@ -192,6 +228,10 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
     row.checksum = checksum[i];
     row.width = width[i];
     row.height = height[i];
+    std::copy(content_box.begin() + static_cast<long>(4 * i), content_box.begin() + static_cast<long>(4 * i + 4),
+              row.content_box.begin());
+    std::copy(colour.begin() + static_cast<long>(6 * i), colour.begin() + static_cast<long>(6 * i + 6),
+              row.colour.begin());
   }
 
   Handle garments = Check(Handle(H5Gopen2(file.get(), "garments", H5P_DEFAULT), H5Gclose), "open /garments in", path);
@@ -228,6 +268,43 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path) {
     throw InputError(path.string() + ": /masks datasets differ in length");
   }
   return shard;
+}
+
+std::vector<std::uint8_t> ReadAlignThumbs(const std::filesystem::path& path, const std::vector<std::int64_t>& rows) {
+  constexpr hsize_t kSide = kAlignThumbSide;
+  constexpr std::size_t kThumb = kSide * kSide * 3;
+  std::lock_guard<std::mutex> lock(Hdf5Mutex());
+  SilenceHdf5();
+  Handle file = Check(Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose), "open", path);
+  Handle dataset = Check(Handle(H5Dopen2(file.get(), "images/align_thumb", H5P_DEFAULT), H5Dclose),
+                         "open /images/align_thumb in", path);
+  Handle space(H5Dget_space(dataset.get()), H5Sclose);
+  hsize_t dims[4] = {0, 0, 0, 0};
+  if (H5Sget_simple_extent_ndims(space.get()) != 4)
+    throw InputError(path.string() + ": /images/align_thumb is not 4-D");
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  if (dims[1] != kSide || dims[2] != kSide || dims[3] != 3) {
+    throw InputError(path.string() + ": /images/align_thumb is not n x 64 x 64 x 3");
+  }
+  std::vector<std::uint8_t> out(rows.size() * kThumb);
+  // Runs of consecutive rows, one read each.
+  for (std::size_t i = 0; i < rows.size();) {
+    std::size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    LB_CHECK(rows[i] >= 0 && (i == 0 || rows[i] > rows[i - 1]), "ReadAlignThumbs: rows not ascending");
+    if (static_cast<hsize_t>(rows[j - 1]) >= dims[0]) {
+      throw InputError(path.string() + ": /images/align_thumb has no row " + std::to_string(rows[j - 1]));
+    }
+    const hsize_t start[4] = {static_cast<hsize_t>(rows[i]), 0, 0, 0};
+    const hsize_t count[4] = {j - i, kSide, kSide, 3};
+    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    Handle memory(H5Screate_simple(4, count, nullptr), H5Sclose);
+    if (H5Dread(dataset.get(), H5T_NATIVE_UINT8, memory.get(), space.get(), H5P_DEFAULT, out.data() + i * kThumb) < 0) {
+      Fail("read /images/align_thumb from", path);
+    }
+    i = j;
+  }
+  return out;
 }
 
 void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::filesystem::path>& shard_files) {
@@ -288,6 +365,8 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
         {"checksum", H5T_STD_U64LE, 0},
         {"width", H5T_STD_I32LE, 0},
         {"height", H5T_STD_I32LE, 0},
+        {"content_box", H5T_STD_I16LE, 4},
+        {"colour", H5T_IEEE_F32LE, 6},
         {"embedding", embedding_type, static_cast<hsize_t>(dim)},
     };
     for (const auto& column : columns) {

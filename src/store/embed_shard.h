@@ -13,7 +13,9 @@
 
 namespace lookbook {
 
-inline constexpr int kEmbedSchemaVersion = 2;
+inline constexpr int kEmbedSchemaVersion = 3;
+// The align thumbnails' side (image/align.h AlignView::kSide): /images/align_thumb is n x S x S x 3.
+inline constexpr int kAlignThumbSide = 64;
 
 enum class EmbeddingStorage { kFloat32, kFloat16 };
 
@@ -40,6 +42,10 @@ struct ImageRow {
   std::uint64_t checksum = 0;
   std::int32_t width = 0;
   std::int32_t height = 0;
+  // Computed by embed from the pixels it decoded (image/align.h ThumbStats): what dedup's
+  // verification reads instead of the image file.
+  std::array<std::int16_t, 4> content_box{};
+  std::array<float, 6> colour{};
 };
 
 struct GarmentRow {
@@ -59,7 +65,12 @@ struct EmbedShard {
   int mask_side = 0;                      // M; 0 when no masks
   std::vector<std::int64_t> mask_image_index;
   std::vector<std::uint8_t> masks;  // mask_image_index.size() x M x M
+  // images.size() x kAlignThumbSide x kAlignThumbSide x 3 RGB bytes (zeros for an image that is
+  // not ok); empty when read without them (ShardParts::kWithoutThumbs).
+  std::vector<std::uint8_t> align_thumbs;
 };
+
+enum class ShardParts { kAll, kWithoutThumbs };
 
 // Writes `shard` to `path` atomically (temporary file, fsync, rename, fsync of the folder).
 // Throws InputError on an I/O error (disk full): no partial file is left under `path`.
@@ -67,7 +78,11 @@ void WriteEmbedShard(const std::filesystem::path& path, const EmbedShard& shard,
 
 // Reads a shard file written by WriteEmbedShard (float16 embeddings come back as float).
 // Throws InputError when the file is not a readable shard of this schema version.
-EmbedShard ReadEmbedShard(const std::filesystem::path& path);
+EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts = ShardParts::kAll);
+
+// The align thumbnails of the given /images rows (ascending, no repeats) of a shard file:
+// rows.size() x kAlignThumbSide^2 x 3 bytes, in the order of `rows`. Reads only those rows.
+std::vector<std::uint8_t> ReadAlignThumbs(const std::filesystem::path& path, const std::vector<std::int64_t>& rows);
 
 // Writes catalog.h5 (atomically) over the given shard files, which must be in the same folder.
 void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::filesystem::path>& shard_files);

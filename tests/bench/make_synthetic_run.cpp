@@ -1,9 +1,13 @@
-// make_synthetic_run RUN --vectors N [--dim 512] [--shards S] [--clusters C] [--planted P] [--seed X]:
+// make_synthetic_run RUN --vectors N [--dim 512] [--shards S] [--clusters C] [--planted P] [--seed X]
+//                        [--thumbs 1]:
 // writes a run whose ingest and embed stages look published, with synthetic embeddings that
 // have the structure of real ones: unit norm, grouped around C cluster centres (products of
 // one kind), and P planted near-duplicate pairs (a copy = the original plus a small
 // perturbation, cosine about 0.96..0.995). RUN/truth_pairs.csv lists the planted pairs as
 // image paths (image_a,image_b,cosine), the format `lookbook eval dedup --truth` reads.
+// With --thumbs 1, every image also gets a synthetic align thumbnail (a few ellipses in its
+// cluster's colours on a light background; a planted copy is its original's, shifted by up to 2
+// pixels and brightened a little), so that dedup can verify at that scale.
 // For the dedup benchmarks at a scale no image set here reaches.
 #include <cmath>
 #include <cstdio>
@@ -13,9 +17,12 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
+#include "image/align.h"
 #include "store/embed_shard.h"
 #include "util/manifest.h"
 #include "util/parallel.h"
@@ -32,6 +39,7 @@ int main(int argc, char** argv) {
   std::int64_t n = 100000, planted = 1000;
   int dim = 512, shards = 8, clusters = 2000;
   std::uint64_t seed = 1;
+  bool thumbs = false;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--vectors"))
       n = std::atoll(argv[i + 1]);
@@ -45,6 +53,8 @@ int main(int argc, char** argv) {
       planted = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--seed"))
       seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--thumbs"))
+      thumbs = std::atoi(argv[i + 1]) != 0;
   }
   const auto d = static_cast<std::size_t>(dim);
   std::mt19937_64 rng(seed);
@@ -55,6 +65,7 @@ int main(int argc, char** argv) {
   // centre, some far), normalised. The last `planted` vectors are copies of random earlier ones.
   std::vector<float> vectors(static_cast<std::size_t>(n) * d);
   std::vector<std::int64_t> original(static_cast<std::size_t>(n), -1);
+  std::vector<std::uint32_t> cluster_of(static_cast<std::size_t>(n), 0);
   const std::int64_t base = n - planted;
   std::vector<std::uint64_t> seeds(static_cast<std::size_t>(n));
   for (auto& s : seeds) s = rng();
@@ -72,6 +83,7 @@ int main(int argc, char** argv) {
     float* v = vectors.data() + i * d;
     if (static_cast<std::int64_t>(i) < base) {
       const std::size_t c = local() % static_cast<std::uint64_t>(clusters);
+      cluster_of[i] = static_cast<std::uint32_t>(c);
       const float spread = 0.6f + 0.8f * static_cast<float>(local() % 1000) / 1000.0f;
       for (std::size_t j = 0; j < d; ++j) v[j] = centres[c * d + j] + spread * noise(local);
       normalise(v);
@@ -86,6 +98,33 @@ int main(int argc, char** argv) {
     for (std::size_t j = 0; j < d; ++j) v[j] = from[j] + eps * noise(local);
     normalise(v);
   }
+
+  // Image i's synthetic thumbnail (--thumbs 1).
+  auto draw = [&](std::int64_t i, std::uint8_t* out) {
+    const std::int64_t o = original[static_cast<std::size_t>(i)] >= 0 ? original[static_cast<std::size_t>(i)] : i;
+    std::mt19937_64 local(seeds[static_cast<std::size_t>(o)] ^ 0x9E3779B97F4A7C15ull);
+    std::mt19937_64 kind(cluster_of[static_cast<std::size_t>(o)] * 7919ull + seed);
+    const int side = AlignView::kSide;
+    cv::Mat m(side, side, CV_8UC3, cv::Scalar(245, 245, 245));
+    const cv::Scalar base(static_cast<double>(kind() % 200), static_cast<double>(kind() % 200),
+                          static_cast<double>(kind() % 200));
+    for (int e = 0; e < 3; ++e) {
+      const cv::Point centre(16 + static_cast<int>(local() % 32), 16 + static_cast<int>(local() % 32));
+      const cv::Size axes(6 + static_cast<int>(local() % 14), 6 + static_cast<int>(local() % 14));
+      const cv::Scalar colour = base + cv::Scalar(static_cast<double>(local() % 50), static_cast<double>(local() % 50),
+                                                  static_cast<double>(local() % 50));
+      cv::ellipse(m, centre, axes, static_cast<double>(local() % 180), 0, 360, colour, cv::FILLED, cv::LINE_AA);
+    }
+    if (o != i) {  // a copy: shifted and brighter
+      std::mt19937_64 copy(seeds[static_cast<std::size_t>(i)]);
+      const cv::Mat shift = (cv::Mat_<double>(2, 3) << 1, 0, static_cast<double>(copy() % 5) - 2.0, 0, 1,
+                             static_cast<double>(copy() % 5) - 2.0);
+      cv::Mat moved;
+      cv::warpAffine(m, moved, shift, m.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+      moved.convertTo(m, -1, 1.0, static_cast<double>(copy() % 10));
+    }
+    std::memcpy(out, m.data, kAlignThumbBytes);
+  };
 
   // Shards: vector i is product p<i> with one image; shard by the product id's hash as ingest does.
   std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(shards));
@@ -112,10 +151,22 @@ int main(int argc, char** argv) {
       row.path = path;
       row.file = path;
       row.width = row.height = 224;
+      row.content_box = {0, 0, AlignView::kSide, AlignView::kSide};
       shard.images.push_back(row);
       shard.embeddings.insert(shard.embeddings.end(),
                               vectors.begin() + static_cast<long>(static_cast<std::size_t>(i) * d),
                               vectors.begin() + static_cast<long>(static_cast<std::size_t>(i + 1) * d));
+    }
+    shard.align_thumbs.assign(shard.images.size() * kAlignThumbBytes, 0);
+    if (thumbs) {
+      const auto& list = members[static_cast<std::size_t>(k)];
+      ParallelFor(list.size(), 2, [&](std::size_t r) {
+        std::uint8_t* thumb = shard.align_thumbs.data() + r * kAlignThumbBytes;
+        draw(list[r], thumb);
+        const ThumbStats stats = DescribeThumb(thumb);
+        shard.images[r].content_box = stats.box;
+        shard.images[r].colour = stats.colour;
+      });
     }
     PublishFile(run / "ingest" / ShardFileName(k, ".csv"), csv);
     ingest.outputs.push_back(DescribeFile(run / "ingest" / ShardFileName(k, ".csv"), ShardFileName(k, ".csv"),

@@ -27,6 +27,7 @@ step embed;          $py $bench/embed_bench.py --build build/release --json "$ra
 step garments;       $py $bench/garments_bench.py --build build/release --json "$raw/garments.json" >/dev/null
 step findimagedupes; $py $bench/findimagedupes_bench.py --build build/release --json "$raw/findimagedupes.json" >/dev/null
 step query;          $py $bench/query_bench.py --build build/release --json "$raw/query.json" >/dev/null
+step nightly;        $py $bench/nightly_bench.py --build build/release --json "$raw/nightly.json" >/dev/null
 step precision;      $py $bench/precision_bench.py --build build/release --json "$raw/precision.json" >/dev/null
 step dedup;          $py $bench/dedup_bench.py --build build/release --vectors "${LOOKBOOK_BENCH_VECTORS:-1000000}" --json "$raw/dedup.json" >/dev/null
 $py $bench/results.py collect "$raw"

@@ -123,8 +123,23 @@ class HostileShard(lt.TempDirTest):
         self.files = files
 
     def embed(self, *extra, mpi=True):
+        # Half of this catalog is hostile on purpose: above the default --max-reject-rate.
         return lt.summary(lt.run(["embed", "--run", self.run_dir, "--model", self.bundle, "--batch-size", 4,
-                                  "--max-image-bytes", 200000, *extra], mpi=mpi, check=0))
+                                  "--max-image-bytes", 200000, "--max-reject-rate", 1, *extra], mpi=mpi, check=0))
+
+    def test_too_many_rejects_fail_the_stage_and_publish_nothing(self):
+        result = lt.run(["embed", "--run", self.run_dir, "--model", self.bundle, "--batch-size", 4,
+                         "--max-image-bytes", 200000, "--max-reject-rate", "0.2"], mpi=True, check=1)
+        self.assertRegex(result.stderr, r"\d+ of \d+ images were rejected \(.*corrupt.*\), more than --max-reject-rate 0.2")
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "embed", "manifest.json")))
+        self.assertFalse(os.path.exists(os.path.join(self.run_dir, "_SUCCESS")))
+        # Every image missing (a wrong image root): the default rate stops it too.
+        shutil.move(self.path("images"), self.path("images.away"))
+        try:
+            result = lt.run(["embed", "--run", self.run_dir, "--model", self.bundle], mpi=True, check=1)
+        finally:
+            shutil.move(self.path("images.away"), self.path("images"))
+        self.assertIn(f"{len(EXPECTED)} of {len(EXPECTED)} images were rejected (missing {len(EXPECTED)})", result.stderr)
 
     def read_catalog(self):
         with h5py.File(os.path.join(self.run_dir, "embed", "catalog.h5"), "r") as f:
@@ -177,7 +192,7 @@ class HostileShard(lt.TempDirTest):
         total = 0
         for shard in range(SHARDS):
             with h5py.File(os.path.join(folder, f"shard-{shard:05d}.h5"), "r") as f:
-                self.assertEqual(f.attrs["schema_version"], 2)
+                self.assertEqual(f.attrs["schema_version"], 3)
                 self.assertEqual(f.attrs["segmenter_name"], "")  # no segmenter: empty garments
                 self.assertEqual(len(f["garments/image_index"]), 0)
                 self.assertEqual(f["masks/labels"].shape[0], 0)
@@ -190,6 +205,17 @@ class HostileShard(lt.TempDirTest):
                     self.assertEqual(len(f["images"][name]), n, name)
                 self.assertEqual(f["images/embedding"].shape, (n, 16))
                 self.assertEqual(f["images/phash"].shape, (n, 8))
+                # What dedup verifies with: a thumbnail, a content box and colours for every ok
+                # image, zeros for the others.
+                ok = f["images/status"][:] == 0
+                thumbs = f["images/align_thumb"][:]
+                self.assertEqual(thumbs.shape, (n, 64, 64, 3))
+                self.assertEqual(f["images/content_box"].shape, (n, 4))
+                self.assertEqual(f["images/colour"].shape, (n, 6))
+                self.assertTrue((thumbs[~ok] == 0).all())
+                self.assertTrue(all(thumbs[i].any() for i in range(n) if ok[i]))  # none of them is black
+                boxes = f["images/content_box"][:]
+                self.assertTrue(((boxes[ok, 2] > boxes[ok, 0]) & (boxes[ok, 3] > boxes[ok, 1])).all())
                 total += n
         self.assertEqual(total, len(EXPECTED))
         with open(os.path.join(folder, "manifest.json")) as f:

@@ -37,7 +37,7 @@ class Garments(lt.TempDirTest):
         seen_outfits = 0
         for name in sorted(glob.glob(self.path("run", "embed", "shard-*.h5"))):
             with h5py.File(name, "r") as f:
-                self.assertEqual(f.attrs["schema_version"], 2)
+                self.assertEqual(f.attrs["schema_version"], 3)
                 self.assertEqual(f.attrs["segmenter_name"], "demo-unet")
                 images = f["images"]
                 paths = images["path"].asstr()[:]

@@ -87,16 +87,23 @@ class IndexDedup(lt.TempDirTest):
         self.assertEqual(metrics["sweep_signal"], "aligned")
         self.assertGreater(len(metrics["sweep"]), 10)
         self.assertEqual(report["verify"], "on")
-        self.assertEqual(report["verify_unreadable_pairs"], 0)
+        # Verification reads embed's align thumbnails, and the cascade's gates decide some pairs.
+        self.assertGreater(report["thumbs_read"], 0)
+        with open(os.path.join(self.run_dir, "dedup", "manifest.json")) as f:
+            counts = json.load(f)["counts"]
+        self.assertGreater(counts.get("verified_by_alignment", 0), 0, counts)
+        self.assertEqual(sum(v for k, v in counts.items() if k.startswith("verified_by_")), counts["candidates"])
         self.assertTrue(os.path.exists(os.path.join(self.run_dir, "eval", "dedup.json")))
 
         with open(os.path.join(self.run_dir, "dedup", "pairs.csv")) as f:
             rows = list(csv.DictReader(f))
         self.assertEqual(list(rows[0].keys()),
-                         ["image_a", "image_b", "product_a", "product_b", "cosine", "hamming", "kind"])
+                         ["image_a", "image_b", "product_a", "product_b", "cosine", "hamming", "kind",
+                          "decided_by"])
         self.assertEqual(len(rows), report["pairs"])
         for row in rows:
             self.assertEqual(row["kind"], "same_product" if row["product_a"] == row["product_b"] else "cross_product")
+            self.assertEqual(row["decided_by"], "rule")  # no reviewer decisions given
             self.assertTrue(row["image_a"].startswith(row["product_a"] + "/"))
             self.assertTrue(0 <= int(row["hamming"]) <= 64)
         with open(os.path.join(self.run_dir, "dedup", "clusters.csv")) as f:
@@ -135,26 +142,30 @@ class IndexDedup(lt.TempDirTest):
         self.assertEqual(metrics["sweep_signal"], "cosine")
         self.assertEqual(self.dedup("--verify", "maybe", check=2).returncode, 2)
 
-    def test_an_image_gone_before_verification_is_counted_not_fatal(self):
+    def test_dedup_never_opens_an_image_file(self):
+        # Verification works on what embed stored (the align thumbnails), so the whole image root
+        # may be gone after embed: same pairs, same clusters, same candidates' scores.
         self.index()
         self.dedup()
-        with open(os.path.join(self.run_dir, "dedup", "pairs.csv")) as f:
-            pair = next(r for r in csv.DictReader(f) if r["kind"] == "cross_product")
-        # The image of pair's second end, by its catalog path, moved away after embed.
-        with h5py.File(os.path.join(self.run_dir, "embed", "catalog.h5"), "r") as f:
-            keys = [k.decode() for k in f["images/key"][:]]
-            files = [p.decode() for p in f["images/file"][:]]
-        gone = os.path.join(self.demo, "images", files[keys.index(pair["image_b"])])
-        os.rename(gone, gone + ".away")
+        before = {}
+        for name in ("pairs.csv", "clusters.csv"):
+            with open(os.path.join(self.run_dir, "dedup", name), "rb") as f:
+                before[name] = f.read()
+        with h5py.File(os.path.join(self.run_dir, "dedup", "dedup.h5"), "r") as f:
+            aligned = f["candidates/aligned"][:]
+        images = os.path.join(self.demo, "images")
+        os.rename(images, images + ".away")
         try:
             report = lt.summary(self.dedup("--force"))
         finally:
-            os.rename(gone + ".away", gone)
+            os.rename(images + ".away", images)
         self.assertEqual(report["status"], "ok")
-        self.assertGreater(report["verify_unreadable_pairs"], 0)
-        with open(os.path.join(self.run_dir, "dedup", "pairs.csv")) as f:
-            after = {(r["image_a"], r["image_b"]) for r in csv.DictReader(f)}
-        self.assertNotIn((pair["image_a"], pair["image_b"]), after)
+        self.assertGreater(report["thumbs_read"], 0)
+        for name, data in before.items():
+            with open(os.path.join(self.run_dir, "dedup", name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        with h5py.File(os.path.join(self.run_dir, "dedup", "dedup.h5"), "r") as f:
+            self.assertTrue(np.array_equal(f["candidates/aligned"][:], aligned))
 
     def test_one_and_two_ranks_give_the_same_bytes_and_reruns_skip(self):
         self.index()

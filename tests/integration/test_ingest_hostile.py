@@ -88,6 +88,48 @@ class HostileCatalog(lt.TempDirTest):
                        self.path("images"), "--run", self.run_dir, "--shards", SHARDS,
                        "--max-image-bytes", 1000, *extra], mpi=True, check=0)
 
+    def test_formulas_are_escaped_for_people_and_exact_for_machines(self):
+        # rejects.csv is for people (a spreadsheet): cells that would run as formulas get a
+        # leading '. The ingest shards are machine tables: exact.
+        with open(self.path("formulas.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["product_id", "image_1", "category", "in_stock", "title"])
+            w.writerow(['=HYPERLINK("http://x")', "nowhere.jpg", "Dress", "1", "x"])
+            w.writerow(["+p2", "good1.jpg", "Dress", "1", "-1+2 @SUM(A1)"])
+            w.writerow(["@p3", "'quoted.jpg", "Dress", "1", "\tTab"])
+        run = self.path("formula-run")
+        lt.run(["ingest", "--catalog", self.path("formulas.csv"), "--images", self.path("images"), "--run", run,
+                "--shards", 1], check=0)
+        with open(os.path.join(run, "ingest", "rejects.csv"), newline="") as f:
+            rejects = list(csv.reader(f))[1:]
+        cells = {cell for row in rejects for cell in row}
+        self.assertIn("'=HYPERLINK(\"http://x\")", cells)
+        self.assertIn("'@p3", cells)
+        self.assertIn("''quoted.jpg", cells)  # a leading ' doubled, so that it reads back exactly
+        self.assertFalse([c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], rejects)
+        with open(os.path.join(run, "ingest", "shard-00000.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([(r["product_id"], r["title"]) for r in rows], [("+p2", "-1+2 @SUM(A1)")])
+
+    def test_a_rejected_row_does_not_claim_its_id(self):
+        # The first *accepted* row keeps an id: p1's first row has a bad stock flag, p2's first
+        # row only a missing image; their second rows are valid and accepted.
+        with open(self.path("dups.csv"), "w", newline="") as f:
+            f.write("product_id,image_1,category,in_stock,title\n"
+                    "p1,good1.jpg,Dress,perhaps,x\np1,good1.jpg,Dress,1,y\n"
+                    "p2,missing.jpg,Dress,1,x\np2,good2.jpg,Dress,1,y\np2,good2.jpg,Dress,1,z\n")
+        run = self.path("dups-run")
+        stats = lt.summary(lt.run(["ingest", "--catalog", self.path("dups.csv"), "--images", self.path("images"),
+                                   "--run", run, "--shards", 1], check=0))
+        self.assertEqual((stats["rows_ok"], stats["rows_rejected"]), (2, 3))
+        with open(os.path.join(run, "ingest", "rejects.csv"), newline="") as f:
+            reasons = [(r["row"], r["product_id"], r["reason"]) for r in csv.DictReader(f)]
+        self.assertEqual(reasons, [("1", "p1", "bad_in_stock"), ("3", "p2", "missing"),
+                                   ("3", "p2", "all_images_rejected"), ("5", "p2", "duplicate_product_id")])
+        with open(os.path.join(run, "ingest", "shard-00000.csv"), newline="") as f:
+            kept = sorted((r["product_id"], r["title"]) for r in csv.DictReader(f))
+        self.assertEqual(kept, [("p1", "y"), ("p2", "y")])
+
     def test_every_row_is_accounted_for(self):
         result = self.ingest()
         stats = lt.summary(result)

@@ -14,6 +14,11 @@ import h5py
 
 import lookbook_test as lt
 
+# A 64 x 64 plain grey PNG: nothing for the segmenter to find.
+PLAIN_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000400000004008000000008f022e02000000294944415478daedcc411100000c0220a31bdd"
+    "10fbed2000e951040281402010080402814020107c0f06df6d007970ba79fa0000000049454e44ae426082")
+
 
 def read_csv(path):
     with open(path, newline="") as f:
@@ -228,7 +233,36 @@ class Recs(lt.TempDirTest):
         csv_result = lt.run(["query", "--run", self.run_dir, "--model", os.path.join(models, "clip"), "--segmenter",
                              os.path.join(models, "unet"), "--image", photos[0], "--format", "csv"], check=0)
         rows = list(csv.DictReader(csv_result.stdout.splitlines()))
-        self.assertEqual(list(rows[0].keys()), ["query", "slot", "box_x", "box_y", "box_w", "box_h", "rank", "product_id", "score"])
+        self.assertEqual(list(rows[0].keys()),
+                         ["query", "slot", "box_x", "box_y", "box_w", "box_h", "rank", "product_id", "score", "note"])
+
+    def test_every_query_input_gets_an_answer(self):
+        self.recs()
+        models = os.path.join(lt.ARGS.source, "models", "demo")
+        # A photo with no garment (a plain grey picture), an empty text, a 100 KB text, and a text
+        # of words the demo text tower does not know: one record each, saying what happened.
+        plain = os.path.join(self.run_dir, "plain.png")
+        with open(plain, "wb") as f:
+            f.write(PLAIN_PNG)
+        long_text = "a red dress " * 9000
+        result = lt.run(["query", "--run", self.run_dir, "--models-root", models, "--image", plain, "--text", "",
+                         "--text", long_text, "--text", "\U0001F457 \u30c9\u30ec\u30b9"], check=1)
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        self.assertEqual(len(records), 4, result.stdout)
+        photo = records[0]
+        self.assertEqual((photo["image"], photo["garments"], photo["warning"]), (plain, 0, "no garment found"))
+        self.assertIn("empty text", records[1]["error"])
+        self.assertTrue(records[2]["truncated"])
+        self.assertIn("cut to the model's context", records[2]["warning"])
+        self.assertTrue(records[2]["matches"])
+        self.assertIn("no word of this text is known", records[3]["error"])
+        for words in ("no garment found", "empty text", "cut to the model's context", "no word of this text"):
+            self.assertIn(words, result.stderr)
+        # The same in CSV: a row for each, with the reason in `note`.
+        result = lt.run(["query", "--run", self.run_dir, "--models-root", models, "--image", plain, "--text", "",
+                         "--format", "csv"], check=1)
+        rows = list(csv.DictReader(result.stdout.splitlines()))
+        self.assertEqual([r["note"] for r in rows], ["no garment found", "rejected: empty text: no word to match"])
 
     def test_missing_stages_and_damage_are_clear_errors(self):
         shutil.rmtree(os.path.join(self.run_dir, "dedup"))

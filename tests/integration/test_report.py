@@ -153,6 +153,48 @@ class Report(unittest.TestCase):
         # A rerun with nothing new skips.
         self.assertEqual(lt.summary(lt.run(["report", "--run", self.run_dir, "--page-size", "20"], check=0))["status"], "skipped")
 
+    def test_a_capped_report_shows_what_to_act_on_and_says_so(self):
+        # --max-shown 4: the 2 largest clusters, then a seeded sample of 2; the 4 cross-product
+        # candidates nearest the rule; counts and plots over everything; thumbnails only for what
+        # is shown. On a copy of the run, so the other tests see the full report.
+        capped = os.path.join(self._tmp.name, "capped")
+        shutil.copytree(self.run_dir, capped, symlinks=True)
+        report = lt.summary(lt.run(["report", "--run", capped, "--max-shown", "4", "--force"], check=0))
+        self.assertEqual(report["status"], "ok")
+        site = os.path.join(capped, "report")
+        with open(os.path.join(capped, "dedup", "clusters.csv")) as f:
+            rows = list(csv.DictReader(f))
+        sizes = {}
+        for row in rows:
+            sizes[row["cluster_id"]] = sizes.get(row["cluster_id"], 0) + 1
+        self.assertGreater(len(sizes), 4)
+        with open(os.path.join(site, "clusters-1.html")) as f:
+            page = f.read()
+        shown = re.findall(r'id="cluster-(\d+)"', page)
+        self.assertEqual(len(shown), 4)
+        largest = sorted(sizes.values(), reverse=True)[:2]
+        self.assertEqual([sizes[c] for c in shown[:2]], largest)
+        self.assertIn(f"4 shown of {len(sizes)}", page)
+        with open(os.path.join(site, "index.html")) as f:
+            self.assertIn(f">{len(sizes)} duplicate clusters<", f.read())  # the counts cover everything
+        with open(os.path.join(site, "near-1.html")) as f:
+            near = f.read()
+        self.assertEqual(near.count('<tr class="near-pair">'), 4)
+        with open(os.path.join(site, "manifest.json")) as f:
+            counts = json.load(f)["counts"]
+        self.assertEqual(counts["clusters"], len(sizes))
+        self.assertEqual(counts["clusters_shown"], 4)
+        with open(os.path.join(self.site, "manifest.json")) as f:
+            full = json.load(f)["counts"]
+        self.assertLess(counts["thumbnails"], full["thumbnails"])
+        # The same seed shows the same sample; another seed another one.
+        again = os.path.join(self._tmp.name, "capped-seed")
+        shutil.copytree(self.run_dir, again, symlinks=True)
+        lt.run(["report", "--run", again, "--max-shown", "4", "--sample-seed", "2", "--force"], check=0)
+        with open(os.path.join(again, "report", "clusters-1.html")) as f:
+            other = re.findall(r'id="cluster-(\d+)"', f.read())
+        self.assertEqual(other[:2], shown[:2])
+
     def browse(self, browser, path, shot):
         """Opens `path` in headless Chromium twice (a screenshot, then the DOM); returns the DOM and
         every console message either printed."""

@@ -163,7 +163,9 @@ class RunIntegrity(lt.TempDirTest):
         self.assertEqual(self.tables(run), self.tables(self.clean))
 
     # 4 ---------------------------------------------------------------------------------------
-    def test_images_replaced_between_embed_and_dedup_are_not_verified(self):
+    def test_images_replaced_between_embed_and_dedup_do_not_change_its_answer(self):
+        # Dedup verifies the pixels embed saw (its stored align thumbnails), never the files again:
+        # an image replaced after embed can neither make a false pair nor lose a true one.
         demo = self.copy_demo()
         run = self.path("run")
         lt.run(["run", "--config", self.config(self.dir, run, demo), "--stages", "ingest,embed,index,dedup"],
@@ -180,13 +182,8 @@ class RunIntegrity(lt.TempDirTest):
         unrelated = file_of(next(k for k in (f"{p}/image_1" for p in catalog) if k not in (true_pair["image_a"], true_pair["image_b"])))
         shutil.copyfile(unrelated, file_of(true_pair["image_b"]))
         result = lt.run(["dedup", "--run", run, "--force"], mpi=True, check=0)
-        report = lt.summary(result)
-        self.assertGreaterEqual(report["verify_changed_images"], 1)
-        self.assertIn("changed since embed", result.stderr)
-        after = {(p["image_a"], p["image_b"]) for p in read_csv(os.path.join(run, "dedup", "pairs.csv"))}
-        self.assertNotIn((true_pair["image_a"], true_pair["image_b"]), after, "a pair is never decided on other pixels")
-        with open(os.path.join(run, "dedup", "manifest.json")) as f:
-            self.assertGreaterEqual(json.load(f)["counts"]["verify_changed_images"], 1)
+        self.assertEqual(lt.summary(result)["status"], "ok")
+        self.assertEqual(read_csv(os.path.join(run, "dedup", "pairs.csv")), pairs, "decided on embed's pixels")
 
     # 5 ---------------------------------------------------------------------------------------
     def test_a_second_writer_fails_at_once_naming_the_first(self):

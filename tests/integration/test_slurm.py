@@ -174,23 +174,75 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscr
             time.sleep(1)
         self.fail(f"job {job} did not finish in {timeout} s (or before the file's deadline)")
 
+    def test_requests_follow_the_config_and_sbatch_checks_them(self):
+        work = os.path.join(self.tmp, "requests")
+        os.makedirs(work)
+        catalog = os.path.join(work, "catalog.csv")
+        with open(catalog, "w") as f:
+            f.write("product_id,image_1\n" + "".join(f"P{i},{i}.jpg\n" for i in range(100000)))
+        def config(device):
+            path = os.path.join(work, f"{device}.ini")
+            with open(path, "w") as f:
+                f.write(f"runs-root = {work}/root\n[ingest]\ncatalog = {catalog}\n[embed]\ndevice = {device}\n"
+                        "decode-threads = 3\n")
+            return path
+        def requests(kind, device, **env):
+            return sh(["slurm/requests.sh", config(device), kind], cwd=lt.ARGS.source,
+                      env=dict(self.job_env(), **env)).stdout.split()
+        gpu = requests("nightly", "cuda")
+        self.assertIn("--gpus-per-task=1", gpu)
+        self.assertIn("--cpus-per-task=4", gpu)  # decode threads + the inference thread
+        # 100,000 products x 3 images x (4 x 512 + 512) bytes + 2 GiB, per task, 2 tasks.
+        self.assertIn(f"--mem={2 * (2048 + 300000 * 2560 // 1048576)}M", gpu)
+        self.assertNotIn("--gpus-per-task=1", requests("finish", "cuda"))  # finish runs no model
+        self.assertNotIn("--gpus-per-task=1", requests("nightly", "cpu"))
+        gres = requests("shard", "cuda", LOOKBOOK_GPU_REQUEST="gres")
+        self.assertIn("--gres=gpu:1", gres)
+        self.assertIn("--ntasks-per-node=1", gres)
+        # sbatch --test-only against this cluster, which has no GPUs: the GPU request is refused,
+        # the same request without it is accepted.
+        env = dict(self.job_env(), LOOKBOOK_CPUS_PER_TASK="1", LOOKBOOK_MEM="1G")
+        refused = sh(["slurm/submit.sh", "--test-only", config("cuda")], cwd=lt.ARGS.source, env=env, check=False)
+        self.assertNotEqual(refused.returncode, 0, refused.stderr)
+        self.assertIn("--gpus-per-task=1", refused.stderr)
+        self.assertRegex(refused.stderr.lower(), r"gres|gpu|generic resource|node configuration")
+        accepted = sh(["slurm/submit.sh", "--test-only", config("cpu")], cwd=lt.ARGS.source, env=env, check=False)
+        self.assertEqual(accepted.returncode, 0, accepted.stderr)
+        self.assertIn("to start at", accepted.stderr)
+
+    def test_a_job_restarted_too_often_fails_loudly(self):
+        # As Slurm starts it after its fourth requeue: the script refuses before any work.
+        result = sh(["bash", "slurm/nightly.sbatch", "/nonexistent.ini"], cwd=lt.ARGS.source, check=False,
+                    env=dict(self.job_env(), SLURM_RESTART_COUNT="4", LOOKBOOK_MAX_RESTARTS="3",
+                             LOOKBOOK_LAUNCHER="mpirun"))
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("restarted 4 times (LOOKBOOK_MAX_RESTARTS=3)", result.stderr)
+
     def test_nightly_then_a_one_shard_rerun(self):
         work = os.path.join(self.tmp, "work")
         os.makedirs(work)
-        demo, run = os.path.join(work, "demo"), os.path.join(work, "run")
+        demo, root = os.path.join(work, "demo"), os.path.join(work, "root")
         lt.run(["demo-catalog", "--out", demo], check=0)
         models = os.path.join(os.path.abspath(lt.ARGS.source), "models", "demo")
         config = os.path.join(work, "nightly.ini")
         with open(config, "w") as f:
-            f.write(f"run = {run}\n[ingest]\ncatalog = {demo}/catalog.csv\nimages = {demo}/images\nshards = 3\n"
+            f.write(f"runs-root = {root}\n[ingest]\ncatalog = {demo}/catalog.csv\nimages = {demo}/images\nshards = 3\n"
                     f"[embed]\nmodel = {models}/clip\nsegmenter = {models}/unet\nsegment-images = image_3\ndecode-threads = 1\n"
                     f"[recs]\ncategory-slots = {SLOTS}\n")
         out = os.path.join(work, "nightly-%j.out")
-        job = self.submit("--ntasks=2", f"--output={out}", "slurm/nightly.sbatch", config)
+        # Through slurm/submit.sh, as an operator submits it: the requests come from the config
+        # (no GPU: device cpu); this test node has 2 CPUs, so 1 per task.
+        result = sh(["slurm/submit.sh", config, "--", f"--output={out}"], cwd=lt.ARGS.source,
+                    env=dict(self.job_env(), LOOKBOOK_CPUS_PER_TASK="1"))
+        self.assertIn("--ntasks=2", result.stderr)
+        self.assertNotIn("gpu", result.stderr)
+        job = result.stdout.strip().split(";")[0]
         state, code = self.wait(job)
         log = read(out.replace("%j", job))
         self.assertEqual((state, code), ("COMPLETED", "0:0"), log[-4000:])
         self.assertIn("2 tasks via", log)
+        run = os.path.realpath(os.path.join(root, "latest"))  # the night the job made
+        self.assertEqual(os.path.dirname(run), os.path.realpath(os.path.join(root, "runs")))
         if self.pmix():
             self.assertIn("via srun --mpi=pmix", log)
         else:
@@ -201,10 +253,12 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscr
         self.assertEqual(set(success["state"].values()), {"valid"})
         tables = {name: read(os.path.join(run, name), "rb") for name in TABLES}
 
-        # Lose one embed shard, then rerun only it: a job array of one and the chained finish job.
+        # Lose one embed shard, then rerun only it in that night: a job array of one and the
+        # chained finish job, which finishes the night again and leaves latest on it.
         os.remove(os.path.join(run, "embed", "shard-00001.h5"))
-        jobs = sh([os.path.join(lt.ARGS.source, "slurm", "rerun.sh"), config, "1", f"--output={work}/rerun-%j.out"],
-                  env=self.job_env(), cwd=lt.ARGS.source).stdout.split()
+        jobs = sh([os.path.join(lt.ARGS.source, "slurm", "rerun.sh"), config, os.path.join(root, "latest"), "1",
+                   f"--output={work}/rerun-%j.out"],
+                  env=dict(self.job_env(), LOOKBOOK_CPUS_PER_TASK="1"), cwd=lt.ARGS.source).stdout.split()
         self.assertEqual(len(jobs), 2)
         array_state, _ = self.wait(f"{jobs[0]}_1")
         self.assertEqual(array_state, "COMPLETED")
@@ -218,6 +272,8 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscr
             self.assertEqual(read(os.path.join(run, name), "rb"), data, name)
         status = json.loads(lt.run(["status", run, "--format", "json"], check=0).stdout)
         self.assertEqual(status["stages"]["embed"]["state"], "valid")
+        self.assertEqual(os.path.realpath(os.path.join(root, "latest")), run)
+        self.assertEqual(os.listdir(os.path.join(root, "runs")), [os.path.basename(run)], "no second night")
 
     def test_a_stop_signal_requeues_and_the_next_start_finishes(self):
         """Slurm's time-limit warning path: USR1 to the batch shell (what --signal=B:USR1@300

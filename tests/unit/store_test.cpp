@@ -27,7 +27,12 @@ EmbedShard Sample(int n, int d) {
     row.checksum = 0xFEDCBA9876543210ull + static_cast<std::uint64_t>(i);
     row.width = 100 + i;
     row.height = 200 + i;
+    row.content_box = {static_cast<std::int16_t>(i), 2, 60, static_cast<std::int16_t>(50 + i)};
+    row.colour = {0.1f * static_cast<float>(i), 0.2f, 0.3f, 0.01f, 0.02f, 0.03f};
     shard.images.push_back(row);
+    for (std::size_t b = 0; b < static_cast<std::size_t>(kAlignThumbSide) * kAlignThumbSide * 3; ++b) {
+      shard.align_thumbs.push_back(static_cast<std::uint8_t>((b * 7 + static_cast<std::size_t>(i) * 31) % 251));
+    }
     for (int k = 0; k < d; ++k) shard.embeddings.push_back(0.25f * static_cast<float>(k - i));
   }
   return shard;
@@ -51,8 +56,25 @@ TEST(EmbedShardFile, RoundTripsEveryField) {
     EXPECT_EQ(read.images[i].phash, written.images[i].phash);
     EXPECT_EQ(read.images[i].checksum, written.images[i].checksum);
     EXPECT_EQ(read.images[i].height, written.images[i].height);
+    EXPECT_EQ(read.images[i].content_box, written.images[i].content_box);
+    EXPECT_EQ(read.images[i].colour, written.images[i].colour);
   }
   EXPECT_EQ(read.embeddings, written.embeddings);
+  EXPECT_EQ(read.align_thumbs, written.align_thumbs);
+  // Without the thumbnails, and only the rows asked for.
+  const EmbedShard light = ReadEmbedShard(dir.path() / "shard-00002.h5", ShardParts::kWithoutThumbs);
+  EXPECT_TRUE(light.align_thumbs.empty());
+  EXPECT_EQ(light.images[3].colour, written.images[3].colour);
+  const std::size_t thumb = static_cast<std::size_t>(kAlignThumbSide) * kAlignThumbSide * 3;
+  const std::vector<std::uint8_t> some = ReadAlignThumbs(dir.path() / "shard-00002.h5", {0, 2, 3});
+  ASSERT_EQ(some.size(), 3 * thumb);
+  for (const auto [k, row] : {std::pair<std::size_t, std::size_t>{0, 0}, {1, 2}, {2, 3}}) {
+    EXPECT_TRUE(std::equal(some.begin() + static_cast<long>(k * thumb),
+                           some.begin() + static_cast<long>((k + 1) * thumb),
+                           written.align_thumbs.begin() + static_cast<long>(row * thumb)))
+        << "row " << row;
+  }
+  EXPECT_THROW(ReadAlignThumbs(dir.path() / "shard-00002.h5", {5}), InputError);
   int entries = 0;
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++entries;
   EXPECT_EQ(entries, 1) << "no temporary file left";
@@ -181,7 +203,17 @@ TEST(DedupFile, TheRuleRoundTripsExactly) {
   file.keep = "largest";
   file.pairs = {Scored(0.99f, 1, 0.98f)};
   file.pair_kind = {1};
+  file.pair_decided_by = {static_cast<std::int8_t>(DecidedBy::kReviewer)};
   file.candidates = {Scored(0.99f, 1, 0.98f), Scored(0.93f, 20, std::numeric_limits<float>::quiet_NaN())};
+  file.neighbours.list_size = 3;
+  file.neighbours.list_floor = 0.88;
+  file.neighbours.image = {7, 9};
+  file.neighbours.key = {"P1/image_1", "P2/image_1"};
+  file.neighbours.checksum = {0xfeedfacecafebeefull, 2};
+  file.neighbours.truncated = {0, 1};
+  file.neighbours.offset = {0, 2, 3};
+  file.neighbours.member = {0, 1, 1};
+  file.neighbours.score = {1.0f, 0.93f, 1.0f};
   WriteDedupFile(dir.path() / "dedup.h5", file);
   const DedupFile read = ReadDedupFile(dir.path() / "dedup.h5");
   EXPECT_FALSE(read.rule.verify);
@@ -194,6 +226,32 @@ TEST(DedupFile, TheRuleRoundTripsExactly) {
   EXPECT_DOUBLE_EQ(read.signal_floor(), 0.9);  // the cosine's plots start at the candidate floor
   ASSERT_EQ(read.candidates.size(), 2u);
   EXPECT_TRUE(std::isnan(read.candidates[1].aligned));
+  EXPECT_EQ(read.pair_decided_by, file.pair_decided_by);
+  const NeighbourLists& lists = read.neighbours;
+  EXPECT_EQ(lists.list_size, 3);
+  EXPECT_DOUBLE_EQ(lists.list_floor, 0.88);
+  EXPECT_EQ(lists.image, file.neighbours.image);
+  EXPECT_EQ(lists.key, file.neighbours.key);
+  EXPECT_EQ(lists.checksum, file.neighbours.checksum);
+  EXPECT_EQ(lists.truncated, file.neighbours.truncated);
+  EXPECT_EQ(lists.offset, file.neighbours.offset);
+  EXPECT_EQ(lists.member, file.neighbours.member);
+  EXPECT_EQ(lists.score, file.neighbours.score);
+}
+
+TEST(DedupFile, InconsistentNeighbourListsAreRejected) {
+  testing::ScopedTempDir dir;
+  DedupFile file;
+  file.neighbours.list_size = 2;
+  file.neighbours.image = {1};
+  file.neighbours.key = {"P1/image_1"};
+  file.neighbours.checksum = {1};
+  file.neighbours.truncated = {0};
+  file.neighbours.offset = {0, 1};
+  file.neighbours.member = {5};  // names a row the table does not have
+  file.neighbours.score = {1.0f};
+  WriteDedupFile(dir.path() / "dedup.h5", file);
+  EXPECT_THROW(ReadDedupFile(dir.path() / "dedup.h5"), InputError);
 }
 
 }  // namespace
