@@ -1,4 +1,6 @@
 // lookbook embed-text --model BUNDLE --text "..." [--text "..."] | --texts FILE
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -65,16 +67,40 @@ int RunEmbedTextCommand(const po::variables_map& vm, const CommandContext& conte
   const TextEncoder encoder = TextEncoder::Load(LoadBundle(args.model), args.inference);
   const std::vector<float> rows = encoder.Encode(texts);
   const auto d = static_cast<std::size_t>(encoder.dim());
+  std::int64_t unreadable = 0, cut = 0;
   for (std::size_t i = 0; i < texts.size(); ++i) {
     const std::vector<float> row(rows.begin() + static_cast<long>(i * d),
                                  rows.begin() + static_cast<long>((i + 1) * d));
+    // A text of words the model does not know embeds as an empty one would: said, not silent.
+    const TextTokens tokens = encoder.Count(texts[i]);
+    if (tokens.unknown == tokens.tokens) {
+      ++unreadable;
+      spdlog::warn("text {}: no word the text model knows ({} unknown): its embedding is that of an empty text", i + 1,
+                   tokens.unknown);
+    } else if (tokens.unknown > 0) {
+      spdlog::warn("text {}: {} of {} words unknown to the text model", i + 1, tokens.unknown, tokens.tokens);
+    }
+    if (tokens.kept < tokens.tokens) {
+      ++cut;
+      spdlog::warn("text {}: cut to the model's context, {} of {} tokens read", i + 1, tokens.kept, tokens.tokens);
+    }
     if (format == "json") {
-      std::cout << nlohmann::json{{"text", texts[i]}, {"embedding", row}}.dump() << "\n";
+      std::cout << nlohmann::json{{"text", texts[i]},
+                                  {"embedding", row},
+                                  {"tokens", tokens.tokens},
+                                  {"unknown_words", tokens.unknown},
+                                  {"truncated", tokens.kept < tokens.tokens}}
+                       .dump()
+                << "\n";
     } else {
       std::cout << nlohmann::json(texts[i]).dump();  // a quoted CSV-safe field
       for (const float value : row) std::cout << "," << value;
       std::cout << "\n";
     }
+  }
+  if (unreadable + cut > 0) {
+    spdlog::warn("{} of {} text(s) had no word the model knows, {} were cut to the context", unreadable, texts.size(),
+                 cut);
   }
   (void)context;
   return kExitOk;

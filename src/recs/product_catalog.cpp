@@ -118,7 +118,9 @@ std::unordered_map<std::string, std::string> ParseCategorySlots(const std::strin
   return out;
 }
 
-void AssignSlots(const std::unordered_map<std::string, std::string>& slots, ProductCatalog* catalog) {
+std::map<std::string, std::int64_t> AssignSlots(const std::unordered_map<std::string, std::string>& slots,
+                                                ProductCatalog* catalog) {
+  std::map<std::string, std::int64_t> unmapped;
   for (Product& product : catalog->products) {
     product.slot.clear();
     const auto it = slots.find(product.category);
@@ -127,8 +129,13 @@ void AssignSlots(const std::unordered_map<std::string, std::string>& slots, Prod
       continue;
     }
     Slot parsed;
-    if (ParseSlot(AsciiLower(product.category), &parsed)) product.slot = SlotName(parsed);
+    if (ParseSlot(AsciiLower(product.category), &parsed)) {
+      product.slot = SlotName(parsed);
+    } else if (!product.category.empty()) {
+      ++unmapped[product.category];
+    }
   }
+  return unmapped;
 }
 
 }  // namespace lookbook

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,6 +57,9 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
 // the spec whose lower-case name is a slot name maps to that slot. Throws InputError for an
 // unknown slot name or a malformed entry.
 std::unordered_map<std::string, std::string> ParseCategorySlots(const std::string& spec);
-void AssignSlots(const std::unordered_map<std::string, std::string>& slots, ProductCatalog* catalog);
+// Returns the categories left without a slot (neither mapped nor named like one), with their
+// product counts: their products get no outfit matches, and nothing matches garments of them.
+std::map<std::string, std::int64_t> AssignSlots(const std::unordered_map<std::string, std::string>& slots,
+                                                ProductCatalog* catalog);
 
 }  // namespace lookbook

@@ -64,7 +64,8 @@ DedupFile ReadCurrentDedup(Stage& stage) {
 }
 
 // Zero-shot categories for the products whose catalog row has none. Returns how many got one.
-std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embed, ProductCatalog* catalog) {
+std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embed, ProductCatalog* catalog,
+                                std::int64_t* unreadable_count) {
   std::vector<Product*> missing;
   for (Product& product : catalog->products) {
     if (product.category.empty() && !product.shots.empty()) missing.push_back(&product);
@@ -90,6 +91,29 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
   const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
   if (text.dim() != catalog->dim)
     throw InputError("the CLIP bundle's text embeddings do not have the image embeddings' size");
+  // A category whose every word the text tower does not know embeds like an empty prompt: all
+  // such categories would be one vector, and products would be given whichever comes first.
+  // They are not offered, and said.
+  std::vector<std::string> readable, unreadable;
+  for (const auto& label : labels) {
+    const TextTokens tokens = text.Count(AsciiLower(label));
+    (tokens.tokens > tokens.unknown ? readable : unreadable).push_back(label);
+  }
+  *unreadable_count = static_cast<std::int64_t>(unreadable.size());
+  if (!unreadable.empty()) {
+    std::string names;
+    for (const auto& label : unreadable) names += (names.empty() ? "" : ", ") + label;
+    spdlog::warn("{} categor{} named only with words the text model does not know, not used for zero-shot: {}",
+                 unreadable.size(), unreadable.size() == 1 ? "y is" : "ies are", names);
+  }
+  labels = readable;
+  if (labels.empty()) {
+    spdlog::warn(
+        "{} products have no category, and no category has a name the text model can read: they get no "
+        "substitutes",
+        missing.size());
+    return 0;
+  }
   std::vector<std::string> prompts;
   for (const auto& label : labels) {
     std::string prompt = options.category_prompt;
@@ -269,8 +293,26 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const DedupFile dedup = ReadCurrentDedup(stage);
   ProductCatalog catalog = LoadProductCatalog(options.run, embed);
   const ShardedIndex index = ReadRunIndex(options.run, embed);
-  const std::int64_t zero_shot = ZeroShotCategories(options, embed, &catalog);
-  AssignSlots(ParseCategorySlots(options.category_slots), &catalog);
+  std::int64_t categories_unreadable = 0;
+  const std::int64_t zero_shot = ZeroShotCategories(options, embed, &catalog, &categories_unreadable);
+  const std::map<std::string, std::int64_t> unmapped =
+      AssignSlots(ParseCategorySlots(options.category_slots), &catalog);
+  std::int64_t products_without_slot = 0;
+  for (const auto& [category, count] : unmapped) products_without_slot += count;
+  if (world.is_root() && !unmapped.empty()) {
+    std::string names;
+    for (const auto& [category, count] : unmapped) {
+      if (names.size() > 200) {
+        names += ", ...";
+        break;
+      }
+      names += (names.empty() ? "" : ", ") + category + " (" + std::to_string(count) + ")";
+    }
+    spdlog::warn(
+        "{} categor{} ha{} no garment slot: {}. Their products get no outfit matches and are never matched "
+        "to an outfit photo's garments; map them with --category-slots Category=slot",
+        unmapped.size(), unmapped.size() == 1 ? "y" : "ies", unmapped.size() == 1 ? "s" : "ve", names);
+  }
   const std::vector<std::vector<int>> mates = ClusterMates(catalog, dedup);
   const double load_seconds = world.MaxAll(Seconds(load_start));
 
@@ -278,7 +320,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const int n_products = static_cast<int>(catalog.products.size());
   std::vector<SubstituteRow> substitutes;  // this rank's rows
   std::vector<OutfitHit> outfits;
-  std::int64_t no_category = 0, no_image = 0, short_lists = 0, queried = 0;
+  std::int64_t no_category = 0, no_image = 0, short_lists = 0, queried = 0, near_duplicates_dropped = 0;
 
   // Substitutes, one category at a time: its in-stock products are the filter.
   const auto substitutes_start = Clock::now();
@@ -309,9 +351,24 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
         request.excluded.push_back(p);
         requests.push_back(std::move(request));
       }
-      const auto lists = TopProducts(catalog, index, filter, requests, options.top_k, options.nprobe);
+      // Twice the list, so that it stays full after dropping near-duplicates of earlier items.
+      const auto ranked = TopProducts(catalog, index, filter, requests, 2 * options.top_k, options.nprobe);
       for (std::size_t i = begin; i < end; ++i) {
-        const auto& list = lists[i - begin];
+        // A list never holds two members of one near-duplicate cluster: the same photo relisted
+        // twice is one choice for the shopper, not two.
+        std::vector<ProductMatch> list;
+        for (const auto& item : ranked[i - begin]) {
+          if (static_cast<int>(list.size()) == options.top_k) break;
+          const auto& item_mates = mates[static_cast<std::size_t>(item.product)];
+          const bool repeats = std::any_of(list.begin(), list.end(), [&](const ProductMatch& earlier) {
+            return std::binary_search(item_mates.begin(), item_mates.end(), earlier.product);
+          });
+          if (repeats) {
+            ++near_duplicates_dropped;
+            continue;
+          }
+          list.push_back(item);
+        }
         ++queried;
         if (static_cast<int>(list.size()) < options.top_k) ++short_lists;
         for (std::size_t r = 0; r < list.size(); ++r) {
@@ -389,8 +446,8 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   }
   const double outfits_seconds = world.MaxAll(Seconds(outfits_start));
 
-  const std::vector<std::int64_t> totals =
-      world.SumAll({queried, short_lists, no_category, no_image, photos, StopRequested() ? 1 : 0});
+  const std::vector<std::int64_t> totals = world.SumAll(
+      {queried, short_lists, no_category, no_image, photos, StopRequested() ? 1 : 0, near_duplicates_dropped});
   if (totals[5] > 0) {
     if (world.is_root()) spdlog::warn("stop requested: nothing of the recs stage is published; rerun lookbook recs");
     report.status = "stopped";
@@ -458,9 +515,13 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
                        {"substitute_rows", published[0]},
                        {"products_with_substitutes", published[2]},
                        {"substitute_lists_short", totals[1]},
+                       {"substitutes_near_duplicates_dropped", totals[6]},
+                       {"categories_without_slot", static_cast<std::int64_t>(unmapped.size())},
+                       {"products_without_slot", products_without_slot},
                        {"products_without_category", totals[2]},
                        {"products_without_image", totals[3]},
                        {"categories_zero_shot", zero_shot},
+                       {"categories_unreadable", categories_unreadable},
                        {"outfit_photos", totals[4]},
                        {"outfit_rows", published[1]}};
     report.steps.push_back(StepTiming{"publish (rank 0)", Seconds(write_start), published[0] + published[1]});
@@ -473,9 +534,13 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   report.counts["substitute_rows"] = published[0];
   report.counts["products_with_substitutes"] = published[2];
   report.counts["substitute_lists_short"] = totals[1];
+  report.counts["substitutes_near_duplicates_dropped"] = totals[6];
+  report.counts["categories_without_slot"] = static_cast<std::int64_t>(unmapped.size());
+  report.counts["products_without_slot"] = products_without_slot;
   report.counts["products_without_category"] = totals[2];
   report.counts["products_without_image"] = totals[3];
   report.counts["categories_zero_shot"] = zero_shot;
+  report.counts["categories_unreadable"] = categories_unreadable;
   report.counts["outfit_photos"] = totals[4];
   report.counts["outfit_rows"] = published[1];
   report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);

@@ -417,7 +417,8 @@ class ReportBuilder {
     return renderer.render(data);
   }
 
-  std::string Histogram() const {
+  std::string Histogram() {
+    below_floor_ = rejected_early_ = 0;
     if (!dedup_ || dedup_->candidates.empty()) return {};
     const int bins = 40, width = 640, height = 220, left = 40, right = 620, top = 20, bottom = 190;
     // The rule's deciding signal (the aligned correlation when verified, else the cosine);
@@ -428,6 +429,14 @@ class ReportBuilder {
     for (const auto& pair : dedup_->candidates) {
       const float signal = rule.signal(pair);
       if (std::isnan(signal)) continue;
+      if (rule.verify && signal <= -1.0f) {  // decided before the alignment scored it: own count
+        ++rejected_early_;
+        continue;
+      }
+      if (signal < low) {
+        ++below_floor_;
+        continue;
+      }
       const int b = std::clamp(static_cast<int>((signal - low) / (high - low) * bins), 0, bins - 1);
       ++counts[static_cast<std::size_t>(b)];
     }
@@ -584,12 +593,15 @@ class ReportBuilder {
     if (!histogram.empty()) {
       data.set("histogram", histogram);
       data.set("histogram_signal", dedup_->rule.verify ? "Aligned correlation" : "Cosine");
+      data.set("below_floor", std::to_string(below_floor_));
+      data.set("rejected_early", std::to_string(rejected_early_));
     }
     if (const auto eval = ReadJson(options_.run / "eval" / "dedup.json")) {
       const std::string sweep = Sweep(*eval);
       if (!sweep.empty()) {
         data.set("sweep", sweep);
         data.set("f1", Fixed(eval->value("f1", 0.0), 3));
+        data.set("truth", std::filesystem::path(eval->value("truth", std::string("?"))).filename().string());
         data.set("sweep_signal",
                  eval->value("sweep_signal", std::string("cosine")) == "aligned" ? "aligned correlation" : "cosine");
       }
@@ -915,8 +927,9 @@ class ReportBuilder {
   std::int64_t thumbs_reused_ = 0;
   std::vector<std::string> outputs_;
   std::int64_t pages_ = 0, clusters_ = 0, clusters_shown_ = 0, near_shown_ = 0;
-  bool collecting_ = false;                        // the first pass: pages are not written
-  std::set<std::pair<std::int64_t, int>> wanted_;  // thumbnails the first pass asked for
+  std::int64_t below_floor_ = 0, rejected_early_ = 0;  // candidates the histogram's bars leave out
+  bool collecting_ = false;                            // the first pass: pages are not written
+  std::set<std::pair<std::int64_t, int>> wanted_;      // thumbnails the first pass asked for
 };
 
 }  // namespace

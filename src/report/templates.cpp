@@ -70,10 +70,10 @@ const char* const kIndex = R"({{>header}}
 {{/throughput}}</table>{{/has_throughput}}
 {{^has_throughput}}<p>No stage summaries were kept for this run.</p>{{/has_throughput}}
 <h2>Similarity of the scored pairs</h2>
-{{#histogram}}<figure class="plot" style="width: auto">{{{histogram}}}<figcaption>{{histogram_signal}} of every candidate pair dedup scored (at or above the candidate floor), the signal the rule thresholds; its two thresholds are marked.</figcaption></figure>{{/histogram}}
+{{#histogram}}<figure class="plot" style="width: auto">{{{histogram}}}<figcaption>{{histogram_signal}} of every candidate pair dedup scored (at or above the candidate floor), the signal the rule thresholds; its two thresholds are marked. Not in the bars: {{below_floor}} pair(s) below the plot's floor and {{rejected_early}} rejected before the alignment scored them (a gate of the verification cascade, or a colour change).</figcaption></figure>{{/histogram}}
 {{^histogram}}<p>No dedup stage yet.</p>{{/histogram}}
 <h2>Dedup threshold sweep</h2>
-{{#sweep}}<figure class="plot" style="width: auto">{{{sweep}}}<figcaption>Precision, recall and F1 against the demo truth as the {{sweep_signal}} threshold moves (lookbook eval dedup): F1 {{f1}} at the configured rule.</figcaption></figure>{{/sweep}}
+{{#sweep}}<figure class="plot" style="width: auto">{{{sweep}}}<figcaption>Precision, recall and F1 against the truth in {{truth}} as the {{sweep_signal}} threshold moves (lookbook eval dedup): F1 {{f1}} at the configured rule.</figcaption></figure>{{/sweep}}
 {{^sweep}}<p>No evaluation (run <code>lookbook eval dedup</code> with known pairs).</p>{{/sweep}}
 {{#recs_eval}}<h2>Recommendation quality</h2><table id="recs-eval">{{#metrics}}<tr><td>{{name}}</td><td class="num">{{value}}</td></tr>{{/metrics}}</table>{{/recs_eval}}
 <h2>Sections</h2>

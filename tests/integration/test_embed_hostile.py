@@ -271,6 +271,11 @@ class HostileShard(lt.TempDirTest):
         self.assertEqual([line["text"] for line in lines], ["red dress", "blue coat"])
         for line in lines:
             self.assertAlmostEqual(float(np.linalg.norm(line["embedding"])), 1.0, places=4)
+        # Words the test bundle's vocabulary does not have: embedded, but said.
+        result = lt.run(["embed-text", "--model", self.bundle, "--text", "\u30c9\u30ec\u30b9"], check=0)
+        line = json.loads(result.stdout)
+        self.assertEqual((line["tokens"], line["unknown_words"], line["truncated"]), (1, 1, False))
+        self.assertIn("no word the text model knows", result.stderr)
 
     def test_bad_bundle_and_missing_ingest_fail_clearly(self):
         with open(os.path.join(self.bundle, "image_encoder.pt"), "ab") as f:

@@ -104,9 +104,14 @@ class Recs(lt.TempDirTest):
                 self.assertEqual(other["category"], mine["category"])
                 self.assertNotEqual(row["substitute_id"], product)
                 self.assertNotIn(row["substitute_id"], mates.get(product, set()))
-            # Never short while enough products qualify.
-            qualifying = [p for p, r in self.catalog.items() if r["in_stock"] == "1" and r["category"] == mine["category"]
-                          and p != product and p not in mates.get(product, set())]
+            # No two near-duplicates in one list (a relisted photo is one choice, not two).
+            listed = [r["substitute_id"] for r in rows]
+            for i, a in enumerate(listed):
+                self.assertFalse(mates.get(a, set()) & set(listed[:i]), (product, a, listed))
+            # Never short while enough products qualify (a near-duplicate cluster counts once).
+            qualifying = {frozenset(mates.get(p, {p})) for p, r in self.catalog.items()
+                          if r["in_stock"] == "1" and r["category"] == mine["category"] and p != product
+                          and p not in mates.get(product, set())}
             self.assertEqual(len(rows), min(10, len(qualifying)), product)
         same_colour, chance = [], []
         for product, rows in by_product.items():
@@ -191,6 +196,18 @@ class Recs(lt.TempDirTest):
                   for row in substitutes if row["product_id"] in blanked]
         # Measured 0.791 (2026-11-30, demo models): a quarter of the catalog classified zero-shot.
         self.assertGreaterEqual(sum(listed) / len(listed), 0.7)
+        self.assertEqual(report["categories_unreadable"], 0)
+        # Categories named with words the demo text tower does not know are not offered (they
+        # would all embed as one empty prompt), and are named in a warning.
+        result = self.recs("--model", os.path.join(lt.ARGS.source, "models", "demo", "clip"), "--categories",
+                           "Dress,Coat,\u30c9\u30ec\u30b9,\U0001F457", "--force", run=run)
+        report = lt.summary(result)
+        self.assertEqual(report["categories_unreadable"], 2)
+        self.assertIn("not used for zero-shot", result.stderr)
+        with h5py.File(os.path.join(run, "recs", "recs.h5"), "r") as f:
+            chosen = {c for c, s in zip(f["products/category"].asstr()[:], f["products/category_source"].asstr()[:])
+                      if s == "zero-shot"}
+        self.assertTrue(chosen <= {"Dress", "Coat"}, chosen)
 
     def test_query_matches_a_photos_garments_and_texts(self):
         self.recs()
@@ -235,6 +252,19 @@ class Recs(lt.TempDirTest):
         rows = list(csv.DictReader(csv_result.stdout.splitlines()))
         self.assertEqual(list(rows[0].keys()),
                          ["query", "slot", "box_x", "box_y", "box_w", "box_h", "rank", "product_id", "score", "note"])
+
+    def test_categories_without_a_slot_are_warned_and_counted(self):
+        # Only two of the demo's categories mapped: the others are named, with their counts.
+        result = lt.run(["recs", "--run", self.run_dir, "--category-slots", "Dress=dress,Bag=bag", "--force"],
+                        mpi=True, check=0)
+        report = lt.summary(result)
+        self.assertGreater(report["categories_without_slot"], 0)
+        unmapped = {r["category"] for r in self.catalog.values()} - {"Dress", "Bag"}
+        self.assertEqual(report["categories_without_slot"], len(unmapped))
+        self.assertEqual(report["products_without_slot"],
+                         sum(1 for r in self.catalog.values() if r["category"] in unmapped))
+        self.assertIn("have no garment slot", result.stderr)
+        self.assertIn("Sneaker (", result.stderr)
 
     def test_every_query_input_gets_an_answer(self):
         self.recs()

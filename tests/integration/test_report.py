@@ -137,6 +137,9 @@ class Report(unittest.TestCase):
         self.assertIn("Aligned correlation of every candidate pair", index)
         self.assertIn(">rule 0.975<", index)
         self.assertIn(">with pHash 0.960<", index)
+        # Pairs the bars leave out have their own counts; the sweep names its truth file.
+        self.assertRegex(index, r"Not in the bars: \d+ pair\(s\) below the plot's floor and \d+ rejected before")
+        self.assertIn("against the truth in duplicates.csv", index)
         with open(os.path.join(self.run_dir, "dedup", "clusters.csv")) as f:
             clusters = len({row["cluster_id"] for row in csv.DictReader(f)})
         pages = math.ceil(clusters / 20)
