@@ -364,6 +364,7 @@ struct ShardCounts {
 
 class ShardEmbedder {
  public:
+  const DecodeBudget& decode_budget() const { return decode_budget_; }
   ShardEmbedder(const EmbedOptions& options, const ModelBundle& bundle, const ImageEncoder& encoder,
                 const GarmentModel* garments, const IngestRun& ingest, const std::string& identity)
       : options_(options),
@@ -539,6 +540,7 @@ class ShardEmbedder {
     // The decoder may shrink JPEGs in the DCT, never below what the models read (CLIP's input,
     // and for the images the segmenter reads, its input too) nor what the hash needs.
     DecodeLimits limits = options_.limits;
+    limits.budget = &decode_budget_;
     limits.min_side = std::max(spec.size, kPerceptualHashMinSide);
     DecodeLimits segment_limits = limits;
     segment_limits.min_side = std::max(spec.size, segment_spec ? segment_spec->size : 0);
@@ -820,8 +822,9 @@ class ShardEmbedder {
   const GarmentModel* garments_;
   const IngestRun& ingest_;
   std::string identity_;
-  std::vector<std::string> columns_;         // the catalog column of each row of the current shard
-  std::vector<std::string> sizes_, mtimes_;  // what ingest saw of each row's file
+  DecodeBudget decode_budget_{options_.decode_memory};  // shared by this rank's decode threads
+  std::vector<std::string> columns_;                    // the catalog column of each row of the current shard
+  std::vector<std::string> sizes_, mtimes_;             // what ingest saw of each row's file
 };
 
 }  // namespace
@@ -1053,6 +1056,11 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
           }
         },
         [](const O& o) { return std::string(PrecisionName(o.inference.precision)); });
+    t.Integer<std::uint64_t>(
+        "decode-memory", "BYTES", [](O& o) -> std::uint64_t& { return o.decode_memory; }, 1ull << 30, 1ull << 24,
+        1ull << 44, OptionEffect::kResource,
+        "memory the decode threads of a rank may hold at once: a large image waits for others to finish (one "
+        "larger than this decodes alone)");
     t.Real<double>(
         "max-reject-rate", "R", [](O& o) -> double& { return o.max_reject_rate; }, "0.5", 0, 1, OptionEffect::kControl,
         "fail the stage, publishing nothing, when more than this share of the images is rejected (a wrong image "
@@ -1216,6 +1224,8 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   const EmbedTotals totals = SumCounts(&world, mine);
   const std::vector<ShardResult> results = GatherResults(my_results, world);
   const bool stopped = totals.stopped > 0;
+  const double decode_peak = world.MaxAll(static_cast<double>(embedder.decode_budget().peak()));
+  const std::int64_t decode_waits = world.SumAll({embedder.decode_budget().waited()})[0];
 
   // A night where most images cannot be read (a wrong image root, a broken mount) is not a
   // catalog's normal noise: fail, publish nothing, and say which reasons dominate.
@@ -1249,6 +1259,8 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.counts["shards_embedded"] = totals.shards_embedded;
   report.counts["shards_skipped"] = totals.shards_reused;
   report.counts["images_in"] = images;
+  report.counts["decode_memory_peak_bytes_max_rank"] = static_cast<std::int64_t>(decode_peak);
+  report.counts["decode_waits"] = decode_waits;
   report.counts["images_ok"] = totals.by_status[0];
   report.counts["images_rejected"] = images - totals.by_status[0];
   // What the night cost: files read for their checksum (the rest trusted from the previous

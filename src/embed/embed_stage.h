@@ -54,6 +54,7 @@ struct EmbedOptions {
   std::filesystem::path segmenter;                      // empty: no garments
   Precision segmenter_precision = Precision::kFloat32;  // on inference.device
   double max_reject_rate = 0.5;                         // above it the stage fails and publishes nothing
+  std::uint64_t decode_memory = 1ull << 30;             // bytes the decode threads of a rank may hold at once
   std::string segment_images = "auto";                  // "all", "auto" (keep images with >= 2 slots) or a column name
   std::string slot_map;                                 // class=slot overrides of the bundle's defaults
   GarmentOptions garments;

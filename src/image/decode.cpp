@@ -8,11 +8,15 @@
 
 #include <turbojpeg.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 
 namespace lookbook {
 namespace {
@@ -134,6 +138,8 @@ DecodeResult DecodeJpeg(std::string_view bytes, const DecodeLimits& limits) {
     }
   }
   const int out_w = TJSCALED(width, best), out_h = TJSCALED(height, best);
+  std::optional<DecodeBudget::Lease> lease;
+  if (limits.budget != nullptr) lease.emplace(limits.budget, DecodeBytes(out_w, out_h));
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   cv::Mat decoded(out_h, out_w, cmyk ? CV_8UC4 : CV_8UC3);
   const int flags = TJFLAG_STOPONWARNING | TJFLAG_ACCURATEDCT;
@@ -186,6 +192,8 @@ DecodeResult DecodeWithOpenCv(std::string_view bytes, ImageFormat format, const 
     result.detail = std::to_string(width) + "x" + std::to_string(height);
     return result;
   }
+  std::optional<DecodeBudget::Lease> lease;  // 16-bit and alpha images hold more: counted twice
+  if (limits.budget != nullptr) lease.emplace(limits.budget, 2 * DecodeBytes(width, height));
   cv::Mat decoded;
   try {
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
@@ -280,6 +288,52 @@ DecodeResult DecodeImage(std::string_view bytes, const DecodeLimits& limits) {
   result.status = ImageStatus::kUnsupportedFormat;
   return result;
 }
+
+struct DecodeBudget::State {
+  std::mutex mutex;
+  std::condition_variable freed;
+  std::uint64_t limit = 0, held = 0, peak = 0;
+  int holders = 0;
+  std::int64_t waited = 0;
+};
+
+DecodeBudget::DecodeBudget(std::uint64_t bytes) : state_(new State) { state_->limit = bytes; }
+DecodeBudget::~DecodeBudget() { delete state_; }
+std::uint64_t DecodeBudget::limit() const { return state_->limit; }
+std::uint64_t DecodeBudget::peak() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->peak;
+}
+std::int64_t DecodeBudget::waited() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->waited;
+}
+
+DecodeBudget::Lease::Lease(DecodeBudget* budget, std::uint64_t bytes) : budget_(budget), bytes_(bytes) {
+  State& s = *budget_->state_;
+  std::unique_lock<std::mutex> lock(s.mutex);
+  // Fits beside the others, or is alone (an image larger than the budget decodes by itself).
+  auto fits = [&] { return s.holders == 0 || s.held + bytes_ <= s.limit; };
+  if (!fits()) {
+    ++s.waited;
+    s.freed.wait(lock, fits);
+  }
+  s.held += bytes_;
+  ++s.holders;
+  s.peak = std::max(s.peak, s.held);
+}
+
+DecodeBudget::Lease::~Lease() {
+  State& s = *budget_->state_;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.held -= bytes_;
+    --s.holders;
+  }
+  s.freed.notify_all();
+}
+
+std::uint64_t DecodeBytes(std::uint64_t width, std::uint64_t height) { return width * height * 10; }
 
 int JpegExifOrientation(std::string_view bytes) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());

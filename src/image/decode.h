@@ -34,11 +34,50 @@ const char* ImageStatusName(ImageStatus status);
 enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp };
 ImageFormat SniffFormat(std::string_view bytes);
 
+// The memory the decodes of one process may hold at once (threads share it). A decode asks for
+// what its image will need before allocating it (from the header: the decoded pixels and the
+// copies made on the way to 8-bit RGB, about 10 bytes a pixel) and waits while others hold the
+// rest; an image larger than the whole budget waits until it is alone, so it still decodes and
+// nothing deadlocks. Thread-safe.
+class DecodeBudget {
+ public:
+  explicit DecodeBudget(std::uint64_t bytes);
+  DecodeBudget(const DecodeBudget&) = delete;
+  DecodeBudget& operator=(const DecodeBudget&) = delete;
+  ~DecodeBudget();
+
+  // Held while it lives.
+  class Lease {
+   public:
+    Lease(DecodeBudget* budget, std::uint64_t bytes);
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+
+   private:
+    DecodeBudget* budget_;
+    std::uint64_t bytes_;
+  };
+
+  std::uint64_t limit() const;
+  std::uint64_t peak() const;   // the most bytes held at once
+  std::int64_t waited() const;  // decodes that had to wait
+
+ private:
+  struct State;
+  State* state_;
+};
+
 struct DecodeLimits {
   std::uint64_t max_file_bytes = 64ull << 20;
   std::uint64_t max_pixels = 100'000'000;  // the same default as OPENCV_IO_MAX_IMAGE_PIXELS in jobs
   int min_side = 0;                        // JPEG only: downscale in the DCT while the short side stays >= min_side
+  DecodeBudget* budget = nullptr;          // shared by the decode threads; none: no bound
 };
+
+// Bytes a decode of w x h pixels holds at its peak (the decoded buffer, the RGB conversion, the
+// result): what it asks of a DecodeBudget.
+std::uint64_t DecodeBytes(std::uint64_t width, std::uint64_t height);
 
 struct RgbImage {
   int width = 0;

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 #include <turbojpeg.h>
 
+#include <atomic>
+#include <chrono>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
+#include <thread>
 #include <tuple>
 
 #include "image/preprocess.h"
@@ -320,6 +323,37 @@ TEST(PerceptualHash, ABorderOrACroppedMarginDoesNotMoveTheHash) {
   cv::Mat other(224, 224, CV_8UC3, cv::Scalar(236, 240, 242));
   cv::circle(other, {112, 112}, 60, cv::Scalar(0, 0, 0), cv::FILLED);
   EXPECT_GE(HammingDistance(a, ComputePerceptualHash(decode(other))), 10);
+}
+
+}  // namespace
+}  // namespace lookbook
+
+namespace lookbook {
+namespace {
+
+TEST(DecodeBudget, ALargeDecodeWaitsForOthersAndOneLargerThanTheBudgetRunsAlone) {
+  DecodeBudget budget(100);
+  std::atomic<bool> second_started{false};
+  std::thread second;
+  {
+    DecodeBudget::Lease first(&budget, 60);
+    second = std::thread([&] {
+      DecodeBudget::Lease lease(&budget, 60);  // 120 > 100: waits for the first
+      second_started = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_FALSE(second_started.load());
+    DecodeBudget::Lease small(&budget, 30);  // 90 <= 100: beside the first
+    EXPECT_EQ(budget.peak(), 90u);
+  }
+  second.join();
+  EXPECT_TRUE(second_started.load());
+  EXPECT_EQ(budget.waited(), 1);
+  {
+    DecodeBudget::Lease huge(&budget, 1000);  // alone: larger than the budget, still granted
+    EXPECT_EQ(budget.peak(), 1000u);
+  }
+  EXPECT_EQ(DecodeBytes(10, 20), 2000u);
 }
 
 }  // namespace
