@@ -11,6 +11,9 @@
 # 4. checks CUDA against CPU on the same images: cosine >= 0.999 in fp32, >= 0.995 in fp16/bf16.
 # Writes OUT_DIR/gpu_check.jsonl (every measurement) and OUT_DIR/environment.txt (GPU, driver,
 # CUDA, PyTorch), and exits 1 when a check fails.
+# GPU_CHECK_DEVICE=cpu rehearses the whole script on a CPU with small models (how it is tested
+# before a GPU is lent: tests/integration/test_gpu_bench.py); TORCH_DIR overrides the LibTorch
+# CMake package (default: the one of the PyTorch that python3 imports).
 set -euo pipefail
 out=${1:?usage: tests/bench/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -20,36 +23,45 @@ log="$out/gpu_check.jsonl"
 : > "$log"
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "no nvidia-smi"
+  echo "device ${GPU_CHECK_DEVICE:-cuda}"
   "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "devices", torch.cuda.device_count())'
 } | tee "$out/environment.txt"
 
-torch_dir=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')/Torch
+device=${GPU_CHECK_DEVICE:-cuda}
+if [ "$device" = cpu ]; then  # the rehearsal: small models, short windows
+  vit_args=(--layers 2 --width 128); u2net_size=128; clip_batches="4"; seg_batches="2"
+  precisions="fp32 bf16"; seg_precisions="bf16"; seconds=1; clip_check=4; seg_check=2
+else
+  vit_args=(); u2net_size=768; clip_batches="64 256 1024"; seg_batches="8 32"
+  precisions="fp32 fp16 bf16"; seg_precisions="fp16 bf16"; seconds=6; clip_check=64; seg_check=4
+fi
+torch_dir=${TORCH_DIR:-$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')/Torch}
 cmake -S "$here/gpu" -B "$out/build" -DTorch_DIR="$torch_dir" -DCMAKE_BUILD_TYPE=Release > "$out/cmake.log"
 cmake --build "$out/build" -j"$(nproc)" >> "$out/cmake.log"
 bench="$out/build/gpu_bench"
 
-"$py" "$here/make_vit_bundle.py" "$out/vit" > /dev/null
-"$py" "$here/make_u2net_bundle.py" "$out/u2net" --size 768 > /dev/null
+"$py" "$here/make_vit_bundle.py" "$out/vit" "${vit_args[@]}" > /dev/null
+"$py" "$here/make_u2net_bundle.py" "$out/u2net" --size "$u2net_size" > /dev/null
 vit=$(ls "$out"/vit/*.pt | head -1)
 u2net=$(ls "$out"/u2net/*.pt | head -1)
 
 measure() {  # KIND MODULE SIZE PRECISION BATCH [--segment]
   local kind=$1 module=$2 size=$3 precision=$4 batch=$5 segment=${6:-}
-  "$bench" "$module" --kind "$kind" --size "$size" --devices cuda --precisions "$precision" --batches "$batch" \
-    --seconds 6 | grep '"images_per_s"' | sed "s/^{/{\"model\": \"$kind\", \"who\": \"lookbook (LibTorch)\", /" >> "$log"
-  "$py" "$here/pytorch_peer.py" "$module" --device cuda --precision "$precision" --batch "$batch" --size "$size" \
-    --seconds 6 $segment | sed "s/^{/{\"model\": \"$kind\", \"who\": \"python peer\", \"precision\": \"$precision\", \"batch\": $batch, /" >> "$log"
+  "$bench" "$module" --kind "$kind" --size "$size" --devices "$device" --precisions "$precision" --batches "$batch" \
+    --seconds "$seconds" | grep '"images_per_s"' | sed "s/^{/{\"model\": \"$kind\", \"who\": \"lookbook (LibTorch)\", /" >> "$log"
+  "$py" "$here/pytorch_peer.py" "$module" --device "$device" --precision "$precision" --batch "$batch" --size "$size" \
+    --seconds "$seconds" $segment | sed "s/^{/{\"model\": \"$kind\", \"who\": \"python peer\", \"precision\": \"$precision\", \"batch\": $batch, /" >> "$log"
 }
-for precision in fp32 fp16 bf16; do
-  for batch in 64 256 1024; do measure clip "$vit" 224 "$precision" "$batch"; done
+for precision in $precisions; do
+  for batch in $clip_batches; do measure clip "$vit" 224 "$precision" "$batch"; done
 done
-for precision in fp16 bf16; do
-  for batch in 8 32; do measure segmenter "$u2net" 768 "$precision" "$batch" --segment; done
+for precision in $seg_precisions; do
+  for batch in $seg_batches; do measure segmenter "$u2net" "$u2net_size" "$precision" "$batch" --segment; done
 done
-"$bench" "$vit" --kind clip --size 224 --devices cuda --precisions fp32,fp16,bf16 --batches 1 --seconds 0 --check 64 \
-  | grep '"check"' | sed 's/^{/{"model": "clip", /' >> "$log"
-"$bench" "$u2net" --kind segmenter --size 768 --devices cuda --precisions fp32,fp16,bf16 --batches 1 --seconds 0 \
-  --check 4 | grep '"check"' | sed 's/^{/{"model": "segmenter", /' >> "$log"
+"$bench" "$vit" --kind clip --size 224 --devices "$device" --precisions "${precisions// /,}" --batches 1 --seconds 0 \
+  --check "$clip_check" | grep '"check"' | sed 's/^{/{"model": "clip", /' >> "$log"
+"$bench" "$u2net" --kind segmenter --size "$u2net_size" --devices "$device" --precisions "${precisions// /,}" \
+  --batches 1 --seconds 0 --check "$seg_check" | grep '"check"' | sed 's/^{/{"model": "segmenter", /' >> "$log"
 
 "$py" - "$log" <<'PY'
 import json, sys
@@ -57,7 +69,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 failed = []
 for r in rows:
     if "check" in r:
-        need = 0.999 if "fp32" in r["check"] else 0.995
+        need = 0.999 if "fp32" in r["check"].split(" vs ")[0] else 0.995
         ok = r["min_cosine"] >= need
         print(f'{r["model"]:9} {r["check"]:24} min cosine {r["min_cosine"]:.5f} (need {need}) {"ok" if ok else "FAILED"}')
         failed += [] if ok else [r]

@@ -57,5 +57,27 @@ class GpuBench(unittest.TestCase):
             self.assertGreater(checks[0]["min_cosine"], 0.95, checks)
 
 
+    def test_the_prepared_gpu_check_rehearses_on_the_cpu(self):
+        # tests/bench/gpu_check.sh end to end with GPU_CHECK_DEVICE=cpu (small models, short
+        # windows): the build, both bundles, lookbook beside the Python peer, the cosine checks.
+        try:
+            subprocess.run(["/usr/bin/python3", "-c", "import torch"], check=True, capture_output=True)
+        except subprocess.CalledProcessError:
+            lt.cannot_run_here(self, "no PyTorch for /usr/bin/python3 (python3-torch)")
+        out = os.path.join(self.tmp, "check")
+        result = subprocess.run([os.path.join(lt.ARGS.source, "tests", "bench", "gpu_check.sh"), out],
+                                capture_output=True, text=True, timeout=900,
+                                env=dict(os.environ, GPU_CHECK_DEVICE="cpu", PYTHON="/usr/bin/python3",
+                                         TORCH_DIR=TORCH_DIR))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        rows = [json.loads(line) for line in open(os.path.join(out, "gpu_check.jsonl"))]
+        who = {(r["model"], r["who"]) for r in rows if "who" in r}
+        self.assertEqual(who, {("clip", "lookbook (LibTorch)"), ("clip", "python peer"),
+                               ("segmenter", "lookbook (LibTorch)"), ("segmenter", "python peer")})
+        self.assertTrue(all(r["images_per_s"] > 0 for r in rows if "who" in r), rows)
+        self.assertEqual(sorted(r["model"] for r in rows if "check" in r), ["clip", "segmenter"])
+        self.assertIn("min cosine", result.stdout)
+
+
 if __name__ == "__main__":
     lt.main()
