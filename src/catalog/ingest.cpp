@@ -51,7 +51,49 @@ struct PendingRow {
   bool in_stock = true;
   std::size_t first_task = 0;
   std::size_t tasks = 0;
+  std::string detail;  // of the reject
 };
+
+// A record that a broken quote ran over several lines: which lines of the file it took, and the
+// product ids at the start of the lines it swallowed (catalog rows lost into it), as far as they
+// can be seen. Empty for a record on one line.
+std::string SwallowedLines(const CsvRecord& record, int id_column) {
+  std::string text;
+  for (std::size_t i = 0; i < record.fields.size(); ++i) text += (i ? "," : "") + record.fields[i];
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', start)) {
+    lines.push_back(text.substr(start, at - start));
+    start = at + 1;
+  }
+  if (lines.empty()) return {};
+  lines.push_back(text.substr(start));
+  while (lines.size() > 1 && (lines.back().empty() || lines.back() == "\r")) lines.pop_back();  // the end
+  if (lines.size() == 1) return {};
+  std::vector<std::string> ids;
+  for (std::size_t l = 1; l < lines.size() && ids.size() < 10; ++l) {
+    std::string line = lines[l];
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::size_t begin = 0;
+    for (int c = 0; c < std::max(0, id_column) && begin != std::string::npos; ++c) {
+      begin = line.find(',', begin);
+      if (begin != std::string::npos) ++begin;
+    }
+    if (begin == std::string::npos) continue;
+    const std::string id = line.substr(begin, line.find(',', begin) - begin);
+    if (!id.empty() && IsValidUtf8(id)) ids.push_back(id);
+  }
+  const std::int64_t first = record.first_line + 1;
+  const std::int64_t last = record.first_line + static_cast<std::int64_t>(lines.size()) - 1;
+  std::string out = first == last
+                        ? "swallowed line " + std::to_string(first) + " of the file"
+                        : "swallowed lines " + std::to_string(first) + "-" + std::to_string(last) + " of the file";
+  if (!ids.empty()) {
+    out += "; ids seen there: ";
+    for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? ", " : "") + ids[i];
+  }
+  return out;
+}
 
 // Rows and tasks are reused from chunk to chunk (their strings keep their capacity): a
 // million-row catalog otherwise spends a third of its time in malloc and free.
@@ -330,8 +372,8 @@ StageReport RunIngest(const IngestOptions& options) {
   Counts counts;
   std::unordered_set<std::string> seen_ids;
   seen_ids.reserve(1 << 16);
-  auto reject_row = [&](std::int64_t row, const std::string& id, RejectReason reason) {
-    AppendReject(Reject{row, id, "", "", reason}, &rejects);
+  auto reject_row = [&](std::int64_t row, const std::string& id, RejectReason reason, const std::string& detail = "") {
+    AppendReject(Reject{row, id, "", "", reason, detail}, &rejects);
     ++reject_lines;
     ++counts.rows_rejected;
     ++counts.by_reason[static_cast<int>(reason)];
@@ -350,6 +392,7 @@ StageReport RunIngest(const IngestOptions& options) {
     pending.in_stock = true;
     pending.first_task = tasks.size();
     pending.tasks = 0;
+    pending.detail.clear();
     return pending;
   };
   auto reject_pending = [&](PendingRow& pending, RejectReason reason) {
@@ -375,6 +418,7 @@ StageReport RunIngest(const IngestOptions& options) {
           if (IsValidUtf8(id) && !ProductIdReject(id)) pending.product_id = id;
         }
         reject_pending(pending, *reason);
+        pending.detail = SwallowedLines(record, columns.product_id);
         continue;
       }
       if (record.fields.size() != columns.field_count) {
@@ -447,7 +491,7 @@ StageReport RunIngest(const IngestOptions& options) {
     for (std::size_t r = 0; r < rows.size(); ++r) {
       const PendingRow& row = rows[r];
       if (row.reject) {
-        reject_row(row.row, row.product_id, *row.reject);
+        reject_row(row.row, row.product_id, *row.reject, row.detail);
         continue;
       }
       // The first accepted row keeps its id: a row rejected for its stock, its images or
@@ -467,7 +511,7 @@ StageReport RunIngest(const IngestOptions& options) {
           ++counts.images_rejected;
           ++counts.by_reason[static_cast<int>(*task.check.reject)];
           AppendReject(
-              Reject{row.row, row.product_id, columns.image_names[task.column], task.reference, *task.check.reject},
+              Reject{row.row, row.product_id, columns.image_names[task.column], task.reference, *task.check.reject, ""},
               &rejects);
           ++reject_lines;
         } else {

@@ -33,7 +33,8 @@ const char* RejectReasonName(RejectReason reason) {
 
 void AppendReject(const Reject& reject, std::string* out) {
   const std::string row = std::to_string(reject.row);
-  AppendCsvRowForPeople({row, reject.product_id, reject.column, reject.path, RejectReasonName(reject.reason)}, out);
+  AppendCsvRowForPeople(
+      {row, reject.product_id, reject.column, reject.path, RejectReasonName(reject.reason), reject.detail}, out);
 }
 
 }  // namespace lookbook

@@ -1,5 +1,5 @@
 // Why a catalog row or image reference was rejected: a closed vocabulary, written to
-// RUN/ingest/rejects.csv as `row,product_id,column,path,reason`.
+// RUN/ingest/rejects.csv as `row,product_id,column,path,reason,detail`.
 #pragma once
 
 #include <array>
@@ -45,9 +45,10 @@ struct Reject {
   std::string column;      // the image column for image rejects; empty for whole rows
   std::string path;        // the reference as written in the catalog; empty for whole rows
   RejectReason reason = RejectReason::kMissing;
+  std::string detail;  // more than the reason says (the lines a broken quote swallowed); usually empty
 };
 
-inline constexpr const char* kRejectsHeader = "row,product_id,column,path,reason";
+inline constexpr const char* kRejectsHeader = "row,product_id,column,path,reason,detail";
 
 // Appends one rejects.csv line.
 void AppendReject(const Reject& reject, std::string* out);

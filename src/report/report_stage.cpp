@@ -291,10 +291,10 @@ class ReportBuilder {
     // Rejects: the catalog rows and images ingest refused, then the images embed could not read.
     const auto reject_rows =
         ParseCsvText((run / "ingest" / "rejects.csv").string(), stage_.ReadVerified("ingest", "rejects.csv", false),
-                     "row,product_id,column,path,reason");
+                     "row,product_id,column,path,reason,detail");
     for (const auto& row : reject_rows) {
-      rejects_.push_back(
-          {"ingest", row[0], FromPeopleCell(row[1]), FromPeopleCell(row[2]), FromPeopleCell(row[3]), row[4]});
+      rejects_.push_back({"ingest", row[0], FromPeopleCell(row[1]), FromPeopleCell(row[2]), FromPeopleCell(row[3]),
+                          row[4] + (row[5].empty() ? "" : ": " + FromPeopleCell(row[5]))});
     }
     for (const auto& [id, info] : images_) {
       if (!info.ok)

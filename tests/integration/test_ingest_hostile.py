@@ -111,6 +111,25 @@ class HostileCatalog(lt.TempDirTest):
             rows = list(csv.DictReader(f))
         self.assertEqual([(r["product_id"], r["title"]) for r in rows], [("+p2", "-1+2 @SUM(A1)")])
 
+    def test_an_unclosed_quote_names_the_rows_it_swallowed(self):
+        with open(self.path("quote.csv"), "w", newline="") as f:
+            f.write('product_id,image_1,category,in_stock,title\n'
+                    'P1,good1.jpg,Dress,1,fine\n'
+                    'P2,good1.jpg,Dress,1,"never closed\n'
+                    'P3,good2.jpg,Dress,1,lost\n'
+                    'P4,good2.jpg,Dress,1,"closes the quote"\n'
+                    'P5,good2.jpg,Dress,1,fine again\n')
+        run = self.path("quote-run")
+        stats = lt.summary(lt.run(["ingest", "--catalog", self.path("quote.csv"), "--images", self.path("images"),
+                                   "--run", run, "--shards", 1], check=0))
+        self.assertEqual(stats["rows_in"], stats["rows_ok"] + stats["rows_rejected"])
+        with open(os.path.join(run, "ingest", "rejects.csv"), newline="") as f:
+            rejects = list(csv.DictReader(f))
+        self.assertEqual(len(rejects), 1, rejects)
+        self.assertEqual(rejects[0]["row"], "2")
+        self.assertIn(rejects[0]["reason"], ("malformed_quote", "unterminated_quote"))
+        self.assertEqual(rejects[0]["detail"], "swallowed lines 4-5 of the file; ids seen there: P3, P4")
+
     def test_a_rejected_row_does_not_claim_its_id(self):
         # The first *accepted* row keeps an id: p1's first row has a bad stock flag, p2's first
         # row only a missing image; their second rows are valid and accepted.
@@ -144,8 +163,12 @@ class HostileCatalog(lt.TempDirTest):
 
         with open(os.path.join(self.run_dir, "ingest", "rejects.csv"), newline="") as f:
             rejects = [tuple(row) for row in csv.reader(f)]
-        self.assertEqual(rejects[0], ("row", "product_id", "column", "path", "reason"))
-        self.assertEqual(rejects[1:], EXPECTED_REJECTS)
+        self.assertEqual(rejects[0], ("row", "product_id", "column", "path", "reason", "detail"))
+        self.assertEqual([r[:5] for r in rejects[1:]], EXPECTED_REJECTS)
+        # The unclosed quote of row 17 (line 20: row 2 spans two lines) swallowed the line after it, and says so, with the id seen
+        # there; the other rejects have no detail.
+        details = {r[0]: r[5] for r in rejects[1:] if r[5]}
+        self.assertEqual(details, {"17": "swallowed line 21 of the file; ids seen there: more"})
         row_rejects = [r for r in rejects[1:] if r[2] == ""]
         self.assertEqual(len(row_rejects), stats["rows_rejected"])
         frame = pd.read_csv(os.path.join(self.run_dir, "ingest", "rejects.csv"), dtype=str,
