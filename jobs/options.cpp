@@ -1,5 +1,7 @@
 #include "jobs/options.h"
 
+#include "jobs/config_file.h"
+
 #include <fstream>
 #include <map>
 #include <set>
@@ -94,22 +96,17 @@ po::variables_map ParseCommandOptions(const Command& command, int argc, char** a
     std::set<std::string> overridden;
     if (values.count("run")) overridden.insert("runs-root");
     if (values.count("runs-root")) overridden.insert("run");
-    const po::options_description nothing;
-    const po::parsed_options raw = po::parse_config_file(file, nothing, /*allow_unregistered=*/true);
     po::parsed_options section_values(&options);
     po::parsed_options top_values(&options);
-    for (const auto& option : raw.options) {
-      const std::string& key = option.string_key;
-      const std::size_t dot = key.find('.');
-      const std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
-      const std::string name = dot == std::string::npos ? key : key.substr(dot + 1);
+    for (const ConfigEntry& entry : ReadConfigEntries(file)) {
+      const std::string& section = entry.section;
+      const std::string& name = entry.name;
       if (name == "config" || name == "help") {
-        throw UsageError("--config " + path + ": '" + key + "' cannot be set in a config file");
+        throw UsageError("--config " + path + ": '" + (section.empty() ? name : section + "." + name) +
+                         "' cannot be set in a config file");
       }
       if (overridden.count(name)) continue;
-      po::option copy = option;
-      copy.string_key = name;
-      copy.unregistered = false;
+      const po::option& copy = entry.option;
       if (section.empty()) {
         if (!known_anywhere.count(name)) {
           throw UsageError("--config " + path + ": unknown option '" + name + "'");
