@@ -2,6 +2,12 @@
 
 #include "util/error.h"
 
+#ifdef LOOKBOOK_TORCH_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 namespace lookbook {
 
 torch::Device TorchDevice(const Device& device) {
@@ -45,8 +51,29 @@ torch::jit::Module LoadModule(const ModelBundle& bundle, const std::string& file
 
 at::Tensor ToDevice(const at::Tensor& host, const InferenceOptions& options) {
   if (options.device.kind == DeviceKind::kCpu) return host.to(Dtype(options.precision));
+  const torch::Device device = TorchDevice(options.device);
   // Pinned host memory lets the copy run asynchronously, overlapping the next batch's decode.
-  return host.pin_memory().to(TorchDevice(options.device), Dtype(options.precision), /*non_blocking=*/true);
+  const at::Tensor pinned = host.pin_memory();
+#ifdef LOOKBOOK_TORCH_CUDA
+  // The copy on a stream of its own, so that it overlaps the model still running the previous
+  // batch on the compute (current) stream; the compute stream waits for the copy's event only
+  // when it needs the batch, and the tensor is marked as used there for the caching allocator.
+  const c10::cuda::CUDAStream compute = c10::cuda::getCurrentCUDAStream(device.index());
+  const c10::cuda::CUDAStream copy = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+  at::Tensor out;
+  {
+    const c10::cuda::CUDAStreamGuard guard(copy);
+    out = pinned.to(device, Dtype(options.precision), /*non_blocking=*/true);
+  }
+  at::cuda::CUDAEvent copied;
+  copied.record(copy);
+  copied.block(compute);
+  out.record_stream(compute);
+  return out;
+#else
+  // This LibTorch has no CUDA library to name streams with: the copy runs on the current stream.
+  return pinned.to(device, Dtype(options.precision), /*non_blocking=*/true);
+#endif
 }
 
 }  // namespace lookbook

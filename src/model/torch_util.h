@@ -24,7 +24,8 @@ torch::Dtype Dtype(Precision precision);
 torch::jit::Module LoadModule(const ModelBundle& bundle, const std::string& file, const InferenceOptions& options);
 
 // A host batch on the options' device and precision: on CUDA from pinned memory, copied without
-// blocking the host.
+// blocking the host, on a stream of its own where LibTorch has CUDA (the compute stream waits
+// for it only when it needs the batch).
 at::Tensor ToDevice(const at::Tensor& host, const InferenceOptions& options);
 
 }  // namespace lookbook
