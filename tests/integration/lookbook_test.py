@@ -1,6 +1,7 @@
 """Shared helpers for the integration tests: run the real lookbook binary, with or without
 mpirun, and read what it printed."""
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -44,6 +45,17 @@ def summary(result):
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, f"expected one JSON summary line, got: {result.stdout!r}"
     return json.loads(lines[0])
+
+
+def summaries(result):
+    """Every stage's summary line of a `lookbook run` (one per stage), by stage."""
+    return {line["stage"]: line for line in map(json.loads, (l for l in result.stdout.splitlines() if l.startswith("{")))}
+
+
+def read_csv(path):
+    """A CSV file's rows as dicts by header."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def make_bundle(folder, dim=16, input_size=64):

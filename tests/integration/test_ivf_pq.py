@@ -18,9 +18,7 @@ FACTORY = "IVF32,PQ16x4np"
 TABLES = ["index/trained.faiss", "dedup/pairs.csv", "dedup/clusters.csv", "recs/substitutes.csv", "recs/outfits.csv"]
 
 
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+read_csv = lt.read_csv
 
 
 class IvfPq(unittest.TestCase):

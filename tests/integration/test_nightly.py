@@ -42,13 +42,10 @@ def checksums(folder):
     return out
 
 
-def summaries(result):
-    return {line["stage"]: line for line in map(json.loads, (l for l in result.stdout.splitlines() if l.startswith("{")))}
+summaries = lt.summaries
 
 
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+read_csv = lt.read_csv
 
 
 class Nightly(unittest.TestCase):

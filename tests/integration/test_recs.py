@@ -20,9 +20,7 @@ PLAIN_PNG = bytes.fromhex(
     "10fbed2000e951040281402010080402814020107c0f06df6d007970ba79fa0000000049454e44ae426082")
 
 
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+read_csv = lt.read_csv
 
 
 def pipeline(demo, run, catalog=None, segment=True):

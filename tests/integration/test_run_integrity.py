@@ -32,13 +32,10 @@ SLOTS = ("T-shirt/top=top,Shirt=top,Pullover=top,Trouser=bottom,Dress=dress,Coat
 TABLES = ["dedup/pairs.csv", "dedup/clusters.csv", "recs/substitutes.csv", "recs/outfits.csv"]
 
 
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+read_csv = lt.read_csv
 
 
-def summaries(result):
-    return {line["stage"]: line for line in map(json.loads, (l for l in result.stdout.splitlines() if l.startswith("{")))}
+summaries = lt.summaries
 
 
 class RunIntegrity(lt.TempDirTest):
