@@ -7,8 +7,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "util/error.h"
+#include "util/json_fields.h"
 #include "util/run_path.h"
 
 namespace lookbook {
@@ -29,10 +31,25 @@ std::string Hex(const unsigned char* bytes, unsigned length) {
 template <typename T>
 T Field(const json& object, const char* key, const std::string& where) {
   if (!object.contains(key)) throw InputError(where + ": missing field '" + key + "'");
-  try {
-    return object.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw InputError(where + ": field '" + key + "' has the wrong type");
+  const json& value = object.at(key);
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // Not get<T>(): it converts a float such as 5e102 with undefined behaviour (util/json_fields.h).
+    T number{};
+    if (!JsonInteger(value, &number)) throw InputError(where + ": field '" + key + "' is not an integer in range");
+    return number;
+  } else if constexpr (std::is_same_v<T, std::array<float, 3>>) {
+    std::array<float, 3> numbers{};
+    if (!value.is_array() || value.size() != 3 || !JsonFloat(value[0], &numbers[0]) ||
+        !JsonFloat(value[1], &numbers[1]) || !JsonFloat(value[2], &numbers[2])) {
+      throw InputError(where + ": field '" + key + "' is not three finite numbers");
+    }
+    return numbers;
+  } else {
+    try {
+      return value.get<T>();
+    } catch (const json::exception&) {
+      throw InputError(where + ": field '" + key + "' has the wrong type");
+    }
   }
 }
 

@@ -3,9 +3,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/json_fields.h"
 #include "util/publish.h"
 #include "util/run_path.h"
 
@@ -20,12 +22,25 @@ json EntryToJson(const ManifestEntry& entry) {
   return out;
 }
 
+// A number field that is not an integer of the right range: the manifest is malformed.
+struct MalformedNumber : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename T>
+T IntegerField(const json& object, const char* key) {
+  T value{};
+  if (!JsonInteger(object.at(key), &value))
+    throw MalformedNumber(std::string("'") + key + "' is not an integer in range");
+  return value;
+}
+
 ManifestEntry EntryFromJson(const json& value) {
   ManifestEntry entry;
   entry.path = value.at("path").get<std::string>();
-  entry.size = value.at("size").get<std::uint64_t>();
+  entry.size = IntegerField<std::uint64_t>(value, "size");
   entry.checksum = value.at("checksum").get<std::string>();
-  entry.rows = value.value("rows", std::int64_t{-1});
+  entry.rows = value.contains("rows") ? IntegerField<std::int64_t>(value, "rows") : -1;
   entry.key = value.value("key", std::string());
   return entry;
 }
@@ -87,7 +102,7 @@ std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path,
   try {
     const json root = json::parse(text.str());
     StageManifest manifest;
-    manifest.schema_version = root.at("schema_version").get<int>();
+    manifest.schema_version = IntegerField<int>(root, "schema_version");
     if (manifest.schema_version != kManifestSchemaVersion) {
       *why_not = path.string() + " has schema_version " + std::to_string(manifest.schema_version) +
                  ", this build reads " + std::to_string(kManifestSchemaVersion);
@@ -99,13 +114,20 @@ std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path,
     manifest.options_hash = root.at("options_hash").get<std::string>();
     for (const auto& entry : root.at("inputs")) manifest.inputs.push_back(EntryFromJson(entry));
     for (const auto& entry : root.at("outputs")) manifest.outputs.push_back(EntryFromJson(entry));
-    manifest.counts = root.at("counts").get<std::map<std::string, std::int64_t>>();
+    for (const auto& [name, value] : root.at("counts").items()) {
+      std::int64_t count = 0;
+      if (!JsonInteger(value, &count)) throw MalformedNumber("count '" + name + "' is not an integer in range");
+      manifest.counts[name] = count;
+    }
     manifest.key = root.value("key", std::string());
     if (root.contains("sources")) {
       for (const auto& entry : root.at("sources")) manifest.sources.push_back(EntryFromJson(entry));
     }
     return manifest;
   } catch (const json::exception& error) {
+    *why_not = path.string() + " is malformed: " + error.what();
+    return std::nullopt;
+  } catch (const MalformedNumber& error) {
     *why_not = path.string() + " is malformed: " + error.what();
     return std::nullopt;
   }

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "tests/unit/test_support.h"
 #include "util/hash.h"
+#include "util/json_fields.h"
 
 namespace lookbook {
 namespace {
@@ -65,6 +68,39 @@ TEST(OptionsHash, DistinguishesKeysFromValues) {
   EXPECT_NE(OptionsHash({{"a", "bc"}}), OptionsHash({{"ab", "c"}}));
   EXPECT_NE(OptionsHash({{"shards", "16"}}), OptionsHash({{"shards", "17"}}));
   EXPECT_EQ(OptionsHash({{"x", "1"}, {"y", "2"}}), OptionsHash({{"y", "2"}, {"x", "1"}}));
+}
+
+}  // namespace
+}  // namespace lookbook
+
+namespace lookbook {
+namespace {
+
+TEST(JsonFields, NumbersOutOfKindOrRangeAreRefusedNotConverted) {
+  std::int64_t i = 0;
+  std::uint64_t u = 0;
+  int small = 0;
+  float f = 0;
+  EXPECT_TRUE(JsonInteger(nlohmann::json(42), &i));
+  EXPECT_EQ(i, 42);
+  EXPECT_FALSE(JsonInteger(nlohmann::json(5.93556e+102), &u));  // found by tests/fuzz: was UB
+  EXPECT_FALSE(JsonInteger(nlohmann::json(-1), &u));
+  EXPECT_FALSE(JsonInteger(nlohmann::json(std::int64_t{1} << 40), &small));
+  EXPECT_FALSE(JsonInteger(nlohmann::json("7"), &i));
+  EXPECT_TRUE(JsonFloat(nlohmann::json(0.5), &f));
+  EXPECT_EQ(f, 0.5f);
+  EXPECT_FALSE(JsonFloat(nlohmann::json(1e300), &f));
+}
+
+TEST(JsonFields, AManifestWithAFloatSizeIsMalformedNotRead) {
+  testing::ScopedTempDir dir;
+  const auto path = dir.path() / "manifest.json";
+  std::ofstream(path) << R"({"schema_version": 1, "stage": "embed", "code_version": "v", "options": {},
+    "options_hash": "", "inputs": [], "counts": {"images": 1},
+    "outputs": [{"path": "a", "size": 5.93556e+102, "checksum": "xxh3:0"}]})";
+  std::string why;
+  EXPECT_FALSE(ReadManifestFile(path, &why));
+  EXPECT_NE(why.find("'size' is not an integer in range"), std::string::npos) << why;
 }
 
 }  // namespace
