@@ -591,8 +591,19 @@ class ShardEmbedder {
             row.height = decoded.source_height;
             if (status == ImageStatus::kOk) {
               row.phash = ComputePerceptualHash(decoded.image);
-              // What dedup verifies with: the pixels the model saw, never the file again.
-              const std::vector<std::uint8_t> thumb = MakeAlignThumb(decoded.image);
+              // What dedup verifies with, from the bytes embed read, never the file again. A JPEG
+              // is decoded a second time in the DCT at 1/8 to 1/2 scale (a fraction of the first
+              // decode's cost): the alignment's thresholds were chosen on views from such a
+              // decode, and a view shrunk from the model's larger decode scores some copies lower
+              // (two 15% borders of the demo: 0.971 against 0.975; docs/decisions.md).
+              std::vector<std::uint8_t> thumb;
+              if (SniffFormat(bytes) == ImageFormat::kJpeg) {
+                DecodeLimits small = limits;
+                small.min_side = kAlignMinSide;
+                const DecodeResult view = DecodeImage(bytes, small);
+                if (view.status == ImageStatus::kOk) thumb = MakeAlignThumb(view.image);
+              }
+              if (thumb.empty()) thumb = MakeAlignThumb(decoded.image);
               const ThumbStats stats = DescribeThumb(thumb.data());
               row.content_box = stats.box;
               row.colour = stats.colour;

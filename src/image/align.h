@@ -36,7 +36,7 @@ inline constexpr int kAlignMinSide = AlignView::kSide;
 AlignView MakeAlignView(const RgbImage& image);
 
 // What embed stores per image so that dedup never reads an image file again (the views come
-// from the very pixels the model saw): the align thumbnail, kSide x kSide x 3 RGB bytes (the
+// from the very bytes embed read): the align thumbnail, kSide x kSide x 3 RGB bytes (the
 // INTER_AREA shrink MakeAlignView starts from, so ViewFromThumb(MakeAlignThumb(i)) ==
 // MakeAlignView(i)), the content box and the colour of its foreground.
 inline constexpr std::size_t kAlignThumbBytes = static_cast<std::size_t>(AlignView::kSide) * AlignView::kSide * 3;

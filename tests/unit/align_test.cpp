@@ -94,7 +94,7 @@ TEST_F(Align, TheStoredThumbnailGivesTheSameViewAndCopiesPassEveryGate) {
       EXPECT_LE(shift.brightness, kGateMaxBrightness) << what;
       EXPECT_LE(shift.hue, kGateMaxHue) << what;
       EXPECT_GE(CoarseCorrelation(thumb.data(), stats, copy.data(), copy_stats), kGateMinCoarse) << what;
-      // From the model's decode the two 15% borders of items 4 and 10 score 0.971 (0.975 from a
+      // From a 224 px decode the two 15% borders of items 4 and 10 score 0.971 (0.975 from a
       // 64 px decode): above the pHash clause's 0.96. Catalog-level F1 against the decode-again
       // verification: docs/performance.md#verification-cascade.
       const AlignView view = ViewFromThumb(thumb.data()), copy_view = ViewFromThumb(copy.data());
