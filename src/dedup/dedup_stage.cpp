@@ -78,12 +78,16 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
     const ImageRow& row = catalog.row(id);
     return ThumbStats{row.content_box, row.colour};
   };
-  // Colour gate first: it needs no pixels.
-  std::vector<std::size_t> mine;
+  // Colour gate first: it needs no pixels. `mine` holds the pairs it leaves (their place in
+  // `out`, and the two images in key order: the score depends on the two images alone, not on
+  // where the catalog put them, so an incremental night reuses it for two unchanged images).
+  struct Pending {
+    std::size_t k;
+    std::int64_t first, second;
+  };
+  std::vector<Pending> mine;
   for (std::size_t i = static_cast<std::size_t>(world.rank()); i < a.size();
        i += static_cast<std::size_t>(world.size())) {
-    // In key order: the score depends on the two images alone, not on where the catalog put them
-    // (an incremental night reuses it for two unchanged images).
     const bool swap = catalog.row(b[i]).key < catalog.row(a[i]).key;
     const std::int64_t first = swap ? b[i] : a[i], second = swap ? a[i] : b[i];
     const ColourShift shift = CompareColour(stats(first), stats(second));
@@ -98,13 +102,13 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
       continue;
     }
     out.verified_by.push_back(static_cast<std::int8_t>(VerifiedBy::kAlignment));
-    mine.push_back(out.index.size() - 1);
+    mine.push_back(Pending{out.index.size() - 1, first, second});
   }
   // The thumbnails those pairs need, read once per image.
   std::map<int, std::vector<std::int64_t>> rows_of_shard;
-  for (const std::size_t k : mine) {
-    const auto i = static_cast<std::size_t>(out.index[k]);
-    for (const std::int64_t id : {a[i], b[i]}) rows_of_shard[ShardOfImageId(id)].push_back(RowOfImageId(id));
+  for (const Pending& pair : mine) {
+    for (const std::int64_t id : {pair.first, pair.second})
+      rows_of_shard[ShardOfImageId(id)].push_back(RowOfImageId(id));
   }
   std::unordered_map<std::int64_t, std::size_t> offset;
   std::vector<std::uint8_t> thumbs;
@@ -118,20 +122,18 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
     out.thumbs_read += static_cast<std::int64_t>(rows.size());
   }
   auto thumb = [&](std::int64_t id) { return thumbs.data() + offset.at(id); };
-  for (const std::size_t k : mine) {
+  for (const Pending& pair : mine) {
     if (StopRequested()) break;
-    const auto i = static_cast<std::size_t>(out.index[k]);
-    const bool swap = catalog.row(b[i]).key < catalog.row(a[i]).key;
-    const std::int64_t first = swap ? b[i] : a[i], second = swap ? a[i] : b[i];
-    out.coarse[k] = CoarseCorrelation(thumb(first), stats(first), thumb(second), stats(second));
+    const std::size_t k = pair.k;
+    const ThumbStats stats_a = stats(pair.first), stats_b = stats(pair.second);
+    out.coarse[k] = CoarseCorrelation(thumb(pair.first), stats_a, thumb(pair.second), stats_b);
     if (gates && out.coarse[k] < kGateMinCoarse) {
       out.verified_by[k] = static_cast<std::int8_t>(VerifiedBy::kCoarseGate);
       continue;
     }
-    const AlignView view_a = ViewFromThumb(thumb(first)), view_b = ViewFromThumb(thumb(second));
+    const AlignView view_a = ViewFromThumb(thumb(pair.first)), view_b = ViewFromThumb(thumb(pair.second));
     AlignSearch search;
     if (!gates) search.min_half_colour = -1.5f;  // measured, never decides
-    const ThumbStats stats_a = stats(first), stats_b = stats(second);
     const AlignResult result = AlignCoarseToFine(view_a, view_b, search, &stats_a, &stats_b);
     out.half_aligned[k] = result.half_colour;
     if (gates) {
@@ -240,11 +242,6 @@ struct DedupRun {
     return true;
   }
 };
-
-std::string ManifestOption(const StageManifest& manifest, const char* key) {
-  const auto it = manifest.options.find(key);
-  return it == manifest.options.end() ? std::string() : it->second;
-}
 
 // Everything last night's lists depend on besides the images: the search options, the
 // embedding's identity (model and options), the index factory and its trained quantizer.
@@ -363,26 +360,19 @@ std::optional<DedupFile> ReadPreviousDedup(const std::filesystem::path& previous
         "full: " + previous.filename().string() + " searched with another model, index, quantizer or search options";
     return std::nullopt;
   }
-  for (const auto& output : manifest->outputs) {
-    if (output.path != "dedup.h5") continue;
-    const auto path = InsideRun(previous / "dedup", output.path, &why);
-    std::error_code error;
-    if (!path || std::filesystem::file_size(*path, error) != output.size || error ||
-        ChecksumFile(*path).checksum != output.checksum) {
-      *note = "full: " + previous.filename().string() + "/dedup/dedup.h5 does not match its manifest";
-      return std::nullopt;
-    }
-    try {
-      DedupFile file = ReadDedupFile(*path);
-      *note = "incremental from " + previous.filename().string();
-      return file;
-    } catch (const InputError& e) {
-      *note = "full: " + std::string(e.what());
-      return std::nullopt;
-    }
+  const auto path = VerifiedOutput(previous / "dedup", *manifest, "dedup.h5", &why);
+  if (!path) {
+    *note = "full: " + previous.filename().string() + "/dedup/" + why;
+    return std::nullopt;
   }
-  *note = "full: " + previous.filename().string() + "/dedup lists no dedup.h5";
-  return std::nullopt;
+  try {
+    DedupFile file = ReadDedupFile(*path);
+    *note = "incremental from " + previous.filename().string();
+    return file;
+  } catch (const InputError& e) {
+    *note = "full: " + std::string(e.what());
+    return std::nullopt;
+  }
 }
 
 // Rank 0 decides whether tonight is incremental and what it searches; every rank learns it.

@@ -300,21 +300,8 @@ std::optional<PreviousShard> ReadPreviousShard(const std::filesystem::path& prev
   if (!embed || embed->options_hash != identity) return std::nullopt;
   const auto ingest = ReadManifest(previous / "ingest", &why);
   if (!ingest) return std::nullopt;
-  auto verified = [&](const std::filesystem::path& stage_dir, const StageManifest& manifest,
-                      const std::string& name) -> std::optional<std::filesystem::path> {
-    for (const auto& entry : manifest.outputs) {
-      if (entry.path != name) continue;
-      const auto path = InsideRun(stage_dir, entry.path, &why);
-      if (!path) return std::nullopt;
-      std::error_code error;
-      if (std::filesystem::file_size(*path, error) != entry.size || error) return std::nullopt;
-      if (ChecksumFile(*path).checksum != entry.checksum) return std::nullopt;
-      return path;
-    }
-    return std::nullopt;
-  };
-  const auto h5 = verified(previous / "embed", *embed, ShardFileName(shard, ".h5"));
-  const auto csv = verified(previous / "ingest", *ingest, ShardFileName(shard, ".csv"));
+  const auto h5 = VerifiedOutput(previous / "embed", *embed, ShardFileName(shard, ".h5"), &why);
+  const auto csv = VerifiedOutput(previous / "ingest", *ingest, ShardFileName(shard, ".csv"), &why);
   if (!h5 || !csv) return std::nullopt;
   PreviousShard out;
   try {

@@ -85,13 +85,9 @@ std::vector<std::uint8_t> ReusableQuantizer(const IndexOptions& options, const E
   const auto index = ReadManifest(options.previous_run / "index", &why);
   const auto previous_embed = ReadManifest(options.previous_run / "embed", &why);
   if (!index || !previous_embed) return {};
-  auto option = [](const StageManifest& m, const char* key) {
-    const auto it = m.options.find(key);
-    return it == m.options.end() ? std::string() : it->second;
-  };
   const auto vectors = index->counts.find("vectors");
-  if (option(*index, "index_factory") != factory || option(*index, "dim") != std::to_string(d) ||
-      option(*previous_embed, "model_sha256") != embed.model_sha256 || vectors == index->counts.end() ||
+  if (ManifestOption(*index, "index_factory") != factory || ManifestOption(*index, "dim") != std::to_string(d) ||
+      ManifestOption(*previous_embed, "model_sha256") != embed.model_sha256 || vectors == index->counts.end() ||
       vectors->second <= 0) {
     *note = "trained (the previous run's quantizer is for another model, dimension or factory)";
     return {};
@@ -102,6 +98,7 @@ std::vector<std::uint8_t> ReusableQuantizer(const IndexOptions& options, const E
             options.previous_run.filename().string() + ")";
     return {};
   }
+  // Read once and checked on those very bytes (not verified as a file, then read again).
   for (const auto& output : index->outputs) {
     if (output.path != "trained.faiss") continue;
     const auto path = InsideRun(options.previous_run / "index", output.path, &why);

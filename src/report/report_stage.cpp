@@ -341,24 +341,12 @@ class ReportBuilder {
       wanted_.insert(key);
       return {};
     }
-    const auto found = thumbs_.find(key);
-    if (found != thumbs_.end()) return found->second;
+    // The pages are the same in both passes, so MakeThumbs made (or failed to make) every
+    // thumbnail asked for here: one that is not there could not be made.
     const ImageInfo& info = images_.at(id);
-    std::string name;
-    const std::string content_name = ContentName(info, side);
-    if (info.ok && made_.count(content_name)) {
-      name = content_name;                         // the same picture under another key
-    } else if (info.ok && !image_root_.empty()) {  // not asked for in the collecting pass
-      const std::string bytes = RenderThumb(info, side);
-      if (!bytes.empty()) {
-        name = content_name;
-        PublishFile(dir_ / name, bytes);
-        outputs_.push_back(name);
-        made_.insert(name);
-      }
-    }
-    thumbs_[key] = name;
-    return name;
+    if (!info.ok) return {};
+    std::string name = ContentName(info, side);
+    return made_.count(name) ? name : std::string();
   }
 
   std::string ProductThumb(const std::string& product) {
@@ -919,9 +907,8 @@ class ReportBuilder {
   std::map<std::int64_t, std::vector<GarmentRow>> garments_;
   std::optional<DedupFile> dedup_;
   std::optional<RecsFile> recs_;
-  std::vector<std::array<std::string, 6>> rejects_;  // stage, row, product, column, path, reason
-  std::vector<std::vector<std::string>> decisions_;  // RUN/dedup/decisions.csv rows
-  std::map<std::pair<std::int64_t, int>, std::string> thumbs_;
+  std::vector<std::array<std::string, 6>> rejects_;       // stage, row, product, column, path, reason
+  std::vector<std::vector<std::string>> decisions_;       // RUN/dedup/decisions.csv rows
   std::set<std::string> made_;                            // thumbnail files written
   std::map<std::string, ManifestEntry> previous_thumbs_;  // the previous run's, by name
   std::int64_t thumbs_reused_ = 0;

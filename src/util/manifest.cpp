@@ -133,21 +133,55 @@ std::optional<StageManifest> ReadManifestFile(const std::filesystem::path& path,
   }
 }
 
-std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageManifest& manifest) {
-  for (const auto& entry : manifest.outputs) {
-    std::string outside;
-    const auto inside = InsideRun(stage_dir, entry.path, &outside);
-    if (!inside) return entry.path + ": " + outside;
-    const std::filesystem::path path = *inside;
-    std::error_code error;
-    const auto size = std::filesystem::file_size(path, error);
-    if (error) return entry.path + ": missing";
-    if (size != entry.size) return entry.path + ": size changed";
-    try {
-      if (ChecksumFile(path).checksum != entry.checksum) return entry.path + ": checksum mismatch";
-    } catch (const InputError& read_error) {
-      return entry.path + ": " + read_error.what();
+std::string ManifestOption(const StageManifest& manifest, const std::string& key) {
+  const auto it = manifest.options.find(key);
+  return it == manifest.options.end() ? std::string() : it->second;
+}
+
+std::optional<std::filesystem::path> VerifyEntry(const std::filesystem::path& stage_dir, const ManifestEntry& entry,
+                                                 std::string* why_not) {
+  std::string outside;
+  const auto inside = InsideRun(stage_dir, entry.path, &outside);
+  if (!inside) {
+    *why_not = entry.path + ": " + outside;
+    return std::nullopt;
+  }
+  std::error_code error;
+  const auto size = std::filesystem::file_size(*inside, error);
+  if (error) {
+    *why_not = entry.path + ": missing";
+    return std::nullopt;
+  }
+  if (size != entry.size) {
+    *why_not = entry.path + ": size changed";
+    return std::nullopt;
+  }
+  try {
+    if (ChecksumFile(*inside).checksum != entry.checksum) {
+      *why_not = entry.path + ": checksum mismatch";
+      return std::nullopt;
     }
+  } catch (const InputError& read_error) {
+    *why_not = entry.path + ": " + read_error.what();
+    return std::nullopt;
+  }
+  return inside;
+}
+
+std::optional<std::filesystem::path> VerifiedOutput(const std::filesystem::path& stage_dir,
+                                                    const StageManifest& manifest, const std::string& name,
+                                                    std::string* why_not) {
+  for (const auto& entry : manifest.outputs) {
+    if (entry.path == name) return VerifyEntry(stage_dir, entry, why_not);
+  }
+  *why_not = name + ": not in the manifest";
+  return std::nullopt;
+}
+
+std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageManifest& manifest) {
+  std::string why;
+  for (const auto& entry : manifest.outputs) {
+    if (!VerifyEntry(stage_dir, entry, &why)) return why;
   }
   return {};
 }

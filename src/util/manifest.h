@@ -57,8 +57,20 @@ enum class RerunPolicy { kReuseValid, kForce };
 // malformed, other schema version).
 std::optional<StageManifest> ReadManifest(const std::filesystem::path& stage_dir, std::string* why_not);
 
+// The value of option `key` in a manifest, "" when it has none.
+std::string ManifestOption(const StageManifest& manifest, const std::string& key);
+
 // Empty when every output listed in `manifest` exists in `stage_dir` with its recorded size
 // and checksum; otherwise the first problem found ("shard-00003.csv: checksum mismatch").
 std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageManifest& manifest);
+
+// One entry the same way: its path inside `stage_dir` when the file has the recorded size and
+// checksum, else nullopt and *why_not (as VerifyOutputs words it).
+std::optional<std::filesystem::path> VerifyEntry(const std::filesystem::path& stage_dir, const ManifestEntry& entry,
+                                                 std::string* why_not);
+// Output `name` of `manifest`, verified by VerifyEntry (a name the manifest does not list fails).
+std::optional<std::filesystem::path> VerifiedOutput(const std::filesystem::path& stage_dir,
+                                                    const StageManifest& manifest, const std::string& name,
+                                                    std::string* why_not);
 
 }  // namespace lookbook
