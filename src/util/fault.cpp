@@ -3,6 +3,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -20,8 +21,9 @@ struct Fault {
   std::string point;
   std::string action;
   double seconds = 0;
-  int rank = -1;  // -1: any
-  long nth = 0;   // 0: every time
+  std::string until_file;  // hold: the file whose appearance ends the wait
+  int rank = -1;           // -1: any
+  long nth = 0;            // 0: every time
 };
 
 int g_rank = 0;
@@ -43,6 +45,10 @@ const std::vector<Fault>& Faults() {
       fault.action = fields[1];
       if (fault.action.rfind("pause=", 0) == 0) {
         fault.seconds = std::atof(fault.action.c_str() + 6);
+        fault.action = "pause";
+      } else if (fault.action.rfind("hold=", 0) == 0) {
+        fault.until_file = fault.action.substr(5);
+        fault.seconds = 600;
         fault.action = "pause";
       }
       if (fault.action != "kill" && fault.action != "internal" && fault.action != "input" && fault.action != "pause") {
@@ -89,7 +95,8 @@ void FaultPoint(const char* point) {
       throw InputError(std::string("fault injected by LOOKBOOK_FAULT at ") + point);
     } else if (fault.action == "pause") {
       const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(fault.seconds);
-      while (std::chrono::steady_clock::now() < until && !StopRequested()) {
+      while (std::chrono::steady_clock::now() < until && !StopRequested() &&
+             (fault.until_file.empty() || !std::filesystem::exists(fault.until_file))) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     }

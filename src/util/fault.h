@@ -8,6 +8,8 @@
 //             internal       throw InternalError (exit code 70)
 //             input          throw InputError (exit code 1)
 //             pause=SECONDS  sleep, waking early when a stop is requested
+//             hold=PATH      sleep until the file PATH exists (at most 600 s), or a stop is requested:
+//                            a test ends the hold when it has done what it had to do meanwhile
 //     rank=R  only on MPI rank R (default: every rank)
 //     nth=N   only the N-th time this process reaches the point (default: every time)
 // Without LOOKBOOK_FAULT every FaultPoint is a no-op (one relaxed load). The points and the
