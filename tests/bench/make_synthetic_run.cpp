@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
     for (const std::int64_t i : members[static_cast<std::size_t>(k)]) {
       const std::string id = id_of(i), path = "synthetic/" + id + ".jpg";
       path_of[static_cast<std::size_t>(i)] = path;
-      AppendCsvRow({id, "image_1", path, path, "synthetic", "1", "", std::to_string(i + 1)}, &csv);
+      AppendCsvRow({id, "image_1", path, path, "synthetic", "1", "", std::to_string(i + 1), "0", "0"}, &csv);
       ImageRow row;
       row.key = id + "/image_1";
       row.product_id = id;
