@@ -42,7 +42,7 @@ struct ScoredPair {
 // signal is the aligned correlation when the images were verified (verify), else the cosine:
 //   signal >= threshold, or signal >= phash threshold and hamming <= max_hamming.
 // With verification: threshold `aligned`, pHash threshold `aligned_phash`; without: `cosine`,
-// `phash_cosine`. A NaN signal (a pair whose images could not be read again) is never a
+// `phash_cosine`. A NaN signal (a pair left unverified) is never a
 // duplicate.
 struct DedupRule {
   bool verify = true;
