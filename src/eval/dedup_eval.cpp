@@ -124,13 +124,19 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
   // The sweep: the deciding threshold of the rule as run (the aligned correlation with
   // verification, the cosine without), its perceptual-hash clause held as run.
   out.sweep_signal = dedup.rule.signal_name();
-  const double low = dedup.signal_floor();
+  out.sweep = SweepRule(dedup.rule, dedup.candidates, truth, dedup.signal_floor());
+  return out;
+}
+
+std::vector<SweepPoint> SweepRule(const DedupRule& rule, const std::vector<ScoredPair>& candidates,
+                                  const std::set<IdPair>& truth, double low) {
+  std::vector<SweepPoint> out;
   for (int step = static_cast<int>(std::ceil(low * 400 - 1e-6)); step <= 400; ++step) {
     const double threshold = step / 400.0;
-    const DedupRule rule = dedup.rule.WithThreshold(static_cast<float>(threshold));
+    const DedupRule at_threshold = rule.WithThreshold(static_cast<float>(threshold));
     std::vector<IdPair> at;
-    for (const auto& pair : dedup.candidates) {
-      if (IsDuplicate(rule, pair)) at.push_back(Ordered(pair.a, pair.b));
+    for (const auto& pair : candidates) {
+      if (IsDuplicate(at_threshold, pair)) at.push_back(Ordered(pair.a, pair.b));
     }
     const PairScore scored = ScorePairs(at, truth);
     SweepPoint point;
@@ -138,7 +144,7 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
     point.precision = scored.precision;
     point.recall = scored.recall;
     point.f1 = scored.f1;
-    out.sweep.push_back(point);
+    out.push_back(point);
   }
   return out;
 }

@@ -15,8 +15,12 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "eval/metrics.h"
+#include "store/dedup_file.h"
 
 namespace lookbook {
 
@@ -35,6 +39,12 @@ struct DedupEvaluation {
   std::string sweep_signal;  // "aligned" or "cosine"
   std::vector<SweepPoint> sweep;
 };
+
+// The sweep: for every threshold from `low` to 1 in steps of 1/400 (the first step at or above
+// `low`), the precision, recall and F1 against `truth` of the candidates `rule` with that
+// deciding threshold (rule.WithThreshold) calls duplicates.
+std::vector<SweepPoint> SweepRule(const DedupRule& rule, const std::vector<ScoredPair>& candidates,
+                                  const std::set<IdPair>& truth, double low);
 
 // Throws InputError when the run has no valid dedup stage or the truth cannot be read.
 DedupEvaluation EvaluateDedup(const DedupEvalOptions& options);

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "eval/dedup_eval.h"
+
 namespace lookbook {
 namespace {
 
@@ -50,6 +54,38 @@ TEST(RankedRetrieval, RecallAtKAndMeanReciprocalRank) {
   EXPECT_DOUBLE_EQ(RecallAtK({}, 5), 0.0);
   EXPECT_DOUBLE_EQ(MeanReciprocalRank({}), 0.0);
   EXPECT_DOUBLE_EQ(MeanReciprocalRank({0, 0}), 0.0);
+}
+
+TEST(SweepRule, EachThresholdScoresTheCandidatesTheRuleWouldKeep) {
+  // Without verification the cosine decides; the pHash clause cannot fire (hamming 64 > max).
+  DedupRule rule;
+  rule.verify = false;
+  rule.cosine = 0.95f;
+  rule.phash_cosine = 0.95f;
+  rule.max_hamming = 4;
+  const std::vector<ScoredPair> candidates = {{1, 2, 0.9612f, 64}, {3, 4, 0.9712f, 64}, {5, 6, 0.9862f, 64}};
+  const std::set<IdPair> truth = {{3, 4}, {5, 6}, {7, 8}};  // 7-8 was never a candidate
+  const std::vector<SweepPoint> sweep = SweepRule(rule, candidates, truth, 0.95);
+  ASSERT_EQ(sweep.size(), 21u);  // 0.95, 0.9525, ..., 1.0
+  EXPECT_DOUBLE_EQ(sweep.front().threshold, 0.95);
+  EXPECT_DOUBLE_EQ(sweep.back().threshold, 1.0);
+  auto at = [&](double threshold) {
+    for (const auto& point : sweep) {
+      if (std::abs(point.threshold - threshold) < 1e-9) return point;
+    }
+    ADD_FAILURE() << "no point at " << threshold;
+    return SweepPoint{};
+  };
+  EXPECT_DOUBLE_EQ(at(0.96).precision, 2.0 / 3.0);  // all three kept, one false
+  EXPECT_DOUBLE_EQ(at(0.96).recall, 2.0 / 3.0);     // 7-8 is missed at every threshold
+  EXPECT_DOUBLE_EQ(at(0.965).precision, 1.0);
+  EXPECT_DOUBLE_EQ(at(0.98).recall, 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(at(0.99).recall, 0.0);
+  EXPECT_DOUBLE_EQ(at(0.99).f1, 0.0);
+  // The pHash clause holds as run: with a small Hamming distance the 0.9612 pair stays in at
+  // any cosine threshold (its cosine reaches phash_cosine).
+  const std::vector<ScoredPair> close_hash = {{1, 2, 0.9612f, 2}};
+  EXPECT_DOUBLE_EQ(SweepRule(rule, close_hash, {{1, 2}}, 0.95).back().recall, 1.0);
 }
 
 }  // namespace
