@@ -56,11 +56,21 @@ std::string SlotColour(const std::string& slot) {
   return it == kColours.end() ? "#495057" : it->second;
 }
 
-// A stage's output folder is used only when its manifest verifies.
-bool StageValid(const std::filesystem::path& run, const char* stage) {
+// An optional stage (dedup, recs) is shown only when it is valid as the skeleton judges it: its
+// manifest reads, it is not older than its inputs (Stage::StaleInput: e.g. embed was rerun
+// since), and its outputs verify. Otherwise the report leaves it out and says why.
+bool StageShown(Stage& stage, const std::string& name) {
+  if (!stage.HasUpstream(name)) return false;
   std::string why;
-  const auto manifest = ReadManifest(run / stage, &why);
-  return manifest && VerifyOutputs(run / stage, *manifest).empty();
+  try {
+    const std::string stale = stage.StaleInput(name);
+    why = stale.empty() ? VerifyOutputs(stage.run() / name, stage.Upstream(name)) : "older than " + stale;
+  } catch (const InputError& error) {
+    why = error.what();
+  }
+  if (why.empty()) return true;
+  spdlog::warn("{} is not valid ({}): left out of the report; rerun lookbook {}", name, why, name);
+  return false;
 }
 
 std::optional<nlohmann::json> ReadJson(const std::filesystem::path& path) {
@@ -278,7 +288,7 @@ class ReportBuilder {
         garments_[ImageId(k, shard.garments[g].image_index)].push_back(shard.garments[g]);
       }
     }
-    if (StageValid(run, "dedup")) {
+    if (StageShown(stage_, "dedup")) {
       dedup_ = ReadDedupFile(run / "dedup" / "dedup.h5");
       decisions_ =
           ParseCsvText((run / "dedup" / "decisions.csv").string(), stage_.ReadVerified("dedup", "decisions.csv", false),
@@ -287,7 +297,7 @@ class ReportBuilder {
         for (auto& cell : row) cell = FromPeopleCell(cell);
       }
     }
-    if (StageValid(run, "recs")) recs_ = ReadRecsFile(run / "recs" / "recs.h5");
+    if (StageShown(stage_, "recs")) recs_ = ReadRecsFile(run / "recs" / "recs.h5");
     // Rejects: the catalog rows and images ingest refused, then the images embed could not read.
     const auto reject_rows =
         ParseCsvText((run / "ingest" / "rejects.csv").string(), stage_.ReadVerified("ingest", "rejects.csv", false),

@@ -29,8 +29,9 @@ std::string Share(const MpiWorld* world, const std::string& text) {
   return Text(world->BroadcastBytesFromRoot(Bytes(world->is_root() ? text : std::string())));
 }
 
-// Removes what writers that are gone left behind: staging folders, and temporary files in the
-// stage folders. Only called while holding the run exclusively (no other writer is alive).
+// Removes what writers that are gone left behind: staging folders, and temporary files in the run
+// folder itself, the stage folders and embed's per-shard working folder (RUN/.work/embed). Only
+// called while holding the run exclusively (no other writer is alive).
 void RemoveLeftovers(const std::filesystem::path& run) {
   std::error_code error;
   int removed = 0;
@@ -43,6 +44,9 @@ void RemoveLeftovers(const std::filesystem::path& run) {
       removed += RemoveStaleTemporaries(entry.path());
     }
   }
+  removed += RemoveStaleTemporaries(run);
+  if (std::filesystem::is_directory(run / ".work" / "embed", error))
+    removed += RemoveStaleTemporaries(run / ".work" / "embed");
   if (removed > 0) spdlog::info("removed {} file(s) and folder(s) left by writers that are gone", removed);
 }
 
@@ -104,6 +108,9 @@ void ReplaceFolder(const std::filesystem::path& staging, const std::filesystem::
 Stage::Stage(const MpiWorld* world, std::filesystem::path run, std::string name, std::string code_version)
     : world_(world), run_(std::move(run)), name_(std::move(name)), code_version_(std::move(code_version)) {
   if (is_root()) {
+    // A stage writes only under the run lock (stage/run_lock.h): a command that makes a Stage
+    // without it is a programming error (its command must declare RunAccess::kWrites).
+    LB_CHECK(HoldsRunLock(run_), "the " + name_ + " stage was started without the run lock on " + run_.string());
     std::error_code error;
     std::filesystem::create_directories(run_ / ".staging", error);
     if (error) throw InputError("cannot create " + (run_ / ".staging").string() + ": " + error.message());

@@ -2,7 +2,8 @@
 // so that reading inputs, deciding whether published work is still valid, and publishing are
 // each written once (docs/architecture.md#how-a-stage-runs):
 //
-//   1. The command holds the run lock (stage/run_lock.h) before a Stage is made.
+//   1. The command holds the run lock (stage/run_lock.h) before a Stage is made; a Stage made
+//      without it fails loudly (a programming error: exit 70).
 //   2. Inputs: Upstream() reads an upstream stage's manifest (every path in it must stay inside
 //      the run); ReadVerified()/VerifiedPath() check a file's size and checksum against that
 //      manifest before any parser sees a byte of it. Each file read is recorded as an input.

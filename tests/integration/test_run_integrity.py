@@ -182,6 +182,31 @@ class RunIntegrity(lt.TempDirTest):
         self.assertEqual(lt.summary(result)["status"], "ok")
         self.assertEqual(read_csv(os.path.join(run, "dedup", "pairs.csv")), pairs, "decided on embed's pixels")
 
+    def test_the_report_leaves_out_stages_older_than_their_inputs(self):
+        # Embed again with another storage type: every shard's bytes change, so dedup and recs
+        # are older than embed. The report must not show them as if they were current.
+        run = self.copy_run()
+        config = self.config(self.dir, run, self.demo)
+        lt.run(["embed", "--config", config, "--embedding-dtype", "float16"], mpi=True, check=0)
+        result = lt.run(["report", "--run", run], check=0)
+        for stage in ("dedup", "recs"):
+            self.assertRegex(result.stderr, stage + r" is not valid \(older than embed/shard-0000\d\.h5\): left out")
+        with open(os.path.join(run, "report", "index.html")) as f:
+            page = f.read()
+        self.assertIn(">0 duplicate clusters</a>", page)
+        self.assertIn(">substitutes for 0 out-of-stock products</a>", page)
+        self.assertIn("<td>dedup</td><td>stale</td>", page)
+        # Dedup and recs redone: the report shows them again.
+        lt.run(["index", "--run", run], mpi=True, check=0)
+        lt.run(["dedup", "--run", run], mpi=True, check=0)
+        lt.run(["recs", "--config", config], mpi=True, check=0)
+        again = lt.run(["report", "--run", run], check=0)
+        self.assertNotIn("left out of the report", again.stderr)
+        with open(os.path.join(run, "report", "index.html")) as f:
+            page = f.read()
+        self.assertNotIn(">0 duplicate clusters</a>", page)
+        self.assertIn("<td>dedup</td><td>valid</td>", page)
+
     # 5 ---------------------------------------------------------------------------------------
     def test_a_second_writer_fails_at_once_naming_the_first(self):
         run = self.copy_run()

@@ -8,6 +8,7 @@
 
 #include "catalog/csv.h"
 #include "catalog/sharding.h"
+#include "stage/run_lock.h"
 #include "tests/unit/test_support.h"
 #include "util/error.h"
 
@@ -32,6 +33,8 @@ class IngestTest : public ::testing::Test {
   StageReport Ingest(const std::string& catalog) {
     options_.catalog = dir_.path() / "catalog.csv";
     testing::WriteFile(options_.catalog, catalog);
+    // As the command does: a stage writes only under the run lock (stage/run_lock.h).
+    const RunLock lock = RunLock::Acquire(options_.run, RunLockMode::kExclusive, "ingest_test");
     return RunIngest(options_);
   }
 
