@@ -7,7 +7,9 @@ import csv
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 import unittest
 
 import h5py
@@ -187,6 +189,31 @@ class Inputs(lt.TempDirTest):
         config = self.write("run.ini", f"run = {run}\n[ingest]\ncatalog = {self.path('demo', 'catalog.csv')}\n"
                                        f"images = {self.path('demo', 'images')}\nshards = 3\n[embed]\nmodel = {bundle}\n")
         lt.run(["run", "--config", config, "--stages", "ingest,embed"], check=0)
+        self.assertTrue(os.path.exists(os.path.join(run, "_SUCCESS")))
+        # Held just before its first stage (ingest) publishes, a run has already removed
+        # _SUCCESS, and nothing of the run has changed yet.
+        with open(os.path.join(run, "ingest", "manifest.json"), "rb") as f:
+            ingest_manifest = f.read()
+        release = self.path("release")
+        held = subprocess.Popen([lt.ARGS.lookbook, "run", "--config", config, "--stages", "ingest,embed", "--force"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, OMP_NUM_THREADS="1",
+                                         LOOKBOOK_FAULT=f"stage.publish:hold={release}:nth=1"))
+        try:
+            deadline = time.time() + 120
+            staging = os.path.join(run, ".staging")
+            while time.time() < deadline and held.poll() is None and not (
+                    os.path.isdir(staging) and any(os.path.exists(os.path.join(staging, d, "manifest.json"))
+                                                   for d in os.listdir(staging))):
+                time.sleep(0.05)
+            self.assertIsNone(held.poll(), "the run is held at its first publication")
+            self.assertFalse(os.path.exists(os.path.join(run, "_SUCCESS")))
+            with open(os.path.join(run, "ingest", "manifest.json"), "rb") as f:
+                self.assertEqual(f.read(), ingest_manifest, "nothing published yet")
+        finally:
+            open(release, "w").close()
+            held.communicate(timeout=300)
+        self.assertEqual(held.returncode, 0)
         self.assertTrue(os.path.exists(os.path.join(run, "_SUCCESS")))
         # The next run fails in embed (an injected input error): _SUCCESS was removed before.
         result = lt.run(["run", "--config", config, "--stages", "ingest,embed", "--force"], check=1,

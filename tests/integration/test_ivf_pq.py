@@ -15,7 +15,8 @@ import faiss
 import lookbook_test as lt
 
 FACTORY = "IVF32,PQ16x4np"
-TABLES = ["index/trained.faiss", "dedup/pairs.csv", "dedup/clusters.csv", "recs/substitutes.csv", "recs/outfits.csv"]
+TABLES = ["index/trained.faiss", "dedup/pairs.csv", "dedup/clusters.csv", "dedup/dedup.h5", "recs/substitutes.csv",
+          "recs/outfits.csv", "recs/recs.h5"]
 
 
 read_csv = lt.read_csv

@@ -22,7 +22,8 @@ import lookbook_test as lt
 SLOTS = ("T-shirt/top=top,Shirt=top,Pullover=top,Trouser=bottom,Dress=dress,Coat=top,Sandal=shoes,"
          "Sneaker=shoes,Ankle boot=shoes,Bag=bag")
 TABLES = ["ingest/shard-00000.csv", "ingest/shard-00001.csv", "ingest/shard-00002.csv", "ingest/rejects.csv",
-          "dedup/pairs.csv", "dedup/clusters.csv", "recs/substitutes.csv", "recs/outfits.csv"]
+          "embed/shard-00000.h5", "embed/catalog.h5", "dedup/pairs.csv", "dedup/clusters.csv", "dedup/dedup.h5",
+          "recs/substitutes.csv", "recs/outfits.csv", "recs/recs.h5"]
 
 
 def write_config(path, run, demo, shards=3, segment=True):
