@@ -9,11 +9,13 @@
 #            it (LOOKBOOK_GPU_REQUEST=gres). LOOKBOOK_GPUS_PER_TASK overrides (0: none).
 #   CPUs     --cpus-per-task = [embed] decode-threads + 1 (the inference thread), at least the
 #            config's [dedup]/[index] threads. LOOKBOOK_CPUS_PER_TASK overrides.
-#   memory   --mem per node, sized from the catalog (docs/operations.md#capacity-planning): every
-#            rank of dedup and recs holds every image's embedding today, so per task
-#            2 GiB + images x (4 x dim + 512) bytes, images = catalog rows x
-#            LOOKBOOK_IMAGES_PER_PRODUCT (3), dim = LOOKBOOK_EMBED_DIM (512); times the tasks per
-#            node. LOOKBOOK_MEM overrides (any sbatch --mem value).
+#   memory   --mem per node, sized from the catalog (docs/operations.md#capacity-planning): a
+#            rank of dedup and recs holds every image's row and the embeddings of its own shards
+#            (shard k on rank k mod tasks), so per task
+#            2 GiB + images x 512 + images x 4 x dim x ceil(shards / tasks) / shards bytes,
+#            images = catalog rows x LOOKBOOK_IMAGES_PER_PRODUCT (3), dim = LOOKBOOK_EMBED_DIM
+#            (512), shards = [ingest] shards (16); times the tasks per node. LOOKBOOK_MEM
+#            overrides (any sbatch --mem value).
 #   tasks    --ntasks = LOOKBOOK_NTASKS (nightly and finish: 2; shard: 1).
 set -euo pipefail
 usage="usage: slurm/requests.sh CONFIG nightly|shard|finish"
@@ -84,6 +86,10 @@ else
     echo "slurm/requests.sh: the catalog '${catalog}' is not readable here: memory sized for 0 products (set LOOKBOOK_MEM)" >&2
   fi
   images=$((rows * ${LOOKBOOK_IMAGES_PER_PRODUCT:-3}))
-  per_task_mib=$((2048 + images * (4 * ${LOOKBOOK_EMBED_DIM:-512} + 512) / 1048576))
+  shards=$(ini ingest shards)
+  shards=${shards:-16}
+  # The memory of the rank that holds the most shards: ceil(shards / tasks) of them.
+  own=$(((shards + ntasks - 1) / ntasks))
+  per_task_mib=$((2048 + (images * 512 + images * 4 * ${LOOKBOOK_EMBED_DIM:-512} * own / shards) / 1048576))
   echo "--mem=$((per_task_mib * per_node))M"
 fi

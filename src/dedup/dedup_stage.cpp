@@ -15,6 +15,7 @@
 #include "catalog/sharding.h"
 #include "dedup/decisions.h"
 #include "dedup/neighbours.h"
+#include "dist/remote_scores.h"
 #include "image/align.h"
 #include "image/decode.h"
 #include "image/preprocess.h"
@@ -39,14 +40,23 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
-// Every image of the catalog as dedup needs it: full vectors, hashes, names.
+// Every image of the catalog as dedup needs it: hashes, names, colour statistics; and the full
+// vectors of the shards this rank owns (shard k belongs to rank k mod ranks). Scores against
+// another rank's images are asked of that rank (dist/remote_scores.h).
 struct Catalog {
   int dim = 0;
+  int rank = 0, ranks = 1;
   std::vector<EmbedShard> shards;
   const EmbedShard& shard(std::int64_t id) const { return shards[static_cast<std::size_t>(ShardOfImageId(id))]; }
   const ImageRow& row(std::int64_t id) const { return shard(id).images[static_cast<std::size_t>(RowOfImageId(id))]; }
+  int owner(std::int64_t id) const { return ShardOfImageId(id) % ranks; }
   const float* vector(std::int64_t id) const {
+    LB_CHECK(owner(id) == rank, "dedup: the vector of an image another rank holds");
     return shard(id).embeddings.data() + static_cast<std::size_t>(RowOfImageId(id)) * static_cast<std::size_t>(dim);
+  }
+  RemoteScores Scores(const MpiWorld& world) const {
+    return RemoteScores(
+        &world, dim, [this](std::int64_t id) { return owner(id); }, [this](std::int64_t id) { return vector(id); });
   }
 };
 
@@ -148,10 +158,11 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
 
 // The stage's counts, summed over ranks (stage/counts.h).
 struct DedupCounts {
-  std::int64_t queries = 0, neighbours_scored = 0, thumbs_read = 0, stopped = 0;
+  std::int64_t queries = 0, neighbours_scored = 0, thumbs_read = 0, score_bytes_sent = 0, stopped = 0;
   template <typename F>
   void ForEach(F&& f) {
     f("queries", queries);
+    f("score_bytes_sent", score_bytes_sent);
     f("neighbours_scored", neighbours_scored);
     f("thumbs_read", thumbs_read);
     f("stopped", stopped);
@@ -243,22 +254,23 @@ struct DedupRun {
   }
 };
 
-// Everything last night's lists depend on besides the images: the search options, the
-// embedding's identity (model and options), the index factory and its trained quantizer.
+// Everything last night's lists and verifications depend on besides the images: every dedup
+// option that changes outputs (from the option table, so a new one cannot be left out) except
+// those that only decide among verified candidates (the rule's thresholds, the keep policy); the
+// cascade's gate constants; the embedding's identity (model and options); the index factory and
+// its trained quantizer.
 std::string SearchIdentity(DedupRun& run) {
-  const DedupOptions& options = run.options;
   const StageManifest& index = run.stage.Upstream("index");
+  std::map<std::string, std::string> options = Options(run.options);
+  for (const char* decides_only : {"aligned", "aligned-phash", "cosine", "phash-cosine", "max-hamming", "keep"}) {
+    LB_CHECK(options.erase(decides_only) == 1, std::string("dedup has no output option ") + decides_only);
+  }
   StageKey key;
   key.Add("lists", kNeighbourListsVersion);
-  key.Add("candidates", options.candidates);
-  key.Add("nprobe", options.nprobe);
-  key.Add("candidate_floor", Format("%.9g", options.candidate_floor));
+  key.Add("options", OptionsHash(options));
   key.Add("list_floor", Format("%.9g", run.list_floor));
-  key.Add("verify", options.rule.verify ? "on" : "off");
-  key.Add("verify_gates", options.verify_gates
-                              ? Format("%.9g", kGateMaxBrightness) + "," + Format("%.9g", kGateMaxHue) + "," +
-                                    Format("%.9g", kGateMinCoarse) + "," + Format("%.9g", kGateMinHalfColour)
-                              : "off");
+  key.Add("gates", Format("%.9g", kGateMaxBrightness) + "," + Format("%.9g", kGateMaxHue) + "," +
+                       Format("%.9g", kGateMinCoarse) + "," + Format("%.9g", kGateMinHalfColour));
   key.Add("embed", run.stage.Upstream("embed").options_hash);
   key.Add("index_factory", ManifestOption(index, "index_factory"));
   for (const auto& output : index.outputs) {
@@ -318,13 +330,18 @@ bool ReadInputs(DedupRun& run) {
   return fresh;
 }
 
-// Pass 2: every rank holds the whole catalog's vectors (for the exact re-rank) and every index
-// shard, checked against their manifests first.
+// Pass 2: every rank holds every image's row (key, hashes, colour statistics), the full vectors of
+// its own shards (for the exact re-rank) and every index shard, checked against their manifests
+// first.
 void LoadCatalog(DedupRun& run) {
   const auto load_start = Clock::now();
+  run.catalog.rank = run.world.rank();
+  run.catalog.ranks = run.world.size();
   for (int k = 0; k < run.embed.shard_count; ++k) {
     run.shard_files.push_back(run.stage.VerifiedPath("embed", ShardFileName(k, ".h5"), false));
-    run.catalog.shards.push_back(ReadEmbedShard(run.shard_files.back(), ShardParts::kWithoutThumbs));
+    const bool mine = k % run.world.size() == run.world.rank();
+    run.catalog.shards.push_back(
+        ReadEmbedShard(run.shard_files.back(), mine ? ShardParts::kImages : ShardParts::kRowsOnly));
   }
   run.catalog.dim = run.catalog.shards.front().meta.embedding_dim;
   run.index.emplace(ReadRunIndex(run.options.run, run.embed, &run.index_manifest));
@@ -410,45 +427,61 @@ void PlanSearch(DedupRun& run) {
 // and any whose exact cosine is a candidate's) and its candidates. A query with `reverse` is
 // searched with a growing k until its hits fall below the list floor; every hit past its own
 // list is kept as a reverse hit (the other image may list it).
+// Collective: the exact cosines against other ranks' images are asked of them, so the ranks go
+// through the batches and rounds in step (a rank with fewer queries asks nothing in the rest).
 void Search(DedupRun& run, const std::vector<std::int64_t>& queries, bool reverse) {
   const DedupOptions& options = run.options;
   const Catalog& catalog = run.catalog;
+  const MpiWorld& world = run.world;
   const std::int64_t total = run.index->size();
+  const auto batch_size = static_cast<std::size_t>(options.query_batch);
+  const auto batches =
+      static_cast<std::size_t>(world.MaxAll(static_cast<double>((queries.size() + batch_size - 1) / batch_size)));
+  RemoteScores scores = catalog.Scores(world);
   std::vector<float> batch;
-  for (std::size_t begin = 0; begin < queries.size(); begin += static_cast<std::size_t>(options.query_batch)) {
-    if (StopRequested()) break;
-    const std::size_t end = std::min(queries.size(), begin + static_cast<std::size_t>(options.query_batch));
+  for (std::size_t b = 0; b < batches; ++b) {
+    if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) break;
+    const std::size_t begin = std::min(queries.size(), b * batch_size);
+    const std::size_t end = std::min(queries.size(), begin + batch_size);
     std::vector<std::int64_t> pending(queries.begin() + static_cast<long>(begin),
                                       queries.begin() + static_cast<long>(end));
     // One hit more than the list holds: a tie at its end shows, and is searched past.
     int k = reverse ? std::max(run.list_size, 64) : run.list_size + 1;
-    while (!pending.empty()) {
+    while (world.SumAll({static_cast<std::int64_t>(pending.size())})[0] > 0) {
       k = static_cast<int>(std::min<std::int64_t>(k, std::max<std::int64_t>(total, 1)));
       batch.clear();
       for (const std::int64_t q : pending)
         batch.insert(batch.end(), catalog.vector(q), catalog.vector(q) + catalog.dim);
-      const SearchResult found =
-          run.index->Search(batch.data(), static_cast<std::int64_t>(pending.size()), k, options.nprobe);
+      SearchResult found;
+      if (!pending.empty())
+        found = run.index->Search(batch.data(), static_cast<std::int64_t>(pending.size()), k, options.nprobe);
+      // Which rows are done, and the exact cosine of each of their hits (this rank's or asked).
       std::vector<std::int64_t> again;
+      std::vector<std::size_t> done;
+      std::vector<std::unordered_map<std::int64_t, std::size_t>> ticket(pending.size());
+      scores.Clear();
       for (std::size_t q = 0; q < pending.size(); ++q) {
-        const std::int64_t self = pending[q];
         const std::int64_t* ids = found.ids.data() + q * static_cast<std::size_t>(k);
-        const float* scores = found.scores.data() + q * static_cast<std::size_t>(k);
+        const float* hit_scores = found.scores.data() + q * static_cast<std::size_t>(k);
         // More may reach the list floor (reverse: the index's score, with room for its error), or
         // the list may end on a tie: search it again with a larger k.
-        const bool more = reverse ? k < total && ids[k - 1] >= 0 && scores[k - 1] >= run.list_floor - kListMargin
-                                  : MayEndOnATie(scores, ids, k, run.list_size, run.list_floor, total);
+        const bool more = reverse ? k < total && ids[k - 1] >= 0 && hit_scores[k - 1] >= run.list_floor - kListMargin
+                                  : MayEndOnATie(hit_scores, ids, k, run.list_size, run.list_floor, total);
         if (more) {
-          again.push_back(self);
+          again.push_back(pending[q]);
           continue;
         }
-        std::unordered_map<std::int64_t, float> cosine;
-        auto exact = [&](std::int64_t other) {
-          auto it = cosine.find(other);
-          if (it == cosine.end())
-            it = cosine.emplace(other, Dot(catalog.vector(self), catalog.vector(other), catalog.dim)).first;
-          return it->second;
-        };
+        done.push_back(q);
+        const float* self = batch.data() + q * static_cast<std::size_t>(catalog.dim);
+        for (int j = 0; j < k && ids[j] >= 0; ++j) {
+          if (!ticket[q].count(ids[j])) ticket[q].emplace(ids[j], scores.Ask(self, ids[j]));
+        }
+      }
+      scores.Exchange();
+      for (const std::size_t q : done) {
+        const std::int64_t self = pending[q];
+        const std::int64_t* ids = found.ids.data() + q * static_cast<std::size_t>(k);
+        auto exact = [&](std::int64_t other) { return scores.Answer(ticket[q].at(other)); };
         const NeighbourList list = ListFromHits(ids, k, run.list_size, run.list_floor, exact, run.key_of);
         for (int j = 0; j < std::min(k, run.list_size); ++j) {
           if (ids[j] >= 0 && ids[j] != self) ++run.counts.neighbours_scored;
@@ -475,6 +508,7 @@ void Search(DedupRun& run, const std::vector<std::int64_t>& queries, bool revers
     }
   }
   run.counts.queries += static_cast<std::int64_t>(queries.size());
+  run.counts.score_bytes_sent += scores.bytes_sent();
 }
 
 // Pass 3: this rank's queries against the index. A full night: the ok images of this rank's
@@ -493,10 +527,11 @@ void FindCandidates(DedupRun& run) {
     }
     Search(run, queries, false);
   } else {
+    // Each rank searches the images of its own shards: their vectors are the ones it holds.
     auto share = [&](const std::vector<std::int64_t>& all) {
       std::vector<std::int64_t> out;
-      for (std::size_t i = static_cast<std::size_t>(rank); i < all.size(); i += static_cast<std::size_t>(ranks)) {
-        out.push_back(all[i]);
+      for (const std::int64_t image : all) {
+        if (catalog.owner(image) == rank) out.push_back(image);
       }
       return out;
     };
@@ -644,7 +679,40 @@ struct DecidedPairs {
   std::map<std::string, std::int64_t> counts;
 };
 
-DecidedPairs ApplyDecisions(const DedupRun& run) {
+using PairCosines = std::map<std::pair<std::int64_t, std::int64_t>, float>;
+
+// The exact cosine of every pair of ok images the reviewer decisions name: a reviewer may call
+// two images duplicates that were never candidates. Collective (every rank read the same
+// decisions): the rank holding the first image's vector asks for the score; rank 0 gets them all.
+PairCosines ScoreDecidedPairs(const DedupRun& run) {
+  PairCosines out;
+  if (run.decisions.decisions.empty()) return out;
+  const Catalog& catalog = run.catalog;
+  std::unordered_map<std::string, std::int64_t> id_of;
+  for (const auto& image : OkImages(catalog)) id_of.emplace(image.key, image.image);
+  RemoteScores scores = catalog.Scores(run.world);
+  std::vector<std::int64_t> first, second;
+  std::vector<std::size_t> tickets;
+  for (const Decision& decision : run.decisions.decisions) {
+    const auto a = id_of.find(decision.image_a), b = id_of.find(decision.image_b);
+    if (a == id_of.end() || b == id_of.end()) continue;
+    const std::int64_t x = std::min(a->second, b->second), y = std::max(a->second, b->second);
+    if (catalog.owner(x) != run.world.rank()) continue;
+    first.push_back(x);
+    second.push_back(y);
+    tickets.push_back(scores.Ask(catalog.vector(x), y));
+  }
+  scores.Exchange();
+  std::vector<float> cosine;
+  for (const std::size_t ticket : tickets) cosine.push_back(scores.Answer(ticket));
+  first = run.world.GatherToRoot(first);
+  second = run.world.GatherToRoot(second);
+  cosine = run.world.GatherToRoot(cosine);
+  for (std::size_t i = 0; i < first.size(); ++i) out[{first[i], second[i]}] = cosine[i];
+  return out;
+}
+
+DecidedPairs ApplyDecisions(const DedupRun& run, const PairCosines& decided_cosine) {
   const Catalog& catalog = run.catalog;
   std::unordered_map<std::string, std::int64_t> id_of;
   for (const auto& image : OkImages(catalog)) id_of.emplace(image.key, image.image);
@@ -690,8 +758,7 @@ DecidedPairs ApplyDecisions(const DedupRun& run) {
                                             [](const ScoredPair& x, const std::pair<std::int64_t, std::int64_t>& p) {
                                               return std::tie(x.a, x.b) < std::tie(p.first, p.second);
                                             });
-    ScoredPair scored{pair.first, pair.second,
-                      Dot(catalog.vector(pair.first), catalog.vector(pair.second), catalog.dim),
+    ScoredPair scored{pair.first, pair.second, decided_cosine.at(pair),
                       HammingDistance(catalog.row(pair.first).phash, catalog.row(pair.second).phash)};
     if (candidate != run.candidates.end() && candidate->a == pair.first && candidate->b == pair.second)
       scored = *candidate;
@@ -754,22 +821,43 @@ NeighbourLists ListsForFile(const DedupRun& run) {
   return out;
 }
 
+// What rank 0 published, as the manifest and the summary count it (stage/counts.h).
+struct PublishedCounts {
+  std::int64_t pairs = 0, pairs_same_product = 0, pairs_cross_product = 0, clusters = 0, clustered_images = 0,
+               candidates = 0, pairs_verified = 0, pairs_reused = 0, lists_carried = 0, decisions_overriding = 0,
+               decisions_unmatched = 0;
+  template <typename F>
+  void ForEach(F&& f) {
+    f("pairs", pairs);
+    f("pairs_same_product", pairs_same_product);
+    f("pairs_cross_product", pairs_cross_product);
+    f("clusters", clusters);
+    f("clustered_images", clustered_images);
+    f("candidates", candidates);
+    f("pairs_verified", pairs_verified);
+    f("pairs_reused", pairs_reused);
+    f("lists_carried", lists_carried);
+    f("decisions_overriding", decisions_overriding);
+    f("decisions_unmatched", decisions_unmatched);
+  }
+};
+
 // Pass 6 (rank 0 computes, every rank publishes): the rule, the clusters and their
 // representatives, the tables, dedup.h5, the manifest.
-std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
+PublishedCounts ClusterAndPublish(DedupRun& run) {
   const DedupOptions& options = run.options;
   const Catalog& catalog = run.catalog;
-  std::vector<std::int64_t> published(6, 0);           // pairs, same, cross, clusters, clustered images, candidates
-  std::vector<std::int64_t> incremental_counts(5, 0);  // verified, reused, carried, overrides, unmatched
+  PublishedCounts published;
   StageManifest manifest;
   const std::filesystem::path& staging = run.stage.Staging();
+  const PairCosines decided_cosine = ScoreDecidedPairs(run);
   if (run.world.is_root()) {
     const auto write_start = Clock::now();
     DedupFile out;
     out.rule = options.rule;
     out.candidate_floor = options.candidate_floor;
     out.keep = KeepPolicyName(options.keep);
-    DecidedPairs decided = ApplyDecisions(run);
+    DecidedPairs decided = ApplyDecisions(run, decided_cosine);
     out.pairs = std::move(decided.pairs);
     out.pair_decided_by = std::move(decided.decided_by);
     for (const auto& pair : out.pairs) {
@@ -779,32 +867,32 @@ std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
     out.neighbours = ListsForFile(run);
 
     // Clusters: connected components of the duplicate pairs, each with its representative.
-    // Catalog order and stock from the ingest shards (their rows are the embed rows).
-    std::map<int, std::vector<std::vector<std::string>>> ingest_rows;
-    auto ingest_row = [&](std::int64_t id) -> const std::vector<std::string>& {
-      const int k = ShardOfImageId(id);
-      auto it = ingest_rows.find(k);
-      if (it == ingest_rows.end()) {
-        it = ingest_rows.emplace(k, ReadIngestRows(options.run, k, catalog.shards[static_cast<std::size_t>(k)].images))
-                 .first;
-      }
-      return it->second[static_cast<std::size_t>(RowOfImageId(id))];
-    };
+    // Catalog order and stock from the ingest shards (their rows are the embed rows): each
+    // shard read once, keeping the facts of the clustered images only.
     std::vector<std::pair<std::int64_t, std::int64_t>> duplicate_pairs;
-    for (const auto& pair : out.pairs) duplicate_pairs.emplace_back(pair.a, pair.b);
-    const std::vector<ClusterMember> members = ClusterPairs(duplicate_pairs, options.keep, [&](std::int64_t id) {
-      const auto& row = ingest_row(id);
-      KeepFacts facts;
-      try {
-        facts.catalog_row = std::stoll(row[kIngestRow]);
-      } catch (const std::exception&) {
-        throw InputError("ingest shard " + std::to_string(ShardOfImageId(id)) + ": row '" + row[kIngestRow] +
-                         "' is not a number");
+    std::map<int, std::vector<std::int64_t>> clustered;  // shard -> its clustered images
+    for (const auto& pair : out.pairs) {
+      duplicate_pairs.emplace_back(pair.a, pair.b);
+      for (const std::int64_t id : {pair.a, pair.b}) clustered[ShardOfImageId(id)].push_back(id);
+    }
+    std::unordered_map<std::int64_t, KeepFacts> keep_facts;
+    for (const auto& [k, ids] : clustered) {
+      const auto rows = ReadIngestRows(options.run, k, catalog.shards[static_cast<std::size_t>(k)].images);
+      for (const std::int64_t id : ids) {
+        const auto& row = rows[static_cast<std::size_t>(RowOfImageId(id))];
+        KeepFacts facts;
+        try {
+          facts.catalog_row = std::stoll(row[kIngestRow]);
+        } catch (const std::exception&) {
+          throw InputError("ingest shard " + std::to_string(k) + ": row '" + row[kIngestRow] + "' is not a number");
+        }
+        facts.pixels = static_cast<std::int64_t>(catalog.row(id).width) * catalog.row(id).height;
+        facts.in_stock = row[kIngestInStock] == "1";
+        keep_facts[id] = facts;
       }
-      facts.pixels = static_cast<std::int64_t>(catalog.row(id).width) * catalog.row(id).height;
-      facts.in_stock = row[kIngestInStock] == "1";
-      return facts;
-    });
+    }
+    const std::vector<ClusterMember> members =
+        ClusterPairs(duplicate_pairs, options.keep, [&](std::int64_t id) { return keep_facts.at(id); });
     std::int64_t clusters = 0;
     for (const auto& member : members) {
       out.cluster_image.push_back(member.image);
@@ -834,38 +922,35 @@ std::vector<std::int64_t> ClusterAndPublish(DedupRun& run) {
     WriteDedupFile(staging / "dedup.h5", out);
     PublishFile(staging / "decisions.csv", decided.decisions_csv);
 
-    published = {static_cast<std::int64_t>(out.pairs.size()),
-                 std::count(out.pair_kind.begin(), out.pair_kind.end(), 0),
-                 std::count(out.pair_kind.begin(), out.pair_kind.end(), 1),
-                 clusters,
-                 static_cast<std::int64_t>(out.cluster_image.size()),
-                 static_cast<std::int64_t>(out.candidates.size())};
+    published.pairs = static_cast<std::int64_t>(out.pairs.size());
+    published.pairs_same_product = std::count(out.pair_kind.begin(), out.pair_kind.end(), 0);
+    published.pairs_cross_product = std::count(out.pair_kind.begin(), out.pair_kind.end(), 1);
+    published.clusters = clusters;
+    published.clustered_images = static_cast<std::int64_t>(out.cluster_image.size());
+    published.candidates = static_cast<std::int64_t>(out.candidates.size());
+    published.pairs_verified = run.pairs_verified;
+    published.pairs_reused = run.pairs_reused;
+    published.lists_carried = static_cast<std::int64_t>(out.neighbours.rows()) - run.counts.queries;
+    published.decisions_overriding = decided.counts["decisions_overrides_rule"];
+    published.decisions_unmatched = decided.counts["decisions_unmatched"];
     manifest.options = Options(options);
     manifest.options_hash = OptionsHash(manifest.options);
     manifest.options["search_identity"] = run.search_identity;
-    run.stage.AddOutput("pairs.csv", published[0]);
-    run.stage.AddOutput("clusters.csv", published[4]);
-    run.stage.AddOutput("dedup.h5", published[0]);
+    run.stage.AddOutput("pairs.csv", published.pairs);
+    run.stage.AddOutput("clusters.csv", published.clustered_images);
+    run.stage.AddOutput("dedup.h5", published.pairs);
     run.stage.AddOutput("decisions.csv", run.decisions.total);
-    manifest.counts = {{"queries", run.counts.queries},
-                       {"pairs", published[0]},
-                       {"pairs_same_product", published[1]},
-                       {"pairs_cross_product", published[2]},
-                       {"clusters", published[3]},
-                       {"clustered_images", published[4]},
-                       {"candidates", published[5]},
-                       {"pairs_verified", run.pairs_verified},
-                       {"pairs_reused", run.pairs_reused},
-                       {"lists_carried", static_cast<std::int64_t>(out.neighbours.rows()) - run.counts.queries}};
+    manifest.counts["queries"] = run.counts.queries;
+    PublishedCounts(published).ForEach([&](const char* name, std::int64_t& value) {
+      // The decision counts are the manifest's own (decisions_*, below).
+      if (std::string(name).rfind("decisions_", 0) != 0) manifest.counts[name] = value;
+    });
     for (const auto& [name, value] : decided.counts) manifest.counts[name] = value;
     for (const auto& [name, value] : run.verified_by) manifest.counts["verified_by_" + name] = value;
-    incremental_counts = {run.pairs_verified, run.pairs_reused, manifest.counts["lists_carried"],
-                          decided.counts["decisions_overrides_rule"], decided.counts["decisions_unmatched"]};
-    run.report.steps.push_back(StepTiming{"clusters + publish (rank 0)", Seconds(write_start), published[0]});
+    run.report.steps.push_back(StepTiming{"clusters + publish (rank 0)", Seconds(write_start), published.pairs});
   }
   run.stage.Publish(manifest);
-  published.insert(published.end(), incremental_counts.begin(), incremental_counts.end());
-  return run.world.BroadcastFromRoot(published);
+  return BroadcastCounts(&run.world, published);
 }
 
 }  // namespace
@@ -974,23 +1059,12 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   const DedupCounts totals = SumCounts(&world, run.counts);
   run.counts.queries = totals.queries;  // the manifest counts every rank's queries
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
-  const std::vector<std::int64_t> published = ClusterAndPublish(run);
+  const PublishedCounts published = ClusterAndPublish(run);
 
   StageReport& report = run.report;
-  report.counts["queries"] = totals.queries;
-  report.counts["neighbours_scored"] = totals.neighbours_scored;
-  report.counts["candidates"] = published[5];
-  report.counts["thumbs_read"] = totals.thumbs_read;
-  report.counts["pairs"] = published[0];
-  report.counts["pairs_same_product"] = published[1];
-  report.counts["pairs_cross_product"] = published[2];
-  report.counts["clusters"] = published[3];
-  report.counts["clustered_images"] = published[4];
-  report.counts["pairs_verified"] = published[6];
-  report.counts["pairs_reused"] = published[7];
-  report.counts["lists_carried"] = published[8];
-  report.counts["decisions_overriding"] = published[9];
-  report.counts["decisions_unmatched"] = published[10];
+  ReportCounts(totals, &report);
+  report.counts.erase("stopped");
+  ReportCounts(published, &report);
   report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
   report.counts["index_code_bytes"] = static_cast<std::int64_t>(run.index->code_bytes());
   report.facts["ranks"] = std::to_string(world.size());
@@ -1001,7 +1075,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   report.facts["night"] = run.world.is_root() ? run.incremental_note : "";
   if (options.rule.verify) {
     report.steps.insert(report.steps.begin(),
-                        StepTiming{"verify: cascade + align (slowest rank)", run.verify_seconds, published[5]});
+                        StepTiming{"verify: cascade + align (slowest rank)", run.verify_seconds, published.candidates});
   }
   report.steps.insert(report.steps.begin(),
                       StepTiming{"search + re-rank (slowest rank)", run.search_seconds, totals.queries});

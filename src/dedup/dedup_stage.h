@@ -1,21 +1,21 @@
 // `lookbook dedup`: all-pairs near-duplicate detection over the whole catalog.
 //
 // Every ok image is a query against every index shard (fan-out and merge); the ranks split
-// the queries by embed shard (shard k to rank k mod ranks). Each query's candidates come
-// from the IVF index, then are re-ranked exactly: cosine of the full-precision embeddings
-// from the HDF5 shards, and the Hamming distance of the 64-bit perceptual hashes. Candidates
-// at or above the candidate floor (cosine 0.9) are then verified, the ranks splitting them:
-// both images are read again, checked against the checksums embed recorded (an image that
-// changed since embed is not verified: its pairs are not published, and it is counted as
-// verify_changed_images), and aligned (image/align.h), which gives the aligned correlation.
+// the queries by embed shard (shard k to rank k mod ranks). A rank holds the full-precision
+// vectors of its own shards only, and every image's row (key, hashes, colour statistics). Each
+// query's candidates come from the IVF index, then are re-ranked exactly: cosine of the
+// full-precision embeddings (asked of the rank holding the other image, dist/remote_scores.h),
+// and the Hamming distance of the 64-bit perceptual hashes. Candidates at or above the candidate
+// floor (cosine 0.9) are then verified, the ranks splitting them, on what embed stored of each
+// image (colour statistics, content box, align thumbnail): no image file is read, so the pixels
+// compared are the ones embed saw (image/align.h, the cascade).
 //
 // The rule (DedupRule, store/dedup_file.h), chosen on train-split demo catalogs
 // (docs/performance.md#near-duplicates). With verification (the default), a candidate is a duplicate when
 //   aligned >= rule.aligned                                   (the pixels agree once aligned), or
 //   aligned >= rule.aligned_phash and hamming <= rule.max_hamming   (both image signals agree).
 // The embedding finds the candidates; alone it cannot tell a crop of a photo from a look-alike
-// garment of the same colour, which the alignment can. A candidate whose image cannot be read
-// again is not a duplicate, and is counted (verify_unreadable_pairs).
+// garment of the same colour, which the alignment can.
 // Without verification (--verify off: runs without their images, like the synthetic 1M
 // benchmark), a pair is a duplicate when
 //   cosine >= rule.cosine, or cosine >= rule.phash_cosine and hamming <= rule.max_hamming.
@@ -27,8 +27,8 @@
 // (each rank its queries), gather them on rank 0, verify them (each rank a share), then cluster
 // and publish (rank 0), through the stage skeleton (stage/stage.h).
 //
-// Files under RUN/dedup/: pairs.csv, clusters.csv, dedup.h5 and the manifest
-// (docs/outputs.md#dedup).
+// Files under RUN/dedup/: pairs.csv, clusters.csv, decisions.csv (with --decisions), dedup.h5 and
+// the manifest (docs/outputs.md#dedup).
 #pragma once
 
 #include <filesystem>

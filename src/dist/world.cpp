@@ -88,6 +88,38 @@ std::vector<std::uint8_t> MpiWorld::BroadcastBytesFromRoot(std::vector<std::uint
   return bytes;
 }
 
+std::vector<std::vector<std::uint8_t>> MpiWorld::ExchangeBytes(
+    const std::vector<std::vector<std::uint8_t>>& to_each) const {
+  LB_CHECK(to_each.size() == static_cast<std::size_t>(size_), "ExchangeBytes needs one buffer per rank");
+  const auto ranks = static_cast<std::size_t>(size_);
+  std::vector<int> send_counts(ranks), send_offsets(ranks), receive_counts(ranks), receive_offsets(ranks);
+  std::vector<std::uint8_t> send;
+  for (std::size_t r = 0; r < ranks; ++r) {
+    LB_CHECK(send.size() + to_each[r].size() < static_cast<std::size_t>(std::numeric_limits<int>::max()),
+             "exchanging more than 2 GiB from one rank in one call");
+    send_offsets[r] = static_cast<int>(send.size());
+    send_counts[r] = static_cast<int>(to_each[r].size());
+    send.insert(send.end(), to_each[r].begin(), to_each[r].end());
+  }
+  MPI_Alltoall(send_counts.data(), 1, MPI_INT, receive_counts.data(), 1, MPI_INT, MPI_COMM_WORLD);
+  std::int64_t total = 0;
+  for (std::size_t r = 0; r < ranks; ++r) {
+    LB_CHECK(total + receive_counts[r] < std::numeric_limits<int>::max(),
+             "receiving more than 2 GiB on one rank in one call");
+    receive_offsets[r] = static_cast<int>(total);
+    total += receive_counts[r];
+  }
+  std::vector<std::uint8_t> received(static_cast<std::size_t>(total));
+  MPI_Alltoallv(send.data(), send_counts.data(), send_offsets.data(), MPI_BYTE, received.data(), receive_counts.data(),
+                receive_offsets.data(), MPI_BYTE, MPI_COMM_WORLD);
+  std::vector<std::vector<std::uint8_t>> out(ranks);
+  for (std::size_t r = 0; r < ranks; ++r) {
+    const auto begin = received.begin() + receive_offsets[r];
+    out[r].assign(begin, begin + receive_counts[r]);
+  }
+  return out;
+}
+
 int MpiWorld::LocalRank() const {
   MPI_Comm node;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);

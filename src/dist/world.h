@@ -53,6 +53,10 @@ class MpiWorld {
     if (!out.empty()) std::memcpy(out.data(), all.data(), out.size() * sizeof(T));
     return out;
   }
+  // Collective. Personalised all-to-all: to_each[r] goes to rank r (to_each.size() == size());
+  // returns what every rank sent this one, by source rank. Callers batch: one call moves less than
+  // 2 GiB into and out of each rank (MPI counts are int).
+  std::vector<std::vector<std::uint8_t>> ExchangeBytes(const std::vector<std::vector<std::uint8_t>>& to_each) const;
   // Collective. This rank's index among the ranks on the same node (for GPU assignment).
   int LocalRank() const;
   // Rank-local. Ends every rank of the job with `exit_code` (MPI_Abort); for a failure seen

@@ -14,6 +14,7 @@ const ImageRow& ProductCatalog::image(std::int64_t id) const {
 }
 
 const float* ProductCatalog::vector(std::int64_t id) const {
+  LB_CHECK(owner(id) == rank, "recs: the vector of an image another rank holds");
   return shards[static_cast<std::size_t>(ShardOfImageId(id))].embeddings.data() +
          static_cast<std::size_t>(RowOfImageId(id)) * static_cast<std::size_t>(dim);
 }
@@ -31,13 +32,26 @@ std::vector<std::size_t> ProductCatalog::garments_of(std::int64_t id) const {
 }
 
 const float* ProductCatalog::garment_vector(int shard, std::size_t garment) const {
+  LB_CHECK(shard % ranks == rank, "recs: a garment vector another rank holds");
   return shards[static_cast<std::size_t>(shard)].garment_embeddings.data() + garment * static_cast<std::size_t>(dim);
 }
 
-ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedRun& embed) {
+RemoteScores ProductCatalog::Scores(const MpiWorld* world) const {
+  LB_CHECK(world == nullptr ? ranks == 1 : world->size() == ranks && world->rank() == rank,
+           "recs: scores over another world than the catalog's");
+  return RemoteScores(
+      world, dim, [this](std::int64_t id) { return owner(id); }, [this](std::int64_t id) { return vector(id); });
+}
+
+ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedRun& embed, const MpiWorld* world) {
   ProductCatalog catalog;
+  if (world != nullptr) {
+    catalog.rank = world->rank();
+    catalog.ranks = world->size();
+  }
   for (int k = 0; k < embed.shard_count; ++k) {
-    catalog.shards.push_back(ReadVerifiedShard(embed, k));
+    catalog.shards.push_back(ReadVerifiedShard(
+        embed, k, k % catalog.ranks == catalog.rank ? ShardParts::kWithoutThumbs : ShardParts::kRowsOnly));
     const EmbedShard& shard = catalog.shards.back();
     if (k == 0) catalog.dim = shard.meta.embedding_dim;
     if (shard.meta.embedding_dim != catalog.dim)

@@ -1,5 +1,7 @@
 // The catalog as the recommendation stage and `lookbook query` see it: products with their
-// category, stock, slot and images, over every image's full-precision embedding.
+// category, stock, slot and images, and the full-precision embeddings of the shards this rank
+// owns (shard k belongs to rank k mod ranks; `query` runs alone and owns every shard). Scores
+// against other ranks' images are asked of them (Scores(), dist/remote_scores.h).
 //
 // A product's images split in two:
 //   shots          its ok images that are not outfit photos: the product's own pictures.
@@ -17,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dist/remote_scores.h"
+#include "dist/world.h"
 #include "store/embed_run.h"
 #include "store/embed_shard.h"
 
@@ -36,22 +40,31 @@ struct Product {
 
 struct ProductCatalog {
   int dim = 0;
+  int rank = 0, ranks = 1;
   std::vector<EmbedShard> shards;
   std::vector<Product> products;
   std::unordered_map<std::int64_t, int> product_of_image;  // every image id -> product index
   std::unordered_map<std::string, int> product_by_id;
 
   const ImageRow& image(std::int64_t id) const;
+  int owner(std::int64_t id) const { return ShardOfImageId(id) % ranks; }
+  bool owns(const Product& product) const { return product.shard % ranks == rank; }
+  // The vector of image `id`, which this rank must own (a programming error otherwise).
   const float* vector(std::int64_t id) const;
   // The garments the embed stage found in image `id` (rows of its shard's /garments).
   std::vector<std::size_t> garments_of(std::int64_t id) const;
   const float* garment_vector(int shard, std::size_t garment) const;
+  // Scores against this catalog's images, whichever rank holds them (collective Exchange());
+  // `world` null for a catalog loaded without one.
+  RemoteScores Scores(const MpiWorld* world) const;
 };
 
-// Every verified embed shard of the run with its ingest rows (category, stock, catalog row).
+// Every verified embed shard of the run with its ingest rows (category, stock, catalog row); the
+// embeddings of this rank's shards only (`world` null: one process, every shard).
 // Categories come from the catalog (category_source "catalog" where not empty); slots are
 // left empty (AssignSlots). Throws InputError as ReadVerifiedShard and ReadIngestRows do.
-ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedRun& embed);
+ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedRun& embed,
+                                  const MpiWorld* world = nullptr);
 
 // category -> slot from `spec`, "Category=slot,..." (a slot name or none); a category not in
 // the spec whose lower-case name is a slot name maps to that slot. Throws InputError for an

@@ -4,7 +4,9 @@
 // A request is a few query vectors (a product's shots, the garments of one slot in a photo, a
 // text) and the products it must not return. Its products are ranked by
 //   score(Q) = max over the request's query vectors q and Q's shots s in the filter of cos(q, s),
-// computed from the full-precision embeddings. The index is asked, per query vector, for
+// computed from the full-precision embeddings: a rank holds the vectors of its own shards only,
+// and the scores against other ranks' shots are asked of them (dist/remote_scores.h), bit for
+// bit what one rank holding every vector computes. The index is asked, per query vector, for
 // k * (most shots of one product in the filter) + (shots of the excluded products) neighbours:
 // among that many filtered images at least k products that are not excluded appear whenever
 // the filter holds k such products, so no request comes back short because of the exclusions.
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "dist/remote_scores.h"
 #include "index/vector_index.h"
 #include "recs/product_catalog.h"
 
@@ -37,9 +40,12 @@ struct ProductFilter {
 ProductFilter MakeProductFilter(const ProductCatalog& catalog, const ShardedIndex& index,
                                 const std::vector<int>& eligible);
 
-// Best first (ties: catalog order); at most k per request.
+// Best first (ties: catalog order); at most k per request. Collective over the world `scores`
+// was made for (one Exchange per call): every rank calls it the same number of times, with its
+// own requests (none is fine), whose query vectors it holds.
 std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog, const ShardedIndex& index,
                                                    const ProductFilter& filter,
-                                                   const std::vector<ProductRequest>& requests, int k, int nprobe);
+                                                   const std::vector<ProductRequest>& requests, int k, int nprobe,
+                                                   RemoteScores* scores);
 
 }  // namespace lookbook

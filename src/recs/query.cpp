@@ -59,7 +59,8 @@ struct QueryEngine::Impl {
   std::vector<QueryMatch> Matches(const ProductFilter& filter, const float* query) const {
     ProductRequest request;
     request.queries.push_back(query);
-    const auto lists = TopProducts(catalog, *index, filter, {request}, options.top_k, options.nprobe);
+    RemoteScores scores = catalog.Scores(nullptr);  // one process: every vector is here
+    const auto lists = TopProducts(catalog, *index, filter, {request}, options.top_k, options.nprobe, &scores);
     std::vector<QueryMatch> out;
     for (const auto& match : lists.front())
       out.push_back(QueryMatch{catalog.products[static_cast<std::size_t>(match.product)].id, match.score});

@@ -6,9 +6,11 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "catalog/csv.h"
 #include "catalog/sharding.h"
@@ -19,6 +21,7 @@
 #include "model/encoders.h"
 #include "recs/product_catalog.h"
 #include "recs/product_search.h"
+#include "stage/counts.h"
 #include "stage/stage.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
@@ -63,9 +66,28 @@ DedupFile ReadCurrentDedup(Stage& stage) {
   return ReadDedupFile(stage.VerifiedPath("dedup", "dedup.h5"));
 }
 
+// --category-names: "Category=words,..." as a map. Throws UsageError for an entry without '='
+// or with nothing on either side.
+std::map<std::string, std::string> ParseCategoryNames(const std::string& spec) {
+  std::map<std::string, std::string> out;
+  std::istringstream entries(spec);
+  for (std::string entry; std::getline(entries, entry, ',');) {
+    entry = TrimBlanks(entry);
+    if (entry.empty()) continue;
+    const auto equals = entry.find('=');
+    const std::string category = equals == std::string::npos ? "" : TrimBlanks(entry.substr(0, equals));
+    const std::string words = equals == std::string::npos ? "" : TrimBlanks(entry.substr(equals + 1));
+    if (category.empty() || words.empty()) throw UsageError("--category-names: '" + entry + "' is not Category=words");
+    out[category] = words;
+  }
+  return out;
+}
+
 // Zero-shot categories for the products whose catalog row has none. Returns how many got one.
+// Collective: each rank classifies the products of its own shards (their vectors are the ones
+// it holds), and every rank learns every answer.
 std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embed, ProductCatalog* catalog,
-                                std::int64_t* unreadable_count) {
+                                std::int64_t* unreadable_count, const MpiWorld& world) {
   std::vector<Product*> missing;
   for (Product& product : catalog->products) {
     if (product.category.empty() && !product.shots.empty()) missing.push_back(&product);
@@ -94,17 +116,24 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
   // A category whose every word the text tower does not know embeds like an empty prompt: all
   // such categories would be one vector, and products would be given whichever comes first.
   // They are not offered, and said.
+  const std::map<std::string, std::string> names = ParseCategoryNames(options.category_names);
+  auto words = [&](const std::string& label) {
+    const auto it = names.find(label);
+    return AsciiLower(it == names.end() ? label : it->second);
+  };
   std::vector<std::string> readable, unreadable;
   for (const auto& label : labels) {
-    const TextTokens tokens = text.Count(AsciiLower(label));
+    const TextTokens tokens = text.Count(words(label));
     (tokens.tokens > tokens.unknown ? readable : unreadable).push_back(label);
   }
   *unreadable_count = static_cast<std::int64_t>(unreadable.size());
   if (!unreadable.empty()) {
     std::string names;
     for (const auto& label : unreadable) names += (names.empty() ? "" : ", ") + label;
-    spdlog::warn("{} categor{} named only with words the text model does not know, not used for zero-shot: {}",
-                 unreadable.size(), unreadable.size() == 1 ? "y is" : "ies are", names);
+    spdlog::warn(
+        "{} categor{} named only with words the text model does not know, not used for zero-shot (describe them "
+        "with --category-names Category=words): {}",
+        unreadable.size(), unreadable.size() == 1 ? "y is" : "ies are", names);
   }
   labels = readable;
   if (labels.empty()) {
@@ -118,13 +147,16 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
   for (const auto& label : labels) {
     std::string prompt = options.category_prompt;
     const auto at = prompt.find("{}");
-    if (at != std::string::npos) prompt.replace(at, 2, AsciiLower(label));
+    if (at != std::string::npos) prompt.replace(at, 2, words(label));
     prompts.push_back(prompt);
   }
   const std::vector<float> label_vectors = text.Encode(prompts);
   const int d = catalog->dim;
   std::vector<float> mean(static_cast<std::size_t>(d));
-  for (Product* product : missing) {
+  std::vector<std::int64_t> chosen(missing.size(), 0);  // label + 1 for this rank's products, else 0
+  for (std::size_t m = 0; m < missing.size(); ++m) {
+    Product* product = missing[m];
+    if (!catalog->owns(*product)) continue;
     std::fill(mean.begin(), mean.end(), 0.0f);
     for (const std::int64_t shot : product->shots) {
       const float* v = catalog->vector(shot);
@@ -140,10 +172,90 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
         best = c;
       }
     }
-    product->category = labels[best];
-    product->category_source = "zero-shot";
+    chosen[m] = static_cast<std::int64_t>(best) + 1;
+  }
+  chosen = world.SumAll(chosen);
+  for (std::size_t m = 0; m < missing.size(); ++m) {
+    LB_CHECK(chosen[m] >= 1 && chosen[m] <= static_cast<std::int64_t>(labels.size()), "a product without its rank");
+    missing[m]->category = labels[static_cast<std::size_t>(chosen[m] - 1)];
+    missing[m]->category_source = "zero-shot";
   }
   return static_cast<std::int64_t>(missing.size());
+}
+
+// Collective. Slots for the categories that have none (`unmapped`: neither in --category-slots
+// nor named like a slot), from what the segmenter saw. Every product of such a category votes:
+// each of its shots where the segmenter ran, with the slot of the shot's largest garment; each of
+// its outfit photos, with the slot of the garment most like its shots (its own garment in the
+// look). A category takes the slot with more than half of its votes, when it has at least 3.
+// Each rank counts the votes of its own products (the vectors are its own); every rank learns
+// the sums. Returns category -> (slot, votes for it, votes); the products get their slot, and
+// `unmapped` loses the category.
+std::map<std::string, std::tuple<std::string, std::int64_t, std::int64_t>> InferSlots(
+    ProductCatalog* catalog, std::map<std::string, std::int64_t>* unmapped, const MpiWorld& world) {
+  std::map<std::string, std::tuple<std::string, std::int64_t, std::int64_t>> out;
+  if (unmapped->empty()) return out;
+  std::map<std::string, std::size_t> row;  // category -> its votes' row
+  for (const auto& [category, count] : *unmapped) row.emplace(category, row.size());
+  std::vector<std::int64_t> votes(row.size() * kSlotCount, 0);
+  auto vote = [&](std::size_t r, const std::string& slot) {
+    Slot code;
+    if (ParseSlot(slot, &code)) ++votes[r * kSlotCount + static_cast<std::size_t>(code)];
+  };
+  for (const Product& product : catalog->products) {
+    const auto it = row.find(product.category);
+    if (it == row.end() || !catalog->owns(product)) continue;
+    for (const std::int64_t shot : product.shots) {
+      const std::vector<std::size_t> garments = catalog->garments_of(shot);
+      const GarmentRow* largest = nullptr;
+      for (const std::size_t g : garments) {
+        const GarmentRow& garment = catalog->shards[static_cast<std::size_t>(product.shard)].garments[g];
+        if (largest == nullptr || garment.area > largest->area) largest = &garment;
+      }
+      if (largest != nullptr) vote(it->second, largest->slot);
+    }
+    for (const std::int64_t photo : product.outfit_photos) {
+      if (product.shots.empty()) continue;
+      float best = -2;
+      std::string slot;
+      for (const std::size_t g : catalog->garments_of(photo)) {
+        for (const std::int64_t shot : product.shots) {
+          const float score = Dot(catalog->garment_vector(product.shard, g), catalog->vector(shot), catalog->dim);
+          if (score > best) {
+            best = score;
+            slot = catalog->shards[static_cast<std::size_t>(product.shard)].garments[g].slot;
+          }
+        }
+      }
+      if (!slot.empty()) vote(it->second, slot);
+    }
+  }
+  votes = world.SumAll(votes);
+  for (const auto& [category, r] : row) {
+    std::int64_t total = 0, top = 0;
+    int best = 0;
+    for (int s = 0; s < kSlotCount; ++s) {
+      const std::int64_t n = votes[r * kSlotCount + static_cast<std::size_t>(s)];
+      total += n;
+      if (n > top) {
+        top = n;
+        best = s;
+      }
+    }
+    if (total < 3 || 2 * top <= total) continue;
+    out[category] = {SlotName(static_cast<Slot>(best)), top, total};
+  }
+  for (const auto& [category, inferred] : out) {
+    for (Product& product : catalog->products) {
+      if (product.category == category) product.slot = std::get<0>(inferred);
+    }
+    unmapped->erase(category);
+    if (world.is_root()) {
+      spdlog::info("category {}: slot {} inferred from the segmenter ({} of {} votes); --category-slots sets it",
+                   category, std::get<0>(inferred), std::get<1>(inferred), std::get<2>(inferred));
+    }
+  }
+  return out;
 }
 
 // For each product, the other products that share a near-duplicate cluster with it.
@@ -228,6 +340,10 @@ const OptionTable<RecsOptions>& RecsOptionTable() {
         },
         [](const O& o) { return Join(o.categories); });
     t.Text(
+        "category-names", "MAP", [](O& o) -> std::string& { return o.category_names; }, "", OptionEffect::kOutput,
+        "Category=words,... : the words zero-shot puts in the prompt for a category whose name the text model "
+        "cannot read (a code); the product still gets the category's name");
+    t.Text(
         "category-prompt", "TEXT", [](O& o) -> std::string& { return o.category_prompt; }, "a photo of a {}",
         OptionEffect::kOutput, "zero-shot prompt; {} is the category in lower case");
     t.Path(
@@ -251,6 +367,81 @@ const OptionTable<RecsOptions>& RecsOptionTable() {
   return table;
 }
 
+namespace {
+
+// Collective: the keys of `every` (the same on every rank: built from every product) and of
+// this rank's `mine`, with the keys of every other rank's `mine`, in order: what the ranks go
+// through in step.
+template <typename Every, typename Mine>
+std::vector<std::string> AllKeys(const Every& every, const Mine& mine, const MpiWorld& world) {
+  std::set<std::string> keys;
+  for (const auto& [key, unused] : every) keys.insert(key);
+  std::string text;
+  for (const auto& [key, unused] : mine) {
+    if (!keys.count(key)) text += key + '\n';
+  }
+  // Keys only some ranks have (a category no in-stock product has): every rank learns them.
+  const std::vector<std::uint8_t> all =
+      world.BroadcastBytesFromRoot(world.GatherBytesToRoot(std::vector<std::uint8_t>(text.begin(), text.end())));
+  std::string line;
+  for (const std::uint8_t c : all) {
+    if (c != '\n') {
+      line += static_cast<char>(c);
+    } else {
+      keys.insert(line);
+      line.clear();
+    }
+  }
+  return {keys.begin(), keys.end()};
+}
+
+// Collective: per key, the most batches of `batch` requests any rank has.
+template <typename Mine>
+std::vector<std::int64_t> BatchesPerKey(const std::vector<std::string>& keys, const Mine& mine, int batch,
+                                        const MpiWorld& world) {
+  std::vector<std::int64_t> counts(keys.size() * static_cast<std::size_t>(world.size()), 0);
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    const auto it = mine.find(keys[k]);
+    const std::int64_t n = it == mine.end() ? 0 : static_cast<std::int64_t>(it->second.size());
+    counts[static_cast<std::size_t>(world.rank()) * keys.size() + k] = (n + batch - 1) / batch;
+  }
+  counts = world.SumAll(counts);
+  std::vector<std::int64_t> out(keys.size(), 0);
+  for (std::size_t r = 0; r < static_cast<std::size_t>(world.size()); ++r) {
+    for (std::size_t k = 0; k < keys.size(); ++k) out[k] = std::max(out[k], counts[r * keys.size() + k]);
+  }
+  return out;
+}
+
+// Each rank's counts, summed over ranks (stage/counts.h).
+struct RecsCounts {
+  std::int64_t substitute_queries = 0, substitute_lists_short = 0, substitutes_near_duplicates_dropped = 0,
+               products_without_category = 0, products_without_image = 0, outfit_photos = 0, stopped = 0;
+  template <typename F>
+  void ForEach(F&& f) {
+    f("substitute_queries", substitute_queries);
+    f("substitute_lists_short", substitute_lists_short);
+    f("substitutes_near_duplicates_dropped", substitutes_near_duplicates_dropped);
+    f("products_without_category", products_without_category);
+    f("products_without_image", products_without_image);
+    f("outfit_photos", outfit_photos);
+    f("stopped", stopped);
+  }
+};
+
+// What rank 0 published.
+struct RecsPublished {
+  std::int64_t substitute_rows = 0, products_with_substitutes = 0, outfit_rows = 0;
+  template <typename F>
+  void ForEach(F&& f) {
+    f("substitute_rows", substitute_rows);
+    f("products_with_substitutes", products_with_substitutes);
+    f("outfit_rows", outfit_rows);
+  }
+};
+
+}  // namespace
+
 StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const auto start = Clock::now();
   StageReport report;
@@ -258,6 +449,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   report.throughput_unit = "products";
   report.facts["run"] = options.run.string();
   LB_CHECK(options.top_k >= 1 && options.outfit_top_k >= 1, "top-k of at least 1");
+  ParseCategoryNames(options.category_names);  // a malformed map is a usage error before any work
   Stage stage(&world, options.run, "recs", options.code_version);
   const EmbedRun embed = ReadEmbedRun(options.run);
   // The inputs and the key: every embed shard, index file, ingest shard (category, stock,
@@ -288,15 +480,15 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
     return report;
   }
 
-  // Every rank holds the whole catalog (candidates come from every shard) and the index.
+  // Every rank holds every product and image row, the vectors of its own shards, and the index.
   const auto load_start = Clock::now();
   const DedupFile dedup = ReadCurrentDedup(stage);
-  ProductCatalog catalog = LoadProductCatalog(options.run, embed);
+  ProductCatalog catalog = LoadProductCatalog(options.run, embed, &world);
   const ShardedIndex index = ReadRunIndex(options.run, embed);
   std::int64_t categories_unreadable = 0;
-  const std::int64_t zero_shot = ZeroShotCategories(options, embed, &catalog, &categories_unreadable);
-  const std::map<std::string, std::int64_t> unmapped =
-      AssignSlots(ParseCategorySlots(options.category_slots), &catalog);
+  const std::int64_t zero_shot = ZeroShotCategories(options, embed, &catalog, &categories_unreadable, world);
+  std::map<std::string, std::int64_t> unmapped = AssignSlots(ParseCategorySlots(options.category_slots), &catalog);
+  const auto inferred_slots = InferSlots(&catalog, &unmapped, world);
   std::int64_t products_without_slot = 0;
   for (const auto& [category, count] : unmapped) products_without_slot += count;
   if (world.is_root() && !unmapped.empty()) {
@@ -316,7 +508,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const std::vector<std::vector<int>> mates = ClusterMates(catalog, dedup);
   const double load_seconds = world.MaxAll(Seconds(load_start));
 
-  auto mine = [&](const Product& product) { return product.shard % world.size() == world.rank(); };
+  auto mine = [&](const Product& product) { return catalog.owns(product); };
   const int n_products = static_cast<int>(catalog.products.size());
   std::vector<SubstituteRow> substitutes;  // this rank's rows
   std::vector<OutfitHit> outfits;
@@ -336,10 +528,18 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
     else
       askers[product.category].push_back(p);
   }
-  for (const auto& [category, products] : askers) {
-    const ProductFilter filter = MakeProductFilter(catalog, index, stocked[category]);
-    for (std::size_t begin = 0; begin < products.size(); begin += static_cast<std::size_t>(options.batch)) {
-      if (StopRequested()) break;
+  // The ranks go through every category's batches in step (a rank whose askers are done asks
+  // nothing): the scores against other ranks' shots are answered in each batch's exchange.
+  RemoteScores scores = catalog.Scores(&world);
+  const std::vector<std::string> categories = AllKeys(stocked, askers, world);
+  const std::vector<std::int64_t> category_batches = BatchesPerKey(categories, askers, options.batch, world);
+  for (std::size_t c = 0; c < categories.size(); ++c) {
+    const std::vector<int>& products = askers[categories[c]];
+    const ProductFilter filter = MakeProductFilter(catalog, index, stocked[categories[c]]);
+    for (std::int64_t b = 0; b < category_batches[c]; ++b) {
+      if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) break;
+      const std::size_t begin =
+          std::min(products.size(), static_cast<std::size_t>(b) * static_cast<std::size_t>(options.batch));
       const std::size_t end = std::min(products.size(), begin + static_cast<std::size_t>(options.batch));
       std::vector<ProductRequest> requests;
       for (std::size_t i = begin; i < end; ++i) {
@@ -352,7 +552,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
         requests.push_back(std::move(request));
       }
       // Twice the list, so that it stays full after dropping near-duplicates of earlier items.
-      const auto ranked = TopProducts(catalog, index, filter, requests, 2 * options.top_k, options.nprobe);
+      const auto ranked = TopProducts(catalog, index, filter, requests, 2 * options.top_k, options.nprobe, &scores);
       for (std::size_t i = begin; i < end; ++i) {
         // A list never holds two members of one near-duplicate cluster: the same photo relisted
         // twice is one choice for the shopper, not two.
@@ -424,16 +624,22 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
       for (auto& [slot, request] : by_slot) looks[slot].push_back(std::move(request));
     }
   }
-  for (const auto& [slot, requests] : looks) {
+  const std::vector<std::string> slots = AllKeys(slot_stocked, looks, world);
+  const std::vector<std::int64_t> slot_batches = BatchesPerKey(slots, looks, options.batch, world);
+  for (std::size_t c = 0; c < slots.size(); ++c) {
+    const std::string& slot = slots[c];
+    const auto& requests = looks[slot];
     Slot code;
     LB_CHECK(ParseSlot(slot, &code), "garment slots are slot names");
     const ProductFilter filter = MakeProductFilter(catalog, index, slot_stocked[slot]);
-    for (std::size_t begin = 0; begin < requests.size(); begin += static_cast<std::size_t>(options.batch)) {
-      if (StopRequested()) break;
+    for (std::int64_t b = 0; b < slot_batches[c]; ++b) {
+      if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) break;
+      const std::size_t begin =
+          std::min(requests.size(), static_cast<std::size_t>(b) * static_cast<std::size_t>(options.batch));
       const std::size_t end = std::min(requests.size(), begin + static_cast<std::size_t>(options.batch));
       std::vector<ProductRequest> batch;
       for (std::size_t i = begin; i < end; ++i) batch.push_back(requests[i].second);
-      const auto lists = TopProducts(catalog, index, filter, batch, options.outfit_top_k, options.nprobe);
+      const auto lists = TopProducts(catalog, index, filter, batch, options.outfit_top_k, options.nprobe, &scores);
       for (std::size_t i = begin; i < end; ++i) {
         const LookRequest& look = requests[i].first;
         const auto& list = lists[i - begin];
@@ -446,9 +652,16 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   }
   const double outfits_seconds = world.MaxAll(Seconds(outfits_start));
 
-  const std::vector<std::int64_t> totals = world.SumAll(
-      {queried, short_lists, no_category, no_image, photos, StopRequested() ? 1 : 0, near_duplicates_dropped});
-  if (totals[5] > 0) {
+  RecsCounts counted;
+  counted.substitute_queries = queried;
+  counted.substitute_lists_short = short_lists;
+  counted.products_without_category = no_category;
+  counted.products_without_image = no_image;
+  counted.outfit_photos = photos;
+  counted.substitutes_near_duplicates_dropped = near_duplicates_dropped;
+  counted.stopped = StopRequested() ? 1 : 0;
+  const RecsCounts totals = SumCounts(&world, counted);
+  if (totals.stopped > 0) {
     if (world.is_root()) spdlog::warn("stop requested: nothing of the recs stage is published; rerun lookbook recs");
     report.status = "stopped";
     report.seconds = Seconds(start);
@@ -458,7 +671,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
   const std::vector<OutfitHit> all_outfits = world.GatherToRoot(outfits);
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
 
-  std::vector<std::int64_t> published(3, 0);  // substitute rows, outfit rows, products with substitutes
+  RecsPublished published;
   StageManifest manifest;
   const std::filesystem::path& stage_dir = stage.Staging();
   if (world.is_root()) {
@@ -504,50 +717,48 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
     PublishFile(stage_dir / "outfits.csv", outfits_csv);
     WriteRecsFile(stage_dir / "recs.h5", out);
 
-    published = {static_cast<std::int64_t>(out.substitutes.size()), static_cast<std::int64_t>(out.outfits.size()),
-                 static_cast<std::int64_t>(with_substitutes.size())};
+    published.substitute_rows = static_cast<std::int64_t>(out.substitutes.size());
+    published.outfit_rows = static_cast<std::int64_t>(out.outfits.size());
+    published.products_with_substitutes = static_cast<std::int64_t>(with_substitutes.size());
     manifest.options = option_map;
     manifest.options_hash = options_hash;
-    stage.AddOutput("substitutes.csv", published[0]);
-    stage.AddOutput("outfits.csv", published[1]);
+    stage.AddOutput("substitutes.csv", published.substitute_rows);
+    stage.AddOutput("outfits.csv", published.outfit_rows);
     stage.AddOutput("recs.h5", static_cast<std::int64_t>(out.products.size()));
-    manifest.counts = {{"products", n_products},
-                       {"substitute_rows", published[0]},
-                       {"products_with_substitutes", published[2]},
-                       {"substitute_lists_short", totals[1]},
-                       {"substitutes_near_duplicates_dropped", totals[6]},
-                       {"categories_without_slot", static_cast<std::int64_t>(unmapped.size())},
-                       {"products_without_slot", products_without_slot},
-                       {"products_without_category", totals[2]},
-                       {"products_without_image", totals[3]},
-                       {"categories_zero_shot", zero_shot},
-                       {"categories_unreadable", categories_unreadable},
-                       {"outfit_photos", totals[4]},
-                       {"outfit_rows", published[1]}};
-    report.steps.push_back(StepTiming{"publish (rank 0)", Seconds(write_start), published[0] + published[1]});
+    // The manifest counts (the summary has these and substitute_queries).
+    manifest.counts["products"] = n_products;
+    RecsPublished(published).ForEach([&](const char* name, std::int64_t& value) { manifest.counts[name] = value; });
+    RecsCounts(totals).ForEach([&](const char* name, std::int64_t& value) {
+      if (std::strcmp(name, "substitute_queries") != 0 && std::strcmp(name, "stopped") != 0)
+        manifest.counts[name] = value;
+    });
+    manifest.counts["categories_without_slot"] = static_cast<std::int64_t>(unmapped.size());
+    manifest.counts["categories_slot_inferred"] = static_cast<std::int64_t>(inferred_slots.size());
+    manifest.counts["products_without_slot"] = products_without_slot;
+    manifest.counts["categories_zero_shot"] = zero_shot;
+    manifest.counts["categories_unreadable"] = categories_unreadable;
+    report.steps.push_back(
+        StepTiming{"publish (rank 0)", Seconds(write_start), published.substitute_rows + published.outfit_rows});
   }
   stage.Publish(manifest);
-  published = world.BroadcastFromRoot(published);
+  published = BroadcastCounts(&world, published);
 
   report.counts["products"] = n_products;
-  report.counts["substitute_queries"] = totals[0];
-  report.counts["substitute_rows"] = published[0];
-  report.counts["products_with_substitutes"] = published[2];
-  report.counts["substitute_lists_short"] = totals[1];
-  report.counts["substitutes_near_duplicates_dropped"] = totals[6];
+  ReportCounts(totals, &report);
+  report.counts.erase("stopped");
+  ReportCounts(published, &report);
   report.counts["categories_without_slot"] = static_cast<std::int64_t>(unmapped.size());
+  report.counts["categories_slot_inferred"] = static_cast<std::int64_t>(inferred_slots.size());
   report.counts["products_without_slot"] = products_without_slot;
-  report.counts["products_without_category"] = totals[2];
-  report.counts["products_without_image"] = totals[3];
   report.counts["categories_zero_shot"] = zero_shot;
   report.counts["categories_unreadable"] = categories_unreadable;
-  report.counts["outfit_photos"] = totals[4];
-  report.counts["outfit_rows"] = published[1];
   report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
   report.facts["ranks"] = std::to_string(world.size());
   report.facts["blas_core"] = BlasCoreName();
-  report.steps.insert(report.steps.begin(), StepTiming{"outfits (slowest rank)", outfits_seconds, totals[4]});
-  report.steps.insert(report.steps.begin(), StepTiming{"substitutes (slowest rank)", substitutes_seconds, totals[0]});
+  report.steps.insert(report.steps.begin(),
+                      StepTiming{"outfits (slowest rank)", outfits_seconds, totals.outfit_photos});
+  report.steps.insert(report.steps.begin(),
+                      StepTiming{"substitutes (slowest rank)", substitutes_seconds, totals.substitute_queries});
   report.steps.insert(report.steps.begin(),
                       StepTiming{"load catalog + index (slowest rank)", load_seconds, n_products});
   report.seconds = Seconds(start);

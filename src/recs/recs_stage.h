@@ -6,7 +6,9 @@
 // (recs/product_search.h). The stock and category filter acts inside the index search.
 // Category: the catalog's; where it is empty, zero-shot: the product's mean shot embedding
 // against the CLIP text encoder's embedding of `category_prompt` for every candidate
-// category (`categories`, else every category the catalog names), the best one wins.
+// category (`categories`, else every category the catalog names), the best one wins. A category
+// named by a code the text tower cannot read ("C-104") is described in words by
+// `category_names` ("C-104=denim jacket"): the prompt uses the words, the product gets the code.
 //
 // Outfits ("complete the look"): for every outfit photo of a product (product_catalog.h), every
 // slot the embed stage found in it other than the product's own slot is matched against the
@@ -38,6 +40,7 @@ struct RecsOptions {
   std::string category_slots;                       // "Category=slot,..." (product_catalog.h ParseCategorySlots)
   std::vector<std::string> categories;              // zero-shot candidates; empty: the catalog's categories
   std::string category_prompt = "a photo of a {}";  // {} is the category, lower case
+  std::string category_names;                       // "Category=words,...": what the prompt says for it
   std::filesystem::path model;                      // CLIP bundle for zero-shot (sha256: the embed stage's)
   std::filesystem::path models_root;                // where to find it by sha256 when not given
   int nprobe = 16;

@@ -33,6 +33,16 @@ T SumCounts(const MpiWorld* world, T counts) {
   return counts;
 }
 
+// Collective (no-op without a world): rank 0's struct on every rank (counts one rank computed).
+template <typename T>
+T BroadcastCounts(const MpiWorld* world, T counts) {
+  if (world == nullptr || world->size() == 1) return counts;
+  const std::vector<std::int64_t> values = world->BroadcastFromRoot(PackCounts(counts));
+  std::size_t i = 0;
+  counts.ForEach([&](const char*, std::int64_t& value) { value = values[i++]; });
+  return counts;
+}
+
 // Every field into report->counts under its name (zeros included unless skip_zero).
 template <typename T>
 void ReportCounts(T counts, StageReport* report, bool skip_zero = false) {

@@ -191,9 +191,10 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   Handle images = Check(Handle(H5Gopen2(file.get(), "images", H5P_DEFAULT), H5Gclose), "open /images in", path);
   const auto key = ReadStrings(images.get(), "key", path);
   const auto product = ReadStrings(images.get(), "product_id", path);
-  const auto reference = ReadStrings(images.get(), "path", path);
-  const auto file_name = ReadStrings(images.get(), "file", path);
-  const auto reason = ReadStrings(images.get(), "reason", path);
+  const bool names = parts != ShardParts::kRowsOnly;
+  const auto reference = names ? ReadStrings(images.get(), "path", path) : std::vector<std::string>{};
+  const auto file_name = names ? ReadStrings(images.get(), "file", path) : std::vector<std::string>{};
+  const auto reason = names ? ReadStrings(images.get(), "reason", path) : std::vector<std::string>{};
   const auto status = ReadNumbers<std::int8_t>(images.get(), "status", H5T_NATIVE_INT8, 1, path);
   const auto phash = ReadNumbers<std::uint8_t>(images.get(), "phash", H5T_NATIVE_UINT8, 8, path);
   const auto checksum = ReadNumbers<std::uint64_t>(images.get(), "checksum", H5T_NATIVE_UINT64, 1, path);
@@ -205,13 +206,16 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   if (parts == ShardParts::kAll) {
     shard.align_thumbs = ReadNumbers<std::uint8_t>(images.get(), "align_thumb", H5T_NATIVE_UINT8, kThumb, path);
   }
-  shard.embeddings = ReadNumbers<float>(images.get(), "embedding", H5T_NATIVE_FLOAT,
-                                        static_cast<std::size_t>(shard.meta.embedding_dim), path);
+  if (parts != ShardParts::kRowsOnly) {
+    shard.embeddings = ReadNumbers<float>(images.get(), "embedding", H5T_NATIVE_FLOAT,
+                                          static_cast<std::size_t>(shard.meta.embedding_dim), path);
+  }
   const std::size_t n = key.size();
-  if (product.size() != n || reference.size() != n || status.size() != n || checksum.size() != n ||
-      content_box.size() != 4 * n || colour.size() != 6 * n ||
+  if (product.size() != n || (names && (reference.size() != n || file_name.size() != n || reason.size() != n)) ||
+      status.size() != n || checksum.size() != n || content_box.size() != 4 * n || colour.size() != 6 * n ||
       (parts == ShardParts::kAll && shard.align_thumbs.size() != n * kThumb) ||
-      shard.embeddings.size() != n * static_cast<std::size_t>(shard.meta.embedding_dim)) {
+      (parts != ShardParts::kRowsOnly &&
+       shard.embeddings.size() != n * static_cast<std::size_t>(shard.meta.embedding_dim))) {
     throw InputError(path.string() + ": /images datasets differ in length");
   }
   shard.images.resize(n);
@@ -219,9 +223,11 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
     ImageRow& row = shard.images[i];
     row.key = key[i];
     row.product_id = product[i];
-    row.path = reference[i];
-    row.file = file_name[i];
-    row.reason = reason[i];
+    if (names) {
+      row.path = reference[i];
+      row.file = file_name[i];
+      row.reason = reason[i];
+    }
     row.status = status[i];
     std::copy(phash.begin() + static_cast<long>(i * 8), phash.begin() + static_cast<long>(i * 8 + 8),
               row.phash.begin());
@@ -233,6 +239,7 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
     std::copy(colour.begin() + static_cast<long>(6 * i), colour.begin() + static_cast<long>(6 * i + 6),
               row.colour.begin());
   }
+  if (parts == ShardParts::kImages) return shard;
 
   Handle garments = Check(Handle(H5Gopen2(file.get(), "garments", H5P_DEFAULT), H5Gclose), "open /garments in", path);
   const auto image_index = ReadNumbers<std::int64_t>(garments.get(), "image_index", H5T_NATIVE_INT64, 1, path);
@@ -240,11 +247,14 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   const auto box = ReadNumbers<std::int32_t>(garments.get(), "box", H5T_NATIVE_INT32, 4, path);
   const auto area = ReadNumbers<std::int64_t>(garments.get(), "area", H5T_NATIVE_INT64, 1, path);
   const auto score = ReadNumbers<float>(garments.get(), "score", H5T_NATIVE_FLOAT, 1, path);
-  shard.garment_embeddings = ReadNumbers<float>(garments.get(), "embedding", H5T_NATIVE_FLOAT,
-                                                static_cast<std::size_t>(shard.meta.embedding_dim), path);
+  if (parts != ShardParts::kRowsOnly) {
+    shard.garment_embeddings = ReadNumbers<float>(garments.get(), "embedding", H5T_NATIVE_FLOAT,
+                                                  static_cast<std::size_t>(shard.meta.embedding_dim), path);
+  }
   const std::size_t g = image_index.size();
   if (slot.size() != g || box.size() != 4 * g || area.size() != g || score.size() != g ||
-      shard.garment_embeddings.size() != g * static_cast<std::size_t>(shard.meta.embedding_dim)) {
+      (parts != ShardParts::kRowsOnly &&
+       shard.garment_embeddings.size() != g * static_cast<std::size_t>(shard.meta.embedding_dim))) {
     throw InputError(path.string() + ": /garments datasets differ in length");
   }
   shard.garments.resize(g);
@@ -255,6 +265,7 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
     shard.garments[i] = GarmentRow{
         image_index[i], slot[i], {box[4 * i], box[4 * i + 1], box[4 * i + 2], box[4 * i + 3]}, area[i], score[i]};
   }
+  if (parts == ShardParts::kRowsOnly) return shard;
   Handle masks = Check(Handle(H5Gopen2(file.get(), "masks", H5P_DEFAULT), H5Gclose), "open /masks in", path);
   shard.mask_image_index = ReadNumbers<std::int64_t>(masks.get(), "image_index", H5T_NATIVE_INT64, 1, path);
   {
