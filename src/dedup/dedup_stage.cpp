@@ -51,9 +51,15 @@ struct Catalog {
   const ImageRow& row(std::int64_t id) const { return shard(id).images[static_cast<std::size_t>(RowOfImageId(id))]; }
   int owner(std::int64_t id) const { return ShardOfImageId(id) % ranks; }
   const float* vector(std::int64_t id) const {
-    LB_CHECK(owner(id) == rank, "dedup: the vector of an image another rank holds");
+    LB_CHECK(owner(id) == rank && !dropped, "dedup: the vector of an image another rank holds, or after the search");
     return shard(id).embeddings.data() + static_cast<std::size_t>(RowOfImageId(id)) * static_cast<std::size_t>(dim);
   }
+  // Frees this rank's vectors (after the last search); vector() must not be called after.
+  void DropVectors() {
+    for (EmbedShard& shard : shards) std::vector<float>().swap(shard.embeddings);
+    dropped = true;
+  }
+  bool dropped = false;
   RemoteScores Scores(const MpiWorld& world) const {
     return RemoteScores(
         &world, dim, [this](std::int64_t id) { return owner(id); }, [this](std::int64_t id) { return vector(id); });
@@ -231,6 +237,7 @@ struct DedupRun {
   std::string decisions_checksum;
   DedupCounts counts;
   std::map<std::string, std::int64_t> verified_by;  // rank 0: candidates by how verification ended
+  std::map<std::pair<std::int64_t, std::int64_t>, float> decided_cosine;  // rank 0: reviewer-decided pairs
   double load_seconds = 0, search_seconds = 0, verify_seconds = 0;
   Clock::time_point start = Clock::now();
 
@@ -850,14 +857,13 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
   PublishedCounts published;
   StageManifest manifest;
   const std::filesystem::path& staging = run.stage.Staging();
-  const PairCosines decided_cosine = ScoreDecidedPairs(run);
   if (run.world.is_root()) {
     const auto write_start = Clock::now();
     DedupFile out;
     out.rule = options.rule;
     out.candidate_floor = options.candidate_floor;
     out.keep = KeepPolicyName(options.keep);
-    DecidedPairs decided = ApplyDecisions(run, decided_cosine);
+    DecidedPairs decided = ApplyDecisions(run, run.decided_cosine);
     out.pairs = std::move(decided.pairs);
     out.pair_decided_by = std::move(decided.decided_by);
     for (const auto& pair : out.pairs) {
@@ -1051,6 +1057,10 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   PlanSearch(run);
   FindCandidates(run);
   if (run.Stopped()) return run.report;
+  // The last use of the full vectors: then every rank lets go of them, so that the gather, the
+  // verification and the publication (rank 0's lists and tables) do not add to their memory.
+  run.decided_cosine = ScoreDecidedPairs(run);
+  run.catalog.DropVectors();
   GatherCandidates(run);
   if (options.rule.verify) {
     VerifyPairs(run);

@@ -210,11 +210,8 @@ std::optional<ShardResult> FindResult(const std::filesystem::path& run, const st
   auto verified = [&](const std::filesystem::path& folder, const ManifestEntry& entry) -> std::optional<ShardResult> {
     if (entry.key != key) return std::nullopt;
     std::string why;
-    const auto path = InsideRun(folder, entry.path, &why);
+    const auto path = VerifyEntry(folder, entry, &why);
     if (!path) return std::nullopt;
-    std::error_code error;
-    if (std::filesystem::file_size(*path, error) != entry.size || error) return std::nullopt;
-    if (ChecksumFile(*path).checksum != entry.checksum) return std::nullopt;
     ShardResult result;
     result.shard = shard;
     result.key = key;

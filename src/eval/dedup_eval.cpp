@@ -9,6 +9,7 @@
 
 #include "catalog/csv.h"
 #include "eval/metrics.h"
+#include "stage/run_status.h"
 #include "stage/stage.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
@@ -80,8 +81,7 @@ DedupEvaluation EvaluateDedup(const DedupEvalOptions& options) {
   if (!damaged.empty()) throw InputError(stage_dir.string() + ": " + damaged);
   // The pairs' image ids must point into the embed stage as it is now.
   if (const std::string stale = StaleInputs(options.run, "dedup"); !stale.empty()) {
-    throw InputError("the dedup stage of " + options.run.string() + " is older than " + stale +
-                     ": rerun lookbook dedup");
+    throw InputError("the dedup stage of " + options.run.string() + " is stale (" + stale + "): rerun lookbook dedup");
   }
   const DedupFile dedup = ReadDedupFile(stage_dir / "dedup.h5");
   const RunImages images = ImagesByPath(options.run);

@@ -7,6 +7,7 @@
 
 #include "catalog/csv.h"
 #include "eval/metrics.h"
+#include "stage/run_status.h"
 #include "stage/stage.h"
 #include "store/embed_run.h"
 #include "store/recs_file.h"
@@ -25,7 +26,7 @@ std::map<std::string, double> EvaluateRecs(const RecsEvalOptions& options) {
   if (!damaged.empty()) throw InputError(stage_dir.string() + ": " + damaged);
   const EmbedRun embed = ReadEmbedRun(options.run);
   if (const std::string stale = StaleInputs(options.run, "recs"); !stale.empty()) {
-    throw InputError("the recs stage of " + options.run.string() + " is older than " + stale + ": rerun lookbook recs");
+    throw InputError("the recs stage of " + options.run.string() + " is stale (" + stale + "): rerun lookbook recs");
   }
   const RecsFile recs = ReadRecsFile(stage_dir / "recs.h5");
   std::unordered_map<std::string, std::int64_t> product_index;

@@ -11,6 +11,7 @@
 
 #include "catalog/sharding.h"
 #include "index/vector_index.h"
+#include "stage/run_status.h"
 #include "stage/stage.h"
 #include "store/embed_run.h"
 #include "util/blas.h"
@@ -109,7 +110,7 @@ std::vector<std::uint8_t> ReusableQuantizer(const IndexOptions& options, const E
     } catch (const InputError&) {
       return {};
     }
-    if (bytes.size() != output.size || FormatChecksum(Xxh3(bytes)) != output.checksum) return {};
+    if (!MatchesEntry(bytes, output)) return {};
     *note = "reused from " + options.previous_run.filename().string() + " (" + output.checksum + ")";
     return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
   }
@@ -346,14 +347,11 @@ ShardedIndex ReadRunIndex(const std::filesystem::path& run, const EmbedRun& embe
   }
   const std::string damaged = VerifyOutputs(run / "index", *manifest);
   if (!damaged.empty()) throw InputError((run / "index").string() + ": " + damaged + ": rerun lookbook index --force");
+  // Older than the embeddings (StaleInputs, the one staleness rule), or made over another shard count.
+  if (const std::string stale = StaleInputs(run, "index"); !stale.empty())
+    throw InputError("the index is older than the embeddings (" + stale + "): rerun lookbook index");
   if (manifest->inputs.size() != embed.shards.size())
     throw InputError("the index is older than the embeddings: rerun lookbook index");
-  for (std::size_t k = 0; k < embed.shards.size(); ++k) {
-    if (manifest->inputs[k].path != "embed/" + embed.shards[k].path ||
-        manifest->inputs[k].checksum != embed.shards[k].checksum) {
-      throw InputError("the index is older than embed shard " + std::to_string(k) + ": rerun lookbook index");
-    }
-  }
   std::vector<VectorIndex> shards;
   for (const auto& output : manifest->outputs) {
     if (output.path != "trained.faiss") shards.push_back(VectorIndex::ReadFile(run / "index" / output.path));

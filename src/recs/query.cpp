@@ -14,6 +14,7 @@
 #include "model/segmenter.h"
 #include "recs/product_catalog.h"
 #include "recs/product_search.h"
+#include "stage/run_status.h"
 #include "stage/stage.h"
 #include "store/embed_run.h"
 #include "store/recs_file.h"
@@ -88,7 +89,7 @@ QueryEngine QueryEngine::Load(const QueryOptions& options) {
   if (!damaged.empty())
     throw InputError((options.run / "recs").string() + ": " + damaged + ": rerun lookbook recs --force");
   if (const std::string stale = StaleInputs(options.run, "recs"); !stale.empty()) {
-    throw InputError("the recs stage is older than " + stale + ": rerun lookbook recs");
+    throw InputError("the recs stage is stale (" + stale + "): rerun lookbook recs");
   }
   const RecsFile recs = ReadRecsFile(options.run / "recs" / "recs.h5");
 

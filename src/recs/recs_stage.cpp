@@ -22,6 +22,7 @@
 #include "recs/product_catalog.h"
 #include "recs/product_search.h"
 #include "stage/counts.h"
+#include "stage/run_status.h"
 #include "stage/stage.h"
 #include "store/dedup_file.h"
 #include "store/embed_run.h"
@@ -60,8 +61,9 @@ std::map<std::string, std::string> Options(const RecsOptions& options, const std
 
 // The dedup stage as published, verified, and made from this embed and index stage.
 DedupFile ReadCurrentDedup(Stage& stage) {
-  if (const std::string stale = stage.StaleInput("dedup"); !stale.empty()) {
-    throw InputError("the dedup stage is older than " + stale + ": rerun lookbook dedup");
+  stage.Upstream("dedup");
+  if (const std::string stale = StaleInputs(stage.run(), "dedup"); !stale.empty()) {
+    throw InputError("the dedup stage is stale (" + stale + "): rerun lookbook dedup");
   }
   return ReadDedupFile(stage.VerifiedPath("dedup", "dedup.h5"));
 }

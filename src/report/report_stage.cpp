@@ -57,14 +57,15 @@ std::string SlotColour(const std::string& slot) {
 }
 
 // An optional stage (dedup, recs) is shown only when it is valid as the skeleton judges it: its
-// manifest reads, it is not older than its inputs (Stage::StaleInput: e.g. embed was rerun
+// manifest reads, it is not older than its inputs (StaleInputs: e.g. embed was rerun
 // since), and its outputs verify. Otherwise the report leaves it out and says why.
 bool StageShown(Stage& stage, const std::string& name) {
   if (!stage.HasUpstream(name)) return false;
   std::string why;
   try {
-    const std::string stale = stage.StaleInput(name);
-    why = stale.empty() ? VerifyOutputs(stage.run() / name, stage.Upstream(name)) : "older than " + stale;
+    stage.Upstream(name);
+    const std::string stale = StaleInputs(stage.run(), name);
+    why = stale.empty() ? VerifyOutputs(stage.run() / name, stage.Upstream(name)) : "stale: " + stale;
   } catch (const InputError& error) {
     why = error.what();
   }
@@ -333,7 +334,7 @@ class ReportBuilder {
     if (!path) return std::nullopt;
     try {
       std::string bytes = ReadFileBytes(*path);
-      if (bytes.size() != found->second.size || FormatChecksum(Xxh3(bytes)) != found->second.checksum) {
+      if (!MatchesEntry(bytes, found->second)) {
         return std::nullopt;
       }
       return bytes;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
@@ -13,28 +14,6 @@
 
 namespace lookbook {
 namespace {
-
-// Empty when every input still is what the manifest recorded; otherwise the first that changed.
-// Inputs are files inside the run; "rows:" inputs are ingest shards identified by their rows.
-std::string ChangedInput(const std::filesystem::path& run, const StageManifest& manifest) {
-  for (const auto& input : manifest.inputs) {
-    std::string why;
-    const auto path = InsideRun(run, input.path, &why);
-    if (!path) return why;
-    std::error_code error;
-    if (!std::filesystem::is_regular_file(*path, error)) return input.path + " is gone";
-    try {
-      if (input.checksum.rfind("rows:", 0) == 0) {
-        if (IngestRowsChecksum(ReadFileBytes(*path)) != input.checksum) return input.path + " lists other images";
-      } else if (ChecksumFile(*path).checksum != input.checksum) {
-        return input.path + " changed";
-      }
-    } catch (const std::exception& read_error) {
-      return input.path + ": " + read_error.what();
-    }
-  }
-  return {};
-}
 
 std::string Counts(const StageManifest& manifest) {
   std::string out;
@@ -62,6 +41,48 @@ std::map<int, StageManifest> WaitingShards(const std::filesystem::path& run) {
 
 }  // namespace
 
+std::string StaleInputs(const std::filesystem::path& run, const std::string& stage) {
+  std::string read_why;
+  const auto manifest = ReadManifest(run / stage, &read_why);
+  if (!manifest) throw InputError("run " + run.string() + " has no " + stage + " stage (" + read_why + ")");
+  for (const auto& input : manifest->inputs) {
+    std::string why;
+    const auto path = InsideRun(run, input.path, &why);
+    if (!path) return why;
+    const auto slash = input.path.find('/');
+    const std::string upstream = input.path.substr(0, slash), file = input.path.substr(slash + 1);
+    // A stage output: what its stage's manifest records now (no file is read).
+    std::optional<StageManifest> current;
+    if (slash != std::string::npos) current = ReadManifest(run / upstream, &why);
+    const ManifestEntry* published = nullptr;
+    if (current) {
+      for (const auto& output : current->outputs) {
+        if (output.path == file) published = &output;
+      }
+    }
+    try {
+      if (input.checksum.rfind("rows:", 0) == 0) {
+        // Recorded by what the stage took of the file (image keys, references, files): stale
+        // only when the file upstream publishes now lists other images.
+        if (published != nullptr && published->checksum == input.checksum) continue;
+        std::error_code error;
+        if (!std::filesystem::is_regular_file(*path, error)) return input.path + " is gone";
+        if (IngestRowsChecksum(ReadFileBytes(*path)) != input.checksum) return input.path + " lists other images";
+      } else if (published != nullptr) {
+        if (published->checksum != input.checksum) return input.path + " changed";
+      } else {
+        // Not a stage output (a manifest, a summary, an evaluation): the file itself.
+        std::error_code error;
+        if (!std::filesystem::is_regular_file(*path, error)) return input.path + " is gone";
+        if (ChecksumFile(*path).checksum != input.checksum) return input.path + " changed";
+      }
+    } catch (const std::exception& read_error) {
+      return input.path + ": " + read_error.what();
+    }
+  }
+  return {};
+}
+
 const std::vector<std::string>& StageNames() {
   static const std::vector<std::string> kStages = {"ingest", "embed", "index", "dedup", "recs", "report"};
   return kStages;
@@ -85,7 +106,7 @@ std::vector<StageState> InspectRun(const std::filesystem::path& run) {
     } else if (const std::string damaged = VerifyOutputs(dir, *manifest); !damaged.empty()) {
       state.state = "damaged";
       state.detail = damaged;
-    } else if (const std::string changed = ChangedInput(run, *manifest); !changed.empty()) {
+    } else if (const std::string changed = StaleInputs(run, stage); !changed.empty()) {
       state.state = "stale";
       state.detail = changed;
     } else {

@@ -35,6 +35,15 @@ struct StageState {
   std::vector<ShardState> shards;  // embed only
 };
 
+// The one staleness rule (stages reading an upstream stage, `status`, the report, eval, query):
+// "" when every input `stage`'s published manifest records (other stages' outputs) is still what
+// those stages publish now; else the first that changed ("embed/shard-00002.h5 changed", "...
+// is gone", "ingest/shard-00001.csv lists other images"). Reads manifests; an input recorded by
+// what the stage took of it ("rows:" checksums of ingest rows) is read again when its upstream
+// file is another, to compare what it lists. Throws InputError when `stage` has no readable
+// manifest.
+std::string StaleInputs(const std::filesystem::path& run, const std::string& stage);
+
 // Throws InputError when `run` is not a folder.
 std::vector<StageState> InspectRun(const std::filesystem::path& run);
 

@@ -147,30 +147,6 @@ const StageManifest& Stage::Upstream(const std::string& stage) {
   return upstream_.emplace(stage, std::move(*manifest)).first->second;
 }
 
-std::string Stage::StaleInput(const std::string& stage) {
-  Upstream(stage);
-  return StaleInputs(run_, stage);
-}
-
-std::string StaleInputs(const std::filesystem::path& run, const std::string& stage) {
-  std::string read_why;
-  const auto manifest = ReadManifest(run / stage, &read_why);
-  if (!manifest) throw InputError("run " + run.string() + " has no " + stage + " stage (" + read_why + ")");
-  const std::filesystem::path& run_ = run;
-  for (const auto& input : manifest->inputs) {
-    const auto slash = input.path.find('/');
-    if (slash == std::string::npos || input.checksum.rfind("rows:", 0) == 0) continue;
-    const std::string upstream = input.path.substr(0, slash), file = input.path.substr(slash + 1);
-    std::string why;
-    const auto current = ReadManifest(run_ / upstream, &why);
-    if (!current) return upstream + " (" + why + ")";
-    const auto it = std::find_if(current->outputs.begin(), current->outputs.end(),
-                                 [&](const ManifestEntry& output) { return output.path == file; });
-    if (it == current->outputs.end() || it->checksum != input.checksum) return input.path;
-  }
-  return {};
-}
-
 namespace {
 
 const ManifestEntry& Listed(const StageManifest& manifest, const std::filesystem::path& run, const std::string& stage,
@@ -192,7 +168,7 @@ std::string Stage::ReadVerified(const std::string& stage, const std::string& fil
   } catch (const InputError& error) {
     throw InputError(std::string(error.what()) + ": rerun lookbook " + stage);
   }
-  if (bytes.size() != entry.size || FormatChecksum(Xxh3(bytes)) != entry.checksum) {
+  if (!MatchesEntry(bytes, entry)) {
     throw InputError(path.string() + " does not match its checksum in the " + stage + " manifest (it changed after " +
                      stage + " published it): rerun lookbook " + stage);
   }
@@ -202,16 +178,14 @@ std::string Stage::ReadVerified(const std::string& stage, const std::string& fil
 
 std::filesystem::path Stage::VerifiedPath(const std::string& stage, const std::string& file, bool record_input) {
   const ManifestEntry& entry = Listed(Upstream(stage), run_, stage, file);
-  const std::filesystem::path path = run_ / stage / file;
-  std::error_code error;
-  const auto size = std::filesystem::file_size(path, error);
-  if (error) throw InputError(path.string() + " is missing: rerun lookbook " + stage);
-  if (size != entry.size || ChecksumFile(path).checksum != entry.checksum) {
-    throw InputError(path.string() + " does not match its checksum in the " + stage + " manifest: rerun lookbook " +
-                     stage + " --force");
+  std::string why;
+  const auto path = VerifyEntry(run_ / stage, entry, &why);
+  if (!path) {
+    throw InputError((run_ / stage).string() + "/" + why + ": not the size and checksum the " + stage +
+                     " manifest records: rerun lookbook " + stage + " --force");
   }
   if (record_input) UseInput(stage, file);
-  return path;
+  return *path;
 }
 
 void Stage::UseInput(const std::string& stage, const std::string& file) {

@@ -59,11 +59,6 @@ class Stage {
   // The published manifest of `stage`, read once and checked: schema, and every path it names
   // stays inside the run. Throws InputError ("run lookbook <stage> first") when absent or bad.
   const StageManifest& Upstream(const std::string& stage);
-  // "" when every input `stage` recorded (other stages' outputs, from their manifests) is still
-  // what those stages publish now; otherwise the first that changed ("index/shard-00002.faiss"):
-  // `stage` is older than its upstream and must be redone first. Reads manifests only. Inputs
-  // recorded by content ("rows:" checksums of ingest rows) are checked by their readers.
-  std::string StaleInput(const std::string& stage);
   // Whether `stage` has a readable manifest (absent stages are optional inputs for some).
   bool HasUpstream(const std::string& stage);
   // An upstream output's bytes, checked against its manifest entry (size and checksum) first;
@@ -126,12 +121,6 @@ class Stage {
 // Publishes `staging` as `target` (a folder) with one rename: exchanges the two when `target`
 // exists (then deletes the old one), else renames. Exposed for embed's shard folders and tests.
 void ReplaceFolder(const std::filesystem::path& staging, const std::filesystem::path& target);
-
-// "" when every input `stage`'s published manifest records (other stages' outputs) is still what
-// those stages publish now; else the first that changed. Reads manifests only; inputs recorded
-// by content ("rows:" checksums of ingest rows) are checked by their readers. Throws InputError
-// when `stage` has no readable manifest.
-std::string StaleInputs(const std::filesystem::path& run, const std::string& stage);
 
 // Removes RUN/_SUCCESS (a run that is being changed is not a finished run).
 void RemoveSuccessMarker(const std::filesystem::path& run);

@@ -45,17 +45,15 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run) {
 EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard, ShardParts parts) {
   LB_CHECK(shard >= 0 && shard < static_cast<int>(embed.shards.size()), "no such embed shard");
   const ManifestEntry& entry = embed.shards[static_cast<std::size_t>(shard)];
-  const std::filesystem::path path = embed.dir / entry.path;
-  std::error_code error;
-  const auto size = std::filesystem::file_size(path, error);
-  if (error) throw InputError(path.string() + " is missing: rerun lookbook embed --shard " + std::to_string(shard));
-  if (size != entry.size || ChecksumFile(path).checksum != entry.checksum) {
-    throw InputError(path.string() +
-                     " does not match its checksum in the embed manifest (damaged or replaced): "
-                     "rerun lookbook embed --shard " +
+  std::string why;
+  const auto path = VerifyEntry(embed.dir, entry, &why);
+  if (!path) {
+    throw InputError(embed.dir.string() + "/" + why +
+                     ": not the size and checksum the embed manifest records (damaged or replaced): rerun lookbook "
+                     "embed --shard " +
                      std::to_string(shard) + " --force");
   }
-  return ReadEmbedShard(path, parts);
+  return ReadEmbedShard(*path, parts);
 }
 
 std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard,
@@ -75,7 +73,7 @@ std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path
   } catch (const InputError& error) {
     throw InputError(std::string(error.what()) + ": rerun lookbook ingest");
   }
-  if (bytes.size() != entry->size || FormatChecksum(Xxh3(bytes)) != entry->checksum) {
+  if (!MatchesEntry(bytes, *entry)) {
     throw InputError(csv.string() + " does not match its checksum in the ingest manifest: rerun lookbook ingest");
   }
   std::vector<std::vector<std::string>> rows = ParseCsvText(csv.string(), std::move(bytes), kIngestShardHeader);

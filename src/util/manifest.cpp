@@ -138,6 +138,10 @@ std::string ManifestOption(const StageManifest& manifest, const std::string& key
   return it == manifest.options.end() ? std::string() : it->second;
 }
 
+bool MatchesEntry(std::string_view bytes, const ManifestEntry& entry) {
+  return bytes.size() == entry.size && FormatChecksum(Xxh3(bytes)) == entry.checksum;
+}
+
 std::optional<std::filesystem::path> VerifyEntry(const std::filesystem::path& stage_dir, const ManifestEntry& entry,
                                                  std::string* why_not) {
   std::string outside;

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lookbook {
@@ -64,6 +65,9 @@ std::string ManifestOption(const StageManifest& manifest, const std::string& key
 // and checksum; otherwise the first problem found ("shard-00003.csv: checksum mismatch").
 std::string VerifyOutputs(const std::filesystem::path& stage_dir, const StageManifest& manifest);
 
+// Whether `bytes` (a file already read) are what `entry` records: its size and checksum. The one
+// comparison of content with a manifest entry; VerifyEntry below reads the file for it.
+bool MatchesEntry(std::string_view bytes, const ManifestEntry& entry);
 // One entry the same way: its path inside `stage_dir` when the file has the recorded size and
 // checksum, else nullopt and *why_not (as VerifyOutputs words it).
 std::optional<std::filesystem::path> VerifyEntry(const std::filesystem::path& stage_dir, const ManifestEntry& entry,

@@ -190,7 +190,7 @@ class RunIntegrity(lt.TempDirTest):
         lt.run(["embed", "--config", config, "--embedding-dtype", "float16"], mpi=True, check=0)
         result = lt.run(["report", "--run", run], check=0)
         for stage in ("dedup", "recs"):
-            self.assertRegex(result.stderr, stage + r" is not valid \(older than embed/shard-0000\d\.h5\): left out")
+            self.assertRegex(result.stderr, stage + r" is not valid \(stale: embed/shard-0000\d\.h5 changed\): left out")
         with open(os.path.join(run, "report", "index.html")) as f:
             page = f.read()
         self.assertIn(">0 duplicate clusters</a>", page)

@@ -82,8 +82,17 @@ TEST_F(RunStatusTest, ChangedInputIsStale) {
   index.outputs.push_back(DescribeFile(run_ / "index" / "shard-00000.faiss", "shard-00000.faiss", 1));
   WriteManifest(run_ / "index", index);
   EXPECT_EQ(Inspect()["index"].state, "valid");
+  // The same bytes changed behind the embed manifest: embed is damaged, index not yet stale.
   testing::WriteFile(run_ / "embed" / "shard-00000.h5", "other bytes");
+  EXPECT_EQ(Inspect()["embed"].state, "damaged");
+  // Embed publishes the new shard: index is older than it.
+  StageManifest embed = *ReadManifest(run_ / "embed", &why_);
+  for (auto& output : embed.outputs) {
+    if (output.path == "shard-00000.h5") output = DescribeFile(run_ / "embed" / "shard-00000.h5", "shard-00000.h5", 1);
+  }
+  WriteManifest(run_ / "embed", embed);
   auto stages = Inspect();
+  EXPECT_EQ(stages["embed"].state, "valid");
   EXPECT_EQ(stages["index"].state, "stale");
   EXPECT_EQ(stages["index"].detail, "embed/shard-00000.h5 changed");
 }
