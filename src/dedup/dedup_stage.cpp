@@ -164,10 +164,11 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
 
 // The stage's counts, summed over ranks (stage/counts.h).
 struct DedupCounts {
-  std::int64_t queries = 0, neighbours_scored = 0, thumbs_read = 0, score_bytes_sent = 0, stopped = 0;
+  std::int64_t queries = 0, neighbours_scored = 0, thumbs_read = 0, score_bytes_sent = 0, hash_pairs = 0, stopped = 0;
   template <typename F>
   void ForEach(F&& f) {
     f("queries", queries);
+    f("hash_pairs", hash_pairs);
     f("score_bytes_sent", score_bytes_sent);
     f("neighbours_scored", neighbours_scored);
     f("thumbs_read", thumbs_read);
@@ -546,6 +547,40 @@ void FindCandidates(DedupRun& run) {
     Search(run, share(run.plan.requery), false);
   }
   run.search_seconds = run.world.MaxAll(Seconds(search_start));
+}
+
+// Pass 3b (with --hash-radius): candidates by perceptual hash, whatever their cosine. Every pair
+// of ok images whose hashes differ in at most hash_radius bits (index/vector_index.h
+// HammingNeighbours over every image's hash, which every rank holds), found from the side of its
+// smaller image id by the rank owning it, its cosine asked of the other image's rank. Searched
+// in full every night (no vector is needed to find them, and they are few).
+void FindHashCandidates(DedupRun& run) {
+  if (run.options.hash_radius < 0) return;
+  const Catalog& catalog = run.catalog;
+  const std::vector<ImageIdentity> images = OkImages(catalog);
+  std::vector<std::array<std::uint8_t, 8>> codes;
+  std::vector<std::size_t> mine;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    codes.push_back(catalog.row(images[i].image).phash);
+    if (catalog.owner(images[i].image) == run.world.rank()) mine.push_back(i);
+  }
+  RemoteScores scores = catalog.Scores(run.world);
+  std::vector<std::pair<std::int64_t, std::int64_t>> pairs;
+  std::vector<std::size_t> tickets;
+  for (const auto& [q, p] : HammingNeighbours(codes, mine, run.options.hash_radius)) {
+    const std::int64_t a = images[q].image, b = images[p].image;
+    if (a > b) continue;  // found from b's side too (b < a there): once
+    pairs.emplace_back(a, b);
+    tickets.push_back(scores.Ask(catalog.vector(a), b));
+  }
+  scores.Exchange();
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto [a, b] = pairs[i];
+    run.mine.push_back(
+        ScoredPair{a, b, scores.Answer(tickets[i]), HammingDistance(catalog.row(a).phash, catalog.row(b).phash)});
+  }
+  run.counts.hash_pairs += static_cast<std::int64_t>(pairs.size());
+  run.counts.score_bytes_sent += scores.bytes_sent();
 }
 
 // Rank 0: every ok image's list. Searched lists as found; carried lists (incremental) merged with
@@ -1011,6 +1046,10 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
     t.Integer<int>(
         "max-hamming", "BITS", [](O& o) -> int& { return o.rule.max_hamming; }, 3, 0, 64, OptionEffect::kOutput,
         "perceptual hashes agree when at most this many of their 64 bits differ");
+    t.Integer<int>(
+        "hash-radius", "BITS", [](O& o) -> int& { return o.hash_radius; }, 4, -1, 32, OptionEffect::kOutput,
+        "pairs whose perceptual hashes differ in at most this many bits are candidates too, whatever their "
+        "cosine (a copy the embedding moved below the floor: a border, a rotation); -1: none");
     t.Real<float>(
         "candidate-floor", "C", [](O& o) -> float& { return o.candidate_floor; }, "0.9", -1, 1, OptionEffect::kOutput,
         "candidates at or above this cosine are verified and kept in dedup.h5 for threshold sweeps");
@@ -1057,6 +1096,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   PlanSearch(run);
   FindCandidates(run);
   if (run.Stopped()) return run.report;
+  FindHashCandidates(run);
   // The last use of the full vectors: then every rank lets go of them, so that the gather, the
   // verification and the publication (rank 0's lists and tables) do not add to their memory.
   run.decided_cosine = ScoreDecidedPairs(run);

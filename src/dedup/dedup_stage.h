@@ -52,6 +52,8 @@ struct DedupOptions {
   DedupRule rule;
   bool verify_gates = true;      // the cascade's cheap checks before the alignment (image/align.h)
   float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
+  int hash_radius = 4;           // pairs whose pHashes differ in at most this many bits are candidates too (-1: none;
+                                 // chosen on tune sets: docs/performance.md#near-duplicates)
   KeepPolicy keep = KeepPolicy::kFirst;
   int query_batch = 4096;
   RerunPolicy rerun = RerunPolicy::kReuseValid;

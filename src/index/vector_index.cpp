@@ -1,11 +1,13 @@
 #include "index/vector_index.h"
 
 #include <faiss/IVFlib.h>
+#include <faiss/IndexBinaryHash.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexShards.h>
+#include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
@@ -341,6 +343,39 @@ std::uint64_t ShardedIndex::code_bytes() const {
   std::uint64_t total = 0;
   for (const auto& shard : impl_->shards) total += shard.code_bytes();
   return total;
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> HammingNeighbours(
+    const std::vector<std::array<std::uint8_t, 8>>& codes, const std::vector<std::size_t>& queries, int radius) {
+  LB_CHECK(radius >= 0 && radius < 64, "a Hamming radius of 0 to 63 bits");
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  if (codes.empty() || queries.empty()) return out;
+  faiss::IndexBinaryMultiHash index(64, 4, 16);
+  index.nflip = radius / 4;
+  index.add(static_cast<faiss::Index::idx_t>(codes.size()), codes.front().data());
+  std::vector<std::uint8_t> batch;
+  constexpr std::size_t kBatch = 65536;
+  for (std::size_t begin = 0; begin < queries.size(); begin += kBatch) {
+    const std::size_t end = std::min(queries.size(), begin + kBatch);
+    batch.clear();
+    for (std::size_t i = begin; i < end; ++i) {
+      LB_CHECK(queries[i] < codes.size(), "a query outside the codes");
+      batch.insert(batch.end(), codes[queries[i]].begin(), codes[queries[i]].end());
+    }
+    faiss::RangeSearchResult found(static_cast<faiss::Index::idx_t>(end - begin));
+    // FAISS keeps distances below the radius it is given.
+    index.range_search(static_cast<faiss::Index::idx_t>(end - begin), batch.data(), radius + 1, &found);
+    for (std::size_t q = 0; q < end - begin; ++q) {
+      std::vector<std::size_t> hits;
+      for (std::size_t j = found.lims[q]; j < found.lims[q + 1]; ++j) {
+        const auto p = static_cast<std::size_t>(found.labels[j]);
+        if (p != queries[begin + q] && found.distances[j] <= static_cast<float>(radius)) hits.push_back(p);
+      }
+      std::sort(hits.begin(), hits.end());
+      for (const std::size_t p : hits) out.emplace_back(queries[begin + q], p);
+    }
+  }
+  return out;
 }
 
 }  // namespace lookbook

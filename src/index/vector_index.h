@@ -8,10 +8,12 @@
 // verified before FAISS parses a byte.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lookbook {
@@ -69,6 +71,14 @@ class VectorIndex {
   std::unique_ptr<Impl> impl_;
   friend class ShardedIndex;
 };
+
+// Every pair of 64-bit codes (the perceptual hashes) within Hamming distance `radius`: for each
+// query position q in `queries` (indexes into `codes`), every position p != q with
+// popcount(codes[q] ^ codes[p]) <= radius, as (q, p). Multi-index hashing (FAISS
+// IndexBinaryMultiHash: 4 tables of 16 bits, probing radius / 4 flipped bits in each), exact for
+// any radius: two codes within it agree to radius / 4 bits on one of the four parts.
+std::vector<std::pair<std::size_t, std::size_t>> HammingNeighbours(
+    const std::vector<std::array<std::uint8_t, 8>>& codes, const std::vector<std::size_t>& queries, int radius);
 
 // The ids a filtered search may return, prepared for one ShardedIndex (ShardedIndex::Filter).
 class IdFilter {

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "store/embed_run.h"
@@ -170,6 +172,42 @@ TEST(VectorIndex, FilteredSearchActsInsideTheSearch) {
   one.push_back(std::move(a));
   const ShardedIndex fast(std::move(one));
   EXPECT_THROW(fast.Filter({1, 2, 3}), InputError);
+}
+
+TEST(HammingNeighbours, FindsExactlyThePairsWithinTheRadius) {
+  // Random codes plus planted near copies (1 to 9 bits flipped): every radius gives exactly what
+  // comparing every pair gives.
+  std::mt19937_64 random(7);
+  std::vector<std::array<std::uint8_t, 8>> codes(600);
+  for (auto& code : codes) {
+    const std::uint64_t bits = random();
+    std::memcpy(code.data(), &bits, 8);
+  }
+  for (std::size_t i = 0; i < 200; ++i) {
+    codes[300 + i] = codes[i];
+    for (std::size_t flip = 0; flip < 1 + i % 9; ++flip) {
+      const std::size_t bit = random() % 64;
+      codes[300 + i][bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+    }
+  }
+  auto distance = [&](std::size_t a, std::size_t b) {
+    int d = 0;
+    for (int k = 0; k < 8; ++k) d += __builtin_popcount(static_cast<unsigned>(codes[a][k] ^ codes[b][k]));
+    return d;
+  };
+  std::vector<std::size_t> queries;
+  for (std::size_t i = 0; i < codes.size(); i += 2) queries.push_back(i);
+  for (const int radius : {0, 3, 4, 8, 9}) {
+    std::vector<std::pair<std::size_t, std::size_t>> expected;
+    for (const std::size_t q : queries) {
+      for (std::size_t p = 0; p < codes.size(); ++p) {
+        if (p != q && distance(q, p) <= radius) expected.emplace_back(q, p);
+      }
+    }
+    EXPECT_EQ(HammingNeighbours(codes, queries, radius), expected) << "radius " << radius;
+    if (radius == 8) EXPECT_GT(expected.size(), 50u);
+  }
+  EXPECT_TRUE(HammingNeighbours(codes, {}, 3).empty());
 }
 
 }  // namespace
