@@ -23,24 +23,26 @@ std::vector<std::int64_t> PackCounts(T counts) {
   return out;
 }
 
+// The fields of `counts` from `values`, in ForEach order (PackCounts' inverse).
+template <typename T>
+T UnpackCounts(const std::vector<std::int64_t>& values, T counts) {
+  std::size_t i = 0;
+  counts.ForEach([&](const char*, std::int64_t& value) { value = values.at(i++); });
+  return counts;
+}
+
 // Collective (no-op without a world): the field-by-field sum over every rank, on every rank.
 template <typename T>
 T SumCounts(const MpiWorld* world, T counts) {
   if (world == nullptr || world->size() == 1) return counts;
-  const std::vector<std::int64_t> sums = world->SumAll(PackCounts(counts));
-  std::size_t i = 0;
-  counts.ForEach([&](const char*, std::int64_t& value) { value = sums[i++]; });
-  return counts;
+  return UnpackCounts(world->SumAll(PackCounts(counts)), counts);
 }
 
 // Collective (no-op without a world): rank 0's struct on every rank (counts one rank computed).
 template <typename T>
 T BroadcastCounts(const MpiWorld* world, T counts) {
   if (world == nullptr || world->size() == 1) return counts;
-  const std::vector<std::int64_t> values = world->BroadcastFromRoot(PackCounts(counts));
-  std::size_t i = 0;
-  counts.ForEach([&](const char*, std::int64_t& value) { value = values[i++]; });
-  return counts;
+  return UnpackCounts(world->BroadcastFromRoot(PackCounts(counts)), counts);
 }
 
 // Every field into report->counts under its name (zeros included unless skip_zero).
