@@ -273,6 +273,7 @@ void Stage::AddOutput(const std::string& file, std::int64_t rows) {
 
 void Stage::Publish(StageManifest manifest) {
   LB_CHECK(!staging_.empty(), "Publish before Staging");
+  FaultPoint("stage.staged");                // every rank, its files written, before the others wait for it
   if (world_ != nullptr) world_->Barrier();  // every rank's files are in the staging folder
   std::string error_text;
   if (is_root()) {

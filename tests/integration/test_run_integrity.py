@@ -176,11 +176,17 @@ class RunIntegrity(lt.TempDirTest):
         def file_of(key):
             product, column = key.split("/")
             return os.path.join(demo, "images", catalog[product][column])
-        unrelated = file_of(next(k for k in (f"{p}/image_1" for p in catalog) if k not in (true_pair["image_a"], true_pair["image_b"])))
-        shutil.copyfile(unrelated, file_of(true_pair["image_b"]))
+        unrelated_key = next(k for k in (f"{p}/image_1" for p in catalog) if k not in (true_pair["image_a"], true_pair["image_b"]))
+        shutil.copyfile(file_of(unrelated_key), file_of(true_pair["image_b"]))
         result = lt.run(["dedup", "--run", run, "--force"], mpi=True, check=0)
         self.assertEqual(lt.summary(result)["status"], "ok")
-        self.assertEqual(read_csv(os.path.join(run, "dedup", "pairs.csv")), pairs, "decided on embed's pixels")
+        after = read_csv(os.path.join(run, "dedup", "pairs.csv"))
+        self.assertEqual(after, pairs, "decided on embed's pixels")
+        # The replaced file is now a byte copy of the unrelated image: a dedup that read the files
+        # again would publish that false pair.
+        published = {tuple(sorted((p["image_a"], p["image_b"]))) for p in after}
+        self.assertNotIn(tuple(sorted((unrelated_key, true_pair["image_b"]))), published)
+        self.assertIn(tuple(sorted((true_pair["image_a"], true_pair["image_b"]))), published)
 
     def test_the_report_leaves_out_stages_older_than_their_inputs(self):
         # Embed again with another storage type: every shard's bytes change, so dedup and recs
@@ -224,7 +230,15 @@ class RunIntegrity(lt.TempDirTest):
             while time.time() < deadline and not glob.glob(os.path.join(run, ".locks", "holder-*.json")):
                 time.sleep(0.1)
             time.sleep(0.5)
-            second = lt.run(["run", "--config", config, "--force"], mpi=True, check=1)
+            # The second writer brings another catalog (half of the products) and image root.
+            other = self.copy_demo("other-demo")
+            with open(os.path.join(other, "catalog.csv")) as f:
+                lines = f.readlines()
+            with open(os.path.join(other, "catalog.csv"), "w") as f:
+                f.writelines(lines[:1 + (len(lines) - 1) // 2])
+            os.makedirs(self.path("second-writer"))
+            second_config = self.config(self.path("second-writer"), run, other)
+            second = lt.run(["run", "--config", second_config, "--force"], mpi=True, check=1)
             self.assertIn("is being written by", second.stderr)
             self.assertRegex(second.stderr, r"pid \d+, `lookbook run`, since 20")
             for stage in ("embed", "index"):
@@ -273,16 +287,18 @@ class RunIntegrity(lt.TempDirTest):
 
     # 6 ---------------------------------------------------------------------------------------
     def test_a_rank_killed_while_a_stage_publishes_leaves_the_old_stage_whole(self):
+        # Rank 0 killed just before and just after the rename; rank 1 killed with its files staged,
+        # while rank 0 waits for it.
         for stage, extra in (("index", ["--factory", "IVF8,Flat"]), ("recs", ["--top-k", "5"])):
-            for point in ("stage.publish", "stage.published"):
+            for point, rank in (("stage.publish", 0), ("stage.published", 0), ("stage.staged", 1)):
                 run = self.copy_run(f"{stage}-{point}")
                 before = json.load(open(os.path.join(run, stage, "manifest.json")))
-                fault = {"LOOKBOOK_FAULT": f"{point}:kill:rank=0"}
+                fault = {"LOOKBOOK_FAULT": f"{point}:kill:rank={rank}"}
                 lt.run([stage, "--run", run, *extra], mpi=True, check=None, env=fault)
                 status = json.loads(lt.run(["status", run, "--format", "json"]).stdout)
                 self.assertIn(status["stages"][stage]["state"], ("valid",), (stage, point, status))
                 after = json.load(open(os.path.join(run, stage, "manifest.json")))
-                if point == "stage.publish":
+                if point != "stage.published":
                     self.assertEqual(after, before, "killed before the rename: the old stage, whole")
                     self.assertTrue(os.path.exists(os.path.join(run, "_SUCCESS")), "nothing changed")
                 else:
