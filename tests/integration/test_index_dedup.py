@@ -125,6 +125,38 @@ class IndexDedup(lt.TempDirTest):
             self.assertTrue(((aligned >= f.attrs["rule_aligned"]) |
                              ((aligned >= f.attrs["rule_aligned_phash"]) & (hamming <= f.attrs["rule_max_hamming"]))).all())
 
+    def test_truth_rows_that_cannot_be_scored_are_counted_not_dropped(self):
+        # The planted fault for the gate above (truth_rows_not_embedded == 0): an image of a truth
+        # pair that does not decode, and a truth row naming an image the catalog does not have.
+        # eval scores the pairs it can and counts the others, instead of a smaller truth.
+        demo = self.path("broken-demo")
+        shutil.copytree(self.demo, demo)
+        truth = lt.read_csv(os.path.join(demo, "truth", "duplicates.csv"))
+        broken = os.path.join(demo, "images", truth[0]["image_a"])
+        with open(broken, "rb") as f:
+            head = f.read(200)
+        with open(broken, "wb") as f:
+            f.write(head)  # a JPEG cut short: embed rejects it
+        planted = self.path("truth.csv")
+        with open(planted, "w") as f:
+            f.write("image_a,image_b\n")
+            for row in truth:
+                f.write(f"{row['image_a']},{row['image_b']}\n")
+            f.write(f"products/nowhere.jpg,{truth[1]['image_b']}\n")
+        run = self.path("broken-run")
+        lt.run(["ingest", "--run", run, "--catalog", os.path.join(demo, "catalog.csv"), "--images",
+                os.path.join(demo, "images"), "--shards", "3"], mpi=True, check=0)
+        embed = lt.summary(lt.run(["embed", "--run", run, "--model", os.path.join(lt.ARGS.source, "models", "demo",
+                                                                                  "clip"), "--decode-threads", "1"],
+                                  mpi=True, check=0))
+        self.assertEqual(embed["images_rejected"], 1)
+        lt.run(["index", "--run", run], mpi=True, check=0)
+        lt.run(["dedup", "--run", run], mpi=True, check=0)
+        metrics = json.loads(lt.run(["eval", "dedup", "--run", run, "--truth", planted], check=0).stdout.splitlines()[-1])
+        self.assertEqual(metrics["truth_rows_not_embedded"], 1, metrics)
+        self.assertEqual(metrics["truth_rows_not_in_run"], 1, metrics)
+        self.assertGreater(metrics["truth_pairs"], 0)
+
     def test_without_verification_the_cosine_rule_decides(self):
         self.index()
         report = lt.summary(self.dedup("--verify", "off"))
