@@ -48,6 +48,7 @@ tests/static/check_format.sh
 /usr/bin/python3 tests/static/check_references.py
 /usr/bin/python3 tests/static/check_references.py --self-test
 /usr/bin/python3 tests/static/gtest_skips.py --self-test
+/usr/bin/python3 tests/static/python_skips_self_test.py
 /usr/bin/python3 tests/bench/results.py check
 
 phase build "debug-asan (unit tests), release (lookbook and the test tools), fuzz (clang)"
