@@ -49,17 +49,11 @@ struct Catalog {
   std::vector<EmbedShard> shards;
   const EmbedShard& shard(std::int64_t id) const { return shards[static_cast<std::size_t>(ShardOfImageId(id))]; }
   const ImageRow& row(std::int64_t id) const { return shard(id).images[static_cast<std::size_t>(RowOfImageId(id))]; }
-  int owner(std::int64_t id) const { return ShardOfImageId(id) % ranks; }
+  int owner(std::int64_t id) const { return RankOfShard(ShardOfImageId(id), ranks); }
   const float* vector(std::int64_t id) const {
-    LB_CHECK(owner(id) == rank && !dropped, "dedup: the vector of an image another rank holds, or after the search");
+    LB_CHECK(owner(id) == rank, "dedup: the vector of an image another rank holds");
     return shard(id).embeddings.data() + static_cast<std::size_t>(RowOfImageId(id)) * static_cast<std::size_t>(dim);
   }
-  // Frees this rank's vectors (after the last search); vector() must not be called after.
-  void DropVectors() {
-    for (EmbedShard& shard : shards) std::vector<float>().swap(shard.embeddings);
-    dropped = true;
-  }
-  bool dropped = false;
   RemoteScores Scores(const MpiWorld& world) const {
     return RemoteScores(
         &world, dim, [this](std::int64_t id) { return owner(id); }, [this](std::int64_t id) { return vector(id); });
@@ -238,7 +232,6 @@ struct DedupRun {
   std::string decisions_checksum;
   DedupCounts counts;
   std::map<std::string, std::int64_t> verified_by;  // rank 0: candidates by how verification ended
-  std::map<std::pair<std::int64_t, std::int64_t>, float> decided_cosine;  // rank 0: reviewer-decided pairs
   double load_seconds = 0, search_seconds = 0, verify_seconds = 0;
   Clock::time_point start = Clock::now();
 
@@ -347,7 +340,7 @@ void LoadCatalog(DedupRun& run) {
   run.catalog.ranks = run.world.size();
   for (int k = 0; k < run.embed.shard_count; ++k) {
     run.shard_files.push_back(run.stage.VerifiedPath("embed", ShardFileName(k, ".h5"), false));
-    const bool mine = k % run.world.size() == run.world.rank();
+    const bool mine = RankOfShard(k, run.world.size()) == run.world.rank();
     run.catalog.shards.push_back(
         ReadEmbedShard(run.shard_files.back(), mine ? ShardParts::kImages : ShardParts::kRowsOnly));
   }
@@ -892,13 +885,14 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
   PublishedCounts published;
   StageManifest manifest;
   const std::filesystem::path& staging = run.stage.Staging();
+  const PairCosines decided_cosine = ScoreDecidedPairs(run);
   if (run.world.is_root()) {
     const auto write_start = Clock::now();
     DedupFile out;
     out.rule = options.rule;
     out.candidate_floor = options.candidate_floor;
     out.keep = KeepPolicyName(options.keep);
-    DecidedPairs decided = ApplyDecisions(run, run.decided_cosine);
+    DecidedPairs decided = ApplyDecisions(run, decided_cosine);
     out.pairs = std::move(decided.pairs);
     out.pair_decided_by = std::move(decided.decided_by);
     for (const auto& pair : out.pairs) {
@@ -1097,10 +1091,6 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
   FindCandidates(run);
   if (run.Stopped()) return run.report;
   FindHashCandidates(run);
-  // The last use of the full vectors: then every rank lets go of them, so that the gather, the
-  // verification and the publication (rank 0's lists and tables) do not add to their memory.
-  run.decided_cosine = ScoreDecidedPairs(run);
-  run.catalog.DropVectors();
   GatherCandidates(run);
   if (options.rule.verify) {
     VerifyPairs(run);

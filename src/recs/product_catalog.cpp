@@ -32,7 +32,7 @@ std::vector<std::size_t> ProductCatalog::garments_of(std::int64_t id) const {
 }
 
 const float* ProductCatalog::garment_vector(int shard, std::size_t garment) const {
-  LB_CHECK(shard % ranks == rank, "recs: a garment vector another rank holds");
+  LB_CHECK(RankOfShard(shard, ranks) == rank, "recs: a garment vector another rank holds");
   return shards[static_cast<std::size_t>(shard)].garment_embeddings.data() + garment * static_cast<std::size_t>(dim);
 }
 
@@ -51,7 +51,7 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
   }
   for (int k = 0; k < embed.shard_count; ++k) {
     catalog.shards.push_back(ReadVerifiedShard(
-        embed, k, k % catalog.ranks == catalog.rank ? ShardParts::kWithoutThumbs : ShardParts::kRowsOnly));
+        embed, k, RankOfShard(k, catalog.ranks) == catalog.rank ? ShardParts::kWithoutThumbs : ShardParts::kRowsOnly));
     const EmbedShard& shard = catalog.shards.back();
     if (k == 0) catalog.dim = shard.meta.embedding_dim;
     if (shard.meta.embedding_dim != catalog.dim)
@@ -113,8 +113,9 @@ ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedR
   return catalog;
 }
 
-std::unordered_map<std::string, std::string> ParseCategorySlots(const std::string& spec) {
-  std::unordered_map<std::string, std::string> out;
+std::vector<std::pair<std::string, std::string>> SplitCategoryMap(const std::string& spec, std::string* malformed) {
+  std::vector<std::pair<std::string, std::string>> out;
+  malformed->clear();
   std::size_t begin = 0;
   while (begin <= spec.size()) {
     const std::size_t end = std::min(spec.find(',', begin), spec.size());
@@ -122,11 +123,24 @@ std::unordered_map<std::string, std::string> ParseCategorySlots(const std::strin
     begin = end + 1;
     if (entry.empty()) continue;
     const auto equals = entry.rfind('=');
-    if (equals == std::string::npos) throw InputError("category slot '" + entry + "' is not Category=slot");
-    const std::string category = TrimBlanks(entry.substr(0, equals)), slot = TrimBlanks(entry.substr(equals + 1));
+    if (equals == std::string::npos) {
+      if (malformed->empty()) *malformed = entry;
+      continue;
+    }
+    out.emplace_back(TrimBlanks(entry.substr(0, equals)), TrimBlanks(entry.substr(equals + 1)));
+  }
+  return out;
+}
+
+std::unordered_map<std::string, std::string> ParseCategorySlots(const std::string& spec) {
+  std::string malformed;
+  const auto entries = SplitCategoryMap(spec, &malformed);
+  if (!malformed.empty()) throw InputError("category slot '" + malformed + "' is not Category=slot");
+  std::unordered_map<std::string, std::string> out;
+  for (const auto& [category, slot] : entries) {
     Slot parsed;
     if (slot != "none" && !ParseSlot(slot, &parsed))
-      throw InputError("category slot '" + entry + "': unknown slot '" + slot + "'");
+      throw InputError("category slot '" + category + "=" + slot + "': unknown slot '" + slot + "'");
     out[category] = slot == "none" ? "" : slot;
   }
   return out;

@@ -47,8 +47,8 @@ struct ProductCatalog {
   std::unordered_map<std::string, int> product_by_id;
 
   const ImageRow& image(std::int64_t id) const;
-  int owner(std::int64_t id) const { return ShardOfImageId(id) % ranks; }
-  bool owns(const Product& product) const { return product.shard % ranks == rank; }
+  int owner(std::int64_t id) const { return RankOfShard(ShardOfImageId(id), ranks); }
+  bool owns(const Product& product) const { return RankOfShard(product.shard, ranks) == rank; }
   // The vector of image `id`, which this rank must own (a programming error otherwise).
   const float* vector(std::int64_t id) const;
   // The garments the embed stage found in image `id` (rows of its shard's /garments).
@@ -66,6 +66,11 @@ struct ProductCatalog {
 ProductCatalog LoadProductCatalog(const std::filesystem::path& run, const EmbedRun& embed,
                                   const MpiWorld* world = nullptr);
 
+// "Category=value,..." as (category, value) pairs in order: blanks trimmed, empty entries skipped,
+// the last '=' of an entry separating (a category name may hold one). An entry without '=' is
+// returned in *malformed (the first such; "" when none) and left out. --category-slots and
+// --category-names are written so.
+std::vector<std::pair<std::string, std::string>> SplitCategoryMap(const std::string& spec, std::string* malformed);
 // category -> slot from `spec`, "Category=slot,..." (a slot name or none); a category not in
 // the spec whose lower-case name is a slot name maps to that slot. Throws InputError for an
 // unknown slot name or a malformed entry.

@@ -68,20 +68,16 @@ DedupFile ReadCurrentDedup(Stage& stage) {
   return ReadDedupFile(stage.VerifiedPath("dedup", "dedup.h5"));
 }
 
-// --category-names: "Category=words,..." as a map. Throws UsageError for an entry without '='
-// or with nothing on either side.
+// --category-names: "Category=words,..." (product_catalog.h SplitCategoryMap) as a map. Throws
+// UsageError for an entry without '=' or with nothing on either side.
 std::map<std::string, std::string> ParseCategoryNames(const std::string& spec) {
+  std::string malformed;
   std::map<std::string, std::string> out;
-  std::istringstream entries(spec);
-  for (std::string entry; std::getline(entries, entry, ',');) {
-    entry = TrimBlanks(entry);
-    if (entry.empty()) continue;
-    const auto equals = entry.find('=');
-    const std::string category = equals == std::string::npos ? "" : TrimBlanks(entry.substr(0, equals));
-    const std::string words = equals == std::string::npos ? "" : TrimBlanks(entry.substr(equals + 1));
-    if (category.empty() || words.empty()) throw UsageError("--category-names: '" + entry + "' is not Category=words");
+  for (const auto& [category, words] : SplitCategoryMap(spec, &malformed)) {
+    if (malformed.empty() && (category.empty() || words.empty())) malformed = category + "=" + words;
     out[category] = words;
   }
+  if (!malformed.empty()) throw UsageError("--category-names: '" + malformed + "' is not Category=words");
   return out;
 }
 

@@ -63,9 +63,9 @@ bool StageShown(Stage& stage, const std::string& name) {
   if (!stage.HasUpstream(name)) return false;
   std::string why;
   try {
-    stage.Upstream(name);
+    const StageManifest& manifest = stage.Upstream(name);
     const std::string stale = StaleInputs(stage.run(), name);
-    why = stale.empty() ? VerifyOutputs(stage.run() / name, stage.Upstream(name)) : "stale: " + stale;
+    why = stale.empty() ? VerifyOutputs(stage.run() / name, manifest) : "stale: " + stale;
   } catch (const InputError& error) {
     why = error.what();
   }

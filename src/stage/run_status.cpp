@@ -45,6 +45,7 @@ std::string StaleInputs(const std::filesystem::path& run, const std::string& sta
   std::string read_why;
   const auto manifest = ReadManifest(run / stage, &read_why);
   if (!manifest) throw InputError("run " + run.string() + " has no " + stage + " stage (" + read_why + ")");
+  std::map<std::string, std::optional<StageManifest>> upstreams;  // read once each
   for (const auto& input : manifest->inputs) {
     std::string why;
     const auto path = InsideRun(run, input.path, &why);
@@ -52,19 +53,20 @@ std::string StaleInputs(const std::filesystem::path& run, const std::string& sta
     const auto slash = input.path.find('/');
     const std::string upstream = input.path.substr(0, slash), file = input.path.substr(slash + 1);
     // A stage output: what its stage's manifest records now (no file is read).
-    std::optional<StageManifest> current;
-    if (slash != std::string::npos) current = ReadManifest(run / upstream, &why);
     const ManifestEntry* published = nullptr;
-    if (current) {
-      for (const auto& output : current->outputs) {
-        if (output.path == file) published = &output;
+    if (slash != std::string::npos) {
+      auto current = upstreams.find(upstream);
+      if (current == upstreams.end()) current = upstreams.emplace(upstream, ReadManifest(run / upstream, &why)).first;
+      if (current->second) {
+        for (const auto& output : current->second->outputs) {
+          if (output.path == file) published = &output;
+        }
       }
     }
     try {
       if (input.checksum.rfind("rows:", 0) == 0) {
         // Recorded by what the stage took of the file (image keys, references, files): stale
-        // only when the file upstream publishes now lists other images.
-        if (published != nullptr && published->checksum == input.checksum) continue;
+        // only when the file now lists other images.
         std::error_code error;
         if (!std::filesystem::is_regular_file(*path, error)) return input.path + " is gone";
         if (IngestRowsChecksum(ReadFileBytes(*path)) != input.checksum) return input.path + " lists other images";

@@ -18,6 +18,9 @@ namespace lookbook {
 inline std::int64_t ImageId(int shard, std::int64_t row) { return (static_cast<std::int64_t>(shard) << 32) | row; }
 inline int ShardOfImageId(std::int64_t id) { return static_cast<int>(id >> 32); }
 inline std::int64_t RowOfImageId(std::int64_t id) { return id & 0xFFFFFFFFll; }
+// The rank that works on embed shard `shard` of `ranks` (index, dedup, recs: a static split),
+// and holds its vectors in dedup and recs.
+inline int RankOfShard(int shard, int ranks) { return shard % ranks; }
 
 struct EmbedRun {
   std::filesystem::path dir;  // RUN/embed
