@@ -23,6 +23,7 @@
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
 #include "catalog/sharding.h"
+#include "embed/shard_key.h"
 #include "image/align.h"
 #include "image/preprocess.h"
 #include "model/segmenter.h"
@@ -137,45 +138,6 @@ IngestRun ReadIngestRun(Stage& stage) {
     }
   }
   return ingest;
-}
-
-// What changes embeddings and rows: the options that change outputs (the table), without the
-// garment options when no segmenter runs, plus the bundles' identities and the schema.
-std::map<std::string, std::string> ShardOptions(const EmbedOptions& options, const ModelBundle& bundle,
-                                                const GarmentModel* garments) {
-  std::map<std::string, std::string> out = EmbedOptionTable().Identity(options);
-  if (garments == nullptr) {
-    for (const char* name : {"segment-images", "segmenter-precision", "garment-slots", "garment-min-area",
-                             "garment-min-score", "garment-cleanup", "mask-side", "crop-margin", "crop-fill"}) {
-      out.erase(name);
-    }
-  }
-  out["model_sha256"] = bundle.sha256;
-  out["segmenter_sha256"] = garments != nullptr ? garments->bundle.sha256 : "";
-  out["schema_version"] = std::to_string(kEmbedSchemaVersion);
-  out["embed_version"] = std::to_string(kEmbedVersion);
-  return out;
-}
-
-// The key of one shard's output: the embedding identity (the version of the decode and
-// preprocessing code, the model, the options that change embeddings) and, for every image row
-// in order, what the HDF5 row holds of the catalog (key, reference, file) and the content of
-// the file (its xxh3, or why it could not be read). Not the ingest shard's bytes: row numbers,
-// titles, categories and stock flags do not change an embedding.
-std::string ShardKey(const std::string& identity, const std::vector<ImageRow>& rows,
-                     const std::vector<std::string>& contents) {
-  StageKey key;
-  key.Add("embed_version", kEmbedVersion);
-  key.Add("identity", identity);
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    key.Add("image", rows[i].key + "\t" + rows[i].path + "\t" + rows[i].file + "\t" + contents[i]);
-  }
-  return key.Hash();
-}
-
-// The content part of an image's key: "xxh3:..." of its bytes, or the read status.
-std::string ContentOf(ImageStatus status, std::uint64_t checksum) {
-  return status == ImageStatus::kOk ? FormatChecksum(checksum) : std::string("status:") + ImageStatusName(status);
 }
 
 // The ingest rows of a shard: "rows:" + xxh3 of what embed takes from them (key, reference,
@@ -373,7 +335,7 @@ class ShardEmbedder {
     if (!options_.previous_run.empty()) previous = ReadPreviousShard(options_.previous_run, shard, identity_);
     std::vector<std::string> contents = ReadContents(out.images, previous ? &*previous : nullptr, counts);
     if (options_.rerun == RerunPolicy::kReuseValid) {
-      const std::string key = ShardKey(identity_, out.images, contents);
+      const std::string key = EmbedShardKey(identity_, out.images, contents);
       if (auto found = FindResult(options_.run, options_.previous_run, shard, key)) {
         found->rows_checksum = rows_checksum;
         counts->reused = true;
@@ -408,7 +370,7 @@ class ShardEmbedder {
       // What was decoded decides the key: an image that changed since it was first read is keyed
       // by the bytes actually embedded.
       contents.push_back(row.checksum != 0 || row.status == 0 ? FormatChecksum(row.checksum)
-                                                              : ContentOf(static_cast<ImageStatus>(row.status), 0));
+                                                              : ImageContent(static_cast<ImageStatus>(row.status), 0));
     }
     std::int64_t accounted = 0;
     for (const auto count : counts->by_status) accounted += count;
@@ -416,7 +378,7 @@ class ShardEmbedder {
 
     ShardResult result;
     result.shard = shard;
-    result.key = ShardKey(identity_, out.images, contents);
+    result.key = EmbedShardKey(identity_, out.images, contents);
     result.rows_checksum = rows_checksum;
     const std::filesystem::path work = WorkDir(options_.run);
     result.file = work / ShardFileName(shard, ".h5");
@@ -490,7 +452,7 @@ class ShardEmbedder {
         const ImageRow& before = previous->embed.images[row->second];
         if (before.file != rows[i].file) continue;
         contents[i] = before.status == 0 ? FormatChecksum(before.checksum)
-                                         : ContentOf(static_cast<ImageStatus>(before.status), 0);
+                                         : ImageContent(static_cast<ImageStatus>(before.status), 0);
         trusted[i] = 1;
       }
     }
@@ -498,7 +460,7 @@ class ShardEmbedder {
       if (trusted[i]) return;
       std::string bytes;
       const ImageStatus status = ReadImageFile(ingest_.images / rows[i].file, options_.limits.max_file_bytes, &bytes);
-      contents[i] = ContentOf(status, status == ImageStatus::kOk ? Xxh3(bytes) : 0);
+      contents[i] = ImageContent(status, status == ImageStatus::kOk ? Xxh3(bytes) : 0);
     });
     for (const char t : trusted) counts->images_trusted += t;
     counts->images_read += static_cast<std::int64_t>(rows.size()) - std::count(trusted.begin(), trusted.end(), 1);
@@ -1061,14 +1023,15 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
         "fail the stage, publishing nothing, when more than this share of the images is rejected (a wrong image "
         "root, a broken mount)");
     t.Add(
-        OptionSpec{"segmenter-precision", "P", "fp32", false, false, "fp32 | bf16 | fp16",
-                   "the segmenter's precision on --device (fp16: CUDA only)", OptionEffect::kOutput},
-        [](const std::vector<std::string>& values, O* out) {
-          if (!ParsePrecision(values.back(), &out->segmenter_precision)) {
-            throw UsageError("--segmenter-precision must be fp32, bf16 or fp16, not '" + values.back() + "'");
-          }
-        },
-        [](const O& o) { return std::string(PrecisionName(o.segmenter_precision)); });
+         OptionSpec{"segmenter-precision", "P", "fp32", false, false, "fp32 | bf16 | fp16",
+                    "the segmenter's precision on --device (fp16: CUDA only)", OptionEffect::kOutput},
+         [](const std::vector<std::string>& values, O* out) {
+           if (!ParsePrecision(values.back(), &out->segmenter_precision)) {
+             throw UsageError("--segmenter-precision must be fp32, bf16 or fp16, not '" + values.back() + "'");
+           }
+         },
+         [](const O& o) { return std::string(PrecisionName(o.segmenter_precision)); })
+        .OnlyWith("segmenter");
     t.Add(
         OptionSpec{"embedding-dtype", "T", "float32", false, false, "float32 | float16", "embeddings on disk",
                    OptionEffect::kOutput},
@@ -1095,37 +1058,48 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
         "segmenter bundle: find, store and embed garments (its sha256 is in the key); without it no image is "
         "segmented");
     t.Text(
-        "segment-images", "WHICH", [](O& o) -> std::string& { return o.segment_images; }, "auto", OptionEffect::kOutput,
-        "which images the segmenter reads: all; auto (every image, kept where at least two garment slots are "
-        "found); or a catalog image column (image_3, IMAGE_VERSION_2)");
+         "segment-images", "WHICH", [](O& o) -> std::string& { return o.segment_images; }, "auto",
+         OptionEffect::kOutput,
+         "which images the segmenter reads: all; auto (every image, kept where at least two garment slots are "
+         "found); or a catalog image column (image_3, IMAGE_VERSION_2)")
+        .OnlyWith("segmenter");
     t.Text(
-        "garment-slots", "MAP", [](O& o) -> std::string& { return o.slot_map; }, "", OptionEffect::kOutput,
-        "class=slot,... overrides of the bundle's class-to-slot map (slot none drops a class)");
+         "garment-slots", "MAP", [](O& o) -> std::string& { return o.slot_map; }, "", OptionEffect::kOutput,
+         "class=slot,... overrides of the bundle's class-to-slot map (slot none drops a class)")
+        .OnlyWith("segmenter");
     t.Real<double>(
-        "garment-min-area", "F", [](O& o) -> double& { return o.garments.min_area; }, "0.005", 0, 0.999999,
-        OptionEffect::kOutput, "smallest garment, as a fraction of the image");
+         "garment-min-area", "F", [](O& o) -> double& { return o.garments.min_area; }, "0.005", 0, 0.999999,
+         OptionEffect::kOutput, "smallest garment, as a fraction of the image")
+        .OnlyWith("segmenter");
     t.Real<double>(
-        "garment-min-score", "P", [](O& o) -> double& { return o.garments.min_score; }, "0.7", 0, 1,
-        OptionEffect::kOutput, "smallest mean segmenter confidence over a garment's mask");
+         "garment-min-score", "P", [](O& o) -> double& { return o.garments.min_score; }, "0.7", 0, 1,
+         OptionEffect::kOutput, "smallest mean segmenter confidence over a garment's mask")
+        .OnlyWith("segmenter");
     t.Integer<int>(
-        "garment-cleanup", "R", [](O& o) -> int& { return o.garments.cleanup_radius; }, 1, 0, 16, OptionEffect::kOutput,
-        "radius (segmenter pixels) of the opening per slot that removes specks and slivers (0: off)");
+         "garment-cleanup", "R", [](O& o) -> int& { return o.garments.cleanup_radius; }, 1, 0, 16,
+         OptionEffect::kOutput,
+         "radius (segmenter pixels) of the opening per slot that removes specks and slivers (0: off)")
+        .OnlyWith("segmenter");
     t.Integer<int>(
-        "mask-side", "M", [](O& o) -> int& { return o.garments.mask_side; }, 128, 8, 1024, OptionEffect::kOutput,
-        "stored label maps are M x M per image");
+         "mask-side", "M", [](O& o) -> int& { return o.garments.mask_side; }, 128, 8, 1024, OptionEffect::kOutput,
+         "stored label maps are M x M per image")
+        .OnlyWith("segmenter");
     t.Real<double>(
-        "crop-margin", "F", [](O& o) -> double& { return o.garments.crop_margin; }, "0.08", 0, 1, OptionEffect::kOutput,
-        "garment crops grow by this fraction of their long side");
+         "crop-margin", "F", [](O& o) -> double& { return o.garments.crop_margin; }, "0.08", 0, 1,
+         OptionEffect::kOutput, "garment crops grow by this fraction of their long side")
+        .OnlyWith("segmenter");
     t.Add(
-        OptionSpec{"crop-fill", "G", "245", false, false, "0..255", "grey level outside a garment's mask in its crop",
-                   OptionEffect::kOutput},
-        [](const std::vector<std::string>& values, O* out) {
-          out->garments.crop_fill = static_cast<std::uint8_t>(ParseIntegerOption("crop-fill", values.back(), 0, 255));
-        },
-        [](const O& o) { return std::to_string(o.garments.crop_fill); });
+         OptionSpec{"crop-fill", "G", "245", false, false, "0..255", "grey level outside a garment's mask in its crop",
+                    OptionEffect::kOutput},
+         [](const std::vector<std::string>& values, O* out) {
+           out->garments.crop_fill = static_cast<std::uint8_t>(ParseIntegerOption("crop-fill", values.back(), 0, 255));
+         },
+         [](const O& o) { return std::to_string(o.garments.crop_fill); })
+        .OnlyWith("segmenter");
     t.Integer<int>(
-        "segment-batch-size", "N", [](O& o) -> int& { return o.segment_batch_size; }, 8, 1, 1024,
-        OptionEffect::kResource, "images per segmenter batch");
+         "segment-batch-size", "N", [](O& o) -> int& { return o.segment_batch_size; }, 8, 1, 1024,
+         OptionEffect::kResource, "images per segmenter batch")
+        .OnlyWith("segmenter");
     t.Add(
         OptionSpec{"force", "", "", false, false, "", "redo every shard even when an output for its key exists",
                    OptionEffect::kControl},
@@ -1200,7 +1174,8 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   }
   const GarmentModel* garment_model = garments ? &*garments : nullptr;
   WarmUp(options, encoder, garment_model);
-  const std::map<std::string, std::string> identity_options = ShardOptions(options, bundle, garment_model);
+  const std::map<std::string, std::string> identity_options =
+      EmbedIdentityOptions(options, bundle.sha256, garment_model != nullptr ? garment_model->bundle.sha256 : "");
   const std::string identity = OptionsHash(identity_options);
   if (world.is_root()) {
     std::error_code error;

@@ -22,6 +22,7 @@
 #include "catalog/ingest.h"
 #include "dedup/decisions.h"
 #include "image/decode.h"
+#include "report/selection.h"
 #include "report/templates.h"
 #include "stage/run_status.h"
 #include "stage/stage.h"
@@ -155,11 +156,7 @@ class ReportBuilder {
     WriteDecisions();
   }
 
-  // The thumbnail's file name: by the picture's content, so that the same picture has the same
-  // file in every run.
-  static std::string ContentName(const ImageInfo& info, int side) {
-    return "thumbs/" + FormatChecksum(info.checksum).substr(5) + "-" + std::to_string(side) + ".jpg";
-  }
+  static std::string ContentName(const ImageInfo& info, int side) { return ThumbName(info.checksum, side); }
 
   // JPEG bytes of image `info` shrunk to `side` (empty when it cannot be decoded). Thread-safe.
   std::string RenderThumb(const ImageInfo& info, int side) const {
@@ -213,21 +210,14 @@ class ReportBuilder {
     wanted_.clear();
   }
 
-  // At most `limit` of `items`, in their order: the first `head` as they come, then a seeded
-  // sample of the rest (by the hash of the seed and the item's name).
+  // At most --max-shown of `items` (report/selection.h ShownSample).
   template <typename T, typename Name>
   std::vector<T> Shown(const std::vector<T>& items, std::size_t head, Name name) const {
-    const auto limit = static_cast<std::size_t>(options_.max_shown);
-    if (items.size() <= limit) return items;
-    std::vector<T> out(items.begin(), items.begin() + static_cast<long>(std::min(head, limit)));
-    std::vector<std::pair<std::uint64_t, std::size_t>> rest;
-    for (std::size_t i = out.size(); i < items.size(); ++i) {
-      rest.emplace_back(Xxh3(std::to_string(options_.sample_seed) + "/" + name(items[i])), i);
+    std::vector<T> out;
+    for (const std::size_t i : ShownSample(items.size(), head, static_cast<std::size_t>(options_.max_shown),
+                                           options_.sample_seed, [&](std::size_t k) { return name(items[k]); })) {
+      out.push_back(items[i]);
     }
-    std::sort(rest.begin(), rest.end());
-    rest.resize(limit - out.size());
-    std::sort(rest.begin(), rest.end(), [](const auto& x, const auto& y) { return x.second < y.second; });
-    for (const auto& [unused, i] : rest) out.push_back(items[i]);
     return out;
   }
 
@@ -670,10 +660,14 @@ class ReportBuilder {
     }
     clusters_ = static_cast<std::int64_t>(members.size());
     // The largest first (then by id); a seeded sample of the rest fills --max-shown.
+    std::vector<std::int64_t> ids_by_id;
+    std::vector<std::size_t> sizes;
+    for (const auto& [id, images] : members) {
+      ids_by_id.push_back(id);
+      sizes.push_back(images.size());
+    }
     std::vector<std::int64_t> all;
-    for (const auto& [id, unused] : members) all.push_back(id);
-    std::stable_sort(all.begin(), all.end(),
-                     [&](std::int64_t x, std::int64_t y) { return members[x].size() > members[y].size(); });
+    for (const std::size_t i : LargestFirst(sizes)) all.push_back(ids_by_id[i]);
     const std::vector<std::int64_t> ids =
         Shown(all, static_cast<std::size_t>(options_.max_shown) / 2,
               [&](std::int64_t id) { return images_.at(members[id].front().first).key; });
@@ -728,16 +722,15 @@ class ReportBuilder {
   void WriteNearThreshold() {
     std::vector<std::size_t> near;
     if (dedup_) {
+      std::vector<std::size_t> cross;  // cross-product candidates, by index
+      std::vector<float> signals;
       for (std::size_t i = 0; i < dedup_->candidates.size(); ++i) {
         const ScoredPair& pair = dedup_->candidates[i];
-        if (std::isnan(dedup_->rule.signal(pair))) continue;
         if (images_.at(pair.a).product_id == images_.at(pair.b).product_id) continue;
-        near.push_back(i);
+        cross.push_back(i);
+        signals.push_back(dedup_->rule.signal(pair));
       }
-      const float threshold = dedup_->rule.threshold();
-      auto distance = [&](std::size_t i) { return std::fabs(dedup_->rule.signal(dedup_->candidates[i]) - threshold); };
-      std::stable_sort(near.begin(), near.end(),
-                       [&](std::size_t x, std::size_t y) { return distance(x) < distance(y); });
+      for (const std::size_t k : NearestFirst(signals, dedup_->rule.threshold())) near.push_back(cross[k]);
     }
     const std::size_t total = near.size();
     near.resize(std::min(near.size(), static_cast<std::size_t>(options_.max_shown)));

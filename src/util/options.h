@@ -39,6 +39,10 @@ struct OptionSpec {
   std::string range;        // documented bounds or choices: "1..4096", "fp32 | bf16 | fp16"
   std::string help;
   OptionEffect effect = OptionEffect::kOutput;
+  // The option whose value this one needs to mean anything (--segmenter for the garment
+  // options); empty: none. While that option is empty, Identity leaves this one out, so that a
+  // stage's key does not change with an option that changes nothing.
+  std::string only_with = "";
   // Checks one value on its own (range, choices); throws UsageError. Set by OptionTable::Add from
   // the option's parser, so that every command's values are checked before the command starts.
   std::function<void(const std::string&)> check = nullptr;
@@ -158,6 +162,14 @@ class OptionTable {
         [=](const T& options) { return std::string(access(const_cast<T&>(options)) ? "1" : "0"); });
   }
 
+  // The option added last matters only when option `parent` (of this table) has a value.
+  OptionTable& OnlyWith(const std::string& parent) {
+    LB_CHECK(!entries_.empty() && entries_.back().spec.name != parent, "OnlyWith follows the option it marks");
+    entries_.back().spec.only_with = parent;
+    entries_.back().spec.help += " (with --" + parent + ")";
+    return *this;
+  }
+
   // Every option's value onto `out`, in table order: the given value, else the default. Throws
   // UsageError for a missing required option or a value out of its range.
   void Parse(const OptionValues& given, T* out) const {
@@ -177,7 +189,9 @@ class OptionTable {
   std::map<std::string, std::string> Identity(const T& options) const {
     std::map<std::string, std::string> out;
     for (const auto& entry : entries_) {
-      if (entry.spec.effect == OptionEffect::kOutput) out[entry.spec.name] = entry.show(options);
+      if (entry.spec.effect != OptionEffect::kOutput) continue;
+      if (!entry.spec.only_with.empty() && Find(entry.spec.only_with).show(options).empty()) continue;
+      out[entry.spec.name] = entry.show(options);
     }
     return out;
   }
@@ -204,6 +218,12 @@ class OptionTable {
     Apply apply;
     Show show;
   };
+  const Entry& Find(const std::string& name) const {
+    for (const auto& entry : entries_) {
+      if (entry.spec.name == name) return entry;
+    }
+    ThrowInternalError(__FILE__, __LINE__, "Find", "OnlyWith names --" + name + ", which is not in the table");
+  }
   std::vector<Entry> entries_;
 };
 

@@ -87,5 +87,35 @@ TEST(OptionTable, OnlyOptionsThatChangeOutputsAreInTheIdentity) {
   EXPECT_EQ(Table().Identity(a).at("ratio"), Table().Identity(b).at("ratio")) << "the value, not its spelling";
 }
 
+TEST(OptionTable, AnOptionOnlyWithAnotherIsOutOfTheIdentityWithoutIt) {
+  struct Garmented {
+    std::filesystem::path run, segmenter;
+    int side = 0;
+  };
+  OptionTable<Garmented> t;
+  t.Path(
+      "run", "DIR", [](Garmented& g) -> std::filesystem::path& { return g.run; }, true, "the run");
+  t.Integer<int>(
+       "side", "N", [](Garmented& g) -> int& { return g.side; }, 8, 1, 64, OptionEffect::kOutput, "s")
+      .OnlyWith("segmenter");
+  t.Path(
+      "segmenter", "B", [](Garmented& g) -> std::filesystem::path& { return g.segmenter; }, false, "the bundle");
+  Garmented without, other_side, with;
+  t.Parse({{"run", {"/r"}}}, &without);
+  t.Parse({{"run", {"/r"}}, {"side", {"16"}}}, &other_side);
+  t.Parse({{"run", {"/r"}}, {"segmenter", {"/s"}}}, &with);
+  EXPECT_EQ(t.Identity(without).count("side"), 0u);
+  EXPECT_EQ(t.Identity(without), t.Identity(other_side)) << "--side changes nothing without --segmenter";
+  EXPECT_EQ(t.Identity(with).at("side"), "8");
+  EXPECT_NE(t.specs()[1].help.find("(with --segmenter)"), std::string::npos) << t.specs()[1].help;
+  // A table that names an option it lacks is a programming error, found on first use.
+  OptionTable<Garmented> broken;
+  broken
+      .Integer<int>(
+          "side", "N", [](Garmented& g) -> int& { return g.side; }, 8, 1, 64, OptionEffect::kOutput, "s")
+      .OnlyWith("segmentor");
+  EXPECT_THROW(broken.Identity(with), InternalError);
+}
+
 }  // namespace
 }  // namespace lookbook
