@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -207,6 +208,21 @@ std::string IngestRowsChecksum(const std::string& shard_bytes) {
   return IngestRowsChecksum(keys, references, files);
 }
 
+std::string CanonicalShardOrder(const std::string& bytes) {
+  const auto rows = ParseCsvText("ingest shard", bytes, kIngestShardHeader);
+  std::vector<std::size_t> order(rows.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Stable: a product's images are contiguous (one catalog row) and stay in column order.
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return rows[a][0] < rows[b][0]; });
+  std::string out = std::string(kIngestShardHeader) + "\n";
+  out.reserve(bytes.size() + 1);
+  for (const std::size_t i : order) {
+    const auto& row = rows[i];
+    AppendCsvRow(std::vector<std::string_view>(row.begin(), row.end()), &out);
+  }
+  return out;
+}
+
 const OptionTable<IngestOptions>& IngestOptionTable() {
   static const OptionTable<IngestOptions> table = [] {
     OptionTable<IngestOptions> t;
@@ -356,13 +372,15 @@ StageReport RunIngest(const IngestOptions& options) {
         columns.title < 0 ? " '" + options.columns.title + "'" : "");
   }
 
-  EnsureFileDescriptors(options.shards + 1);
+  EnsureFileDescriptors(options.shards + 2);  // the spills, rejects.csv and one canonical shard
   std::vector<AtomicFile> shard_files;
   std::vector<std::string> shard_buffers(static_cast<std::size_t>(options.shards));
   std::vector<std::int64_t> shard_rows(static_cast<std::size_t>(options.shards), 0);
   shard_files.reserve(static_cast<std::size_t>(options.shards));
   for (int shard = 0; shard < options.shards; ++shard) {
-    shard_files.push_back(AtomicFile::Create(stage_dir / ShardFileName(shard, ".csv")));
+    // Rows go out in catalog order to a spill file; the shard is written from it in its
+    // canonical order at the end (CanonicalShardOrder), one shard in memory at a time.
+    shard_files.push_back(AtomicFile::Create(stage_dir / ("catalog-order-" + ShardFileName(shard, ".csv"))));
     shard_files.back().Write(std::string(kIngestShardHeader) + "\n");
   }
   AtomicFile rejects_file = AtomicFile::Create(stage_dir / "rejects.csv");
@@ -559,6 +577,11 @@ StageReport RunIngest(const IngestOptions& options) {
     for (std::size_t shard = 0; shard < shard_files.size(); ++shard) {
       shard_files[shard].Write(shard_buffers[shard]);
       shard_files[shard].Commit();
+      const std::filesystem::path spill = shard_files[shard].final_path();
+      AtomicFile canonical = AtomicFile::Create(stage_dir / ShardFileName(static_cast<ShardId>(shard), ".csv"));
+      canonical.Write(CanonicalShardOrder(ReadFileBytes(spill)));
+      canonical.Commit();
+      std::filesystem::remove(spill);
       stage.AddOutput(ShardFileName(static_cast<ShardId>(shard), ".csv"), shard_rows[shard]);
     }
     rejects_file.Write(rejects);

@@ -1,8 +1,8 @@
 // The ingest stage: read the catalog CSV, validate every row and image reference, and split
 // the accepted products into deterministic shards.
 //
-// Outputs under RUN/ingest/: shard-K.csv (one line per accepted image reference; products keep
-// catalog order within a shard), rejects.csv and the manifest (docs/outputs.md#ingest).
+// Outputs under RUN/ingest/: shard-K.csv (one line per accepted image reference; products in
+// id order within a shard, CanonicalShardOrder), rejects.csv and the manifest (docs/outputs.md#ingest).
 //
 // Counts: rows_in == rows_ok + rows_rejected and images_in == images_ok + images_rejected,
 // checked before anything is published. images_in counts the non-empty image cells of rows
@@ -50,6 +50,12 @@ std::string IngestRowsChecksum(const std::vector<std::string>& keys, const std::
                                const std::vector<std::string>& files);
 // The same, from the shard file's bytes. Throws InputError when they are not an ingest shard.
 std::string IngestRowsChecksum(const std::string& shard_bytes);
+
+// An ingest shard's bytes (header and rows, rows in catalog order) with its rows in the shard's
+// canonical order: by product id (bytewise), a product's images in column order. Where a
+// product's row sits in the catalog then changes no shard's order, and so no embed shard's key
+// (only the `row` cells change). Throws InputError when `bytes` are not an ingest shard.
+std::string CanonicalShardOrder(const std::string& bytes);
 
 // The options of `lookbook ingest`, declared once (util/options.h).
 const OptionTable<IngestOptions>& IngestOptionTable();

@@ -3,7 +3,8 @@ operator's bad night, reproduced on the demo: after it, the pipeline either redo
 affected work or fails with a clear message; never `_SUCCESS` beside mixed outputs, never a stale
 row published as valid.
 
-  1. an image replaced in place (same path, catalog unchanged)
+  1. an image replaced in place (same path, catalog unchanged); a moved row, a stock flip and a
+     title edit, which change no image
   2. the same catalog ingested again from another image root
   3. an ingest shard edited by hand
   4. images replaced between embed and dedup
@@ -114,6 +115,33 @@ class RunIntegrity(lt.TempDirTest):
         fresh = self.path("fresh")
         lt.run(["run", "--config", self.config(self.dir, fresh, demo)], mpi=True, check=0)
         self.assertEqual(self.tables(run), self.tables(fresh))
+
+    def test_a_moved_row_a_stock_flip_and_a_title_edit_redo_no_shard(self):
+        demo = self.copy_demo()
+        run = self.copy_run()
+        path = os.path.join(demo, "catalog.csv")
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        fields = list(rows[0].keys())
+        rows.append(rows.pop(0))  # the first product now comes last
+        rows[1]["in_stock"] = "0" if rows[1]["in_stock"] == "1" else "1"
+        rows[2]["title"] = rows[2]["title"] + " (new season)"
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        stages = summaries(lt.run(["run", "--config", self.config(self.dir, run, demo)], mpi=True, check=0))
+        self.assertEqual(stages["ingest"]["status"], "ok", "the catalog changed: ingest publishes")
+        self.assertEqual((stages["embed"]["shards_embedded"], stages["embed"]["shards_skipped"]), (0, 3),
+                         "no image changed: no shard is embedded again")
+        # What the downstream stages made of the edit is what a run from scratch makes of it.
+        fresh = self.path("fresh")
+        lt.run(["run", "--config", self.config(self.dir, fresh, demo)], mpi=True, check=0)
+        self.assertEqual(self.tables(run), self.tables(fresh))
+        with open(os.path.join(run, "ingest", "shard-00000.csv"), newline="") as f:
+            ids = [r["product_id"] for r in csv.DictReader(f)]
+        self.assertEqual(ids, sorted(ids), "a shard lists its products in id order, wherever they sit in the catalog")
+        self.assertTrue(os.path.exists(os.path.join(run, "_SUCCESS")))
 
     # 2 ---------------------------------------------------------------------------------------
     def test_another_image_root_is_embedded_by_content(self):

@@ -11,6 +11,7 @@
 #include "stage/run_lock.h"
 #include "tests/unit/test_support.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace lookbook {
 namespace {
@@ -126,6 +127,35 @@ TEST_F(IngestTest, ShardLinesCarryTheProductFields) {
   struct stat info {};
   ASSERT_EQ(::stat(path.c_str(), &info), 0);
   EXPECT_EQ(lines[0].fields[9], std::to_string(info.st_mtim.tv_sec * 1000000000ll + info.st_mtim.tv_nsec));
+}
+
+TEST_F(IngestTest, ShardsListProductsInIdOrderWhereverTheCatalogHasThem) {
+  options_.shards = 1;
+  Ingest("product_id,image_1,image_2\np3,p3.jpg,\np1,p1.jpg,\np2,p2a.jpg,p2b.jpg\n");
+  const std::string first = ReadFileBytes(options_.run / "ingest" / "shard-00000.csv");
+  std::vector<std::string> order;
+  for (const auto& line : ShardLines()) order.push_back(line.fields[0] + "/" + line.fields[1]);
+  EXPECT_EQ(order, (std::vector<std::string>{"p1/image_1", "p2/image_1", "p2/image_2", "p3/image_1"}));
+  // The same products in another order: the same lines but for their `row` cells.
+  Ingest("product_id,image_1,image_2\np2,p2a.jpg,p2b.jpg\np1,p1.jpg,\np3,p3.jpg,\n");
+  std::vector<std::string> rows;
+  for (const auto& line : ShardLines()) rows.push_back(line.fields[0] + ":" + line.fields[7]);
+  EXPECT_EQ(rows, (std::vector<std::string>{"p1:2", "p2:1", "p2:1", "p3:3"}));
+  EXPECT_NE(ReadFileBytes(options_.run / "ingest" / "shard-00000.csv"), first);
+  EXPECT_EQ(IngestRowsChecksum(ReadFileBytes(options_.run / "ingest" / "shard-00000.csv")), IngestRowsChecksum(first))
+      << "what embed takes of the shard is the same";
+  // No spill file is left in the stage.
+  for (const auto& entry : std::filesystem::directory_iterator(options_.run / "ingest")) {
+    EXPECT_EQ(entry.path().filename().string().rfind("catalog-order-", 0), std::string::npos) << entry.path();
+  }
+  // Quoted cells (a comma, a line break) survive the reordering byte for byte.
+  const std::string shard = std::string(kIngestShardHeader) +
+                            "\nb,image_1,b.jpg,b.jpg,,1,\"two\nlines, one\",1,4,0\na,image_1,a.jpg,a.jpg,,0,x,2,4,0\n";
+  EXPECT_EQ(CanonicalShardOrder(shard),
+            std::string(kIngestShardHeader) +
+                "\na,image_1,a.jpg,a.jpg,,0,x,2,4,0\nb,image_1,b.jpg,b.jpg,,1,\"two\nlines, "
+                "one\",1,4,0\n");
+  EXPECT_THROW(CanonicalShardOrder("not,a,shard\n"), InputError);
 }
 
 TEST_F(IngestTest, RerunSkipsValidOutputsAndRedoesChangedOnes) {
