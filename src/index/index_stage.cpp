@@ -11,6 +11,7 @@
 
 #include "catalog/sharding.h"
 #include "index/vector_index.h"
+#include "stage/counts.h"
 #include "stage/run_status.h"
 #include "stage/stage.h"
 #include "store/embed_run.h"
@@ -155,6 +156,123 @@ const OptionTable<IndexOptions>& IndexOptionTable() {
   return table;
 }
 
+namespace {
+
+// The quantizer the index will have, known from the manifests before a vector is read: a
+// previous run's (its bytes) when ReusableQuantizer allows it, else empty (trained tonight).
+std::vector<std::uint8_t> PlanQuantizer(const IndexOptions& options, const EmbedRun& embed,
+                                        const StageManifest& embed_manifest, std::string* note) {
+  const std::int64_t expected_total = embed_manifest.counts.count("ok") ? embed_manifest.counts.at("ok") : 0;
+  const int expected_d =
+      embed_manifest.counts.count("embedding_dim") ? static_cast<int>(embed_manifest.counts.at("embedding_dim")) : 0;
+  *note = "trained";
+  if (expected_total <= 0 || expected_d <= 0) return {};
+  const std::string expected_factory =
+      options.factory == "auto" ? AutoFactory(expected_total, expected_d, options.memory_budget) : options.factory;
+  return ReusableQuantizer(options, embed, expected_total, expected_d, expected_factory, note);
+}
+
+// The vectors of this rank's shards, and what every rank learns of all shards.
+struct RankVectors {
+  std::vector<ShardVectors> mine;
+  std::vector<std::int64_t> per_shard;  // vectors per shard, every shard
+  int d = 0;
+  std::int64_t total = 0;
+};
+
+// Pass 1 (collective): this rank's shards read and verified; counts and width agreed.
+RankVectors ReadRankVectors(Stage& stage, const EmbedRun& embed, const MpiWorld& world) {
+  RankVectors out;
+  for (int k = 0; k < embed.shard_count; ++k) {
+    if (RankOfShard(k, world.size()) == world.rank()) out.mine.push_back(LoadShardVectors(stage, k));
+  }
+  out.per_shard.assign(static_cast<std::size_t>(embed.shard_count) + 1, 0);
+  int dim = 0;
+  for (const auto& shard : out.mine) {
+    out.per_shard[static_cast<std::size_t>(shard.shard)] = shard.size();
+    if (dim != 0 && shard.dim != dim) throw InputError("embed shards differ in embedding width");
+    dim = shard.dim;
+  }
+  out.d = static_cast<int>(world.MaxAll(dim));
+  if (dim != 0 && dim != out.d) throw InputError("embed shards differ in embedding width");
+  out.per_shard = world.SumAll(out.per_shard);
+  out.per_shard.resize(static_cast<std::size_t>(embed.shard_count));
+  out.total = std::accumulate(out.per_shard.begin(), out.per_shard.end(), std::int64_t{0});
+  if (out.total == 0) throw InputError("the run has no ok image to index");
+  return out;
+}
+
+// Pass 2 (collective): the training sample on rank 0, in shard order whatever the number of
+// ranks. Each shard gives its share in proportion to its vectors (SampleRows, seeded per shard).
+std::vector<float> GatherTrainingSample(const RankVectors& vectors, std::int64_t sample, std::uint64_t seed,
+                                        const MpiWorld& world) {
+  const int d = vectors.d;
+  std::vector<float> my_sample;
+  std::vector<std::int64_t> my_tags;  // shard of each sampled vector
+  std::int64_t before = 0;
+  for (std::size_t k = 0; k < vectors.per_shard.size(); ++k) {
+    const std::int64_t n = vectors.per_shard[k];
+    const std::int64_t take = (sample * (before + n)) / vectors.total - (sample * before) / vectors.total;
+    before += n;
+    const auto it = std::find_if(vectors.mine.begin(), vectors.mine.end(),
+                                 [&](const ShardVectors& s) { return s.shard == static_cast<int>(k); });
+    if (it == vectors.mine.end() || take == 0) continue;
+    for (const std::int64_t row : SampleRows(n, take, seed, static_cast<int>(k))) {
+      my_sample.insert(my_sample.end(), it->vectors.begin() + row * d, it->vectors.begin() + (row + 1) * d);
+      my_tags.push_back(static_cast<std::int64_t>(k));
+    }
+  }
+  const std::vector<float> gathered = world.GatherToRoot(my_sample);
+  const std::vector<std::int64_t> tags = world.GatherToRoot(my_tags);
+  if (!world.is_root()) return {};
+  std::vector<std::size_t> order(tags.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tags[a] < tags[b]; });
+  std::vector<float> training(gathered.size());
+  const auto width = static_cast<std::size_t>(d);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    std::copy(gathered.begin() + static_cast<long>(order[i] * width),
+              gathered.begin() + static_cast<long>((order[i] + 1) * width),
+              training.begin() + static_cast<long>(i * width));
+  }
+  return training;
+}
+
+// Pass 3 (rank 0): the trained index's bytes (every rank gets them by broadcast).
+std::vector<std::uint8_t> TrainQuantizer(const std::string& factory, int d, const std::vector<float>& training,
+                                         std::int64_t total) {
+  const auto rows = static_cast<std::int64_t>(training.size() / static_cast<std::size_t>(d));
+  spdlog::info("training {} on {} of {} vectors (d = {}, BLAS core {})", factory, rows, total, d, BlasCoreName());
+  return VectorIndex::Train(factory, d, training.data(), rows).Serialize();
+}
+
+// Pass 4 (each rank): its shards' vectors added to copies of the trained index, written into
+// the staging folder. Returns the code bytes written; stops early on a stop request.
+std::int64_t AddShards(const RankVectors& vectors, const std::vector<std::uint8_t>& trained,
+                       const std::filesystem::path& staging) {
+  std::int64_t code_bytes = 0;
+  for (const auto& shard : vectors.mine) {
+    if (StopRequested()) break;
+    VectorIndex index = VectorIndex::Deserialize(trained);
+    index.Add(shard.vectors.data(), shard.ids.data(), shard.size());
+    index.WriteFile(staging / IndexFileName(shard.shard));
+    code_bytes += static_cast<std::int64_t>(index.code_bytes());
+  }
+  return code_bytes;
+}
+
+// Summed over ranks after the add.
+struct AddCounts {
+  std::int64_t code_bytes = 0, stopped = 0;
+  template <typename F>
+  void ForEach(F&& f) {
+    f("code_bytes", code_bytes);
+    f("stopped", stopped);
+  }
+};
+
+}  // namespace
+
 StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   const auto start = Clock::now();
   StageReport report;
@@ -163,24 +281,13 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   report.facts["run"] = options.run.string();
   Stage stage(&world, options.run, "index", options.code_version);
   const EmbedRun embed = ReadEmbedRun(options.run);
-  stage.Upstream("embed");
-  // The key: the options and every embed shard's checksum.
+  // The key: the options, every embed shard's checksum and the quantizer it will have.
+  const StageManifest& embed_manifest = stage.Upstream("embed");
   for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("embed", ShardFileName(k, ".h5"));
   const std::string options_hash = OptionsHash(Options(options));
   stage.Key().Add("options", options_hash);
-  // What the quantizer will be (trained tonight, or a previous run's) is part of the key: known
-  // from the manifests before a vector is read.
-  const StageManifest& embed_manifest = stage.Upstream("embed");
-  const std::int64_t expected_total = embed_manifest.counts.count("ok") ? embed_manifest.counts.at("ok") : 0;
-  const int expected_d =
-      embed_manifest.counts.count("embedding_dim") ? static_cast<int>(embed_manifest.counts.at("embedding_dim")) : 0;
-  std::string quantizer_note = "trained";
-  std::vector<std::uint8_t> reused_quantizer;
-  if (expected_total > 0 && expected_d > 0) {
-    const std::string expected_factory =
-        options.factory == "auto" ? AutoFactory(expected_total, expected_d, options.memory_budget) : options.factory;
-    reused_quantizer = ReusableQuantizer(options, embed, expected_total, expected_d, expected_factory, &quantizer_note);
-  }
+  std::string quantizer_note;
+  const std::vector<std::uint8_t> reused_quantizer = PlanQuantizer(options, embed, embed_manifest, &quantizer_note);
   stage.Key().Add("quantizer",
                   reused_quantizer.empty()
                       ? "trained"
@@ -199,27 +306,13 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     return report;
   }
 
-  // This rank's shards, read and verified.
-  std::vector<ShardVectors> mine;
+  RankVectors vectors;
   {
     StepTimer timer(&report, "read (rank 0)");
-    for (int k = world.rank(); k < embed.shard_count; k += world.size()) mine.push_back(LoadShardVectors(stage, k));
+    vectors = ReadRankVectors(stage, embed, world);
   }
-  std::vector<std::int64_t> per_shard(static_cast<std::size_t>(embed.shard_count) + 1, 0);
-  int dim = 0;
-  for (const auto& shard : mine) {
-    per_shard[static_cast<std::size_t>(shard.shard)] = shard.size();
-    dim = shard.dim;
-  }
-  for (const auto& shard : mine) {
-    if (shard.dim != dim) throw InputError("embed shards differ in embedding width");
-  }
-  const int d = static_cast<int>(world.MaxAll(dim));
-  if (dim != 0 && dim != d) throw InputError("embed shards differ in embedding width");
-  per_shard = world.SumAll(per_shard);
-  const std::int64_t total = std::accumulate(per_shard.begin(), per_shard.end(), std::int64_t{0});
-  if (total == 0) throw InputError("the run has no ok image to index");
-
+  const int d = vectors.d;
+  const std::int64_t total = vectors.total;
   const std::string factory =
       options.factory == "auto" ? AutoFactory(total, d, options.memory_budget) : options.factory;
   const std::int64_t sample = std::min(total, options.train_sample);
@@ -232,68 +325,31 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
                  TrainingSize(factory, total));
   }
 
-  // Each shard's share of the sample, in proportion to its vectors; gathered on rank 0 in
-  // shard order whatever the number of ranks.
-  std::vector<float> my_sample;
-  std::vector<std::int64_t> my_tags;  // shard of each sampled vector
-  std::int64_t before = 0;
-  for (int k = 0; k < embed.shard_count; ++k) {
-    const std::int64_t n = per_shard[static_cast<std::size_t>(k)];
-    const std::int64_t take = (sample * (before + n)) / total - (sample * before) / total;
-    before += n;
-    const auto it = std::find_if(mine.begin(), mine.end(), [&](const ShardVectors& s) { return s.shard == k; });
-    if (it == mine.end() || take == 0) continue;
-    for (const std::int64_t row : SampleRows(n, take, options.seed, k)) {
-      my_sample.insert(my_sample.end(), it->vectors.begin() + row * d, it->vectors.begin() + (row + 1) * d);
-      my_tags.push_back(k);
-    }
-  }
-  const std::vector<float> gathered = world.GatherToRoot(my_sample);
-  const std::vector<std::int64_t> tags = world.GatherToRoot(my_tags);
-
+  const std::vector<float> training = GatherTrainingSample(vectors, sample, options.seed, world);
   std::vector<std::uint8_t> trained_bytes;
   const auto train_start = Clock::now();
   if (!reused_quantizer.empty()) {
-    if (total != expected_total || d != expected_d) {
+    const auto expected_d = embed_manifest.counts.at("embedding_dim");
+    if (total != embed_manifest.counts.at("ok") || d != expected_d) {
       throw InputError("the embed manifest's counts do not match its shards: rerun lookbook embed --force");
     }
     trained_bytes = reused_quantizer;  // the same on every rank: read from the same file
     if (world.is_root()) spdlog::info("quantizer {}", quantizer_note);
   } else if (world.is_root()) {
-    std::vector<std::size_t> order(tags.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tags[a] < tags[b]; });
-    std::vector<float> training(gathered.size());
-    for (std::size_t i = 0; i < order.size(); ++i) {
-      std::copy(gathered.begin() + static_cast<long>(order[i] * static_cast<std::size_t>(d)),
-                gathered.begin() + static_cast<long>((order[i] + 1) * static_cast<std::size_t>(d)),
-                training.begin() + static_cast<long>(i * static_cast<std::size_t>(d)));
-    }
-    spdlog::info("training {} on {} of {} vectors (d = {}, BLAS core {})", factory, order.size(), total, d,
-                 BlasCoreName());
-    const VectorIndex trained =
-        VectorIndex::Train(factory, d, training.data(), static_cast<std::int64_t>(order.size()));
-    trained_bytes = trained.Serialize();
+    trained_bytes = TrainQuantizer(factory, d, training, total);
   }
   trained_bytes = world.BroadcastBytesFromRoot(std::move(trained_bytes));
   const double train_seconds = Seconds(train_start);
 
-  // Every rank adds its shards' vectors to copies of the trained index, into the staging folder.
   const std::filesystem::path& staging = stage.Staging();
   if (world.is_root()) VectorIndex::Deserialize(trained_bytes).WriteFile(staging / "trained.faiss");
   const auto add_start = Clock::now();
-  std::vector<std::int64_t> code_bytes(1, 0);
-  for (const auto& shard : mine) {
-    if (StopRequested()) break;
-    VectorIndex index = VectorIndex::Deserialize(trained_bytes);
-    index.Add(shard.vectors.data(), shard.ids.data(), shard.size());
-    index.WriteFile(staging / IndexFileName(shard.shard));
-    code_bytes[0] += static_cast<std::int64_t>(index.code_bytes());
-  }
+  AddCounts added;
+  added.code_bytes = AddShards(vectors, trained_bytes, staging);
   const double add_seconds = world.MaxAll(Seconds(add_start));
-  code_bytes.push_back(StopRequested() ? 1 : 0);
-  code_bytes = world.SumAll(code_bytes);
-  if (code_bytes[1] > 0) {
+  added.stopped = StopRequested() ? 1 : 0;
+  added = SumCounts(&world, added);
+  if (added.stopped > 0) {
     // Nothing is published: the staging folder goes, the published index (if any) stays whole.
     if (world.is_root()) spdlog::warn("stop requested: the index is not published; rerun lookbook index");
     report.status = "stopped";
@@ -301,7 +357,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     return report;
   }
   const double peak = world.MaxAll(static_cast<double>(PeakRssBytes()));
-  mine.clear();
+  vectors.mine.clear();
 
   StageManifest manifest;
   if (world.is_root()) {
@@ -313,7 +369,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
     manifest.options["quantizer"] = quantizer_note;
     stage.AddOutput("trained.faiss", 0);
     for (int k = 0; k < embed.shard_count; ++k)
-      stage.AddOutput(IndexFileName(k), per_shard[static_cast<std::size_t>(k)]);
+      stage.AddOutput(IndexFileName(k), vectors.per_shard[static_cast<std::size_t>(k)]);
     manifest.counts["vectors"] = total;
     manifest.counts["shards"] = embed.shard_count;
     manifest.counts["training_vectors"] = sample;
@@ -323,7 +379,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   report.counts["shards"] = embed.shard_count;
   report.counts["vectors"] = total;
   report.counts["training_vectors"] = sample;
-  report.counts["code_bytes"] = code_bytes[0];
+  report.counts["code_bytes"] = added.code_bytes;
   report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
   report.facts["factory"] = factory;
   report.facts["dim"] = std::to_string(d);

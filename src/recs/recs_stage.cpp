@@ -411,19 +411,43 @@ std::vector<std::int64_t> BatchesPerKey(const std::vector<std::string>& keys, co
   return out;
 }
 
-// Each rank's counts, summed over ranks (stage/counts.h).
+// What the passes count on each rank, summed over ranks (stage/counts.h); every field is in the
+// manifest and the summary.
 struct RecsCounts {
-  std::int64_t substitute_queries = 0, substitute_lists_short = 0, substitutes_near_duplicates_dropped = 0,
-               products_without_category = 0, products_without_image = 0, outfit_photos = 0, stopped = 0;
+  std::int64_t substitute_lists_short = 0, substitutes_near_duplicates_dropped = 0, products_without_category = 0,
+               products_without_image = 0, outfit_photos = 0;
   template <typename F>
   void ForEach(F&& f) {
-    f("substitute_queries", substitute_queries);
     f("substitute_lists_short", substitute_lists_short);
     f("substitutes_near_duplicates_dropped", substitutes_near_duplicates_dropped);
     f("products_without_category", products_without_category);
     f("products_without_image", products_without_image);
     f("outfit_photos", outfit_photos);
+  }
+};
+
+// How much work the passes did, summed over ranks: in the summary only (not an output's count).
+struct RecsWork {
+  std::int64_t substitute_queries = 0, stopped = 0;
+  template <typename F>
+  void ForEach(F&& f) {
+    f("substitute_queries", substitute_queries);
     f("stopped", stopped);
+  }
+};
+
+// What the catalog pass learned of categories and slots: the same on every rank.
+struct CatalogCounts {
+  std::int64_t products = 0, categories_zero_shot = 0, categories_unreadable = 0, categories_without_slot = 0,
+               categories_slot_inferred = 0, products_without_slot = 0;
+  template <typename F>
+  void ForEach(F&& f) {
+    f("products", products);
+    f("categories_zero_shot", categories_zero_shot);
+    f("categories_unreadable", categories_unreadable);
+    f("categories_without_slot", categories_without_slot);
+    f("categories_slot_inferred", categories_slot_inferred);
+    f("products_without_slot", products_without_slot);
   }
 };
 
@@ -438,57 +462,27 @@ struct RecsPublished {
   }
 };
 
-}  // namespace
+// What every pass reads: every product and image row, the vectors of this rank's shards, the
+// index, and each product's near-duplicate cluster mates.
+struct RecsInputs {
+  DedupFile dedup;
+  ProductCatalog catalog;
+  ShardedIndex index;
+  std::vector<std::vector<int>> mates;
+  CatalogCounts counts;
+};
 
-StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
-  const auto start = Clock::now();
-  StageReport report;
-  report.stage = "recs";
-  report.throughput_unit = "products";
-  report.facts["run"] = options.run.string();
-  LB_CHECK(options.top_k >= 1 && options.outfit_top_k >= 1, "top-k of at least 1");
-  ParseCategoryNames(options.category_names);  // a malformed map is a usage error before any work
-  Stage stage(&world, options.run, "recs", options.code_version);
-  const EmbedRun embed = ReadEmbedRun(options.run);
-  // The inputs and the key: every embed shard, index file, ingest shard (category, stock,
-  // catalog order) and the dedup table.
-  stage.Upstream("embed");
-  const StageManifest& index_manifest = stage.Upstream("index");
-  stage.Upstream("dedup");
-  stage.Upstream("ingest");
-  for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("embed", ShardFileName(k, ".h5"));
-  for (const auto& output : index_manifest.outputs) stage.UseInput("index", output.path);
-  for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("ingest", ShardFileName(k, ".csv"));
-  stage.UseInput("dedup", "dedup.h5");
-  const std::string model_identity = embed.model_sha256;
-  const std::map<std::string, std::string> option_map = Options(options, model_identity);
-  const std::string options_hash = OptionsHash(option_map);
-  stage.Key().Add("options", options_hash);
-  std::string why = "--force";
-  const bool fresh = options.rerun == RerunPolicy::kReuseValid && stage.Fresh(&why);
-  if (world.is_root()) {
-    if (!fresh)
-      spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
-    else
-      spdlog::info("recs outputs are valid: nothing to do");
-  }
-  if (fresh) {
-    report.status = "skipped";
-    report.seconds = Seconds(start);
-    return report;
-  }
-
-  // Every rank holds every product and image row, the vectors of its own shards, and the index.
-  const auto load_start = Clock::now();
-  const DedupFile dedup = ReadCurrentDedup(stage);
-  ProductCatalog catalog = LoadProductCatalog(options.run, embed, &world);
-  const ShardedIndex index = ReadRunIndex(options.run, embed);
-  std::int64_t categories_unreadable = 0;
-  const std::int64_t zero_shot = ZeroShotCategories(options, embed, &catalog, &categories_unreadable, world);
+// Pass 1 (collective): the categories and slots of the products (zero-shot where the catalog
+// has none, slots from --category-slots or inferred from the segmenter) and the cluster mates.
+void PrepareCatalog(const RecsOptions& options, const EmbedRun& embed, RecsInputs* in, const MpiWorld& world) {
+  ProductCatalog& catalog = in->catalog;
+  in->counts.products = static_cast<std::int64_t>(catalog.products.size());
+  in->counts.categories_zero_shot =
+      ZeroShotCategories(options, embed, &catalog, &in->counts.categories_unreadable, world);
   std::map<std::string, std::int64_t> unmapped = AssignSlots(ParseCategorySlots(options.category_slots), &catalog);
-  const auto inferred_slots = InferSlots(&catalog, &unmapped, world);
-  std::int64_t products_without_slot = 0;
-  for (const auto& [category, count] : unmapped) products_without_slot += count;
+  in->counts.categories_slot_inferred = static_cast<std::int64_t>(InferSlots(&catalog, &unmapped, world).size());
+  in->counts.categories_without_slot = static_cast<std::int64_t>(unmapped.size());
+  for (const auto& [category, count] : unmapped) in->counts.products_without_slot += count;
   if (world.is_root() && !unmapped.empty()) {
     std::string names;
     for (const auto& [category, count] : unmapped) {
@@ -503,98 +497,99 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
         "to an outfit photo's garments; map them with --category-slots Category=slot",
         unmapped.size(), unmapped.size() == 1 ? "y" : "ies", unmapped.size() == 1 ? "s" : "ve", names);
   }
-  const std::vector<std::vector<int>> mates = ClusterMates(catalog, dedup);
-  const double load_seconds = world.MaxAll(Seconds(load_start));
+  in->mates = ClusterMates(catalog, in->dedup);
+}
 
-  auto mine = [&](const Product& product) { return catalog.owns(product); };
-  const int n_products = static_cast<int>(catalog.products.size());
-  std::vector<SubstituteRow> substitutes;  // this rank's rows
-  std::vector<OutfitHit> outfits;
-  std::int64_t no_category = 0, no_image = 0, short_lists = 0, queried = 0, near_duplicates_dropped = 0;
+// Whether any rank was asked to stop (collective: every rank calls it at the same point).
+bool AnyRankStopping(const MpiWorld& world) { return world.SumAll({StopRequested() ? 1 : 0})[0] > 0; }
 
-  // Substitutes, one category at a time: its in-stock products are the filter.
-  const auto substitutes_start = Clock::now();
+// The batch `b` of `count` requests: [begin, end).
+std::pair<std::size_t, std::size_t> BatchRange(std::size_t count, std::int64_t b, int batch) {
+  const std::size_t begin = std::min(count, static_cast<std::size_t>(b) * static_cast<std::size_t>(batch));
+  return {begin, std::min(count, begin + static_cast<std::size_t>(batch))};
+}
+
+// Pass 2 (collective): substitutes for this rank's products, one category at a time, its
+// in-stock products the filter. The ranks go through every category's batches in step (a rank
+// whose askers are done asks nothing): scores against other ranks' shots are answered in each
+// batch's exchange. Returns this rank's rows.
+std::vector<SubstituteRow> SubstitutePass(const RecsOptions& options, const RecsInputs& in, RemoteScores* scores,
+                                          const MpiWorld& world, RecsCounts* counts, RecsWork* work) {
+  const ProductCatalog& catalog = in.catalog;
   std::map<std::string, std::vector<int>> askers, stocked;
-  for (int p = 0; p < n_products; ++p) {
+  for (int p = 0; p < static_cast<int>(catalog.products.size()); ++p) {
     const Product& product = catalog.products[static_cast<std::size_t>(p)];
     if (product.in_stock && !product.category.empty() && !product.shots.empty()) stocked[product.category].push_back(p);
-    if (!mine(product) || (options.only_out_of_stock && product.in_stock)) continue;
+    if (!catalog.owns(product) || (options.only_out_of_stock && product.in_stock)) continue;
     if (product.shots.empty())
-      ++no_image;
+      ++counts->products_without_image;
     else if (product.category.empty())
-      ++no_category;
+      ++counts->products_without_category;
     else
       askers[product.category].push_back(p);
   }
-  // The ranks go through every category's batches in step (a rank whose askers are done asks
-  // nothing): the scores against other ranks' shots are answered in each batch's exchange.
-  RemoteScores scores = catalog.Scores(&world);
+  std::vector<SubstituteRow> rows;
   const std::vector<std::string> categories = AllKeys(stocked, askers, world);
   const std::vector<std::int64_t> category_batches = BatchesPerKey(categories, askers, options.batch, world);
   for (std::size_t c = 0; c < categories.size(); ++c) {
     const std::vector<int>& products = askers[categories[c]];
-    const ProductFilter filter = MakeProductFilter(catalog, index, stocked[categories[c]]);
+    const ProductFilter filter = MakeProductFilter(catalog, in.index, stocked[categories[c]]);
     for (std::int64_t b = 0; b < category_batches[c]; ++b) {
-      if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) break;
-      const std::size_t begin =
-          std::min(products.size(), static_cast<std::size_t>(b) * static_cast<std::size_t>(options.batch));
-      const std::size_t end = std::min(products.size(), begin + static_cast<std::size_t>(options.batch));
+      if (AnyRankStopping(world)) break;
+      const auto [begin, end] = BatchRange(products.size(), b, options.batch);
       std::vector<ProductRequest> requests;
       for (std::size_t i = begin; i < end; ++i) {
         const int p = products[i];
         ProductRequest request;
         for (const std::int64_t shot : catalog.products[static_cast<std::size_t>(p)].shots)
           request.queries.push_back(catalog.vector(shot));
-        request.excluded = mates[static_cast<std::size_t>(p)];
+        request.excluded = in.mates[static_cast<std::size_t>(p)];
         request.excluded.push_back(p);
         requests.push_back(std::move(request));
       }
       // Twice the list, so that it stays full after dropping near-duplicates of earlier items.
-      const auto ranked = TopProducts(catalog, index, filter, requests, 2 * options.top_k, options.nprobe, &scores);
+      const auto ranked = TopProducts(catalog, in.index, filter, requests, 2 * options.top_k, options.nprobe, scores);
       for (std::size_t i = begin; i < end; ++i) {
         // A list never holds two members of one near-duplicate cluster: the same photo relisted
         // twice is one choice for the shopper, not two.
         std::vector<ProductMatch> list;
         for (const auto& item : ranked[i - begin]) {
           if (static_cast<int>(list.size()) == options.top_k) break;
-          const auto& item_mates = mates[static_cast<std::size_t>(item.product)];
+          const auto& item_mates = in.mates[static_cast<std::size_t>(item.product)];
           const bool repeats = std::any_of(list.begin(), list.end(), [&](const ProductMatch& earlier) {
             return std::binary_search(item_mates.begin(), item_mates.end(), earlier.product);
           });
           if (repeats) {
-            ++near_duplicates_dropped;
+            ++counts->substitutes_near_duplicates_dropped;
             continue;
           }
           list.push_back(item);
         }
-        ++queried;
-        if (static_cast<int>(list.size()) < options.top_k) ++short_lists;
+        ++work->substitute_queries;
+        if (static_cast<int>(list.size()) < options.top_k) ++counts->substitute_lists_short;
         for (std::size_t r = 0; r < list.size(); ++r) {
-          substitutes.push_back(SubstituteRow{products[i], static_cast<std::int32_t>(r + 1), list[r].product,
-                                              list[r].score, list[r].image});
+          rows.push_back(SubstituteRow{products[i], static_cast<std::int32_t>(r + 1), list[r].product, list[r].score,
+                                       list[r].image});
         }
       }
     }
   }
-  const double substitutes_seconds = world.MaxAll(Seconds(substitutes_start));
+  return rows;
+}
 
-  // Outfits: each outfit photo's garments of other slots than the product's own.
-  const auto outfits_start = Clock::now();
-  std::map<std::string, std::vector<int>> slot_stocked;
-  for (int p = 0; p < n_products; ++p) {
+// The outfit requests of this rank's products, by slot: for each outfit photo, one request per
+// garment slot other than the product's own (its category's, else the slot of the garment that
+// looks most like its shots), querying with that slot's garments.
+std::map<std::string, std::vector<std::pair<LookRequest, ProductRequest>>> LookRequests(const ProductCatalog& catalog,
+                                                                                        RecsCounts* counts) {
+  std::map<std::string, std::vector<std::pair<LookRequest, ProductRequest>>> looks;
+  for (int p = 0; p < static_cast<int>(catalog.products.size()); ++p) {
     const Product& product = catalog.products[static_cast<std::size_t>(p)];
-    if (product.in_stock && !product.slot.empty() && !product.shots.empty()) slot_stocked[product.slot].push_back(p);
-  }
-  std::map<std::string, std::vector<std::pair<LookRequest, ProductRequest>>> looks;  // by slot
-  std::int64_t photos = 0;
-  for (int p = 0; p < n_products; ++p) {
-    const Product& product = catalog.products[static_cast<std::size_t>(p)];
-    if (!mine(product)) continue;
+    if (!catalog.owns(product)) continue;
     for (const std::int64_t photo : product.outfit_photos) {
-      ++photos;
+      ++counts->outfit_photos;
       const EmbedShard& shard = catalog.shards[static_cast<std::size_t>(ShardOfImageId(photo))];
       const std::vector<std::size_t> garments = catalog.garments_of(photo);
-      // The product's own slot: its category's, else the garment that looks most like its shots.
       std::string own = product.slot;
       if (own.empty() && !product.shots.empty()) {
         float best = -2;
@@ -622,6 +617,21 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
       for (auto& [slot, request] : by_slot) looks[slot].push_back(std::move(request));
     }
   }
+  return looks;
+}
+
+// Pass 3 (collective): "complete the look": each request's slot searched among that slot's
+// in-stock products, the ranks in step as in SubstitutePass. Returns this rank's hits.
+std::vector<OutfitHit> OutfitPass(const RecsOptions& options, const RecsInputs& in, RemoteScores* scores,
+                                  const MpiWorld& world, RecsCounts* counts) {
+  const ProductCatalog& catalog = in.catalog;
+  std::map<std::string, std::vector<int>> slot_stocked;
+  for (int p = 0; p < static_cast<int>(catalog.products.size()); ++p) {
+    const Product& product = catalog.products[static_cast<std::size_t>(p)];
+    if (product.in_stock && !product.slot.empty() && !product.shots.empty()) slot_stocked[product.slot].push_back(p);
+  }
+  auto looks = LookRequests(catalog, counts);
+  std::vector<OutfitHit> hits;
   const std::vector<std::string> slots = AllKeys(slot_stocked, looks, world);
   const std::vector<std::int64_t> slot_batches = BatchesPerKey(slots, looks, options.batch, world);
   for (std::size_t c = 0; c < slots.size(); ++c) {
@@ -629,37 +639,145 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
     const auto& requests = looks[slot];
     Slot code;
     LB_CHECK(ParseSlot(slot, &code), "garment slots are slot names");
-    const ProductFilter filter = MakeProductFilter(catalog, index, slot_stocked[slot]);
+    const ProductFilter filter = MakeProductFilter(catalog, in.index, slot_stocked[slot]);
     for (std::int64_t b = 0; b < slot_batches[c]; ++b) {
-      if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) break;
-      const std::size_t begin =
-          std::min(requests.size(), static_cast<std::size_t>(b) * static_cast<std::size_t>(options.batch));
-      const std::size_t end = std::min(requests.size(), begin + static_cast<std::size_t>(options.batch));
+      if (AnyRankStopping(world)) break;
+      const auto [begin, end] = BatchRange(requests.size(), b, options.batch);
       std::vector<ProductRequest> batch;
       for (std::size_t i = begin; i < end; ++i) batch.push_back(requests[i].second);
-      const auto lists = TopProducts(catalog, index, filter, batch, options.outfit_top_k, options.nprobe, &scores);
+      const auto lists = TopProducts(catalog, in.index, filter, batch, options.outfit_top_k, options.nprobe, scores);
       for (std::size_t i = begin; i < end; ++i) {
         const LookRequest& look = requests[i].first;
         const auto& list = lists[i - begin];
         for (std::size_t r = 0; r < list.size(); ++r) {
-          outfits.push_back(OutfitHit{look.product, look.photo, list[r].product, static_cast<std::int32_t>(code),
-                                      static_cast<std::int32_t>(r + 1), look.box, list[r].score});
+          hits.push_back(OutfitHit{look.product, look.photo, list[r].product, static_cast<std::int32_t>(code),
+                                   static_cast<std::int32_t>(r + 1), look.box, list[r].score});
         }
       }
     }
   }
-  const double outfits_seconds = world.MaxAll(Seconds(outfits_start));
+  return hits;
+}
+
+// Pass 4 (rank 0): every rank's rows, sorted, as substitutes.csv, outfits.csv and recs.h5 in
+// the stage's staging folder. Returns what it wrote.
+RecsPublished WriteTables(const RecsOptions& options, const std::map<std::string, std::string>& option_map,
+                          const ProductCatalog& catalog, std::vector<SubstituteRow> substitutes,
+                          const std::vector<OutfitHit>& outfits, Stage& stage) {
+  const std::filesystem::path& stage_dir = stage.Staging();
+  RecsFile out;
+  out.top_k = options.top_k;
+  out.outfit_top_k = options.outfit_top_k;
+  out.substitutes_for = option_map.at("substitutes-for");
+  for (const Product& product : catalog.products) {
+    out.products.push_back(RecsProduct{product.id, product.category, product.category_source, product.slot,
+                                       static_cast<std::int8_t>(product.in_stock ? 1 : 0)});
+  }
+  out.substitutes = std::move(substitutes);
+  std::sort(out.substitutes.begin(), out.substitutes.end(), [](const SubstituteRow& a, const SubstituteRow& b) {
+    return std::tie(a.product, a.rank) < std::tie(b.product, b.rank);
+  });
+  for (const OutfitHit& hit : outfits) {
+    out.outfits.push_back(OutfitRow{hit.product, hit.source_image, SlotName(static_cast<Slot>(hit.slot)), hit.box,
+                                    hit.rank, hit.item, hit.score});
+  }
+  std::sort(out.outfits.begin(), out.outfits.end(), [](const OutfitRow& a, const OutfitRow& b) {
+    return std::tie(a.product, a.source_image, a.slot, a.rank) < std::tie(b.product, b.source_image, b.slot, b.rank);
+  });
+
+  auto product_id = [&](std::int64_t p) -> const std::string& {
+    return catalog.products[static_cast<std::size_t>(p)].id;
+  };
+  std::string substitutes_csv = "product_id,rank,substitute_id,score\n";
+  std::set<std::int64_t> with_substitutes;
+  for (const auto& row : out.substitutes) {
+    with_substitutes.insert(row.product);
+    AppendCsvRow(
+        {product_id(row.product), std::to_string(row.rank), product_id(row.substitute), Format("%.6f", row.score)},
+        &substitutes_csv);
+  }
+  std::string outfits_csv = "product_id,slot,rank,item_id,score,source_image\n";
+  for (const auto& row : out.outfits) {
+    AppendCsvRow({product_id(row.product), row.slot, std::to_string(row.rank), product_id(row.item),
+                  Format("%.6f", row.score), catalog.image(row.source_image).key},
+                 &outfits_csv);
+  }
+  PublishFile(stage_dir / "substitutes.csv", substitutes_csv);
+  PublishFile(stage_dir / "outfits.csv", outfits_csv);
+  WriteRecsFile(stage_dir / "recs.h5", out);
+
+  RecsPublished published;
+  published.substitute_rows = static_cast<std::int64_t>(out.substitutes.size());
+  published.outfit_rows = static_cast<std::int64_t>(out.outfits.size());
+  published.products_with_substitutes = static_cast<std::int64_t>(with_substitutes.size());
+  stage.AddOutput("substitutes.csv", published.substitute_rows);
+  stage.AddOutput("outfits.csv", published.outfit_rows);
+  stage.AddOutput("recs.h5", static_cast<std::int64_t>(out.products.size()));
+  return published;
+}
+
+}  // namespace
+
+StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
+  const auto start = Clock::now();
+  StageReport report;
+  report.stage = "recs";
+  report.throughput_unit = "products";
+  report.facts["run"] = options.run.string();
+  LB_CHECK(options.top_k >= 1 && options.outfit_top_k >= 1, "top-k of at least 1");
+  ParseCategoryNames(options.category_names);  // a malformed map is a usage error before any work
+  Stage stage(&world, options.run, "recs", options.code_version);
+  const EmbedRun embed = ReadEmbedRun(options.run);
+  // The inputs and the key: every embed shard, index file, ingest shard (category, stock,
+  // catalog order) and the dedup table.
+  stage.Upstream("embed");
+  const StageManifest& index_manifest = stage.Upstream("index");
+  stage.Upstream("dedup");
+  stage.Upstream("ingest");
+  for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("embed", ShardFileName(k, ".h5"));
+  for (const auto& output : index_manifest.outputs) stage.UseInput("index", output.path);
+  for (int k = 0; k < embed.shard_count; ++k) stage.UseInput("ingest", ShardFileName(k, ".csv"));
+  stage.UseInput("dedup", "dedup.h5");
+  const std::map<std::string, std::string> option_map = Options(options, embed.model_sha256);
+  const std::string options_hash = OptionsHash(option_map);
+  stage.Key().Add("options", options_hash);
+  std::string why = "--force";
+  const bool fresh = options.rerun == RerunPolicy::kReuseValid && stage.Fresh(&why);
+  if (world.is_root()) {
+    if (!fresh)
+      spdlog::info("recommendations over {} shard(s) ({})", embed.shard_count, why);
+    else
+      spdlog::info("recs outputs are valid: nothing to do");
+  }
+  if (fresh) {
+    report.status = "skipped";
+    report.seconds = Seconds(start);
+    return report;
+  }
+
+  const auto load_start = Clock::now();
+  RecsInputs in{ReadCurrentDedup(stage),
+                LoadProductCatalog(options.run, embed, &world),
+                ReadRunIndex(options.run, embed),
+                {},
+                {}};
+  PrepareCatalog(options, embed, &in, world);
+  const double load_seconds = world.MaxAll(Seconds(load_start));
 
   RecsCounts counted;
-  counted.substitute_queries = queried;
-  counted.substitute_lists_short = short_lists;
-  counted.products_without_category = no_category;
-  counted.products_without_image = no_image;
-  counted.outfit_photos = photos;
-  counted.substitutes_near_duplicates_dropped = near_duplicates_dropped;
-  counted.stopped = StopRequested() ? 1 : 0;
+  RecsWork work;
+  RemoteScores scores = in.catalog.Scores(&world);
+  const auto substitutes_start = Clock::now();
+  const std::vector<SubstituteRow> substitutes = SubstitutePass(options, in, &scores, world, &counted, &work);
+  const double substitutes_seconds = world.MaxAll(Seconds(substitutes_start));
+  const auto outfits_start = Clock::now();
+  const std::vector<OutfitHit> outfits = OutfitPass(options, in, &scores, world, &counted);
+  const double outfits_seconds = world.MaxAll(Seconds(outfits_start));
+
+  work.stopped = StopRequested() ? 1 : 0;
   const RecsCounts totals = SumCounts(&world, counted);
-  if (totals.stopped > 0) {
+  const RecsWork total_work = SumCounts(&world, work);
+  if (total_work.stopped > 0) {
     if (world.is_root()) spdlog::warn("stop requested: nothing of the recs stage is published; rerun lookbook recs");
     report.status = "stopped";
     report.seconds = Seconds(start);
@@ -671,96 +789,36 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
 
   RecsPublished published;
   StageManifest manifest;
-  const std::filesystem::path& stage_dir = stage.Staging();
+  stage.Staging();  // collective: every rank takes part in making the staging folder
   if (world.is_root()) {
     const auto write_start = Clock::now();
-    RecsFile out;
-    out.top_k = options.top_k;
-    out.outfit_top_k = options.outfit_top_k;
-    out.substitutes_for = option_map.at("substitutes-for");
-    for (const Product& product : catalog.products) {
-      out.products.push_back(RecsProduct{product.id, product.category, product.category_source, product.slot,
-                                         static_cast<std::int8_t>(product.in_stock ? 1 : 0)});
-    }
-    out.substitutes = std::move(all_substitutes);
-    std::sort(out.substitutes.begin(), out.substitutes.end(), [](const SubstituteRow& a, const SubstituteRow& b) {
-      return std::tie(a.product, a.rank) < std::tie(b.product, b.rank);
-    });
-    for (const OutfitHit& hit : all_outfits) {
-      out.outfits.push_back(OutfitRow{hit.product, hit.source_image, SlotName(static_cast<Slot>(hit.slot)), hit.box,
-                                      hit.rank, hit.item, hit.score});
-    }
-    std::sort(out.outfits.begin(), out.outfits.end(), [](const OutfitRow& a, const OutfitRow& b) {
-      return std::tie(a.product, a.source_image, a.slot, a.rank) < std::tie(b.product, b.source_image, b.slot, b.rank);
-    });
-
-    auto product_id = [&](std::int64_t p) -> const std::string& {
-      return catalog.products[static_cast<std::size_t>(p)].id;
-    };
-    std::string substitutes_csv = "product_id,rank,substitute_id,score\n";
-    std::set<std::int64_t> with_substitutes;
-    for (const auto& row : out.substitutes) {
-      with_substitutes.insert(row.product);
-      AppendCsvRow(
-          {product_id(row.product), std::to_string(row.rank), product_id(row.substitute), Format("%.6f", row.score)},
-          &substitutes_csv);
-    }
-    std::string outfits_csv = "product_id,slot,rank,item_id,score,source_image\n";
-    for (const auto& row : out.outfits) {
-      AppendCsvRow({product_id(row.product), row.slot, std::to_string(row.rank), product_id(row.item),
-                    Format("%.6f", row.score), catalog.image(row.source_image).key},
-                   &outfits_csv);
-    }
-    PublishFile(stage_dir / "substitutes.csv", substitutes_csv);
-    PublishFile(stage_dir / "outfits.csv", outfits_csv);
-    WriteRecsFile(stage_dir / "recs.h5", out);
-
-    published.substitute_rows = static_cast<std::int64_t>(out.substitutes.size());
-    published.outfit_rows = static_cast<std::int64_t>(out.outfits.size());
-    published.products_with_substitutes = static_cast<std::int64_t>(with_substitutes.size());
+    published = WriteTables(options, option_map, in.catalog, std::move(all_substitutes), all_outfits, stage);
     manifest.options = option_map;
     manifest.options_hash = options_hash;
-    stage.AddOutput("substitutes.csv", published.substitute_rows);
-    stage.AddOutput("outfits.csv", published.outfit_rows);
-    stage.AddOutput("recs.h5", static_cast<std::int64_t>(out.products.size()));
-    // The manifest counts (the summary has these and substitute_queries).
-    manifest.counts["products"] = n_products;
-    RecsPublished(published).ForEach([&](const char* name, std::int64_t& value) { manifest.counts[name] = value; });
-    RecsCounts(totals).ForEach([&](const char* name, std::int64_t& value) {
-      if (std::strcmp(name, "substitute_queries") != 0 && std::strcmp(name, "stopped") != 0)
-        manifest.counts[name] = value;
-    });
-    manifest.counts["categories_without_slot"] = static_cast<std::int64_t>(unmapped.size());
-    manifest.counts["categories_slot_inferred"] = static_cast<std::int64_t>(inferred_slots.size());
-    manifest.counts["products_without_slot"] = products_without_slot;
-    manifest.counts["categories_zero_shot"] = zero_shot;
-    manifest.counts["categories_unreadable"] = categories_unreadable;
+    CountsInto(in.counts, &manifest.counts);
+    CountsInto(published, &manifest.counts);
+    CountsInto(totals, &manifest.counts);
     report.steps.push_back(
         StepTiming{"publish (rank 0)", Seconds(write_start), published.substitute_rows + published.outfit_rows});
   }
   stage.Publish(manifest);
   published = BroadcastCounts(&world, published);
 
-  report.counts["products"] = n_products;
+  ReportCounts(in.counts, &report);
   ReportCounts(totals, &report);
-  report.counts.erase("stopped");
   ReportCounts(published, &report);
-  report.counts["categories_without_slot"] = static_cast<std::int64_t>(unmapped.size());
-  report.counts["categories_slot_inferred"] = static_cast<std::int64_t>(inferred_slots.size());
-  report.counts["products_without_slot"] = products_without_slot;
-  report.counts["categories_zero_shot"] = zero_shot;
-  report.counts["categories_unreadable"] = categories_unreadable;
+  report.counts["substitute_queries"] = total_work.substitute_queries;
   report.counts["peak_rss_bytes_max_rank"] = static_cast<std::int64_t>(peak);
   report.facts["ranks"] = std::to_string(world.size());
   report.facts["blas_core"] = BlasCoreName();
   report.steps.insert(report.steps.begin(),
                       StepTiming{"outfits (slowest rank)", outfits_seconds, totals.outfit_photos});
   report.steps.insert(report.steps.begin(),
-                      StepTiming{"substitutes (slowest rank)", substitutes_seconds, totals.substitute_queries});
+                      StepTiming{"substitutes (slowest rank)", substitutes_seconds, total_work.substitute_queries});
   report.steps.insert(report.steps.begin(),
-                      StepTiming{"load catalog + index (slowest rank)", load_seconds, n_products});
+                      StepTiming{"load catalog + index (slowest rank)", load_seconds, in.counts.products});
   report.seconds = Seconds(start);
-  report.throughput_items = n_products;
+  report.throughput_items = in.counts.products;
   return report;
 }
 

@@ -9,6 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "dist/world.h"
@@ -45,12 +48,18 @@ T BroadcastCounts(const MpiWorld* world, T counts) {
   return UnpackCounts(world->BroadcastFromRoot(PackCounts(counts)), counts);
 }
 
+// Every field into *out under its name (zeros included unless skip_zero): a manifest's counts.
+template <typename T>
+void CountsInto(T counts, std::map<std::string, std::int64_t>* out, bool skip_zero = false) {
+  counts.ForEach([&](const char* name, std::int64_t& value) {
+    if (!skip_zero || value != 0) (*out)[name] = value;
+  });
+}
+
 // Every field into report->counts under its name (zeros included unless skip_zero).
 template <typename T>
 void ReportCounts(T counts, StageReport* report, bool skip_zero = false) {
-  counts.ForEach([&](const char* name, std::int64_t& value) {
-    if (!skip_zero || value != 0) report->counts[name] = value;
-  });
+  CountsInto(std::move(counts), &report->counts, skip_zero);
 }
 
 }  // namespace lookbook
