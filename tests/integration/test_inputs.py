@@ -94,11 +94,28 @@ class Inputs(lt.TempDirTest):
         for r in rows:
             self.assertTrue(r["file"].startswith("photos/"), r)
             self.assertTrue(r["image"].startswith("https://"), r)
-        bundle = lt.make_bundle(self.path("bundle"))
-        embed = lt.summary(lt.run(["embed", "--run", run, "--model", bundle], check=0))
+        clip = os.path.join(lt.ARGS.source, "models", "demo", "clip")
+        embed = lt.summary(lt.run(["embed", "--run", run, "--model", clip], mpi=True, check=0))
         self.assertEqual(embed["images_ok"], 3)
         with h5py.File(os.path.join(run, "embed", "catalog.h5"), "r") as f:
             self.assertIn("5767521712/IMAGE_VERSION_2", list(f["images/key"].asstr()[:]))
+        # And on through every later stage, which know images by key only. The three files hold
+        # the same picture: one cluster, its pairs named by the Inditex columns.
+        self.assertEqual(lt.summary(lt.run(["index", "--run", run], mpi=True, check=0))["vectors"], 3)
+        lt.run(["dedup", "--run", run], mpi=True, check=0)
+        with open(os.path.join(run, "dedup", "pairs.csv"), newline="") as f:
+            pairs = {frozenset((p["image_a"], p["image_b"])) for p in csv.DictReader(f)}
+        keys = ["5767521712/IMAGE_VERSION_1", "5767521712/IMAGE_VERSION_2", "1234567890/IMAGE_VERSION_1"]
+        self.assertEqual(pairs, {frozenset((a, b)) for a in keys for b in keys if a < b})
+        # No category column: zero-shot over the given names; no stock column: all in stock.
+        recs = lt.summary(lt.run(["recs", "--run", run, "--categories", "Dress,Bag", "--model", clip], mpi=True,
+                                 check=0))
+        self.assertEqual((recs["status"], recs["categories_zero_shot"]), ("ok", 2))
+        report = lt.summary(lt.run(["report", "--run", run], check=0))
+        self.assertEqual(report["status"], "ok")
+        with open(os.path.join(run, "report", "clusters-1.html"), encoding="utf-8") as f:
+            self.assertIn("5767521712/IMAGE_VERSION_2", f.read())
+        self.assertEqual(lt.summary(lt.run(["verify", run], check=0))["problems"], 0)
 
     def test_url_references_and_renamed_stock_and_title_columns(self):
         self.write("images/shop/a.jpg", demo_image())

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <fstream>
 
 #include "model/bundle.h"
@@ -92,8 +94,21 @@ TEST_F(ModelTest, ReducedPrecisionStaysCloseToFloat32) {
   const auto b = reduced.Encode(pixels.data(), 1);
   // The documented bound (docs/performance.md#results: mean cosine >= 0.999), and bf16 really
   // ran: the result is not bit-identical to float32.
-  EXPECT_GE(Dot(a.data(), b.data(), 16), 0.999f);
+  constexpr float kBound = 0.999f;
+  EXPECT_GE(Dot(a.data(), b.data(), 16), kBound);
   EXPECT_NE(a, b);
+  // The bound can fail: the float32 rows kept to 1 mantissa bit (what a 4-bit float, e2m1,
+  // keeps; bf16 keeps 7) fall below it. (3 bits, e4m3's, measured 0.99976 here: still within.)
+  std::vector<float> coarse = a;
+  for (float& value : coarse) {
+    std::uint32_t bits = 0;
+    std::memcpy(&bits, &value, sizeof bits);
+    bits &= ~((1u << (23 - 1)) - 1);
+    std::memcpy(&value, &bits, sizeof bits);
+  }
+  const float norm = std::sqrt(Dot(coarse.data(), coarse.data(), 16));
+  for (float& value : coarse) value /= norm;
+  EXPECT_LT(Dot(a.data(), coarse.data(), 16), kBound) << "a planted loss of precision fails the gate";
 }
 
 TEST_F(ModelTest, WrongOutputShapeIsCaughtByTheDryRun) {
