@@ -609,6 +609,7 @@ StageReport RunIngest(const IngestOptions& options) {
       stage.Publish(manifest);
     }
   }
+  report.steps.push_back(StepTiming{"stage skeleton (rank 0)", stage.skeleton_seconds(), 0});
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.throughput_items = counts.rows_in;
   return report;

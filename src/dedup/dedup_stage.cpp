@@ -1121,6 +1121,7 @@ StageReport RunDedup(const DedupOptions& options, const MpiWorld& world) {
                       StepTiming{"search + re-rank (slowest rank)", run.search_seconds, totals.queries});
   report.steps.insert(report.steps.begin(),
                       StepTiming{"load vectors + index (slowest rank)", run.load_seconds, totals.queries});
+  report.steps.push_back(StepTiming{"stage skeleton (rank 0)", run.stage.skeleton_seconds(), 0});
   report.seconds = Seconds(run.start);
   report.throughput_items = totals.queries;
   return report;

@@ -1268,6 +1268,7 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   report.facts["published"] = published ? "yes" : (options.only_shard ? "no (--shard: kept for the next embed)" : "no");
   if (totals.shards_embedded == 0 && !published) report.status = "skipped";
   if (stopped) report.status = "stopped";
+  report.steps.push_back(StepTiming{"stage skeleton (rank 0)", stage.skeleton_seconds(), 0});
   report.seconds = Seconds(start);
   report.throughput_items = images;
   return report;

@@ -387,6 +387,7 @@ StageReport RunIndex(const IndexOptions& options, const MpiWorld& world) {
   report.facts["blas_core"] = BlasCoreName();
   report.steps.push_back(StepTiming{"train (rank 0, with gather)", train_seconds, sample});
   report.steps.push_back(StepTiming{"add + publish (slowest rank)", add_seconds, total});
+  report.steps.push_back(StepTiming{"stage skeleton (rank 0)", stage.skeleton_seconds(), 0});
   report.seconds = Seconds(start);
   report.throughput_items = total;
   return report;

@@ -111,4 +111,23 @@ std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog
   return out;
 }
 
+std::vector<ProductMatch> WithoutClusterRepeats(const std::vector<ProductMatch>& ranked,
+                                                const std::vector<std::vector<int>>& mates, int k,
+                                                std::int64_t* dropped) {
+  std::vector<ProductMatch> list;
+  for (const auto& item : ranked) {
+    if (static_cast<int>(list.size()) == k) break;
+    const auto& item_mates = mates.at(static_cast<std::size_t>(item.product));
+    const bool repeats = std::any_of(list.begin(), list.end(), [&](const ProductMatch& earlier) {
+      return std::binary_search(item_mates.begin(), item_mates.end(), earlier.product);
+    });
+    if (repeats) {
+      ++*dropped;
+      continue;
+    }
+    list.push_back(item);
+  }
+  return list;
+}
+
 }  // namespace lookbook

@@ -48,4 +48,12 @@ std::vector<std::vector<ProductMatch>> TopProducts(const ProductCatalog& catalog
                                                    const std::vector<ProductRequest>& requests, int k, int nprobe,
                                                    RemoteScores* scores);
 
+// A substitute list from a ranked one: at most `k` items, never two members of one
+// near-duplicate cluster (the same photo relisted twice is one choice for the shopper, not two).
+// `mates[p]` are the other products sharing a cluster with p, sorted. An item whose mate is
+// already higher in the list is dropped and counted in *dropped.
+std::vector<ProductMatch> WithoutClusterRepeats(const std::vector<ProductMatch>& ranked,
+                                                const std::vector<std::vector<int>>& mates, int k,
+                                                std::int64_t* dropped);
+
 }  // namespace lookbook

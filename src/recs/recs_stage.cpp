@@ -550,21 +550,8 @@ std::vector<SubstituteRow> SubstitutePass(const RecsOptions& options, const Recs
       // Twice the list, so that it stays full after dropping near-duplicates of earlier items.
       const auto ranked = TopProducts(catalog, in.index, filter, requests, 2 * options.top_k, options.nprobe, scores);
       for (std::size_t i = begin; i < end; ++i) {
-        // A list never holds two members of one near-duplicate cluster: the same photo relisted
-        // twice is one choice for the shopper, not two.
-        std::vector<ProductMatch> list;
-        for (const auto& item : ranked[i - begin]) {
-          if (static_cast<int>(list.size()) == options.top_k) break;
-          const auto& item_mates = in.mates[static_cast<std::size_t>(item.product)];
-          const bool repeats = std::any_of(list.begin(), list.end(), [&](const ProductMatch& earlier) {
-            return std::binary_search(item_mates.begin(), item_mates.end(), earlier.product);
-          });
-          if (repeats) {
-            ++counts->substitutes_near_duplicates_dropped;
-            continue;
-          }
-          list.push_back(item);
-        }
+        const std::vector<ProductMatch> list = WithoutClusterRepeats(ranked[i - begin], in.mates, options.top_k,
+                                                                     &counts->substitutes_near_duplicates_dropped);
         ++work->substitute_queries;
         if (static_cast<int>(list.size()) < options.top_k) ++counts->substitute_lists_short;
         for (std::size_t r = 0; r < list.size(); ++r) {
@@ -817,6 +804,7 @@ StageReport RunRecs(const RecsOptions& options, const MpiWorld& world) {
                       StepTiming{"substitutes (slowest rank)", substitutes_seconds, total_work.substitute_queries});
   report.steps.insert(report.steps.begin(),
                       StepTiming{"load catalog + index (slowest rank)", load_seconds, in.counts.products});
+  report.steps.push_back(StepTiming{"stage skeleton (rank 0)", stage.skeleton_seconds(), 0});
   report.seconds = Seconds(start);
   report.throughput_items = in.counts.products;
   return report;

@@ -139,6 +139,7 @@ class ReportBuilder {
     stage_.Publish(manifest);
     report.counts = manifest.counts;
     report.facts["index"] = (stage_.dir() / "index.html").string();
+    report.steps.push_back(StepTiming{"stage skeleton (rank 0)", stage_.skeleton_seconds(), 0});
     report.seconds = Seconds(start);
     report.throughput_items = pages_;
     return report;

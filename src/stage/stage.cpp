@@ -1,5 +1,7 @@
 #include "stage/stage.h"
 
+#include <chrono>
+
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <stdio.h>
@@ -105,8 +107,26 @@ void ReplaceFolder(const std::filesystem::path& staging, const std::filesystem::
   SyncFolder(target.parent_path());
 }
 
+class Stage::Timed {
+ public:
+  explicit Timed(Stage* stage)
+      : stage_(stage), outer_(stage->timing_depth_++ == 0), start_(std::chrono::steady_clock::now()) {}
+  ~Timed() {
+    --stage_->timing_depth_;
+    if (outer_) stage_->seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  Timed(const Timed&) = delete;
+  Timed& operator=(const Timed&) = delete;
+
+ private:
+  Stage* stage_;
+  bool outer_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 Stage::Stage(const MpiWorld* world, std::filesystem::path run, std::string name, std::string code_version)
     : world_(world), run_(std::move(run)), name_(std::move(name)), code_version_(std::move(code_version)) {
+  const Timed timed(this);
   if (is_root()) {
     // A stage writes only under the run lock (stage/run_lock.h): a command that makes a Stage
     // without it is a programming error (its command must declare RunAccess::kWrites).
@@ -126,12 +146,14 @@ Stage::~Stage() {
 }
 
 bool Stage::HasUpstream(const std::string& stage) {
+  const Timed timed(this);
   if (upstream_.count(stage)) return true;
   std::string why;
   return ReadManifest(run_ / stage, &why).has_value();
 }
 
 const StageManifest& Stage::Upstream(const std::string& stage) {
+  const Timed timed(this);
   const auto found = upstream_.find(stage);
   if (found != upstream_.end()) return found->second;
   std::string why;
@@ -160,6 +182,7 @@ const ManifestEntry& Listed(const StageManifest& manifest, const std::filesystem
 }  // namespace
 
 std::string Stage::ReadVerified(const std::string& stage, const std::string& file, bool record_input) {
+  const Timed timed(this);
   const ManifestEntry& entry = Listed(Upstream(stage), run_, stage, file);
   const std::filesystem::path path = run_ / stage / file;
   std::string bytes;
@@ -177,6 +200,7 @@ std::string Stage::ReadVerified(const std::string& stage, const std::string& fil
 }
 
 std::filesystem::path Stage::VerifiedPath(const std::string& stage, const std::string& file, bool record_input) {
+  const Timed timed(this);
   const ManifestEntry& entry = Listed(Upstream(stage), run_, stage, file);
   std::string why;
   const auto path = VerifyEntry(run_ / stage, entry, &why);
@@ -189,6 +213,7 @@ std::filesystem::path Stage::VerifiedPath(const std::string& stage, const std::s
 }
 
 void Stage::UseInput(const std::string& stage, const std::string& file) {
+  const Timed timed(this);
   ManifestEntry input = Listed(Upstream(stage), run_, stage, file);
   input.path = stage + "/" + file;
   for (const auto& known : inputs_) {
@@ -207,6 +232,7 @@ std::string Stage::KeyHash() const {
 }
 
 bool Stage::Fresh(std::string* why) {
+  const Timed timed(this);
   std::string answer;
   if (is_root()) {
     const std::string key = KeyHash();
@@ -227,6 +253,7 @@ bool Stage::Fresh(std::string* why) {
 }
 
 bool Stage::SameAsPublished() {
+  const Timed timed(this);
   std::string answer = "different";
   if (is_root()) {
     std::string why;
@@ -250,6 +277,7 @@ bool Stage::SameAsPublished() {
 }
 
 const std::filesystem::path& Stage::Staging() {
+  const Timed timed(this);
   if (!staging_.empty()) return staging_;
   std::string path;
   if (is_root()) {
@@ -267,11 +295,13 @@ const std::filesystem::path& Stage::Staging() {
 }
 
 void Stage::AddOutput(const std::string& file, std::int64_t rows) {
+  const Timed timed(this);
   LB_CHECK(is_root(), "AddOutput on a rank other than 0");
   outputs_.push_back(DescribeFile(Staging() / file, file, rows));
 }
 
 void Stage::Publish(StageManifest manifest) {
+  const Timed timed(this);
   LB_CHECK(!staging_.empty(), "Publish before Staging");
   FaultPoint("stage.staged");                // every rank, its files written, before the others wait for it
   if (world_ != nullptr) world_->Barrier();  // every rank's files are in the staging folder

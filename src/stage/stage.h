@@ -104,7 +104,16 @@ class Stage {
   // folder, removes RUN/_SUCCESS and publishes the folder as RUN/<stage>.
   void Publish(StageManifest manifest);
 
+  // Seconds this process spent in the skeleton's own calls (the lock and leftovers at
+  // construction, reading and checking manifests and inputs, checksums of outputs, freshness,
+  // staging, publication). What a stage's work costs on top of it is the stage's. Reported by
+  // every stage as the step "stage skeleton (rank 0)" (docs/performance.md#stage-overhead).
+  double skeleton_seconds() const { return seconds_; }
+
  private:
+  class Timed;  // adds a call's time to seconds_ (the outermost call only)
+  double seconds_ = 0;
+  int timing_depth_ = 0;
   const MpiWorld* world_;
   std::filesystem::path run_;
   std::string name_;

@@ -79,6 +79,11 @@ class Production(lt.TempDirTest):
         self.assertEqual([s["stage"] for s in success["stages"]], ["ingest", "embed", "index", "dedup", "recs", "report"])
         self.assertEqual(set(success["state"].values()), {"valid"})
         self.assertIn("blas_core", success)
+        # Every stage that ran reports the skeleton's own time (docs/performance.md#the-skeleton-alone).
+        for line in self.clean_result.stdout.splitlines()[:-1]:
+            stage = json.loads(line)
+            skeleton = stage["steps"]["stage skeleton (rank 0)"]["seconds"]
+            self.assertTrue(0 < skeleton < stage["seconds"], stage["stage"])
         run = self.path("run")
         shutil.copytree(self.clean, run)
         config = write_config(self.path("c.ini"), run, self.demo)

@@ -121,3 +121,29 @@ TEST(TopProducts, WhatARequestGetsDoesNotDependOnItsBatch) {
 
 }  // namespace
 }  // namespace lookbook
+
+namespace lookbook {
+namespace {
+
+TEST(WithoutClusterRepeats, OneMemberOfEachClusterAndTheListStaysFull) {
+  // Products 1 and 2 are one cluster (a relisting), 3, 4 and 5 another.
+  const std::vector<std::vector<int>> mates = {{}, {2}, {1}, {4, 5}, {3, 5}, {3, 4}, {}};
+  const std::vector<ProductMatch> ranked = {{1, 0.99f, 10}, {2, 0.98f, 20}, {3, 0.9f, 30},
+                                            {4, 0.89f, 40}, {6, 0.8f, 60},  {5, 0.7f, 50}};
+  std::int64_t dropped = 0;
+  const auto list = WithoutClusterRepeats(ranked, mates, 3, &dropped);
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ((std::vector<int>{list[0].product, list[1].product, list[2].product}), (std::vector<int>{1, 3, 6}));
+  EXPECT_EQ(list[1].image, 30) << "items keep their scores and images";
+  EXPECT_EQ(dropped, 2) << "2 (a mate of 1) and 4 (a mate of 3); 5 is never reached";
+  // Without clusters it is the first k.
+  dropped = 0;
+  const std::vector<std::vector<int>> none(7);
+  EXPECT_EQ(WithoutClusterRepeats(ranked, none, 4, &dropped).size(), 4u);
+  EXPECT_EQ(dropped, 0);
+  // A ranked list shorter than k after the drops comes back short.
+  EXPECT_EQ(WithoutClusterRepeats({ranked[0], ranked[1]}, mates, 3, &dropped).size(), 1u);
+}
+
+}  // namespace
+}  // namespace lookbook
