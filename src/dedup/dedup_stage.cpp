@@ -707,31 +707,79 @@ void VerifyPairs(DedupRun& run) {
 
 // The reviewer decisions applied to the rule's pairs (rank 0): the published pairs, each with who
 // decided it, and RUN/dedup/decisions.csv (every decision with what became of it).
+// What became of the reviewer decisions: every row of decisions.csv has one status.
+struct DecisionCounts {
+  std::int64_t decisions = 0, overrides_rule = 0, agrees_with_rule = 0, superseded = 0, unmatched = 0, rejected = 0;
+  std::int64_t& of(DecisionStatus status) {
+    switch (status) {
+      case DecisionStatus::kOverridesRule: return overrides_rule;
+      case DecisionStatus::kAgreesWithRule: return agrees_with_rule;
+      case DecisionStatus::kSuperseded: return superseded;
+      case DecisionStatus::kUnmatched: return unmatched;
+      case DecisionStatus::kRejected: return rejected;
+    }
+    ThrowInternalError(__FILE__, __LINE__, "of", "a decision status without a count");
+  }
+  template <typename F>
+  void ForEach(F&& f) {
+    f("decisions", decisions);
+    for (const DecisionStatus status :
+         {DecisionStatus::kOverridesRule, DecisionStatus::kAgreesWithRule, DecisionStatus::kSuperseded,
+          DecisionStatus::kUnmatched, DecisionStatus::kRejected}) {
+      const std::string name = std::string("decisions_") + DecisionStatusName(status);
+      f(name.c_str(), of(status));
+    }
+  }
+};
+
 struct DecidedPairs {
   std::vector<ScoredPair> pairs;
   std::vector<std::int8_t> decided_by;
   std::string decisions_csv;
-  std::map<std::string, std::int64_t> counts;
+  DecisionCounts counts;
 };
 
-using PairCosines = std::map<std::pair<std::int64_t, std::int64_t>, float>;
+using ImagePair = std::pair<std::int64_t, std::int64_t>;  // image ids, the smaller first
+using PairCosines = std::map<ImagePair, float>;
+
+// Each reviewer decision's two images as ok images of this run (their ids, the smaller first),
+// or why not: the key that is not an ok image here. Every rank computes the same (every rank
+// read the same decisions and holds every image row).
+struct ResolvedDecision {
+  std::optional<ImagePair> pair;
+  std::string missing;  // the image key that is not an ok image of this run
+};
+std::vector<ResolvedDecision> ResolveDecisions(const DedupRun& run) {
+  std::vector<ResolvedDecision> out;
+  if (run.decisions.decisions.empty()) return out;
+  std::unordered_map<std::string, std::int64_t> id_of;
+  for (const auto& image : OkImages(run.catalog)) id_of.emplace(image.key, image.image);
+  for (const Decision& decision : run.decisions.decisions) {
+    ResolvedDecision resolved;
+    const auto a = id_of.find(decision.image_a), b = id_of.find(decision.image_b);
+    if (a == id_of.end() || b == id_of.end()) {
+      resolved.missing = a == id_of.end() ? decision.image_a : decision.image_b;
+    } else {
+      resolved.pair = ImagePair{std::min(a->second, b->second), std::max(a->second, b->second)};
+    }
+    out.push_back(std::move(resolved));
+  }
+  return out;
+}
 
 // The exact cosine of every pair of ok images the reviewer decisions name: a reviewer may call
 // two images duplicates that were never candidates. Collective (every rank read the same
 // decisions): the rank holding the first image's vector asks for the score; rank 0 gets them all.
-PairCosines ScoreDecidedPairs(const DedupRun& run) {
+PairCosines ScoreDecidedPairs(const DedupRun& run, const std::vector<ResolvedDecision>& resolved) {
   PairCosines out;
-  if (run.decisions.decisions.empty()) return out;
+  if (resolved.empty()) return out;
   const Catalog& catalog = run.catalog;
-  std::unordered_map<std::string, std::int64_t> id_of;
-  for (const auto& image : OkImages(catalog)) id_of.emplace(image.key, image.image);
   RemoteScores scores = catalog.Scores(run.world);
   std::vector<std::int64_t> first, second;
   std::vector<std::size_t> tickets;
-  for (const Decision& decision : run.decisions.decisions) {
-    const auto a = id_of.find(decision.image_a), b = id_of.find(decision.image_b);
-    if (a == id_of.end() || b == id_of.end()) continue;
-    const std::int64_t x = std::min(a->second, b->second), y = std::max(a->second, b->second);
+  for (const ResolvedDecision& decision : resolved) {
+    if (!decision.pair) continue;
+    const auto [x, y] = *decision.pair;
     if (catalog.owner(x) != run.world.rank()) continue;
     first.push_back(x);
     second.push_back(y);
@@ -747,22 +795,29 @@ PairCosines ScoreDecidedPairs(const DedupRun& run) {
   return out;
 }
 
-DecidedPairs ApplyDecisions(const DedupRun& run, const PairCosines& decided_cosine) {
+// The candidate for `pair` in `candidates` (sorted by (a, b)), or nullptr.
+const ScoredPair* FindCandidate(const std::vector<ScoredPair>& candidates, const ImagePair& pair) {
+  const auto it = std::lower_bound(
+      candidates.begin(), candidates.end(), pair,
+      [](const ScoredPair& x, const ImagePair& p) { return std::tie(x.a, x.b) < std::tie(p.first, p.second); });
+  return it != candidates.end() && it->a == pair.first && it->b == pair.second ? &*it : nullptr;
+}
+
+DecidedPairs ApplyDecisions(const DedupRun& run, const std::vector<ResolvedDecision>& resolved,
+                            const PairCosines& decided_cosine) {
   const Catalog& catalog = run.catalog;
-  std::unordered_map<std::string, std::int64_t> id_of;
-  for (const auto& image : OkImages(catalog)) id_of.emplace(image.key, image.image);
   const std::vector<Decision>& decisions = run.decisions.decisions;
+  LB_CHECK(resolved.size() == decisions.size(), "one resolution per decision");
   // The last decision about each pair of images wins.
-  std::map<std::pair<std::int64_t, std::int64_t>, std::size_t> last;
+  std::map<ImagePair, std::size_t> last;
   std::vector<DecisionStatus> status(decisions.size(), DecisionStatus::kUnmatched);
   std::vector<std::string> note(decisions.size());
   for (std::size_t i = 0; i < decisions.size(); ++i) {
-    const auto a = id_of.find(decisions[i].image_a), b = id_of.find(decisions[i].image_b);
-    if (a == id_of.end() || b == id_of.end()) {
-      note[i] = (a == id_of.end() ? decisions[i].image_a : decisions[i].image_b) + " is not an ok image of this run";
+    if (!resolved[i].pair) {
+      note[i] = resolved[i].missing + " is not an ok image of this run";
       continue;
     }
-    const auto pair = std::make_pair(std::min(a->second, b->second), std::max(a->second, b->second));
+    const ImagePair pair = *resolved[i].pair;
     const auto previous = last.find(pair);
     if (previous != last.end()) {
       status[previous->second] = DecisionStatus::kSuperseded;
@@ -771,14 +826,10 @@ DecidedPairs ApplyDecisions(const DedupRun& run, const PairCosines& decided_cosi
     last[pair] = i;
   }
   DecidedPairs out;
-  std::map<std::pair<std::int64_t, std::int64_t>, bool> forced;  // pair -> duplicate
+  std::map<ImagePair, bool> forced;  // pair -> duplicate
   for (const auto& [pair, i] : last) {
-    const auto candidate = std::lower_bound(run.candidates.begin(), run.candidates.end(), pair,
-                                            [](const ScoredPair& x, const std::pair<std::int64_t, std::int64_t>& p) {
-                                              return std::tie(x.a, x.b) < std::tie(p.first, p.second);
-                                            });
-    const bool found = candidate != run.candidates.end() && candidate->a == pair.first && candidate->b == pair.second;
-    const bool rule = found && IsDuplicate(run.options.rule, *candidate);
+    const ScoredPair* candidate = FindCandidate(run.candidates, pair);
+    const bool rule = candidate != nullptr && IsDuplicate(run.options.rule, *candidate);
     status[i] = rule == decisions[i].duplicate ? DecisionStatus::kAgreesWithRule : DecisionStatus::kOverridesRule;
     if (status[i] == DecisionStatus::kOverridesRule) forced[pair] = decisions[i].duplicate;
   }
@@ -789,14 +840,13 @@ DecidedPairs ApplyDecisions(const DedupRun& run, const PairCosines& decided_cosi
   }
   for (const auto& [pair, duplicate] : forced) {
     if (!duplicate) continue;
-    const auto candidate = std::lower_bound(run.candidates.begin(), run.candidates.end(), pair,
-                                            [](const ScoredPair& x, const std::pair<std::int64_t, std::int64_t>& p) {
-                                              return std::tie(x.a, x.b) < std::tie(p.first, p.second);
-                                            });
-    ScoredPair scored{pair.first, pair.second, decided_cosine.at(pair),
-                      HammingDistance(catalog.row(pair.first).phash, catalog.row(pair.second).phash)};
-    if (candidate != run.candidates.end() && candidate->a == pair.first && candidate->b == pair.second)
-      scored = *candidate;
+    // A pair that was never a candidate is scored here (its exact cosine, its hashes' distance).
+    const ScoredPair* candidate = FindCandidate(run.candidates, pair);
+    const ScoredPair scored =
+        candidate != nullptr
+            ? *candidate
+            : ScoredPair{pair.first, pair.second, decided_cosine.at(pair),
+                         HammingDistance(catalog.row(pair.first).phash, catalog.row(pair.second).phash)};
     out.pairs.push_back(scored);
     out.decided_by.push_back(static_cast<std::int8_t>(DecidedBy::kReviewer));
   }
@@ -820,7 +870,7 @@ DecidedPairs ApplyDecisions(const DedupRun& run, const PairCosines& decided_cosi
     AppendCsvRowForPeople({d.image_a, d.image_b, d.duplicate ? "duplicate" : "not_duplicate", d.who, d.when,
                            DecisionStatusName(status[i]), note[i]},
                           &out.decisions_csv);
-    ++out.counts[std::string("decisions_") + DecisionStatusName(status[i])];
+    ++out.counts.of(status[i]);
   }
   for (const RejectedDecision& rejected : run.decisions.rejected) {
     std::vector<std::string> fields = rejected.fields;
@@ -829,8 +879,8 @@ DecidedPairs ApplyDecisions(const DedupRun& run, const PairCosines& decided_cosi
     fields.push_back(rejected.reason);
     AppendCsvRowForPeople(std::vector<std::string_view>(fields.begin(), fields.end()), &out.decisions_csv);
   }
-  out.counts["decisions"] = run.decisions.total;
-  out.counts["decisions_rejected"] = static_cast<std::int64_t>(run.decisions.rejected.size());
+  out.counts.decisions = run.decisions.total;
+  out.counts.rejected = static_cast<std::int64_t>(run.decisions.rejected.size());
   return out;
 }
 
@@ -859,8 +909,8 @@ NeighbourLists ListsForFile(const DedupRun& run) {
 // What rank 0 published, as the manifest and the summary count it (stage/counts.h).
 struct PublishedCounts {
   std::int64_t pairs = 0, pairs_same_product = 0, pairs_cross_product = 0, clusters = 0, clustered_images = 0,
-               candidates = 0, pairs_verified = 0, pairs_reused = 0, lists_carried = 0, decisions_overriding = 0,
-               decisions_unmatched = 0;
+               candidates = 0, pairs_verified = 0, pairs_reused = 0, lists_carried = 0;
+  DecisionCounts decisions;
   template <typename F>
   void ForEach(F&& f) {
     f("pairs", pairs);
@@ -872,8 +922,7 @@ struct PublishedCounts {
     f("pairs_verified", pairs_verified);
     f("pairs_reused", pairs_reused);
     f("lists_carried", lists_carried);
-    f("decisions_overriding", decisions_overriding);
-    f("decisions_unmatched", decisions_unmatched);
+    decisions.ForEach(f);
   }
 };
 
@@ -885,14 +934,15 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
   PublishedCounts published;
   StageManifest manifest;
   const std::filesystem::path& staging = run.stage.Staging();
-  const PairCosines decided_cosine = ScoreDecidedPairs(run);
+  const std::vector<ResolvedDecision> resolved = ResolveDecisions(run);
+  const PairCosines decided_cosine = ScoreDecidedPairs(run, resolved);
   if (run.world.is_root()) {
     const auto write_start = Clock::now();
     DedupFile out;
     out.rule = options.rule;
     out.candidate_floor = options.candidate_floor;
     out.keep = KeepPolicyName(options.keep);
-    DecidedPairs decided = ApplyDecisions(run, decided_cosine);
+    DecidedPairs decided = ApplyDecisions(run, resolved, decided_cosine);
     out.pairs = std::move(decided.pairs);
     out.pair_decided_by = std::move(decided.decided_by);
     for (const auto& pair : out.pairs) {
@@ -966,8 +1016,7 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
     published.pairs_verified = run.pairs_verified;
     published.pairs_reused = run.pairs_reused;
     published.lists_carried = static_cast<std::int64_t>(out.neighbours.rows()) - run.counts.queries;
-    published.decisions_overriding = decided.counts["decisions_overrides_rule"];
-    published.decisions_unmatched = decided.counts["decisions_unmatched"];
+    published.decisions = decided.counts;
     manifest.options = Options(options);
     manifest.options_hash = OptionsHash(manifest.options);
     manifest.options["search_identity"] = run.search_identity;
@@ -976,11 +1025,7 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
     run.stage.AddOutput("dedup.h5", published.pairs);
     run.stage.AddOutput("decisions.csv", run.decisions.total);
     manifest.counts["queries"] = run.counts.queries;
-    PublishedCounts(published).ForEach([&](const char* name, std::int64_t& value) {
-      // The decision counts are the manifest's own (decisions_*, below).
-      if (std::string(name).rfind("decisions_", 0) != 0) manifest.counts[name] = value;
-    });
-    for (const auto& [name, value] : decided.counts) manifest.counts[name] = value;
+    CountsInto(published, &manifest.counts);
     for (const auto& [name, value] : run.verified_by) manifest.counts["verified_by_" + name] = value;
     run.report.steps.push_back(StepTiming{"clusters + publish (rank 0)", Seconds(write_start), published.pairs});
   }
