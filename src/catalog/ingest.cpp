@@ -324,6 +324,270 @@ const OptionTable<IngestOptions>& IngestOptionTable() {
   return table;
 }
 
+namespace {
+
+// The ingest stage's passes over the catalog, a chunk of --chunk-rows rows at a time: read and
+// check the rows (ReadChunk), check their images against the file system in parallel
+// (CheckImages), and write the chunk's rejects and shard lines in catalog order (WriteChunk);
+// then the shards in their canonical order, rejects.csv and the manifest (Publish).
+class IngestPasses {
+ public:
+  IngestPasses(const IngestOptions& options, const CatalogColumns& columns, const ImageRoot& root,
+               const std::filesystem::path& stage_dir)
+      : options_(options),
+        columns_(columns),
+        root_(root),
+        stage_dir_(stage_dir),
+        shard_buffers_(static_cast<std::size_t>(options.shards)),
+        shard_rows_(static_cast<std::size_t>(options.shards), 0),
+        rejects_file_(AtomicFile::Create(stage_dir / "rejects.csv")) {
+    shard_files_.reserve(static_cast<std::size_t>(options.shards));
+    for (int shard = 0; shard < options.shards; ++shard) {
+      // Rows go out in catalog order to a spill file; the shard is written from it in its
+      // canonical order at the end (CanonicalShardOrder), one shard in memory at a time.
+      shard_files_.push_back(AtomicFile::Create(stage_dir / ("catalog-order-" + ShardFileName(shard, ".csv"))));
+      shard_files_.back().Write(std::string(kIngestShardHeader) + "\n");
+    }
+    rejects_ = std::string(kRejectsHeader) + "\n";
+    seen_ids_.reserve(1 << 16);
+  }
+
+  // Pass 1 (sequential): up to --chunk-rows records: structure, id, stock; the image cells
+  // collected as tasks. Returns false when the catalog has no more records.
+  bool ReadChunk(CsvReader* reader) {
+    rows_.Clear();
+    tasks_.Clear();
+    CsvRecord& record = record_;
+    bool more = true;
+    while (rows_.size() < options_.chunk_rows && (more = reader->Next(&record))) {
+      ++counts_.rows_in;
+      PendingRow& pending = NextRow(record.index);
+      if (auto reason = CsvReject(record.error)) {
+        // Name the product when its id field itself is readable.
+        if (record.error == CsvError::kInvalidUtf8 && columns_.product_id >= 0 &&
+            record.fields.size() == columns_.field_count) {
+          const std::string& id = record.fields[static_cast<std::size_t>(columns_.product_id)];
+          if (IsValidUtf8(id) && !ProductIdReject(id)) pending.product_id = id;
+        }
+        RejectPending(pending, *reason);
+        pending.detail = SwallowedLines(record, columns_.product_id);
+        continue;
+      }
+      if (record.fields.size() != columns_.field_count) {
+        RejectPending(pending, RejectReason::kFieldCount);
+        continue;
+      }
+      for (std::size_t i = 0; i < columns_.images.size(); ++i) {
+        const std::string& cell = record.fields[static_cast<std::size_t>(columns_.images[i])];
+        if (cell.empty()) continue;
+        ImageTask& task = tasks_.Next();
+        ++pending.tasks;
+        task.column = i;
+        task.reference = cell;
+        task.early_reject.reset();
+        task.check.reject.reset();
+        if (options_.columns.image_references == ImageReferenceStyle::kUrl) {
+          if (auto path = UrlPath(cell))
+            task.candidate = *path;
+          else
+            task.early_reject = RejectReason::kBadUrl;
+        } else {
+          task.candidate = cell;
+        }
+      }
+      if (options_.columns.id_source == ProductIdSource::kColumn) {
+        pending.product_id = record.fields[static_cast<std::size_t>(columns_.product_id)];
+      } else {
+        for (std::size_t t = pending.first_task; t < pending.first_task + pending.tasks; ++t) {
+          if (auto reference = InditexProductReference(tasks_[t].reference)) {
+            pending.product_id = *reference;
+            break;
+          }
+        }
+      }
+      if (auto reason = ProductIdReject(pending.product_id)) {
+        RejectPending(pending, *reason);
+        continue;
+      }
+      if (columns_.in_stock >= 0) {
+        const auto in_stock = ParseInStock(record.fields[static_cast<std::size_t>(columns_.in_stock)]);
+        if (!in_stock) {
+          RejectPending(pending, RejectReason::kBadInStock);
+          continue;
+        }
+        pending.in_stock = *in_stock;
+      }
+      if (pending.tasks == 0) {
+        RejectPending(pending, RejectReason::kNoImages);
+        continue;
+      }
+      if (columns_.category >= 0) {
+        pending.category = record.fields[static_cast<std::size_t>(columns_.category)];
+      }
+      if (columns_.title >= 0) pending.title = record.fields[static_cast<std::size_t>(columns_.title)];
+    }
+    return more;
+  }
+
+  // Pass 2 (parallel): every image reference of the chunk against the file system.
+  void CheckImages() {
+    const auto check_start = std::chrono::steady_clock::now();
+    ParallelFor(tasks_.size(), options_.io_threads, [&](std::size_t i) {
+      ImageTask& task = tasks_[i];
+      if (task.early_reject) {
+        task.check.reject = task.early_reject;
+      } else {
+        task.check = root_.Check(task.candidate, options_.max_image_bytes);
+      }
+    });
+    check_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - check_start).count();
+  }
+
+  // Pass 3 (sequential, catalog order): the chunk's rejects and shard lines.
+  void WriteChunk() {
+    for (std::size_t r = 0; r < rows_.size(); ++r) {
+      const PendingRow& row = rows_[r];
+      if (row.reject) {
+        RejectRow(row.row, row.product_id, *row.reject, row.detail);
+        continue;
+      }
+      // The first accepted row keeps its id: a row rejected for its stock, its images or
+      // anything else does not claim it, so a valid row after it is not a duplicate.
+      bool any_image_ok = false;
+      for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) any_image_ok |= !tasks_[t].check.reject;
+      if (any_image_ok && !seen_ids_.insert(row.product_id).second) {
+        RejectRow(row.row, row.product_id, RejectReason::kDuplicateProductId);
+        continue;
+      }
+      const std::string row_text = std::to_string(row.row);
+      std::int64_t accepted = 0;
+      for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) {
+        const ImageTask& task = tasks_[t];
+        ++counts_.images_in;
+        if (task.check.reject) {
+          ++counts_.images_rejected;
+          ++counts_.by_reason[static_cast<int>(*task.check.reject)];
+          AppendReject(Reject{row.row, row.product_id, columns_.image_names[task.column], task.reference,
+                              *task.check.reject, ""},
+                       &rejects_);
+          ++reject_lines_;
+        } else {
+          ++counts_.images_ok;
+          ++accepted;
+        }
+      }
+      if (accepted == 0) {
+        RejectRow(row.row, row.product_id, RejectReason::kAllImagesRejected);
+        continue;
+      }
+      ++counts_.rows_ok;
+      const auto shard = static_cast<std::size_t>(ShardOf(row.product_id, options_.shards));
+      std::string& out = shard_buffers_[shard];
+      for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) {
+        const ImageTask& task = tasks_[t];
+        if (task.check.reject) continue;
+        AppendCsvRow({row.product_id, columns_.image_names[task.column], task.reference, task.check.relative,
+                      row.category, row.in_stock ? "1" : "0", row.title, row_text, std::to_string(task.check.size),
+                      std::to_string(task.check.mtime_ns)},
+                     &out);
+        ++shard_rows_[shard];
+      }
+      if (out.size() > (64u << 10)) {
+        shard_files_[shard].Write(out);
+        out.clear();
+      }
+    }
+    if (rejects_.size() > (1u << 20)) {
+      rejects_file_.Write(rejects_);
+      rejects_.clear();
+    }
+  }
+
+  // The shards (each from its spill, in canonical order), rejects.csv, their entries in the
+  // stage, and the counts. Nothing vanishes: every row and image is ok or rejected.
+  void Finish(Stage* stage, std::int64_t blank_lines, StageReport* report) {
+    LB_CHECK(counts_.rows_in == counts_.rows_ok + counts_.rows_rejected, "row counts do not add up");
+    LB_CHECK(counts_.images_in == counts_.images_ok + counts_.images_rejected, "image counts do not add up");
+    for (std::size_t shard = 0; shard < shard_files_.size(); ++shard) {
+      shard_files_[shard].Write(shard_buffers_[shard]);
+      shard_files_[shard].Commit();
+      const std::filesystem::path spill = shard_files_[shard].final_path();
+      AtomicFile canonical = AtomicFile::Create(stage_dir_ / ShardFileName(static_cast<ShardId>(shard), ".csv"));
+      canonical.Write(CanonicalShardOrder(ReadFileBytes(spill)));
+      canonical.Commit();
+      std::filesystem::remove(spill);
+      stage->AddOutput(ShardFileName(static_cast<ShardId>(shard), ".csv"), shard_rows_[shard]);
+    }
+    rejects_file_.Write(rejects_);
+    rejects_file_.Commit();
+    stage->AddOutput("rejects.csv", reject_lines_);
+
+    report->counts["rows_in"] = counts_.rows_in;
+    report->counts["rows_ok"] = counts_.rows_ok;
+    report->counts["rows_rejected"] = counts_.rows_rejected;
+    report->counts["images_in"] = counts_.images_in;
+    report->counts["images_ok"] = counts_.images_ok;
+    report->counts["images_rejected"] = counts_.images_rejected;
+    report->counts["blank_lines"] = blank_lines;
+    report->counts["shards"] = options_.shards;
+    for (int reason = 0; reason < kRejectReasonCount; ++reason) {
+      if (counts_.by_reason[reason] > 0) {
+        report->counts[std::string("rejected_") + RejectReasonName(static_cast<RejectReason>(reason))] =
+            counts_.by_reason[reason];
+      }
+    }
+  }
+
+  const Counts& counts() const { return counts_; }
+  double check_seconds() const { return check_seconds_; }
+
+ private:
+  PendingRow& NextRow(std::int64_t row) {
+    PendingRow& pending = rows_.Next();
+    pending.row = row;
+    pending.reject.reset();
+    pending.product_id.clear();
+    pending.category.clear();
+    pending.title.clear();
+    pending.in_stock = true;
+    pending.first_task = tasks_.size();
+    pending.tasks = 0;
+    pending.detail.clear();
+    return pending;
+  }
+  void RejectPending(PendingRow& pending, RejectReason reason) {
+    pending.reject = reason;
+    tasks_.Truncate(pending.first_task);
+    pending.tasks = 0;
+  }
+  void RejectRow(std::int64_t row, const std::string& id, RejectReason reason, const std::string& detail = "") {
+    AppendReject(Reject{row, id, "", "", reason, detail}, &rejects_);
+    ++reject_lines_;
+    ++counts_.rows_rejected;
+    ++counts_.by_reason[static_cast<int>(reason)];
+  }
+
+  const IngestOptions& options_;
+  const CatalogColumns& columns_;
+  const ImageRoot& root_;
+  std::filesystem::path stage_dir_;
+  std::vector<AtomicFile> shard_files_;
+  std::vector<std::string> shard_buffers_;
+  std::vector<std::int64_t> shard_rows_;
+  AtomicFile rejects_file_;
+  std::string rejects_;
+  std::int64_t reject_lines_ = 0;
+  Counts counts_;
+  std::unordered_set<std::string> seen_ids_;
+  // Rows are rejected in catalog order: a chunk's rejects are written after its image checks.
+  Pool<PendingRow> rows_;
+  Pool<ImageTask> tasks_;
+  CsvRecord record_;
+  double check_seconds_ = 0;
+};
+
+}  // namespace
+
 StageReport RunIngest(const IngestOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   LB_CHECK(options.shards > 0, "shard count must be positive");
@@ -373,235 +637,20 @@ StageReport RunIngest(const IngestOptions& options) {
   }
 
   EnsureFileDescriptors(options.shards + 2);  // the spills, rejects.csv and one canonical shard
-  std::vector<AtomicFile> shard_files;
-  std::vector<std::string> shard_buffers(static_cast<std::size_t>(options.shards));
-  std::vector<std::int64_t> shard_rows(static_cast<std::size_t>(options.shards), 0);
-  shard_files.reserve(static_cast<std::size_t>(options.shards));
-  for (int shard = 0; shard < options.shards; ++shard) {
-    // Rows go out in catalog order to a spill file; the shard is written from it in its
-    // canonical order at the end (CanonicalShardOrder), one shard in memory at a time.
-    shard_files.push_back(AtomicFile::Create(stage_dir / ("catalog-order-" + ShardFileName(shard, ".csv"))));
-    shard_files.back().Write(std::string(kIngestShardHeader) + "\n");
-  }
-  AtomicFile rejects_file = AtomicFile::Create(stage_dir / "rejects.csv");
-  std::string rejects = std::string(kRejectsHeader) + "\n";
-  std::int64_t reject_lines = 0;
-
-  Counts counts;
-  std::unordered_set<std::string> seen_ids;
-  seen_ids.reserve(1 << 16);
-  auto reject_row = [&](std::int64_t row, const std::string& id, RejectReason reason, const std::string& detail = "") {
-    AppendReject(Reject{row, id, "", "", reason, detail}, &rejects);
-    ++reject_lines;
-    ++counts.rows_rejected;
-    ++counts.by_reason[static_cast<int>(reason)];
-  };
-
-  // Rows are rejected in catalog order: a chunk's rejects are written after its image checks.
-  Pool<PendingRow> rows;
-  Pool<ImageTask> tasks;
-  auto next_row = [&](std::int64_t row) -> PendingRow& {
-    PendingRow& pending = rows.Next();
-    pending.row = row;
-    pending.reject.reset();
-    pending.product_id.clear();
-    pending.category.clear();
-    pending.title.clear();
-    pending.in_stock = true;
-    pending.first_task = tasks.size();
-    pending.tasks = 0;
-    pending.detail.clear();
-    return pending;
-  };
-  auto reject_pending = [&](PendingRow& pending, RejectReason reason) {
-    pending.reject = reason;
-    tasks.Truncate(pending.first_task);
-    pending.tasks = 0;
-  };
-  double check_seconds = 0;
-  CsvRecord record;
-  bool more = true;
-  while (more) {
-    // Pass 1 (sequential): structure, id, stock; collect the image cells.
-    rows.Clear();
-    tasks.Clear();
-    while (rows.size() < options.chunk_rows && (more = reader.Next(&record))) {
-      ++counts.rows_in;
-      PendingRow& pending = next_row(record.index);
-      if (auto reason = CsvReject(record.error)) {
-        // Name the product when its id field itself is readable.
-        if (record.error == CsvError::kInvalidUtf8 && columns.product_id >= 0 &&
-            record.fields.size() == columns.field_count) {
-          const std::string& id = record.fields[static_cast<std::size_t>(columns.product_id)];
-          if (IsValidUtf8(id) && !ProductIdReject(id)) pending.product_id = id;
-        }
-        reject_pending(pending, *reason);
-        pending.detail = SwallowedLines(record, columns.product_id);
-        continue;
-      }
-      if (record.fields.size() != columns.field_count) {
-        reject_pending(pending, RejectReason::kFieldCount);
-        continue;
-      }
-      for (std::size_t i = 0; i < columns.images.size(); ++i) {
-        const std::string& cell = record.fields[static_cast<std::size_t>(columns.images[i])];
-        if (cell.empty()) continue;
-        ImageTask& task = tasks.Next();
-        ++pending.tasks;
-        task.column = i;
-        task.reference = cell;
-        task.early_reject.reset();
-        task.check.reject.reset();
-        if (options.columns.image_references == ImageReferenceStyle::kUrl) {
-          if (auto path = UrlPath(cell))
-            task.candidate = *path;
-          else
-            task.early_reject = RejectReason::kBadUrl;
-        } else {
-          task.candidate = cell;
-        }
-      }
-      if (options.columns.id_source == ProductIdSource::kColumn) {
-        pending.product_id = record.fields[static_cast<std::size_t>(columns.product_id)];
-      } else {
-        for (std::size_t t = pending.first_task; t < pending.first_task + pending.tasks; ++t) {
-          if (auto reference = InditexProductReference(tasks[t].reference)) {
-            pending.product_id = *reference;
-            break;
-          }
-        }
-      }
-      if (auto reason = ProductIdReject(pending.product_id)) {
-        reject_pending(pending, *reason);
-        continue;
-      }
-      if (columns.in_stock >= 0) {
-        const auto in_stock = ParseInStock(record.fields[static_cast<std::size_t>(columns.in_stock)]);
-        if (!in_stock) {
-          reject_pending(pending, RejectReason::kBadInStock);
-          continue;
-        }
-        pending.in_stock = *in_stock;
-      }
-      if (pending.tasks == 0) {
-        reject_pending(pending, RejectReason::kNoImages);
-        continue;
-      }
-      if (columns.category >= 0) {
-        pending.category = record.fields[static_cast<std::size_t>(columns.category)];
-      }
-      if (columns.title >= 0) pending.title = record.fields[static_cast<std::size_t>(columns.title)];
-    }
-
-    // Pass 2 (parallel): every image reference against the file system.
-    const auto check_start = std::chrono::steady_clock::now();
-    ParallelFor(tasks.size(), options.io_threads, [&](std::size_t i) {
-      ImageTask& task = tasks[i];
-      if (task.early_reject) {
-        task.check.reject = task.early_reject;
-      } else {
-        task.check = root.Check(task.candidate, options.max_image_bytes);
-      }
-    });
-    check_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - check_start).count();
-
-    // Pass 3 (sequential, catalog order): rejects and shard lines.
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-      const PendingRow& row = rows[r];
-      if (row.reject) {
-        reject_row(row.row, row.product_id, *row.reject, row.detail);
-        continue;
-      }
-      // The first accepted row keeps its id: a row rejected for its stock, its images or
-      // anything else does not claim it, so a valid row after it is not a duplicate.
-      bool any_image_ok = false;
-      for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) any_image_ok |= !tasks[t].check.reject;
-      if (any_image_ok && !seen_ids.insert(row.product_id).second) {
-        reject_row(row.row, row.product_id, RejectReason::kDuplicateProductId);
-        continue;
-      }
-      const std::string row_text = std::to_string(row.row);
-      std::int64_t accepted = 0;
-      for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) {
-        const ImageTask& task = tasks[t];
-        ++counts.images_in;
-        if (task.check.reject) {
-          ++counts.images_rejected;
-          ++counts.by_reason[static_cast<int>(*task.check.reject)];
-          AppendReject(
-              Reject{row.row, row.product_id, columns.image_names[task.column], task.reference, *task.check.reject, ""},
-              &rejects);
-          ++reject_lines;
-        } else {
-          ++counts.images_ok;
-          ++accepted;
-        }
-      }
-      if (accepted == 0) {
-        reject_row(row.row, row.product_id, RejectReason::kAllImagesRejected);
-        continue;
-      }
-      ++counts.rows_ok;
-      const auto shard = static_cast<std::size_t>(ShardOf(row.product_id, options.shards));
-      std::string& out = shard_buffers[shard];
-      for (std::size_t t = row.first_task; t < row.first_task + row.tasks; ++t) {
-        const ImageTask& task = tasks[t];
-        if (task.check.reject) continue;
-        AppendCsvRow({row.product_id, columns.image_names[task.column], task.reference, task.check.relative,
-                      row.category, row.in_stock ? "1" : "0", row.title, row_text, std::to_string(task.check.size),
-                      std::to_string(task.check.mtime_ns)},
-                     &out);
-        ++shard_rows[shard];
-      }
-      if (out.size() > (64u << 10)) {
-        shard_files[shard].Write(out);
-        out.clear();
-      }
-    }
-    if (rejects.size() > (1u << 20)) {
-      rejects_file.Write(rejects);
-      rejects.clear();
-    }
+  IngestPasses passes(options, columns, root, stage_dir);
+  for (bool more = true; more;) {
+    more = passes.ReadChunk(&reader);
+    passes.CheckImages();
+    passes.WriteChunk();
     if (more) {
+      const Counts& counts = passes.counts();
       spdlog::info("{} rows read, {} accepted, {} rejected", counts.rows_in, counts.rows_ok, counts.rows_rejected);
     }
   }
-  report.steps.push_back(StepTiming{"check_images", check_seconds, counts.images_in});
-
-  // Nothing vanishes.
-  LB_CHECK(counts.rows_in == counts.rows_ok + counts.rows_rejected, "row counts do not add up");
-  LB_CHECK(counts.images_in == counts.images_ok + counts.images_rejected, "image counts do not add up");
-
+  report.steps.push_back(StepTiming{"check_images", passes.check_seconds(), passes.counts().images_in});
   {
     StepTimer timer(&report, "publish");
-    for (std::size_t shard = 0; shard < shard_files.size(); ++shard) {
-      shard_files[shard].Write(shard_buffers[shard]);
-      shard_files[shard].Commit();
-      const std::filesystem::path spill = shard_files[shard].final_path();
-      AtomicFile canonical = AtomicFile::Create(stage_dir / ShardFileName(static_cast<ShardId>(shard), ".csv"));
-      canonical.Write(CanonicalShardOrder(ReadFileBytes(spill)));
-      canonical.Commit();
-      std::filesystem::remove(spill);
-      stage.AddOutput(ShardFileName(static_cast<ShardId>(shard), ".csv"), shard_rows[shard]);
-    }
-    rejects_file.Write(rejects);
-    rejects_file.Commit();
-    stage.AddOutput("rejects.csv", reject_lines);
-
-    report.counts["rows_in"] = counts.rows_in;
-    report.counts["rows_ok"] = counts.rows_ok;
-    report.counts["rows_rejected"] = counts.rows_rejected;
-    report.counts["images_in"] = counts.images_in;
-    report.counts["images_ok"] = counts.images_ok;
-    report.counts["images_rejected"] = counts.images_rejected;
-    report.counts["blank_lines"] = reader.blank_lines();
-    report.counts["shards"] = options.shards;
-    for (int reason = 0; reason < kRejectReasonCount; ++reason) {
-      if (counts.by_reason[reason] > 0) {
-        report.counts[std::string("rejected_") + RejectReasonName(static_cast<RejectReason>(reason))] =
-            counts.by_reason[reason];
-      }
-    }
+    passes.Finish(&stage, reader.blank_lines(), &report);
     manifest.counts = report.counts;
     if (options.rerun == RerunPolicy::kReuseValid && stage.SameAsPublished()) {
       report.status = "skipped";  // the same rows and rejects as published: nothing changed
@@ -611,7 +660,7 @@ StageReport RunIngest(const IngestOptions& options) {
   }
   report.steps.push_back(StepTiming{"stage skeleton (rank 0)", stage.skeleton_seconds(), 0});
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  report.throughput_items = counts.rows_in;
+  report.throughput_items = passes.counts().rows_in;
   return report;
 }
 
