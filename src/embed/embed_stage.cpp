@@ -1146,6 +1146,40 @@ void WarmUp(const EmbedOptions& options, const ImageEncoder& encoder, const Garm
   }
 }
 
+// The segmenter, its bundle and slot map, when --segmenter names one.
+std::optional<GarmentModel> LoadGarmentModel(const EmbedOptions& options) {
+  if (options.segmenter.empty()) return std::nullopt;
+  ModelBundle segmenter_bundle = LoadBundle(options.segmenter);
+  Segmenter segmenter =
+      Segmenter::Load(segmenter_bundle, InferenceOptions{options.inference.device, options.segmenter_precision});
+  SlotMap slots = MakeSlotMap(segmenter_bundle.class_names, segmenter_bundle.class_slots, options.slot_map);
+  return GarmentModel{std::move(segmenter_bundle), std::move(segmenter), std::move(slots)};
+}
+
+// A night where most images cannot be read (a wrong image root, a broken mount) is not a
+// catalog's normal noise: throws InputError (nothing is published) naming the reasons that
+// dominate when more than --max-reject-rate of the images were rejected.
+void CheckRejectRate(const EmbedOptions& options, const EmbedTotals& totals) {
+  const std::int64_t rejected_images = totals.images - totals.by_status[0];
+  if (totals.images > 0 &&
+      static_cast<double>(rejected_images) > options.max_reject_rate * static_cast<double>(totals.images)) {
+    std::vector<std::pair<std::int64_t, std::string>> reasons;
+    for (int s = 1; s < kImageStatusCount; ++s) {
+      if (totals.by_status[s] > 0)
+        reasons.emplace_back(totals.by_status[s], ImageStatusName(static_cast<ImageStatus>(s)));
+    }
+    std::sort(reasons.rbegin(), reasons.rend());
+    std::string top;
+    for (std::size_t i = 0; i < reasons.size() && i < 3; ++i) {
+      top += (i ? ", " : "") + reasons[i].second + " " + std::to_string(reasons[i].first);
+    }
+    throw InputError(std::to_string(rejected_images) + " of " + std::to_string(totals.images) +
+                     " images were rejected (" + top + "), more than --max-reject-rate " +
+                     ExactReal(options.max_reject_rate) +
+                     ": nothing is published; check the image root (lookbook ingest --images) and the rejects");
+  }
+}
+
 }  // namespace
 
 StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
@@ -1164,14 +1198,7 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   }
   const ModelBundle bundle = LoadBundle(options.model);
   const ImageEncoder encoder = ImageEncoder::Load(bundle, options.inference);
-  std::optional<GarmentModel> garments;
-  if (!options.segmenter.empty()) {
-    ModelBundle segmenter_bundle = LoadBundle(options.segmenter);
-    Segmenter segmenter =
-        Segmenter::Load(segmenter_bundle, InferenceOptions{options.inference.device, options.segmenter_precision});
-    SlotMap slots = MakeSlotMap(segmenter_bundle.class_names, segmenter_bundle.class_slots, options.slot_map);
-    garments.emplace(GarmentModel{std::move(segmenter_bundle), std::move(segmenter), std::move(slots)});
-  }
+  const std::optional<GarmentModel> garments = LoadGarmentModel(options);
   const GarmentModel* garment_model = garments ? &*garments : nullptr;
   WarmUp(options, encoder, garment_model);
   const std::map<std::string, std::string> identity_options =
@@ -1197,26 +1224,7 @@ StageReport RunEmbed(const EmbedOptions& options, const MpiWorld& world) {
   const double decode_peak = world.MaxAll(static_cast<double>(embedder.decode_budget().peak()));
   const std::int64_t decode_waits = world.SumAll({embedder.decode_budget().waited()})[0];
 
-  // A night where most images cannot be read (a wrong image root, a broken mount) is not a
-  // catalog's normal noise: fail, publish nothing, and say which reasons dominate.
-  const std::int64_t rejected_images = totals.images - totals.by_status[0];
-  if (!stopped && !options.only_shard && totals.images > 0 &&
-      static_cast<double>(rejected_images) > options.max_reject_rate * static_cast<double>(totals.images)) {
-    std::vector<std::pair<std::int64_t, std::string>> reasons;
-    for (int s = 1; s < kImageStatusCount; ++s) {
-      if (totals.by_status[s] > 0)
-        reasons.emplace_back(totals.by_status[s], ImageStatusName(static_cast<ImageStatus>(s)));
-    }
-    std::sort(reasons.rbegin(), reasons.rend());
-    std::string top;
-    for (std::size_t i = 0; i < reasons.size() && i < 3; ++i) {
-      top += (i ? ", " : "") + reasons[i].second + " " + std::to_string(reasons[i].first);
-    }
-    throw InputError(std::to_string(rejected_images) + " of " + std::to_string(totals.images) +
-                     " images were rejected (" + top + "), more than --max-reject-rate " +
-                     ExactReal(options.max_reject_rate) +
-                     ": nothing is published; check the image root (lookbook ingest --images) and the rejects");
-  }
+  if (!stopped && !options.only_shard) CheckRejectRate(options, totals);
   bool published = false;
   if (!stopped && !options.only_shard) {
     published = PublishStage(options, ingest, results, encoder.dim(), identity_options, identity, bundle, garment_model,
