@@ -13,6 +13,8 @@ bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy) {
     *policy = KeepPolicy::kLargest;
   else if (text == "in-stock")
     *policy = KeepPolicy::kInStock;
+  else if (text == "original")
+    *policy = KeepPolicy::kOriginal;
   else
     return false;
   return true;
@@ -23,6 +25,7 @@ const char* KeepPolicyName(KeepPolicy policy) {
     case KeepPolicy::kFirst: return "first";
     case KeepPolicy::kLargest: return "largest";
     case KeepPolicy::kInStock: return "in-stock";
+    case KeepPolicy::kOriginal: return "original";
   }
   return "?";
 }
@@ -65,15 +68,36 @@ std::vector<ClusterMember> ClusterPairs(const std::vector<std::pair<std::int64_t
     std::vector<KeepFacts> known;
     known.reserve(ids.size());
     for (const std::int64_t id : ids) known.push_back(facts(id));
+    // original: the candidates have about the most content, and of those, about the least
+    // padding (the largest share of their frame that is content).
+    std::int64_t most_content = 0;
+    for (const KeepFacts& f : known) most_content = std::max(most_content, f.content_pixels);
+    auto enough_content = [&](const KeepFacts& f) {
+      return static_cast<double>(f.content_pixels) >=
+             (1.0 - kOriginalContentTolerance) * static_cast<double>(most_content);
+    };
+    auto share = [](const KeepFacts& f) {
+      return f.pixels > 0 ? static_cast<double>(f.content_pixels) / static_cast<double>(f.pixels) : 0.0;
+    };
+    double best_share = 0;
+    for (const KeepFacts& f : known) {
+      if (enough_content(f)) best_share = std::max(best_share, share(f));
+    }
+    auto candidate = [&](const KeepFacts& f) {
+      return enough_content(f) && share(f) >= best_share - kOriginalShareTolerance;
+    };
     // Orders images by the policy: the smallest is kept.
     auto order = [&](std::size_t i) {
       const KeepFacts& f = known[i];
       switch (keep) {
-        case KeepPolicy::kFirst: return std::make_tuple(std::int64_t{0}, f.catalog_row, ids[i]);
-        case KeepPolicy::kLargest: return std::make_tuple(-f.pixels, f.catalog_row, ids[i]);
-        case KeepPolicy::kInStock: return std::make_tuple(std::int64_t{f.in_stock ? 0 : 1}, f.catalog_row, ids[i]);
+        case KeepPolicy::kFirst: return std::make_tuple(std::int64_t{0}, std::int64_t{0}, f.catalog_row, ids[i]);
+        case KeepPolicy::kLargest: return std::make_tuple(-f.pixels, std::int64_t{0}, f.catalog_row, ids[i]);
+        case KeepPolicy::kInStock:
+          return std::make_tuple(std::int64_t{f.in_stock ? 0 : 1}, std::int64_t{0}, f.catalog_row, ids[i]);
+        case KeepPolicy::kOriginal:
+          return std::make_tuple(std::int64_t{candidate(f) ? 0 : 1}, -f.file_bytes, f.catalog_row, ids[i]);
       }
-      return std::make_tuple(std::int64_t{0}, f.catalog_row, ids[i]);
+      return std::make_tuple(std::int64_t{0}, std::int64_t{0}, f.catalog_row, ids[i]);
     };
     std::size_t kept = 0;
     for (std::size_t i = 1; i < ids.size(); ++i) {

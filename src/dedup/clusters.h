@@ -14,7 +14,16 @@ namespace lookbook {
 //   first     the first in catalog order
 //   largest   the most pixels (ties: catalog order)
 //   in-stock  the first in-stock one in catalog order (none in stock: the first)
-enum class KeepPolicy { kFirst, kLargest, kInStock };
+//   original  the unedited original, as far as the files tell: of the images whose content
+//             (pixels times the share of the thumbnail that is not near white: a crop or a
+//             downscale has less, an added white border or rotation fill adds none) is within
+//             kOriginalContentTolerance of the most, those whose content share of the frame is
+//             within kOriginalShareTolerance of the largest (a border or a rotation's fill
+//             pads the frame), and of those the largest file (a harsh re-encode has fewer
+//             bytes); ties by catalog order
+enum class KeepPolicy { kFirst, kLargest, kInStock, kOriginal };
+inline constexpr double kOriginalContentTolerance = 0.1;  // relative
+inline constexpr double kOriginalShareTolerance = 0.03;   // absolute, of the content share
 bool ParseKeepPolicy(const std::string& text, KeepPolicy* policy);
 const char* KeepPolicyName(KeepPolicy policy);
 
@@ -23,6 +32,8 @@ struct KeepFacts {
   std::int64_t catalog_row = 0;  // position in the catalog (ties broken by image id)
   std::int64_t pixels = 0;
   bool in_stock = true;
+  std::int64_t content_pixels = 0;  // pixels x the non-white share of its thumbnail (original)
+  std::int64_t file_bytes = 0;      // the image file's size (original)
 };
 
 // Disjoint sets over 0..n-1; Union keeps the smaller index as the root.

@@ -961,9 +961,19 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
       for (const std::int64_t id : {pair.a, pair.b}) clustered[ShardOfImageId(id)].push_back(id);
     }
     std::unordered_map<std::int64_t, KeepFacts> keep_facts;
-    for (const auto& [k, ids] : clustered) {
+    for (auto& [k, ids] : clustered) {
       const auto rows = ReadIngestRows(options.run, k, catalog.shards[static_cast<std::size_t>(k)].images);
-      for (const std::int64_t id : ids) {
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      // The non-white share of each clustered image's thumbnail (the original policy only).
+      std::vector<std::uint8_t> thumbs;
+      if (options.keep == KeepPolicy::kOriginal) {
+        std::vector<std::int64_t> thumb_rows;
+        for (const std::int64_t id : ids) thumb_rows.push_back(RowOfImageId(id));
+        thumbs = ReadAlignThumbs(run.shard_files.at(static_cast<std::size_t>(k)), thumb_rows);
+      }
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        const std::int64_t id = ids[i];
         const auto& row = rows[static_cast<std::size_t>(RowOfImageId(id))];
         KeepFacts facts;
         try {
@@ -973,6 +983,15 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
         }
         facts.pixels = static_cast<std::int64_t>(catalog.row(id).width) * catalog.row(id).height;
         facts.in_stock = row[kIngestInStock] == "1";
+        if (!thumbs.empty()) {
+          facts.content_pixels = static_cast<std::int64_t>(
+              std::llround(static_cast<double>(facts.pixels) * NonWhiteShare(thumbs.data() + i * kAlignThumbBytes)));
+          try {
+            facts.file_bytes = std::stoll(row[kIngestSize]);
+          } catch (const std::exception&) {
+            throw InputError("ingest shard " + std::to_string(k) + ": size '" + row[kIngestSize] + "' is not a number");
+          }
+        }
         keep_facts[id] = facts;
       }
     }
@@ -1093,13 +1112,14 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
         "candidate-floor", "C", [](O& o) -> float& { return o.candidate_floor; }, "0.9", -1, 1, OptionEffect::kOutput,
         "candidates at or above this cosine are verified and kept in dedup.h5 for threshold sweeps");
     t.Add(
-        OptionSpec{"keep", "POLICY", "first", false, false, "first | largest | in-stock",
-                   "each cluster's representative: the first in catalog order, the largest (pixels), or the first "
-                   "in-stock one",
+        OptionSpec{"keep", "POLICY", "original", false, false, "first | largest | in-stock | original",
+                   "each cluster's representative: the first in catalog order, the largest (pixels), the first "
+                   "in-stock one, or the unedited original (most content, then the largest file; "
+                   "src/dedup/clusters.h)",
                    OptionEffect::kOutput},
         [](const std::vector<std::string>& values, O* out) {
           if (!ParseKeepPolicy(values.back(), &out->keep)) {
-            throw UsageError("--keep must be first, largest or in-stock, not '" + values.back() + "'");
+            throw UsageError("--keep must be first, largest, in-stock or original, not '" + values.back() + "'");
           }
         },
         [](const O& o) { return std::string(KeepPolicyName(o.keep)); });

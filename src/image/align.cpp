@@ -112,6 +112,16 @@ ThumbStats DescribeThumb(const std::uint8_t* thumb) {
   return stats;
 }
 
+float NonWhiteShare(const std::uint8_t* thumb) {
+  constexpr int kPixels = kSide * kSide;
+  int content = 0;
+  for (int i = 0; i < kPixels; ++i) {
+    const std::uint8_t* p = thumb + 3 * i;
+    content += (p[0] < kNearWhite || p[1] < kNearWhite || p[2] < kNearWhite) ? 1 : 0;
+  }
+  return static_cast<float>(content) / static_cast<float>(kPixels);
+}
+
 ColourShift CompareColour(const ThumbStats& a, const ThumbStats& b) {
   double shift[3];
   for (int c = 0; c < 3; ++c) shift[c] = static_cast<double>(b.colour[c]) - a.colour[c];

@@ -51,6 +51,13 @@ struct ThumbStats {
   std::array<float, 6> colour{};
 };
 ThumbStats DescribeThumb(const std::uint8_t* thumb);
+// The share of the thumbnail's pixels that are not near white (a channel below
+// kNearWhite), in [0, 1]: how much of the frame is content rather than white paper. The white
+// border or fill an edit adds (a framed copy, the corners of a rotated one) is not content, so
+// an edited copy has no more content pixels than its original; the border colour of the
+// picture itself is not used, since a border makes a photo's own background look like content.
+inline constexpr std::uint8_t kNearWhite = 240;
+float NonWhiteShare(const std::uint8_t* thumb);
 
 // The cheap checks that run before the alignment (dedup's verification cascade), in
 // increasing cost. Each is a necessary condition of AlignedCorrelation passing the rule, with a

@@ -5,6 +5,7 @@ skip valid work, and a damaged index file is caught by its checksum before FAISS
 import csv
 import glob
 import json
+import math
 import os
 import shutil
 
@@ -222,24 +223,38 @@ class IndexDedup(lt.TempDirTest):
         self.assertEqual(lt.summary(self.index())["status"], "skipped")
 
     def image_facts(self):
-        """image key -> (catalog row, pixels, in stock, image id), from the ingest shards and catalog.h5."""
+        """image key -> [catalog row, pixels, in stock, image id, content pixels, file bytes], from the
+        ingest shards and the embed shards (content: pixels x the share of the align thumbnail
+        that is not near white, src/dedup/clusters.h)."""
         facts = {}
-        with h5py.File(os.path.join(self.run_dir, "embed", "catalog.h5"), "r") as f:
-            keys = f["images/key"].asstr()[:]
-            shards = f["images/shard"][:]
-            pixels = f["images/width"][:].astype(np.int64) * f["images/height"][:]
-        rows_in_shard = {}
-        for key, shard, size in zip(keys, shards, pixels):
-            row = rows_in_shard.get(shard, 0)
-            rows_in_shard[shard] = row + 1
-            facts[key] = [None, int(size), None, (int(shard) << 32) + row]
+        for path in sorted(glob.glob(os.path.join(self.run_dir, "embed", "shard-*.h5"))):
+            shard = int(os.path.basename(path)[6:11])
+            with h5py.File(path, "r") as f:
+                keys = f["images/key"].asstr()[:]
+                pixels = f["images/width"][:].astype(np.int64) * f["images/height"][:]
+                share = (f["images/align_thumb"][:].min(axis=3) < 240).mean(axis=(1, 2))
+            for row, (key, size) in enumerate(zip(keys, pixels)):
+                content = math.floor(float(size) * float(np.float32(share[row])) + 0.5)  # llround
+                facts[key] = [None, int(size), None, (shard << 32) + row, content, None]
         for path in glob.glob(os.path.join(self.run_dir, "ingest", "shard-*.csv")):
             with open(path, newline="") as f:
                 for row in csv.DictReader(f):
                     key = row["product_id"] + "/" + row["column"]
                     facts[key][0] = int(row["row"])
                     facts[key][2] = row["in_stock"] == "1"
+                    facts[key][5] = int(row["size"])
         return facts
+
+    @staticmethod
+    def original_of(members, facts):
+        """The original policy's choice, written out again from its documented rule."""
+        images = [m["image"] for m in members]
+        most = max(facts[i][4] for i in images)
+        enough = [i for i in images if facts[i][4] >= 0.9 * most]
+        share = {i: facts[i][4] / facts[i][1] for i in enough}
+        best = max(share.values())
+        candidates = [i for i in enough if share[i] >= best - 0.03]
+        return min(candidates, key=lambda i: (-facts[i][5], facts[i][0], facts[i][3]))
 
     def test_keep_policies(self):
         # Each policy keeps exactly the image its rule names, in every cluster; the policies
@@ -248,7 +263,8 @@ class IndexDedup(lt.TempDirTest):
         facts = self.image_facts()
         order = {"first": lambda f: (f[0], f[3]),
                  "largest": lambda f: (-f[1], f[0], f[3]),
-                 "in-stock": lambda f: (0 if f[2] else 1, f[0], f[3])}
+                 "in-stock": lambda f: (0 if f[2] else 1, f[0], f[3]),
+                 "original": None}
         kept_by_policy = {}
         for policy, key in order.items():
             self.dedup("--keep", policy, "--force")
@@ -261,12 +277,14 @@ class IndexDedup(lt.TempDirTest):
             for members in clusters.values():
                 representatives = [m["image"] for m in members if m["is_representative"] == "1"]
                 self.assertEqual(len(representatives), 1, members)
-                expected = min((m["image"] for m in members), key=lambda image: key(facts[image]))
+                expected = (self.original_of(members, facts) if policy == "original" else
+                            min((m["image"] for m in members), key=lambda image: key(facts[image])))
                 self.assertEqual(representatives[0], expected, (policy, members))
                 kept.add(representatives[0])
             kept_by_policy[policy] = kept
         self.assertNotEqual(kept_by_policy["first"], kept_by_policy["largest"])
         self.assertNotEqual(kept_by_policy["first"], kept_by_policy["in-stock"])
+        self.assertNotEqual(kept_by_policy["original"], kept_by_policy["largest"])
         result = self.dedup("--keep", "newest", check=2)
         self.assertIn("--keep", result.stderr)
 

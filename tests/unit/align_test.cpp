@@ -171,3 +171,29 @@ TEST(AlignPlain, ImagesWithoutForegroundScoreMinusOne) {
 
 }  // namespace
 }  // namespace lookbook
+
+namespace lookbook {
+namespace {
+
+TEST(NonWhiteShare, WhitePaperIsNotContent) {
+  std::vector<std::uint8_t> thumb(kAlignThumbBytes, 255);
+  EXPECT_FLOAT_EQ(NonWhiteShare(thumb.data()), 0.0f);
+  // A 48 x 48 photo (a grey wall behind a dark red garment) inside an 8-pixel white border:
+  // the wall counts, the border does not.
+  for (int y = 8; y < 56; ++y) {
+    for (int x = 8; x < 56; ++x) {
+      std::uint8_t* p = &thumb[static_cast<std::size_t>((y * AlignView::kSide + x) * 3)];
+      const bool garment = x > 20 && x < 40;
+      p[0] = garment ? 150 : 200;
+      p[1] = garment ? 20 : 200;
+      p[2] = garment ? 30 : 205;
+    }
+  }
+  EXPECT_FLOAT_EQ(NonWhiteShare(thumb.data()), 48.0f * 48.0f / (64.0f * 64.0f));
+  // Near white (JPEG noise on paper) is still paper.
+  for (std::size_t i = 0; i < 3 * 64; ++i) thumb[i] = kNearWhite;
+  EXPECT_FLOAT_EQ(NonWhiteShare(thumb.data()), 48.0f * 48.0f / (64.0f * 64.0f));
+}
+
+}  // namespace
+}  // namespace lookbook

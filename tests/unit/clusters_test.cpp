@@ -78,8 +78,46 @@ TEST(ClusterPairs, KeepPolicies) {
   EXPECT_EQ(representatives, 1);
 }
 
+TEST(ClusterPairs, TheOriginalHasTheMostContentTheLeastPaddingThenTheLargestFile) {
+  // 1: a bordered copy listed first (more pixels, the same content, a smaller file);
+  // 2: the original; 3: a downscaled copy (less content); 4: a harsh re-encode (the same
+  // content, the smallest file).
+  KeepFacts bordered{0, 1'440'000, true, 1'000'000, 180'000};
+  KeepFacts original{1, 1'000'000, true, 980'000, 210'000};
+  KeepFacts small{2, 400'000, true, 392'000, 90'000};
+  KeepFacts harsh{3, 1'000'000, true, 985'000, 60'000};
+  const auto facts = Facts({{1, bordered}, {2, original}, {3, small}, {4, harsh}});
+  const std::vector<std::pair<std::int64_t, std::int64_t>> pairs = {{1, 2}, {2, 3}, {3, 4}};
+  auto kept = [&](KeepPolicy policy, const std::function<KeepFacts(std::int64_t)>& f) {
+    for (const auto& m : ClusterPairs(pairs, policy, f)) {
+      if (m.representative) return m.image;
+    }
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(kept(KeepPolicy::kOriginal, facts), 2);
+  EXPECT_EQ(kept(KeepPolicy::kLargest, facts), 1) << "pixels alone keep the bordered copy";
+  EXPECT_EQ(kept(KeepPolicy::kFirst, facts), 1);
+  // A large file with much less content (a downscale saved at a high quality) is not a candidate.
+  small.file_bytes = 500'000;
+  EXPECT_EQ(kept(KeepPolicy::kOriginal, Facts({{1, bordered}, {2, original}, {3, small}, {4, harsh}})), 2);
+  // The bordered copy has as much content but pads its frame: even with the larger file it is
+  // not kept.
+  original.file_bytes = 150'000;
+  EXPECT_EQ(kept(KeepPolicy::kOriginal, Facts({{1, bordered}, {2, original}, {3, small}, {4, harsh}})), 2);
+  // Within both tolerances (a brighter copy: the same content and frame) the larger file is
+  // kept, then the first in catalog order.
+  KeepFacts brighter{0, 1'000'000, true, 975'000, 200'000};
+  original.file_bytes = 180'000;
+  EXPECT_EQ(kept(KeepPolicy::kOriginal, Facts({{1, brighter}, {2, original}, {3, small}, {4, harsh}})), 1);
+  original.file_bytes = 200'000;
+  EXPECT_EQ(kept(KeepPolicy::kOriginal, Facts({{1, brighter}, {2, original}, {3, small}, {4, harsh}})), 1);
+  original.file_bytes = 200'001;
+  EXPECT_EQ(kept(KeepPolicy::kOriginal, Facts({{1, brighter}, {2, original}, {3, small}, {4, harsh}})), 2);
+}
+
 TEST(ClusterPairs, PolicyNamesRoundTrip) {
-  for (const KeepPolicy policy : {KeepPolicy::kFirst, KeepPolicy::kLargest, KeepPolicy::kInStock}) {
+  for (const KeepPolicy policy :
+       {KeepPolicy::kFirst, KeepPolicy::kLargest, KeepPolicy::kInStock, KeepPolicy::kOriginal}) {
     KeepPolicy parsed = KeepPolicy::kFirst;
     ASSERT_TRUE(ParseKeepPolicy(KeepPolicyName(policy), &parsed));
     EXPECT_EQ(parsed, policy);
