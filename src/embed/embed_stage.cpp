@@ -657,7 +657,11 @@ class ShardEmbedder {
         GarmentSet set = ExtractGarments(classes.data() + b * plane, confidence.data() + b * plane, *segment_spec,
                                          item.decoded->width, item.decoded->height, item.source_width,
                                          item.source_height, garments_->slots, options_.garments);
-        if (set.garments.empty() || (options_.segment_images == "auto" && DistinctSlots(set) < 2)) continue;
+        const std::int64_t image_pixels =
+            static_cast<std::int64_t>(item.source_width) * static_cast<std::int64_t>(item.source_height);
+        if (set.garments.empty() ||
+            (options_.segment_images == "auto" && !IsOutfitPhoto(set, image_pixels, options_.garments)))
+          continue;
         ImageGarments& image = found[item.index];
         image.embeddings.assign(set.garments.size() * d, 0.0f);
         image.set = std::move(set);
@@ -1060,8 +1064,8 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
     t.Text(
          "segment-images", "WHICH", [](O& o) -> std::string& { return o.segment_images; }, "auto",
          OptionEffect::kOutput,
-         "which images the segmenter reads: all; auto (every image, kept where at least two garment slots are "
-         "found); or a catalog image column (image_3, IMAGE_VERSION_2)")
+         "which images the segmenter reads: all; auto (every image, kept where it is an outfit photo: two garment "
+         "slots, see --outfit-min-area); or a catalog image column (image_3, IMAGE_VERSION_2)")
         .OnlyWith("segmenter");
     t.Text(
          "garment-slots", "MAP", [](O& o) -> std::string& { return o.slot_map; }, "", OptionEffect::kOutput,
@@ -1087,6 +1091,15 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
     t.Real<double>(
          "crop-margin", "F", [](O& o) -> double& { return o.garments.crop_margin; }, "0.08", 0, 1,
          OptionEffect::kOutput, "garment crops grow by this fraction of their long side")
+        .OnlyWith("segmenter");
+    t.Real<double>(
+         "outfit-min-area", "F", [](O& o) -> double& { return o.garments.outfit_min_area; }, "0.03", 0, 1,
+         OptionEffect::kOutput,
+         "--segment-images auto: an outfit photo has garments of at least this fraction of the image in two slots")
+        .OnlyWith("segmenter");
+    t.Real<double>(
+         "outfit-min-score", "P", [](O& o) -> double& { return o.garments.outfit_min_score; }, "0.8", 0, 1,
+         OptionEffect::kOutput, "--segment-images auto: and of at least this mean confidence")
         .OnlyWith("segmenter");
     t.Add(
          OptionSpec{"crop-fill", "G", "245", false, false, "0..255", "grey level outside a garment's mask in its crop",

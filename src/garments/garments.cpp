@@ -215,6 +215,21 @@ int DistinctSlots(const GarmentSet& set) {
   return distinct;
 }
 
+bool IsOutfitPhoto(const GarmentSet& set, std::int64_t image_pixels, const GarmentOptions& options) {
+  bool seen[kSlotCount] = {};
+  int distinct = 0;
+  for (const auto& garment : set.garments) {
+    if (static_cast<double>(garment.area) < options.outfit_min_area * static_cast<double>(image_pixels) ||
+        garment.score < options.outfit_min_score) {
+      continue;
+    }
+    auto& s = seen[static_cast<int>(garment.slot)];
+    if (!s) ++distinct;
+    s = true;
+  }
+  return distinct >= 2;
+}
+
 RgbImage MakeGarmentCrop(const RgbImage& decoded, const GarmentSet& set, std::size_t k, const GarmentOptions& options) {
   LB_CHECK(k < set.garments.size() && k < set.decoded_boxes.size(), "no such garment");
   const auto [x0, y0, x1, y1] = set.decoded_boxes[k];

@@ -43,6 +43,12 @@ struct GarmentOptions {
   int mask_side = 128;           // stored label map: mask_side x mask_side over the whole image
   double crop_margin = 0.08;     // the crop's box grows by this fraction of its long side
   std::uint8_t crop_fill = 245;  // grey outside the garment's mask and in the padding
+  // --segment-images auto keeps an image's garments only when it is an outfit photo: at least
+  // two slots each hold a garment of at least outfit_min_area of the image with a mean
+  // confidence of at least outfit_min_score (IsOutfitPhoto). Stricter than a garment's own
+  // bar: a lone product shot's spurious second slot is small or unsure (docs/performance.md#garments).
+  double outfit_min_area = 0.03;
+  double outfit_min_score = 0.8;
 };
 
 struct Garment {
@@ -74,6 +80,11 @@ GarmentSet ExtractGarments(const std::uint8_t* classes, const float* confidence,
 
 // The number of distinct slots among the garments.
 int DistinctSlots(const GarmentSet& set);
+
+// Whether `set`, found in an image of image_pixels source pixels, is an outfit photo's: at least
+// two distinct slots among its garments of at least options.outfit_min_area of the image and
+// options.outfit_min_score confidence.
+bool IsOutfitPhoto(const GarmentSet& set, std::int64_t image_pixels, const GarmentOptions& options);
 
 // Garment k's crop from the decoded image: pixels outside its mask filled with crop_fill, the
 // box grown by crop_margin and padded to a square of the same grey.

@@ -53,8 +53,9 @@ TEST(EmbedIdentity, GarmentOptionsCountOnlyWithASegmenter) {
   EXPECT_EQ(Identity({{"crop-fill", {"0"}}, {"mask-side", {"64"}}, {"segment-images", {"all"}}}), base)
       << "without --segmenter no garment option changes an output";
   const auto options = EmbedIdentityOptions(Parsed({{"segmenter", {"/models/unet"}}}), "m1", "s1");
-  for (const char* garment : {"segmenter-precision", "segment-images", "garment-slots", "garment-min-area",
-                              "garment-min-score", "garment-cleanup", "mask-side", "crop-margin", "crop-fill"}) {
+  for (const char* garment :
+       {"segmenter-precision", "segment-images", "garment-slots", "garment-min-area", "garment-min-score",
+        "garment-cleanup", "mask-side", "crop-margin", "crop-fill", "outfit-min-area", "outfit-min-score"}) {
     EXPECT_EQ(options.count(garment), 1u) << garment;
   }
   EXPECT_EQ(options.count("segment-batch-size"), 0u);

@@ -133,3 +133,35 @@ TEST(MakeGarmentCrop, MaskedPaddedToSquare) {
 
 }  // namespace
 }  // namespace lookbook
+
+namespace lookbook {
+namespace {
+
+TEST(IsOutfitPhoto, TwoSlotsEachLargeAndSureEnough) {
+  GarmentOptions options;  // outfit_min_area 0.03, outfit_min_score 0.8
+  const std::int64_t pixels = 1000 * 1000;
+  auto garment = [](Slot slot, std::int64_t area, float score) {
+    Garment g;
+    g.slot = slot;
+    g.area = area;
+    g.score = score;
+    return g;
+  };
+  GarmentSet set;
+  set.garments = {garment(Slot::kTop, 200'000, 0.95f), garment(Slot::kBottom, 150'000, 0.9f)};
+  EXPECT_TRUE(IsOutfitPhoto(set, pixels, options));
+  // A lone shot's spurious second slot: small, or unsure.
+  set.garments[1] = garment(Slot::kShoes, 29'999, 0.95f);
+  EXPECT_FALSE(IsOutfitPhoto(set, pixels, options));
+  set.garments[1] = garment(Slot::kShoes, 30'000, 0.95f);
+  EXPECT_TRUE(IsOutfitPhoto(set, pixels, options));
+  set.garments[1] = garment(Slot::kShoes, 100'000, 0.79f);
+  EXPECT_FALSE(IsOutfitPhoto(set, pixels, options));
+  // Two garments of one slot are one slot.
+  set.garments = {garment(Slot::kShoes, 100'000, 0.9f), garment(Slot::kShoes, 100'000, 0.9f)};
+  EXPECT_FALSE(IsOutfitPhoto(set, pixels, options));
+  EXPECT_EQ(DistinctSlots(set), 1);
+}
+
+}  // namespace
+}  // namespace lookbook
