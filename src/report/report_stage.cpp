@@ -114,21 +114,36 @@ class ReportBuilder {
     report.stage = "report";
     report.throughput_unit = "pages";
     report.facts["run"] = options_.run.string();
-    Load();
+    {
+      StepTimer timer(&report, "load");
+      Load();
+      timer.set_items(static_cast<std::int64_t>(images_.size()));
+    }
     dir_ = stage_.Staging();
     std::filesystem::create_directories(dir_ / "thumbs");
     ReadPreviousThumbs();
     // Twice: first only to learn which thumbnails the pages show (made then by --threads
     // threads), then for real.
-    collecting_ = true;
-    WritePages();
-    collecting_ = false;
-    MakeThumbs();
-    WritePages();
+    {
+      StepTimer timer(&report, "choose what is shown");
+      collecting_ = true;
+      WritePages();
+      collecting_ = false;
+    }
+    {
+      StepTimer timer(&report, "thumbnails");
+      MakeThumbs();
+      timer.set_items(static_cast<std::int64_t>(made_.size()));
+    }
+    {
+      StepTimer timer(&report, "pages");
+      WritePages();
+      timer.set_items(pages_);
+    }
     StageManifest manifest;
     manifest.options = Options();
     manifest.options_hash = OptionsHash(manifest.options);
-    for (const auto& name : outputs_) stage_.AddOutput(name, -1);
+    for (const auto& entry : outputs_) stage_.AddOutputEntry(entry);
     manifest.counts = {{"pages", pages_},
                        {"thumbnails", static_cast<std::int64_t>(made_.size())},
                        {"thumbnails_reused", thumbs_reused_},
@@ -136,6 +151,11 @@ class ReportBuilder {
                        {"clusters_shown", clusters_shown_},
                        {"near_threshold_shown", near_shown_},
                        {"rejects", static_cast<std::int64_t>(rejects_.size())}};
+    {
+      // Thumbnails and pages were written without a sync each: one for all, before publication.
+      StepTimer timer(&report, "sync");
+      SyncStaged(dir_);
+    }
     stage_.Publish(manifest);
     report.counts = manifest.counts;
     report.facts["index"] = (stage_.dir() / "index.html").string();
@@ -190,8 +210,7 @@ class ReportBuilder {
       const std::string name = ContentName(info, side);
       if (made_.count(name) || !names.insert(name).second) continue;
       if (auto bytes = PreviousThumb(name)) {
-        PublishFile(dir_ / name, *bytes);
-        outputs_.push_back(name);
+        WriteOutput(name, *bytes);
         made_.insert(name);
         ++thumbs_reused_;
         continue;
@@ -204,8 +223,7 @@ class ReportBuilder {
     for (std::size_t i = 0; i < todo.size(); ++i) {
       if (jpegs[i].empty()) continue;
       const std::string name = ContentName(images_.at(todo[i].first), todo[i].second);
-      PublishFile(dir_ / name, jpegs[i]);
-      outputs_.push_back(name);
+      WriteOutput(name, jpegs[i]);
       made_.insert(name);
     }
     wanted_.clear();
@@ -396,9 +414,15 @@ class ReportBuilder {
     LB_CHECK(renderer.is_valid(), "report template: " + renderer.error_message());
     const std::string html = renderer.render(data);
     LB_CHECK(renderer.error_message().empty(), "report template: " + renderer.error_message());
-    PublishFile(dir_ / name, html);
-    outputs_.push_back(name);
+    WriteOutput(name, html);
     ++pages_;
+  }
+
+  // Writes one output into the staging folder and describes it from the bytes in hand (the
+  // skeleton would read each file back to checksum it).
+  void WriteOutput(const std::string& name, std::string_view bytes) {
+    WriteStagedFile(dir_ / name, bytes);
+    outputs_.push_back(ManifestEntry{name, bytes.size(), FormatChecksum(Xxh3(bytes)), -1, ""});
   }
 
   static std::string RenderSvg(const char* page, const mu::data& data) {
@@ -917,7 +941,7 @@ class ReportBuilder {
   std::set<std::string> made_;                            // thumbnail files written
   std::map<std::string, ManifestEntry> previous_thumbs_;  // the previous run's, by name
   std::int64_t thumbs_reused_ = 0;
-  std::vector<std::string> outputs_;
+  std::vector<ManifestEntry> outputs_;
   std::int64_t pages_ = 0, clusters_ = 0, clusters_shown_ = 0, near_shown_ = 0;
   std::int64_t below_floor_ = 0, rejected_early_ = 0;  // candidates the histogram's bars leave out
   bool collecting_ = false;                            // the first pass: pages are not written

@@ -129,4 +129,30 @@ void SyncFolder(const std::filesystem::path& folder) {
   if (result != 0) throw InputError("cannot fsync folder " + folder.string() + ": " + ErrnoText(error));
 }
 
+void WriteStagedFile(const std::filesystem::path& path, std::string_view contents) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw InputError("cannot create " + path.string() + ": " + ErrnoText(errno));
+  std::size_t offset = 0;
+  while (offset < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + offset, contents.size() - offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      ::close(fd);
+      throw InputError("cannot write " + path.string() + ": " + ErrnoText(error));
+    }
+    offset += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) throw InputError("cannot close " + path.string() + ": " + ErrnoText(errno));
+}
+
+void SyncStaged(const std::filesystem::path& folder) {
+  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw InputError("cannot open folder " + folder.string() + ": " + ErrnoText(errno));
+  const int result = ::syncfs(fd);
+  const int error = errno;
+  ::close(fd);
+  if (result != 0) throw InputError("cannot sync the file system of " + folder.string() + ": " + ErrnoText(error));
+}
+
 }  // namespace lookbook

@@ -55,4 +55,12 @@ int RemoveStaleTemporaries(const std::filesystem::path& folder);
 // fsyncs a folder so that a rename inside it is durable.
 void SyncFolder(const std::filesystem::path& folder);
 
+// For many small files in a stage's private staging folder (the report's thumbnails), which no
+// reader sees until the stage publishes the folder by one rename: WriteStagedFile writes one
+// without a sync of its own, and SyncStaged makes every file written so far durable with one
+// syncfs(2) of the folder's file system, before the stage publishes. One sync instead of two
+// fsyncs a file (measured: docs/performance.md#dedup-and-the-report-at-scale).
+void WriteStagedFile(const std::filesystem::path& path, std::string_view contents);
+void SyncStaged(const std::filesystem::path& folder);
+
 }  // namespace lookbook
