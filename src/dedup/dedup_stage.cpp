@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include "catalog/csv.h"
@@ -158,11 +159,13 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
 
 // The stage's counts, summed over ranks (stage/counts.h).
 struct DedupCounts {
-  std::int64_t queries = 0, neighbours_scored = 0, thumbs_read = 0, score_bytes_sent = 0, hash_pairs = 0, stopped = 0;
+  std::int64_t queries = 0, neighbours_scored = 0, thumbs_read = 0, score_bytes_sent = 0, hash_pairs = 0,
+               hash_neighbours_dropped = 0, stopped = 0;
   template <typename F>
   void ForEach(F&& f) {
     f("queries", queries);
     f("hash_pairs", hash_pairs);
+    f("hash_neighbours_dropped", hash_neighbours_dropped);
     f("score_bytes_sent", score_bytes_sent);
     f("neighbours_scored", neighbours_scored);
     f("thumbs_read", thumbs_read);
@@ -542,30 +545,47 @@ void FindCandidates(DedupRun& run) {
   run.search_seconds = run.world.MaxAll(Seconds(search_start));
 }
 
-// Pass 3b (with --hash-radius): candidates by perceptual hash, whatever their cosine. Every pair
-// of ok images whose hashes differ in at most hash_radius bits (index/vector_index.h
-// HammingNeighbours over every image's hash, which every rank holds), found from the side of its
-// smaller image id by the rank owning it, its cosine asked of the other image's rank. Searched
-// in full every night (no vector is needed to find them, and they are few).
+// Pass 3b (with --hash-radius): candidates by perceptual hash, whatever their cosine. For every
+// ok image, its neighbours whose hashes differ in at most hash_radius bits (index/vector_index.h
+// HammingNeighbours over every image's hash, which every rank holds), of which it keeps the
+// hash_candidates nearest (fewest bits, then smallest image id): plain-background catalogs have
+// many look-alikes within a few bits, and a copy is nearly always among the nearest. A pair is a
+// candidate when either image keeps the other. Every rank computes the same kept lists and takes
+// the pairs whose smaller image it owns; their cosine is asked of the other image's rank.
+// Searched in full every night (no vector is needed to find them).
 void FindHashCandidates(DedupRun& run) {
   if (run.options.hash_radius < 0) return;
   const Catalog& catalog = run.catalog;
   const std::vector<ImageIdentity> images = OkImages(catalog);
   std::vector<std::array<std::uint8_t, 8>> codes;
-  std::vector<std::size_t> mine;
+  std::vector<std::size_t> all(images.size());
   for (std::size_t i = 0; i < images.size(); ++i) {
     codes.push_back(catalog.row(images[i].image).phash);
-    if (catalog.owner(images[i].image) == run.world.rank()) mine.push_back(i);
+    all[i] = i;
+  }
+  // Every image's neighbours, nearest first; each keeps hash_candidates of them.
+  std::vector<std::vector<std::pair<int, std::size_t>>> near(images.size());  // (bits, position)
+  for (const auto& [q, p] : HammingNeighbours(codes, all, run.options.hash_radius)) {
+    near[q].emplace_back(HammingDistance(codes[q], codes[p]), p);
+  }
+  std::set<std::pair<std::int64_t, std::int64_t>> kept;  // (smaller id, larger id), this rank's
+  std::int64_t dropped = 0;
+  for (std::size_t q = 0; q < near.size(); ++q) {
+    auto& list = near[q];
+    std::sort(list.begin(), list.end());  // positions follow image id order
+    if (list.size() > static_cast<std::size_t>(run.options.hash_candidates)) {
+      dropped += static_cast<std::int64_t>(list.size()) - run.options.hash_candidates;
+      list.resize(static_cast<std::size_t>(run.options.hash_candidates));
+    }
+    for (const auto& [bits, p] : list) {
+      const std::int64_t a = std::min(images[q].image, images[p].image), b = std::max(images[q].image, images[p].image);
+      if (catalog.owner(a) == run.world.rank()) kept.emplace(a, b);
+    }
   }
   RemoteScores scores = catalog.Scores(run.world);
-  std::vector<std::pair<std::int64_t, std::int64_t>> pairs;
+  std::vector<std::pair<std::int64_t, std::int64_t>> pairs(kept.begin(), kept.end());
   std::vector<std::size_t> tickets;
-  for (const auto& [q, p] : HammingNeighbours(codes, mine, run.options.hash_radius)) {
-    const std::int64_t a = images[q].image, b = images[p].image;
-    if (a > b) continue;  // found from b's side too (b < a there): once
-    pairs.emplace_back(a, b);
-    tickets.push_back(scores.Ask(catalog.vector(a), b));
-  }
+  for (const auto& [a, b] : pairs) tickets.push_back(scores.Ask(catalog.vector(a), b));
   scores.Exchange();
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     const auto [a, b] = pairs[i];
@@ -573,6 +593,7 @@ void FindHashCandidates(DedupRun& run) {
         ScoredPair{a, b, scores.Answer(tickets[i]), HammingDistance(catalog.row(a).phash, catalog.row(b).phash)});
   }
   run.counts.hash_pairs += static_cast<std::int64_t>(pairs.size());
+  if (run.world.is_root()) run.counts.hash_neighbours_dropped = dropped;  // the same on every rank: once
   run.counts.score_bytes_sent += scores.bytes_sent();
 }
 
@@ -1108,6 +1129,10 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
         "hash-radius", "BITS", [](O& o) -> int& { return o.hash_radius; }, 4, -1, 32, OptionEffect::kOutput,
         "pairs whose perceptual hashes differ in at most this many bits are candidates too, whatever their "
         "cosine (a copy the embedding moved below the floor: a border, a rotation); -1: none");
+    t.Integer<int>(
+        "hash-candidates", "K", [](O& o) -> int& { return o.hash_candidates; }, 4, 1, 1024, OptionEffect::kOutput,
+        "of an image's neighbours within --hash-radius, the K nearest in bits are candidates (a pair: when either "
+        "image keeps the other)");
     t.Real<float>(
         "candidate-floor", "C", [](O& o) -> float& { return o.candidate_floor; }, "0.9", -1, 1, OptionEffect::kOutput,
         "candidates at or above this cosine are verified and kept in dedup.h5 for threshold sweeps");

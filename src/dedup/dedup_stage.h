@@ -54,6 +54,7 @@ struct DedupOptions {
   float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
   int hash_radius = 4;           // pairs whose pHashes differ in at most this many bits are candidates too (-1: none;
                                  // chosen on tune sets: docs/performance.md#near-duplicates)
+  int hash_candidates = 4;       // of those, at most this many per image, the nearest in bits (ties: image id)
   KeepPolicy keep = KeepPolicy::kOriginal;
   int query_batch = 4096;
   RerunPolicy rerun = RerunPolicy::kReuseValid;
