@@ -256,6 +256,39 @@ class IndexDedup(lt.TempDirTest):
         candidates = [i for i in enough if share[i] >= best - 0.03]
         return min(candidates, key=lambda i: (-facts[i][5], facts[i][0], facts[i][3]))
 
+    def test_hash_candidates_are_each_images_nearest_hashes(self):
+        # --hash-candidates K: of an image's neighbours within --hash-radius bits, the K nearest
+        # (fewest bits, then image id) are kept; a pair is a candidate when either image keeps
+        # the other. The same rule, written again from the stored hashes, gives the same count.
+        self.index()
+        uncapped = lt.summary(self.dedup("--hash-candidates", "1024", "--force"))
+        capped = lt.summary(self.dedup("--hash-candidates", "1", "--force"))
+        self.assertEqual(uncapped["hash_neighbours_dropped"], 0)
+        self.assertGreater(capped["hash_neighbours_dropped"], 0, "the demo's plain renders share hashes")
+        self.assertLess(capped["hash_pairs"], uncapped["hash_pairs"])
+        with h5py.File(os.path.join(self.run_dir, "embed", "catalog.h5"), "r") as f:
+            ok = f["images/status"][:] == 0
+            shards = f["images/shard"][:]
+            codes = f["images/phash"][:]
+        rows, ids = {}, []
+        for shard in shards:
+            ids.append((int(shard) << 32) + rows.get(int(shard), 0))
+            rows[int(shard)] = rows.get(int(shard), 0) + 1
+        ids = np.array(ids)[ok]
+        bits = np.unpackbits(codes[ok], axis=1)
+        distance = (bits[:, None, :] != bits[None, :, :]).sum(axis=2)
+        order = np.argsort(ids)
+        kept, within = set(), 0
+        for i in range(len(ids)):
+            near = sorted((int(distance[i, j]), int(ids[j])) for j in order if j != i and distance[i, j] <= 4)
+            within += len(near)
+            for _, other in near[:1]:
+                kept.add((min(int(ids[i]), other), max(int(ids[i]), other)))
+        self.assertEqual(capped["hash_pairs"], len(kept))
+        with_neighbours = sum(1 for i in range(len(ids)) if (distance[i] <= 4).sum() > 1)  # itself counts once
+        self.assertEqual(capped["hash_neighbours_dropped"], within - with_neighbours)
+        self.assertEqual(uncapped["hash_pairs"], within // 2)
+
     def test_keep_policies(self):
         # Each policy keeps exactly the image its rule names, in every cluster; the policies
         # disagree on this catalog, so a policy that ignored its rule would be caught.
