@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "catalog/csv.h"
@@ -545,45 +547,64 @@ void FindCandidates(DedupRun& run) {
   run.search_seconds = run.world.MaxAll(Seconds(search_start));
 }
 
-// Pass 3b (with --hash-radius): candidates by perceptual hash, whatever their cosine. For every
-// ok image, its neighbours whose hashes differ in at most hash_radius bits (index/vector_index.h
-// HammingNeighbours over every image's hash, which every rank holds), of which it keeps the
-// hash_candidates nearest (fewest bits, then smallest image id): plain-background catalogs have
-// many look-alikes within a few bits, and a copy is nearly always among the nearest. A pair is a
-// candidate when either image keeps the other. Every rank computes the same kept lists and takes
-// the pairs whose smaller image it owns; their cosine is asked of the other image's rank.
-// Searched in full every night (no vector is needed to find them).
+// Pass 3b (with --hash-radius): candidates by perceptual hash, whatever their cosine. For each
+// of its ok images, a rank finds the neighbours whose hashes differ in at most hash_radius bits
+// (index/vector_index.h HammingNeighbours over every image's hash, which every rank holds; in
+// batches of queries) and keeps the hash_candidates nearest (fewest bits, then smallest image
+// id): plain-background catalogs have many look-alikes within a few bits, and a copy is nearly
+// always among the nearest. A pair is a candidate when either image keeps the other: each kept
+// pair goes to the rank owning its smaller image (one exchange), which takes it once and asks
+// the other image's rank for the cosine. Searched in full every night (no vector is needed).
 void FindHashCandidates(DedupRun& run) {
   if (run.options.hash_radius < 0) return;
   const Catalog& catalog = run.catalog;
   const std::vector<ImageIdentity> images = OkImages(catalog);
   std::vector<std::array<std::uint8_t, 8>> codes;
-  std::vector<std::size_t> all(images.size());
+  std::vector<std::size_t> mine;
   for (std::size_t i = 0; i < images.size(); ++i) {
     codes.push_back(catalog.row(images[i].image).phash);
-    all[i] = i;
+    if (catalog.owner(images[i].image) == run.world.rank()) mine.push_back(i);
   }
-  // Every image's neighbours, nearest first; each keeps hash_candidates of them.
-  std::vector<std::vector<std::pair<int, std::size_t>>> near(images.size());  // (bits, position)
-  for (const auto& [q, p] : HammingNeighbours(codes, all, run.options.hash_radius)) {
-    near[q].emplace_back(HammingDistance(codes[q], codes[p]), p);
-  }
-  std::set<std::pair<std::int64_t, std::int64_t>> kept;  // (smaller id, larger id), this rank's
-  std::int64_t dropped = 0;
-  for (std::size_t q = 0; q < near.size(); ++q) {
-    auto& list = near[q];
-    std::sort(list.begin(), list.end());  // positions follow image id order
-    if (list.size() > static_cast<std::size_t>(run.options.hash_candidates)) {
-      dropped += static_cast<std::int64_t>(list.size()) - run.options.hash_candidates;
-      list.resize(static_cast<std::size_t>(run.options.hash_candidates));
+  using Pair = std::array<std::int64_t, 2>;  // (smaller id, larger id); trivially copyable for the exchange
+  std::vector<std::vector<Pair>> to_rank(static_cast<std::size_t>(run.world.size()));
+  const auto keep = static_cast<std::size_t>(run.options.hash_candidates);
+  constexpr std::size_t kQueriesPerBatch = std::size_t{1} << 16;
+  for (std::size_t start = 0; start < mine.size(); start += kQueriesPerBatch) {
+    const std::vector<std::size_t> queries(
+        mine.begin() + static_cast<std::ptrdiff_t>(start),
+        mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), start + kQueriesPerBatch)));
+    std::vector<std::tuple<std::size_t, int, std::size_t>> hits;  // (query, bits, neighbour): positions
+    for (const auto& [q, p] : HammingNeighbours(codes, queries, run.options.hash_radius)) {
+      hits.emplace_back(q, HammingDistance(codes[q], codes[p]), p);
     }
-    for (const auto& [bits, p] : list) {
-      const std::int64_t a = std::min(images[q].image, images[p].image), b = std::max(images[q].image, images[p].image);
-      if (catalog.owner(a) == run.world.rank()) kept.emplace(a, b);
+    std::sort(hits.begin(), hits.end());  // positions follow image id order
+    for (std::size_t h = 0; h < hits.size();) {
+      std::size_t end = h;
+      while (end < hits.size() && std::get<0>(hits[end]) == std::get<0>(hits[h])) ++end;
+      run.counts.hash_neighbours_dropped += static_cast<std::int64_t>(end - h > keep ? end - h - keep : 0);
+      for (std::size_t k = h; k < std::min(end, h + keep); ++k) {
+        const std::int64_t x = images[std::get<0>(hits[k])].image, y = images[std::get<2>(hits[k])].image;
+        const Pair pair{std::min(x, y), std::max(x, y)};
+        to_rank[static_cast<std::size_t>(catalog.owner(pair[0]))].push_back(pair);
+      }
+      h = end;
     }
   }
+  std::vector<std::vector<std::uint8_t>> out(to_rank.size());
+  for (std::size_t r = 0; r < to_rank.size(); ++r) {
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(to_rank[r].data());
+    out[r].assign(bytes, bytes + to_rank[r].size() * sizeof(Pair));
+  }
+  std::vector<Pair> pairs;
+  for (const auto& bytes : run.world.ExchangeBytes(out)) {
+    const std::size_t n = bytes.size() / sizeof(Pair);
+    const std::size_t at = pairs.size();
+    pairs.resize(at + n);
+    if (n > 0) std::memcpy(pairs.data() + at, bytes.data(), n * sizeof(Pair));
+  }
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
   RemoteScores scores = catalog.Scores(run.world);
-  std::vector<std::pair<std::int64_t, std::int64_t>> pairs(kept.begin(), kept.end());
   std::vector<std::size_t> tickets;
   for (const auto& [a, b] : pairs) tickets.push_back(scores.Ask(catalog.vector(a), b));
   scores.Exchange();
@@ -593,7 +614,6 @@ void FindHashCandidates(DedupRun& run) {
         ScoredPair{a, b, scores.Answer(tickets[i]), HammingDistance(catalog.row(a).phash, catalog.row(b).phash)});
   }
   run.counts.hash_pairs += static_cast<std::int64_t>(pairs.size());
-  if (run.world.is_root()) run.counts.hash_neighbours_dropped = dropped;  // the same on every rank: once
   run.counts.score_bytes_sent += scores.bytes_sent();
 }
 
