@@ -446,7 +446,7 @@ void Search(DedupRun& run, const std::vector<std::int64_t>& queries, bool revers
   RemoteScores scores = catalog.Scores(world);
   std::vector<float> batch;
   for (std::size_t b = 0; b < batches; ++b) {
-    if (world.SumAll({StopRequested() ? 1 : 0})[0] > 0) break;
+    if (world.AnyStopRequested()) break;
     const std::size_t begin = std::min(queries.size(), b * batch_size);
     const std::size_t end = std::min(queries.size(), begin + batch_size);
     std::vector<std::int64_t> pending(queries.begin() + static_cast<long>(begin),

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "util/error.h"
+#include "util/stop.h"
 
 namespace lookbook {
 
@@ -51,6 +52,8 @@ std::vector<std::int64_t> MpiWorld::SumAll(const std::vector<std::int64_t>& valu
   }
   return sums;
 }
+
+bool MpiWorld::AnyStopRequested() const { return SumAll({StopRequested() ? 1 : 0})[0] > 0; }
 
 double MpiWorld::MaxAll(double value) const {
   double result = value;

@@ -38,6 +38,9 @@ class MpiWorld {
   std::vector<std::int64_t> SumAll(const std::vector<std::int64_t>& values) const;
   // Collective. The largest of every rank's `value`, on every rank.
   double MaxAll(double value) const;
+  // Collective. Whether any rank was asked to stop (util/stop.h): every rank calls it at the
+  // same point of a loop it goes through in step, and all leave it together.
+  bool AnyStopRequested() const;
   // Collective. Every rank's bytes concatenated in rank order, on rank 0 (empty elsewhere).
   std::vector<std::uint8_t> GatherBytesToRoot(const std::vector<std::uint8_t>& mine) const;
   // Collective. Rank 0's bytes on every rank.

@@ -186,7 +186,7 @@ RankVectors ReadRankVectors(Stage& stage, const EmbedRun& embed, const MpiWorld&
   for (int k = 0; k < embed.shard_count; ++k) {
     if (RankOfShard(k, world.size()) == world.rank()) out.mine.push_back(LoadShardVectors(stage, k));
   }
-  out.per_shard.assign(static_cast<std::size_t>(embed.shard_count) + 1, 0);
+  out.per_shard.assign(static_cast<std::size_t>(embed.shard_count), 0);  // ReadEmbedRun: at least one
   int dim = 0;
   for (const auto& shard : out.mine) {
     out.per_shard[static_cast<std::size_t>(shard.shard)] = shard.size();
@@ -196,7 +196,6 @@ RankVectors ReadRankVectors(Stage& stage, const EmbedRun& embed, const MpiWorld&
   out.d = static_cast<int>(world.MaxAll(dim));
   if (dim != 0 && dim != out.d) throw InputError("embed shards differ in embedding width");
   out.per_shard = world.SumAll(out.per_shard);
-  out.per_shard.resize(static_cast<std::size_t>(embed.shard_count));
   out.total = std::accumulate(out.per_shard.begin(), out.per_shard.end(), std::int64_t{0});
   if (out.total == 0) throw InputError("the run has no ok image to index");
   return out;

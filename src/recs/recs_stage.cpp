@@ -500,9 +500,6 @@ void PrepareCatalog(const RecsOptions& options, const EmbedRun& embed, RecsInput
   in->mates = ClusterMates(catalog, in->dedup);
 }
 
-// Whether any rank was asked to stop (collective: every rank calls it at the same point).
-bool AnyRankStopping(const MpiWorld& world) { return world.SumAll({StopRequested() ? 1 : 0})[0] > 0; }
-
 // The batch `b` of `count` requests: [begin, end).
 std::pair<std::size_t, std::size_t> BatchRange(std::size_t count, std::int64_t b, int batch) {
   const std::size_t begin = std::min(count, static_cast<std::size_t>(b) * static_cast<std::size_t>(batch));
@@ -535,7 +532,7 @@ std::vector<SubstituteRow> SubstitutePass(const RecsOptions& options, const Recs
     const std::vector<int>& products = askers[categories[c]];
     const ProductFilter filter = MakeProductFilter(catalog, in.index, stocked[categories[c]]);
     for (std::int64_t b = 0; b < category_batches[c]; ++b) {
-      if (AnyRankStopping(world)) break;
+      if (world.AnyStopRequested()) break;
       const auto [begin, end] = BatchRange(products.size(), b, options.batch);
       std::vector<ProductRequest> requests;
       for (std::size_t i = begin; i < end; ++i) {
@@ -628,7 +625,7 @@ std::vector<OutfitHit> OutfitPass(const RecsOptions& options, const RecsInputs& 
     LB_CHECK(ParseSlot(slot, &code), "garment slots are slot names");
     const ProductFilter filter = MakeProductFilter(catalog, in.index, slot_stocked[slot]);
     for (std::int64_t b = 0; b < slot_batches[c]; ++b) {
-      if (AnyRankStopping(world)) break;
+      if (world.AnyStopRequested()) break;
       const auto [begin, end] = BatchRange(requests.size(), b, options.batch);
       std::vector<ProductRequest> batch;
       for (std::size_t i = begin; i < end; ++i) batch.push_back(requests[i].second);

@@ -177,8 +177,6 @@ class ReportBuilder {
     WriteDecisions();
   }
 
-  static std::string ContentName(const ImageInfo& info, int side) { return ThumbName(info.checksum, side); }
-
   // JPEG bytes of image `info` shrunk to `side` (empty when it cannot be decoded). Thread-safe.
   std::string RenderThumb(const ImageInfo& info, int side) const {
     DecodeLimits limits;
@@ -207,7 +205,7 @@ class ReportBuilder {
     for (const auto& [id, side] : wanted_) {
       const ImageInfo& info = images_.at(id);
       if (!info.ok || image_root_.empty()) continue;
-      const std::string name = ContentName(info, side);
+      const std::string name = ThumbName(info.checksum, side);
       if (made_.count(name) || !names.insert(name).second) continue;
       if (auto bytes = PreviousThumb(name)) {
         WriteOutput(name, *bytes);
@@ -222,7 +220,7 @@ class ReportBuilder {
                 [&](std::size_t i) { jpegs[i] = RenderThumb(images_.at(todo[i].first), todo[i].second); });
     for (std::size_t i = 0; i < todo.size(); ++i) {
       if (jpegs[i].empty()) continue;
-      const std::string name = ContentName(images_.at(todo[i].first), todo[i].second);
+      const std::string name = ThumbName(images_.at(todo[i].first).checksum, todo[i].second);
       WriteOutput(name, jpegs[i]);
       made_.insert(name);
     }
@@ -365,7 +363,7 @@ class ReportBuilder {
     // thumbnail asked for here: one that is not there could not be made.
     const ImageInfo& info = images_.at(id);
     if (!info.ok) return {};
-    std::string name = ContentName(info, side);
+    std::string name = ThumbName(info.checksum, side);
     return made_.count(name) ? name : std::string();
   }
 

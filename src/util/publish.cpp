@@ -120,14 +120,21 @@ int RemoveStaleTemporaries(const std::filesystem::path& folder) {
   return removed;
 }
 
-void SyncFolder(const std::filesystem::path& folder) {
+namespace {
+
+// Opens `folder` and applies `sync` (fsync, syncfs) to it; throws InputError saying `what` failed.
+void SyncThroughFolder(const std::filesystem::path& folder, int (*sync)(int), const std::string& what) {
   const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw InputError("cannot open folder " + folder.string() + ": " + ErrnoText(errno));
-  const int result = ::fsync(fd);
+  const int result = sync(fd);
   const int error = errno;
   ::close(fd);
-  if (result != 0) throw InputError("cannot fsync folder " + folder.string() + ": " + ErrnoText(error));
+  if (result != 0) throw InputError("cannot " + what + " " + folder.string() + ": " + ErrnoText(error));
 }
+
+}  // namespace
+
+void SyncFolder(const std::filesystem::path& folder) { SyncThroughFolder(folder, ::fsync, "fsync folder"); }
 
 void WriteStagedFile(const std::filesystem::path& path, std::string_view contents) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -146,13 +153,6 @@ void WriteStagedFile(const std::filesystem::path& path, std::string_view content
   if (::close(fd) != 0) throw InputError("cannot close " + path.string() + ": " + ErrnoText(errno));
 }
 
-void SyncStaged(const std::filesystem::path& folder) {
-  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw InputError("cannot open folder " + folder.string() + ": " + ErrnoText(errno));
-  const int result = ::syncfs(fd);
-  const int error = errno;
-  ::close(fd);
-  if (result != 0) throw InputError("cannot sync the file system of " + folder.string() + ": " + ErrnoText(error));
-}
+void SyncStaged(const std::filesystem::path& folder) { SyncThroughFolder(folder, ::syncfs, "sync the file system of"); }
 
 }  // namespace lookbook
