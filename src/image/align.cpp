@@ -1,12 +1,12 @@
 #include "image/align.h"
 
 #include <opencv2/imgproc.hpp>
-#include <opencv2/video/tracking.hpp>
 
 #include <algorithm>
 #include <cmath>
 
 #include "image/cv_view.h"
+#include "image/ecc.h"
 #include "util/error.h"
 
 namespace lookbook {
@@ -162,88 +162,68 @@ float CoarseCorrelation(const std::uint8_t* thumb_a, const ThumbStats& a, const 
 
 namespace {
 
-// The best ECC warp of b onto a from the start scales, or an empty matrix; *best its correlation.
-// The best ECC warp of b onto a from the given starts, or an empty matrix; *best its correlation.
-cv::Mat SearchFrom(const cv::Mat& grey_a, const cv::Mat& grey_b, const std::vector<cv::Mat>& starts, int iterations,
-                   double* best) {
-  const int side = grey_a.cols;
+using image_internal::Affine;
+using image_internal::EccAligner;
+
+// The best ECC warp of b onto a from the given starts (*found false when none converges); *best
+// its correlation. Stops at the first start whose correlation is kGoodEnough.
+Affine SearchFrom(const EccAligner& ecc, const std::vector<Affine>& starts, int iterations, double* best, bool* found) {
   *best = -2;
-  cv::Mat best_warp;
-  for (const cv::Mat& start : starts) {
-    cv::Mat warp = start.clone();
+  *found = false;
+  Affine best_warp = image_internal::kIdentity;
+  for (const Affine& start : starts) {
+    Affine warp = start;
     double score = -2;
-    try {
-      score =
-          cv::findTransformECC(grey_a, grey_b, warp, cv::MOTION_AFFINE,
-                               cv::TermCriteria(cv::TermCriteria::COUNT | cv::TermCriteria::EPS, iterations, kEpsilon),
-                               cv::noArray(), side >= kSide ? 5 : 3);
-    } catch (const cv::Exception&) {
-      continue;  // no convergence from this start (e.g. a flat image)
-    }
+    if (!ecc.Align(&warp, iterations, kEpsilon, &score)) continue;  // no convergence from this start
     if (std::isfinite(score) && score > *best) {
       *best = score;
       best_warp = warp;
+      *found = true;
     }
     if (*best >= kGoodEnough) break;
   }
   return best_warp;
 }
 
-// A zoom about the centre of a side x side image.
-cv::Mat Zoom(int side, float scale) {
-  const float centre = (side - 1) / 2.0f;
-  return (cv::Mat_<float>(2, 3) << scale, 0, centre * (1 - scale), 0, scale, centre * (1 - scale));
-}
-
 // The identity, then a zoom in and out (a crop or an added border of about 15%).
-cv::Mat SearchWarp(const cv::Mat& grey_a, const cv::Mat& grey_b, int iterations, double* best) {
-  std::vector<cv::Mat> starts;
-  for (const float scale : kStartScales) starts.push_back(Zoom(grey_a.cols, scale));
-  return SearchFrom(grey_a, grey_b, starts, iterations, best);
+std::vector<Affine> ZoomStarts(int side) {
+  std::vector<Affine> starts;
+  for (const float scale : kStartScales) starts.push_back(image_internal::ZoomAbout(side, scale));
+  return starts;
 }
 
-// The aligned correlation of b onto a under `warp` (image/align.h).
-float ScoreWarp(const cv::Mat& rgb_a, const cv::Mat& rgb_b, const cv::Mat& best_warp);
+// The aligned correlation of b onto a under `warp` (image/align.h): side x side RGB, interleaved.
+float ScoreWarp(const float* rgb_a, const float* rgb_b, int side, const Affine& warp);
 
-// The two views as OpenCV matrices (no copy).
-struct ViewMats {
-  cv::Mat grey_a, grey_b, rgb_a, rgb_b;
-  ViewMats(const AlignView& a, const AlignView& b, const char* what) {
-    LB_CHECK(a.grey.size() == static_cast<std::size_t>(kSide) * kSide && b.grey.size() == a.grey.size() &&
-                 a.rgb.size() == 3 * a.grey.size() && b.rgb.size() == a.rgb.size(),
-             std::string(what) + ": views not made by MakeAlignView");
-    grey_a = cv::Mat(kSide, kSide, CV_32F, const_cast<float*>(a.grey.data()));
-    grey_b = cv::Mat(kSide, kSide, CV_32F, const_cast<float*>(b.grey.data()));
-    rgb_a = cv::Mat(kSide, kSide, CV_32FC3, const_cast<float*>(a.rgb.data()));
-    rgb_b = cv::Mat(kSide, kSide, CV_32FC3, const_cast<float*>(b.rgb.data()));
-  }
-};
+void CheckViews(const AlignView& a, const AlignView& b, const char* what) {
+  LB_CHECK(a.grey.size() == static_cast<std::size_t>(kSide) * kSide && b.grey.size() == a.grey.size() &&
+               a.rgb.size() == 3 * a.grey.size() && b.rgb.size() == a.rgb.size(),
+           std::string(what) + ": views not made by MakeAlignView");
+}
 
 }  // namespace
 
 float AlignedCorrelation(const AlignView& a, const AlignView& b) {
-  const ViewMats m(a, b, "AlignedCorrelation");
-  const cv::Mat &grey_a = m.grey_a, &grey_b = m.grey_b, &rgb_a = m.rgb_a, &rgb_b = m.rgb_b;
+  CheckViews(a, b, "AlignedCorrelation");
+  const EccAligner ecc(a.grey.data(), b.grey.data(), kSide, 5);
   double best = -2;
-  const cv::Mat warp = SearchWarp(grey_a, grey_b, kIterations, &best);
-  if (warp.empty()) return -1.0f;
-  return ScoreWarp(rgb_a, rgb_b, warp);
+  bool found = false;
+  const Affine warp = SearchFrom(ecc, ZoomStarts(kSide), kIterations, &best, &found);
+  if (!found) return -1.0f;
+  return ScoreWarp(a.rgb.data(), b.rgb.data(), kSide, warp);
 }
 
 AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const AlignSearch& search,
                               const ThumbStats* box_a, const ThumbStats* box_b) {
-  const ViewMats m(a, b, "AlignCoarseToFine");
-  const cv::Mat &grey_a = m.grey_a, &grey_b = m.grey_b, &rgb_a = m.rgb_a, &rgb_b = m.rgb_b;
+  CheckViews(a, b, "AlignCoarseToFine");
   constexpr int kHalf = kSide / 2;
-  cv::Mat half_a, half_b;
-  cv::resize(grey_a, half_a, {kHalf, kHalf}, 0, 0, cv::INTER_AREA);
-  cv::resize(grey_b, half_b, {kHalf, kHalf}, 0, 0, cv::INTER_AREA);
+  const std::vector<float> half_a = image_internal::HalveImage(a.grey.data(), kSide, 1);
+  const std::vector<float> half_b = image_internal::HalveImage(b.grey.data(), kSide, 1);
   AlignResult out;
-  double best = -2;
   // Starts: the map of a's content box onto b's when it is not the identity (a crop or a border
   // on a plain background), then the identity; without boxes (or when they agree) the identity and
   // the zooms.
-  std::vector<cv::Mat> starts;
+  std::vector<Affine> starts;
   if (box_a != nullptr && box_b != nullptr) {
     const auto& p = box_a->box;
     const auto& q = box_b->box;
@@ -251,75 +231,71 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
     const float sy = static_cast<float>(q[3] - q[1]) / static_cast<float>(std::max(1, p[3] - p[1]));
     const float tx = (q[0] - sx * p[0]) / 2.0f, ty = (q[1] - sy * p[1]) / 2.0f;  // in half-size pixels
     if (std::fabs(sx - 1) > 0.02f || std::fabs(sy - 1) > 0.02f || std::fabs(tx) > 0.5f || std::fabs(ty) > 0.5f) {
-      starts.push_back((cv::Mat_<float>(2, 3) << sx, 0, tx, 0, sy, ty));
+      starts.push_back({sx, 0, tx, 0, sy, ty});
     }
   }
   for (const float scale : kStartScales) {
     if (scale != 1.0f && (!search.zoom_starts || !starts.empty())) continue;
-    starts.push_back(Zoom(kHalf, scale));
+    starts.push_back(image_internal::ZoomAbout(kHalf, scale));
   }
-  cv::Mat warp = SearchFrom(half_a, half_b, starts, search.half_iterations, &best);
+  double best = -2;
+  bool found = false;
+  Affine warp =
+      SearchFrom(EccAligner(half_a.data(), half_b.data(), kHalf, 3), starts, search.half_iterations, &best, &found);
   out.half_score = static_cast<float>(std::max(best, -1.0));
-  if (warp.empty()) {  // no convergence at half size (rare, real photos): the full-size search decides
+  if (!found) {  // no convergence at half size (rare, real photos): the full-size search decides
     out.aligned = AlignedCorrelation(a, b);
     out.aligned_full = true;
     return out;
   }
   if (search.min_half_colour > -2) {
-    cv::Mat half_rgb_a, half_rgb_b;
-    cv::resize(rgb_a, half_rgb_a, {kHalf, kHalf}, 0, 0, cv::INTER_AREA);
-    cv::resize(rgb_b, half_rgb_b, {kHalf, kHalf}, 0, 0, cv::INTER_AREA);
-    out.half_colour = ScoreWarp(half_rgb_a, half_rgb_b, warp);
+    const std::vector<float> half_rgb_a = image_internal::HalveImage(a.rgb.data(), kSide, 3);
+    const std::vector<float> half_rgb_b = image_internal::HalveImage(b.rgb.data(), kSide, 3);
+    out.half_colour = ScoreWarp(half_rgb_a.data(), half_rgb_b.data(), kHalf, warp);
     if (out.half_colour < search.min_half_colour) return out;  // aligned -1: not copies at half size
   }
   // The half-size warp at full size: pixel centres x64 = 2 x32 + 0.5.
-  for (int r = 0; r < 2; ++r) {
-    warp.at<float>(r, 2) = 2 * warp.at<float>(r, 2) + 0.5f * (1 - warp.at<float>(r, 0) - warp.at<float>(r, 1));
+  for (const int r : {0, 3}) warp[r + 2] = 2 * warp[r + 2] + 0.5f * (1 - warp[r] - warp[r + 1]);
+  Affine refined = warp;
+  double refined_score = -2;
+  if (EccAligner(a.grey.data(), b.grey.data(), kSide, 5)
+          .Align(&refined, search.refine_iterations, kEpsilon, &refined_score)) {
+    warp = refined;  // else the half-size warp stands
   }
-  try {
-    cv::findTransformECC(
-        grey_a, grey_b, warp, cv::MOTION_AFFINE,
-        cv::TermCriteria(cv::TermCriteria::COUNT | cv::TermCriteria::EPS, search.refine_iterations, kEpsilon),
-        cv::noArray(), 5);
-  } catch (const cv::Exception&) {
-    // the half-size warp stands
-  }
-  out.aligned = ScoreWarp(rgb_a, rgb_b, warp);
+  out.aligned = ScoreWarp(a.rgb.data(), b.rgb.data(), kSide, warp);
   out.aligned_full = true;
   return out;
 }
 
 namespace {
 
-float ScoreWarp(const cv::Mat& rgb_a, const cv::Mat& rgb_b, const cv::Mat& best_warp) {
-  const int side = rgb_a.cols;
+float ScoreWarp(const float* rgb_a, const float* rgb_b, int side, const Affine& warp) {
   // b resampled onto a's pixels, and which of a's pixels b covers (one pixel in from the edge).
-  cv::Mat warped, covered;
-  cv::warpAffine(rgb_b, warped, best_warp, {side, side}, cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_REPLICATE);
-  cv::warpAffine(cv::Mat::ones(side, side, CV_8U), covered, best_warp, {side, side},
-                 cv::INTER_NEAREST | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT, 0);
-  cv::erode(covered, covered, cv::Mat::ones(3, 3, CV_8U));
-  const cv::Vec3f background_a = BorderColour(rgb_a), background_b = BorderColour(warped);
+  const std::size_t pixels = static_cast<std::size_t>(side) * side;
+  std::vector<float> warped(pixels * 3);
+  std::vector<std::uint8_t> covered(pixels);
+  image_internal::WarpReplicate(rgb_b, side, 3, warp, warped.data());
+  image_internal::CoveredEroded(side, warp, covered.data());
+  const cv::Vec3f background_a = BorderColour(cv::Mat(side, side, CV_32FC3, const_cast<float*>(rgb_a)));
+  const cv::Vec3f background_b = BorderColour(cv::Mat(side, side, CV_32FC3, warped.data()));
 
   double sum_x = 0, sum_y = 0, sum_xx = 0, sum_yy = 0, sum_xy = 0;
   double shift[3] = {0, 0, 0};  // per channel: sum of b - a
   std::int64_t n = 0;
-  for (int y = 0; y < side; ++y) {
-    for (int x = 0; x < side; ++x) {
-      if (!covered.at<std::uint8_t>(y, x)) continue;
-      const cv::Vec3f& p = rgb_a.at<cv::Vec3f>(y, x);
-      const cv::Vec3f& q = warped.at<cv::Vec3f>(y, x);
-      if (!Foreground(p, background_a) && !Foreground(q, background_b)) continue;
-      for (int c = 0; c < 3; ++c) {
-        sum_x += p[c];
-        sum_y += q[c];
-        sum_xx += static_cast<double>(p[c]) * p[c];
-        sum_yy += static_cast<double>(q[c]) * q[c];
-        sum_xy += static_cast<double>(p[c]) * q[c];
-        shift[c] += static_cast<double>(q[c]) - p[c];
-      }
-      ++n;
+  for (std::size_t i = 0; i < pixels; ++i) {
+    if (!covered[i]) continue;
+    const cv::Vec3f p(rgb_a[3 * i], rgb_a[3 * i + 1], rgb_a[3 * i + 2]);
+    const cv::Vec3f q(warped[3 * i], warped[3 * i + 1], warped[3 * i + 2]);
+    if (!Foreground(p, background_a) && !Foreground(q, background_b)) continue;
+    for (int c = 0; c < 3; ++c) {
+      sum_x += p[c];
+      sum_y += q[c];
+      sum_xx += static_cast<double>(p[c]) * p[c];
+      sum_yy += static_cast<double>(q[c]) * q[c];
+      sum_xy += static_cast<double>(p[c]) * q[c];
+      shift[c] += static_cast<double>(q[c]) - p[c];
     }
+    ++n;
   }
   if (n < kMinPixels * side * side / (kSide * kSide)) return -1.0f;
   const double brightness = (shift[0] + shift[1] + shift[2]) / (3.0 * static_cast<double>(n));

@@ -1,8 +1,9 @@
 // Copy verification for near-duplicate candidates: does one image, warped by the affine map
 // that best aligns it, reproduce the other?
 //
-// Both images are shrunk to AlignView::kSide pixels square. The affine map comes from OpenCV's
-// ECC alignment (findTransformECC, MOTION_AFFINE, on grey levels), started from the identity
+// Both images are shrunk to AlignView::kSide pixels square. The affine map comes from ECC
+// alignment on grey levels (image/ecc.h: OpenCV's findTransformECC algorithm, MOTION_AFFINE,
+// written for these small views), started from the identity
 // and, when that does not converge well, from a zoom in and a zoom out (a crop or an added
 // border of about 15%). The score is the zero-mean normalised correlation of the colour values
 // over the pixels both images cover, restricted to the foreground (pixels that differ from
@@ -96,13 +97,13 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b);
 // size (a quarter of the pixels, fewer iterations), scored there; stopped when that aligned
 // correlation is below min_half_colour (aligned -1, aligned_full false), else refined at full
 // size from the half-size warp and scored as AlignedCorrelation scores. When nothing converges at
-// half size the full-size search decides. ECC's cost is per iteration and call, not per pixel:
-// this is what makes verification ~2.5x cheaper than AlignedCorrelation (measured:
+// half size the full-size search decides. A half-size iteration costs a quarter of a full-size
+// one, and non-copies stop there: verification ~2.5x cheaper than AlignedCorrelation (measured:
 // docs/performance.md#verification-cascade).
 struct AlignSearch {
   int half_iterations = 15;                    // ECC iterations per start at half size
   bool zoom_starts = true;                     // also from a 15% zoom in and out (identity not good enough)
-  int refine_iterations = 5;                   // ECC iterations at full size, from the half-size warp
+  int refine_iterations = 8;                   // ECC iterations at full size, from the half-size warp
   float min_half_colour = kGateMinHalfColour;  // -2: never stop at half size
 };
 struct AlignResult {

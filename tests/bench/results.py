@@ -107,6 +107,12 @@ def rows(folder):
                 f"{on['f1']:.4f} vs {base['f1']:.4f}; stored thumbnails, cascade, vs decoding both files again)",
                 f"{on['ms_per_pair_core']:.2f}", f"before {base['ms_per_pair_core']:.2f}",
                 on["ms_per_pair_core"] / base["ms_per_pair_core"], "<= 0.5 ms", d)
+    if d := load(folder, "ecc"):
+        for name, r in d["sets"].items():
+            add("dedup", f"verification of {r['candidates']:,} candidates, {name} (ms per pair per core; F1 "
+                f"{r['f1_new']:.4f} vs {r['f1_old']:.4f}; the ECC of src/image/ecc.h vs OpenCV's, same run)",
+                f"{r['ms_per_pair_core_new']:.3f}", f"OpenCV's ECC {r['ms_per_pair_core_old']:.3f}",
+                r["ratio_ms_per_pair"], "<= 0.5 ms", d)
     if d := load(folder, "dedup_scale"):
         sizes = list(d["sizes"].values())
         for r in sizes[1:]:
