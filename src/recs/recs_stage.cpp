@@ -256,6 +256,146 @@ std::map<std::string, std::tuple<std::string, std::int64_t, std::int64_t>> Infer
   return out;
 }
 
+// The text model's slot must beat the next by this much cosine, else the category keeps no slot.
+// On the demo text tower, Pullover reads as outerwear 0.899 and top 0.897; readings it gets
+// right win by 0.08 or more (tests/integration/test_recs.py).
+constexpr float kMinTextSlotMargin = 0.02f;
+
+// The words the text tower reads each slot as when it infers a category's slot: common English
+// garment words (a CLIP text tower knows most; the demo's knows one or two per slot). A word it
+// does not know is left out of the slot's prompts; a slot with no known word is not offered.
+const std::vector<std::pair<Slot, std::vector<std::string>>>& SlotWords() {
+  static const std::vector<std::pair<Slot, std::vector<std::string>>> words = {
+      {Slot::kTop, {"top", "shirt", "t-shirt", "blouse", "sweater", "pullover"}},
+      {Slot::kBottom, {"trouser", "trousers", "pants", "jeans", "skirt", "shorts"}},
+      {Slot::kDress, {"dress", "gown", "jumpsuit"}},
+      {Slot::kOuterwear, {"coat", "jacket", "parka", "blazer"}},
+      {Slot::kShoes, {"shoes", "sneaker", "sandal", "boot", "heels"}},
+      {Slot::kBag, {"bag", "handbag", "backpack", "purse"}},
+      {Slot::kAccessory, {"hat", "scarf", "belt", "sunglasses", "watch"}},
+  };
+  return words;
+}
+
+// Collective. Slots for the categories still without one after InferSlots, from the text tower
+// of the model that made the embeddings: the category's words (--category-names, else its name)
+// in the zero-shot prompt, against each slot's prompts (SlotWords, averaged), the nearest slot
+// when it beats the next by kMinTextSlotMargin.
+// Where the segmenter found garments, only the slots it found are offered (no photo's garment
+// could match another). Categories the text tower cannot read keep no slot; without the bundle
+// (no --model or --models-root: recs needs none otherwise) none is inferred, and that is said. Returns category ->
+// (slot, similarity, runner-up similarity); the products get their slot, `unmapped` loses the
+// category.
+std::map<std::string, std::tuple<std::string, float, float>> InferSlotsFromText(
+    const RecsOptions& options, const EmbedRun& embed, ProductCatalog* catalog,
+    std::map<std::string, std::int64_t>* unmapped, const MpiWorld& world) {
+  std::map<std::string, std::tuple<std::string, float, float>> out;
+  if (unmapped->empty()) return out;
+  std::vector<std::int64_t> found(kSlotCount, 0);
+  for (const Product& product : catalog->products) {
+    if (!catalog->owns(product)) continue;
+    for (const std::int64_t image : product.shots) {
+      for (const std::size_t g : catalog->garments_of(image)) {
+        Slot slot;
+        if (ParseSlot(catalog->shards[static_cast<std::size_t>(product.shard)].garments[g].slot, &slot))
+          found[static_cast<std::size_t>(slot)] = 1;
+      }
+    }
+    for (const std::int64_t image : product.outfit_photos) {
+      for (const std::size_t g : catalog->garments_of(image)) {
+        Slot slot;
+        if (ParseSlot(catalog->shards[static_cast<std::size_t>(product.shard)].garments[g].slot, &slot))
+          found[static_cast<std::size_t>(slot)] = 1;
+      }
+    }
+  }
+  found = world.SumAll(found);
+  const bool any_found = std::any_of(found.begin(), found.end(), [](std::int64_t n) { return n > 0; });
+  if (options.model.empty() && options.models_root.empty()) {
+    if (world.is_root()) {
+      spdlog::info(
+          "{} categor{} without a slot could be read by the text model: pass --model or --models-root to let it "
+          "infer their slots",
+          unmapped->size(), unmapped->size() == 1 ? "y" : "ies");
+    }
+    return out;
+  }
+  const ModelBundle bundle = LoadTrustedBundle(options.model, options.models_root, embed.model_sha256, "model");
+  const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
+  auto prompt = [&](const std::string& words) {
+    std::string line = options.category_prompt;
+    const auto at = line.find("{}");
+    if (at != std::string::npos) line.replace(at, 2, words);
+    return line;
+  };
+  auto readable = [&](const std::string& words) {
+    const TextTokens tokens = text.Count(words);
+    return tokens.tokens > tokens.unknown;
+  };
+  // Each offered slot's vector: the mean of its readable words' prompts, normalised.
+  const int d = text.dim();
+  std::vector<Slot> slots;
+  std::vector<float> slot_vectors;
+  for (const auto& [slot, words] : SlotWords()) {
+    if (any_found && found[static_cast<std::size_t>(slot)] == 0) continue;
+    std::vector<std::string> prompts;
+    for (const auto& word : words) {
+      const TextTokens tokens = text.Count(word);
+      if (tokens.unknown == 0 && tokens.tokens > 0) prompts.push_back(prompt(word));
+    }
+    if (prompts.empty()) continue;
+    const std::vector<float> encoded = text.Encode(prompts);
+    std::vector<float> mean(static_cast<std::size_t>(d), 0.0f);
+    for (std::size_t p = 0; p < prompts.size(); ++p) {
+      for (int i = 0; i < d; ++i) mean[static_cast<std::size_t>(i)] += encoded[p * static_cast<std::size_t>(d) + i];
+    }
+    Normalize(mean.data(), d);
+    slots.push_back(slot);
+    slot_vectors.insert(slot_vectors.end(), mean.begin(), mean.end());
+  }
+  if (slots.empty()) return out;
+  const std::map<std::string, std::string> names = ParseCategoryNames(options.category_names);
+  for (const auto& [category, count] : *unmapped) {
+    const auto it = names.find(category);
+    const std::string words = AsciiLower(it == names.end() ? category : it->second);
+    if (!readable(words)) continue;
+    const std::vector<float> v = text.Encode({prompt(words)});
+    float best = -2, second = -2;
+    std::size_t chosen = 0;
+    for (std::size_t s = 0; s < slots.size(); ++s) {
+      const float score = Dot(v.data(), slot_vectors.data() + s * static_cast<std::size_t>(d), d);
+      if (score > best) {
+        second = best;
+        best = score;
+        chosen = s;
+      } else if (score > second) {
+        second = score;
+      }
+    }
+    if (best - second < kMinTextSlotMargin) {  // a near tie: not a reading, a guess
+      if (world.is_root()) {
+        spdlog::info("category {}: the text model cannot tell its slot (best {} at {:.3f}, next within {:.2f})",
+                     category, SlotName(slots[chosen]), best, kMinTextSlotMargin);
+      }
+      continue;
+    }
+    out[category] = {SlotName(slots[chosen]), best, second};
+  }
+  for (const auto& [category, inferred] : out) {
+    for (Product& product : catalog->products) {
+      if (product.category == category) product.slot = std::get<0>(inferred);
+    }
+    unmapped->erase(category);
+    if (world.is_root()) {
+      spdlog::info(
+          "category {}: slot {} inferred from the text model (similarity {:.3f}, next slot {:.3f}); "
+          "--category-slots sets it",
+          category, std::get<0>(inferred), std::get<1>(inferred), std::get<2>(inferred));
+    }
+  }
+  return out;
+}
+
 // For each product, the other products that share a near-duplicate cluster with it.
 std::vector<std::vector<int>> ClusterMates(const ProductCatalog& catalog, const DedupFile& dedup) {
   std::map<std::int64_t, std::set<int>> members;
@@ -439,7 +579,7 @@ struct RecsWork {
 // What the catalog pass learned of categories and slots: the same on every rank.
 struct CatalogCounts {
   std::int64_t products = 0, categories_zero_shot = 0, categories_unreadable = 0, categories_without_slot = 0,
-               categories_slot_inferred = 0, products_without_slot = 0;
+               categories_slot_inferred = 0, categories_slot_from_text = 0, products_without_slot = 0;
   template <typename F>
   void ForEach(F&& f) {
     f("products", products);
@@ -447,6 +587,7 @@ struct CatalogCounts {
     f("categories_unreadable", categories_unreadable);
     f("categories_without_slot", categories_without_slot);
     f("categories_slot_inferred", categories_slot_inferred);
+    f("categories_slot_from_text", categories_slot_from_text);
     f("products_without_slot", products_without_slot);
   }
 };
@@ -473,7 +614,8 @@ struct RecsInputs {
 };
 
 // Pass 1 (collective): the categories and slots of the products (zero-shot where the catalog
-// has none, slots from --category-slots or inferred from the segmenter) and the cluster mates.
+// has none, slots from --category-slots, else inferred from the segmenter, else from the text
+// model) and the cluster mates.
 void PrepareCatalog(const RecsOptions& options, const EmbedRun& embed, RecsInputs* in, const MpiWorld& world) {
   ProductCatalog& catalog = in->catalog;
   in->counts.products = static_cast<std::int64_t>(catalog.products.size());
@@ -481,6 +623,8 @@ void PrepareCatalog(const RecsOptions& options, const EmbedRun& embed, RecsInput
       ZeroShotCategories(options, embed, &catalog, &in->counts.categories_unreadable, world);
   std::map<std::string, std::int64_t> unmapped = AssignSlots(ParseCategorySlots(options.category_slots), &catalog);
   in->counts.categories_slot_inferred = static_cast<std::int64_t>(InferSlots(&catalog, &unmapped, world).size());
+  in->counts.categories_slot_from_text =
+      static_cast<std::int64_t>(InferSlotsFromText(options, embed, &catalog, &unmapped, world).size());
   in->counts.categories_without_slot = static_cast<std::int64_t>(unmapped.size());
   for (const auto& [category, count] : unmapped) in->counts.products_without_slot += count;
   if (world.is_root() && !unmapped.empty()) {

@@ -273,41 +273,66 @@ class Recs(lt.TempDirTest):
 
     def test_categories_without_a_slot_are_inferred_or_warned_and_counted(self):
         # Only two of the demo's categories mapped. The others take the slot the segmenter saw
-        # their products wear in their outfit photos (logged), checked against the demo's own
-        # map; those it cannot decide are named in a warning, with their counts.
+        # their products wear in their outfit photos (logged), else the slot the text model reads
+        # their name as (logged), checked against the demo's own map; one described with words
+        # the text model does not know (--category-names) is named in a warning, with its count.
         with open(os.path.join(lt.ARGS.source, "config", "demo.ini")) as f:
             spec = next(line.split("=", 1)[1] for line in f if line.startswith("category-slots"))
         truth = dict(entry.strip().rsplit("=", 1) for entry in spec.strip().split(","))
-        result = lt.run(["recs", "--run", self.run_dir, "--category-slots", "Dress=dress,Bag=bag", "--force"],
-                        mpi=True, check=0)
+        clip = os.path.join(lt.ARGS.source, "models", "demo", "clip")
+        result = lt.run(["recs", "--run", self.run_dir, "--category-slots", "Dress=dress,Bag=bag",
+                         "--category-names", "Sneaker=xyzzy plugh", "--model", clip, "--force"], mpi=True, check=0)
         report = lt.summary(result)
         unmapped = {r["category"] for r in self.catalog.values()} - {"Dress", "Bag"}
         inferred = dict(re.findall(r"category ([^:]+): slot (\w+) inferred from the segmenter", result.stderr))
+        from_text = dict(re.findall(r"category ([^:]+): slot (\w+) inferred from the text model", result.stderr))
         self.assertEqual(report["categories_slot_inferred"], len(inferred))
-        self.assertEqual(report["categories_slot_inferred"] + report["categories_without_slot"], len(unmapped))
+        self.assertEqual(report["categories_slot_from_text"], len(from_text))
+        self.assertEqual(report["categories_slot_inferred"] + report["categories_slot_from_text"] +
+                         report["categories_without_slot"], len(unmapped))
         # Measured 2026-11-30: Coat, Pullover and Shirt inferred (4, 4 and 7 votes, all "top"),
         # each the demo map's slot; the demo segments its 33 outfit photos only, so the other
-        # categories have fewer than 3 votes and are warned about.
+        # categories have fewer than 3 votes. The text model then reads T-shirt/top, Trouser,
+        # Sandal and Ankle boot; only the slots the segmenter found are offered.
         self.assertGreaterEqual(len(inferred), 3, result.stderr)
-        for category, slot in inferred.items():
+        self.assertGreaterEqual(len(from_text), 3, result.stderr)
+        for category, slot in {**inferred, **from_text}.items():
             self.assertEqual(slot, truth[category], category)
+        self.assertNotIn("Sneaker", inferred)
+        self.assertNotIn("Sneaker", from_text)
         with h5py.File(os.path.join(self.run_dir, "recs", "recs.h5"), "r") as f:
             slots = dict(zip(f["products/category"].asstr()[:], f["products/slot"].asstr()[:]))
-        for category, slot in inferred.items():
+        for category, slot in {**inferred, **from_text}.items():
             self.assertEqual(slots[category], slot)
-        left = unmapped - set(inferred)
+        left = unmapped - set(inferred) - set(from_text)
+        self.assertIn("Sneaker", left)
         self.assertEqual(report["products_without_slot"],
                          sum(1 for r in self.catalog.values() if r["category"] in left))
-        if left:
-            self.assertIn("no garment slot", result.stderr)
-        # Without a segmenter nothing can be inferred: every unmapped category is warned about.
+        self.assertIn("no garment slot", result.stderr)
+        self.assertIn("Sneaker (", result.stderr)
+        # Without a segmenter and without the bundle nothing can be inferred: every unmapped
+        # category is warned about, and the log says how the text model could help.
         plain = self.path("plain")
         pipeline(self.demo, plain, segment=False)
         result = lt.run(["recs", "--run", plain, "--category-slots", "Dress=dress,Bag=bag"], mpi=True, check=0)
         report = lt.summary(result)
-        self.assertEqual((report["categories_slot_inferred"], report["categories_without_slot"]), (0, len(unmapped)))
+        self.assertEqual((report["categories_slot_inferred"], report["categories_slot_from_text"],
+                          report["categories_without_slot"]), (0, 0, len(unmapped)))
         self.assertIn("have no garment slot", result.stderr)
-        self.assertIn("Sneaker (", result.stderr)
+        self.assertIn("pass --model or --models-root to let it infer their slots", result.stderr)
+        # With the bundle, the text model infers (every slot offered): each category it can read
+        # gets the slot its words say; Coat may read as outerwear, which the demo maps to top.
+        result = lt.run(["recs", "--run", plain, "--category-slots", "Dress=dress,Bag=bag", "--model", clip, "--force"],
+                        mpi=True, check=0)
+        report = lt.summary(result)
+        from_text = dict(re.findall(r"category ([^:]+): slot (\w+) inferred from the text model", result.stderr))
+        self.assertEqual(report["categories_slot_inferred"], 0)
+        self.assertEqual(report["categories_slot_from_text"], len(from_text))
+        self.assertEqual(report["categories_slot_from_text"] + report["categories_without_slot"], len(unmapped))
+        self.assertGreaterEqual(len(from_text), 5, result.stderr)
+        for category, slot in from_text.items():
+            self.assertIn(slot, {truth[category], "outerwear"} if category == "Coat" else {truth[category]},
+                          (category, re.findall(r"category .* inferred from the text model.*", result.stderr)))
 
     def test_every_query_input_gets_an_answer(self):
         self.recs()
