@@ -97,9 +97,9 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b);
 // size (a quarter of the pixels, fewer iterations), scored there; stopped when that aligned
 // correlation is below min_half_colour (aligned -1, aligned_full false), else refined at full
 // size from the half-size warp and scored as AlignedCorrelation scores. When nothing converges at
-// half size the full-size search decides. A half-size iteration costs a quarter of a full-size
-// one, and non-copies stop there: verification ~2.5x cheaper than AlignedCorrelation (measured:
-// docs/performance.md#verification-cascade).
+// half size the full-size search decides; when the refinement at full size does not converge,
+// the half-size warp is scored. A half-size iteration costs a quarter of a full-size one, and
+// most non-copies stop there (measured: docs/performance.md#verification-cascade). Thread-safe.
 struct AlignSearch {
   int half_iterations = 15;                    // ECC iterations per start at half size
   bool zoom_starts = true;                     // also from a 15% zoom in and out (identity not good enough)

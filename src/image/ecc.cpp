@@ -240,6 +240,8 @@ bool EccAligner::Align(Affine* warp, int max_iterations, double epsilon, double*
     m[4] += static_cast<float>(delta[3]);
     m[2] += static_cast<float>(delta[4]);
     m[5] += static_cast<float>(delta[5]);
+    // A step from a near-singular system can overflow: no warp to continue from or return.
+    if (!std::all_of(m.begin(), m.end(), [](float v) { return std::isfinite(v); })) return false;
   }
   *rho_out = rho;
   return true;
@@ -252,12 +254,12 @@ void WarpReplicate(const float* image, int side, int channels, const Affine& m, 
       const float px = m[0] * static_cast<float>(x) + m[1] * static_cast<float>(y) + m[2];
       const float py = m[3] * static_cast<float>(x) + m[4] * static_cast<float>(y) + m[5];
       const float fx0 = std::floor(px), fy0 = std::floor(py);
-      const float ax = px - fx0, ay = py - fy0;
-      // Clamped after the floor, as a float: a far-off coordinate never overflows an int.
-      const int x0 = static_cast<int>(std::clamp(fx0, 0.0f, static_cast<float>(n - 1)));
-      const int x1 = static_cast<int>(std::clamp(fx0 + 1, 0.0f, static_cast<float>(n - 1)));
-      const int y0 = static_cast<int>(std::clamp(fy0, 0.0f, static_cast<float>(n - 1)));
-      const int y1 = static_cast<int>(std::clamp(fy0 + 1, 0.0f, static_cast<float>(n - 1)));
+      const float ax = std::isfinite(px) ? px - fx0 : 0.0f, ay = std::isfinite(py) ? py - fy0 : 0.0f;
+      // Clamped after the floor, as a float (fmax and fmin take a NaN to the bound): a far-off or
+      // undefined coordinate never becomes an out-of-range int.
+      const float last = static_cast<float>(n - 1);
+      auto clamp = [last](float v) { return static_cast<int>(std::fmin(std::fmax(v, 0.0f), last)); };
+      const int x0 = clamp(fx0), x1 = clamp(fx0 + 1), y0 = clamp(fy0), y1 = clamp(fy0 + 1);
       const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
       float* pixel = out + (static_cast<std::size_t>(y) * n + x) * channels;
       for (int c = 0; c < channels; ++c) {

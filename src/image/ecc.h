@@ -9,9 +9,12 @@
 // once for all starts, and an iteration is one pass over the pixels the warp keeps inside the
 // input. Same steps and stopping rule as OpenCV 4.6's (smoothing kernel, central differences,
 // the illumination factor lambda, the warp update, the correlation returned being the one before
-// the last update); sampling uses exact bilinear weights where OpenCV rounds them to 1/32 pixel.
-// tests/unit/ecc_test.cpp compares both; the speed-up and its effect on dedup's answers are in
-// docs/performance.md#verification-cascade. Internal to src/image.
+// the last update). Two differences: sampling uses exact bilinear weights where OpenCV rounds
+// them to 1/32 pixel, and the sums run over the pixels the mask keeps only, where OpenCV's also
+// take in a fringe (template pixels mapped within half a pixel outside the input, whose sample
+// partly covers it, enter its Hessian and projections). From the identity the first step is
+// the same (tests/unit/ecc_test.cpp); later steps part by a little. The speed-up and its effect
+// on dedup's answers: docs/performance.md#ecc-written-for-the-views. Internal to src/image.
 #pragma once
 
 #include <array>
@@ -35,10 +38,11 @@ class EccAligner {
   // gaussFiltSize: the fixed binomial kernels 1 2 1 / 4 and 1 4 6 4 1 / 16).
   EccAligner(const float* template_grey, const float* input_grey, int side, int blur_size);
 
-  // Runs ECC from *warp for at most max_iterations, stopping when the correlation moves by less
-  // than epsilon. True when it converged, with *warp updated and *rho the correlation; false
-  // (*warp unspecified) when it does not: an image flat over the overlap, no overlap, or a step
-  // that would minimise the correlation (OpenCV's StsNoConv cases).
+  // Runs ECC from *warp for at most max_iterations, stopping earlier when the correlation moves
+  // by less than epsilon. True with *warp updated and *rho the correlation (also when the
+  // iterations ran out); false (*warp unspecified) when it cannot go on: an image flat over the
+  // overlap, no overlap, a step that would minimise the correlation (OpenCV's StsNoConv cases),
+  // or a step that overflowed.
   bool Align(Affine* warp, int max_iterations, double epsilon, double* rho) const;
 
   int side() const { return side_; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -279,35 +280,31 @@ const std::vector<std::pair<Slot, std::vector<std::string>>>& SlotWords() {
 
 // Collective. Slots for the categories still without one after InferSlots, from the text tower
 // of the model that made the embeddings: the category's words (--category-names, else its name)
-// in the zero-shot prompt, against each slot's prompts (SlotWords, averaged), the nearest slot
-// when it beats the next by kMinTextSlotMargin.
-// Where the segmenter found garments, only the slots it found are offered (no photo's garment
-// could match another). Categories the text tower cannot read keep no slot; without the bundle
-// (no --model or --models-root: recs needs none otherwise) none is inferred, and that is said. Returns category ->
-// (slot, similarity, runner-up similarity); the products get their slot, `unmapped` loses the
-// category.
+// in the zero-shot prompt, against each slot's prompts (SlotWords, averaged): the nearest of all
+// slots when it beats the next by kMinTextSlotMargin, and only when the segmenter found garments
+// of that slot (or found none at all): a category that reads as a slot no photo shows keeps no
+// slot rather than the nearest one shown. Categories the text tower cannot read keep none;
+// without the bundle (no --model or --models-root: recs needs none otherwise) none is inferred,
+// and that is said. Rank 0 decides and every rank learns its answers (the same slots on every
+// rank whatever its CPU's arithmetic). Returns category -> (slot, similarity, runner-up's); the
+// products get their slot, `unmapped` loses the category.
 std::map<std::string, std::tuple<std::string, float, float>> InferSlotsFromText(
     const RecsOptions& options, const EmbedRun& embed, ProductCatalog* catalog,
     std::map<std::string, std::int64_t>* unmapped, const MpiWorld& world) {
   std::map<std::string, std::tuple<std::string, float, float>> out;
   if (unmapped->empty()) return out;
   std::vector<std::int64_t> found(kSlotCount, 0);
+  auto mark = [&](const Product& product, std::int64_t image) {
+    for (const std::size_t g : catalog->garments_of(image)) {
+      Slot slot;
+      if (ParseSlot(catalog->shards[static_cast<std::size_t>(product.shard)].garments[g].slot, &slot))
+        found[static_cast<std::size_t>(slot)] = 1;
+    }
+  };
   for (const Product& product : catalog->products) {
     if (!catalog->owns(product)) continue;
-    for (const std::int64_t image : product.shots) {
-      for (const std::size_t g : catalog->garments_of(image)) {
-        Slot slot;
-        if (ParseSlot(catalog->shards[static_cast<std::size_t>(product.shard)].garments[g].slot, &slot))
-          found[static_cast<std::size_t>(slot)] = 1;
-      }
-    }
-    for (const std::int64_t image : product.outfit_photos) {
-      for (const std::size_t g : catalog->garments_of(image)) {
-        Slot slot;
-        if (ParseSlot(catalog->shards[static_cast<std::size_t>(product.shard)].garments[g].slot, &slot))
-          found[static_cast<std::size_t>(slot)] = 1;
-      }
-    }
+    for (const std::int64_t image : product.shots) mark(product, image);
+    for (const std::int64_t image : product.outfit_photos) mark(product, image);
   }
   found = world.SumAll(found);
   const bool any_found = std::any_of(found.begin(), found.end(), [](std::int64_t n) { return n > 0; });
@@ -320,66 +317,84 @@ std::map<std::string, std::tuple<std::string, float, float>> InferSlotsFromText(
     }
     return out;
   }
-  const ModelBundle bundle = LoadTrustedBundle(options.model, options.models_root, embed.model_sha256, "model");
-  const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
-  auto prompt = [&](const std::string& words) {
-    std::string line = options.category_prompt;
-    const auto at = line.find("{}");
-    if (at != std::string::npos) line.replace(at, 2, words);
-    return line;
-  };
-  auto readable = [&](const std::string& words) {
-    const TextTokens tokens = text.Count(words);
-    return tokens.tokens > tokens.unknown;
-  };
-  // Each offered slot's vector: the mean of its readable words' prompts, normalised.
-  const int d = text.dim();
-  std::vector<Slot> slots;
-  std::vector<float> slot_vectors;
-  for (const auto& [slot, words] : SlotWords()) {
-    if (any_found && found[static_cast<std::size_t>(slot)] == 0) continue;
-    std::vector<std::string> prompts;
-    for (const auto& word : words) {
-      const TextTokens tokens = text.Count(word);
-      if (tokens.unknown == 0 && tokens.tokens > 0) prompts.push_back(prompt(word));
-    }
-    if (prompts.empty()) continue;
-    const std::vector<float> encoded = text.Encode(prompts);
-    std::vector<float> mean(static_cast<std::size_t>(d), 0.0f);
-    for (std::size_t p = 0; p < prompts.size(); ++p) {
-      for (int i = 0; i < d; ++i) mean[static_cast<std::size_t>(i)] += encoded[p * static_cast<std::size_t>(d) + i];
-    }
-    Normalize(mean.data(), d);
-    slots.push_back(slot);
-    slot_vectors.insert(slot_vectors.end(), mean.begin(), mean.end());
-  }
-  if (slots.empty()) return out;
-  const std::map<std::string, std::string> names = ParseCategoryNames(options.category_names);
-  for (const auto& [category, count] : *unmapped) {
-    const auto it = names.find(category);
-    const std::string words = AsciiLower(it == names.end() ? category : it->second);
-    if (!readable(words)) continue;
-    const std::vector<float> v = text.Encode({prompt(words)});
-    float best = -2, second = -2;
-    std::size_t chosen = 0;
-    for (std::size_t s = 0; s < slots.size(); ++s) {
-      const float score = Dot(v.data(), slot_vectors.data() + s * static_cast<std::size_t>(d), d);
-      if (score > best) {
-        second = best;
-        best = score;
-        chosen = s;
-      } else if (score > second) {
-        second = score;
+  // Per category in `unmapped` order: chosen slot + 1 (0: none), and the two similarities in
+  // millionths; filled on rank 0, summed to every rank.
+  std::vector<std::int64_t> decided(unmapped->size() * 3, 0);
+  if (world.is_root()) {
+    const ModelBundle bundle = LoadTrustedBundle(options.model, options.models_root, embed.model_sha256, "model");
+    const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
+    auto prompt = [&](const std::string& words) {
+      std::string line = options.category_prompt;
+      const auto at = line.find("{}");
+      if (at != std::string::npos) line.replace(at, 2, words);
+      return line;
+    };
+    // Each slot's vector: the mean of its readable words' prompts, normalised.
+    const int d = text.dim();
+    std::vector<Slot> slots;
+    std::vector<float> slot_vectors;
+    for (const auto& [slot, words] : SlotWords()) {
+      std::vector<std::string> prompts;
+      for (const auto& word : words) {
+        const TextTokens tokens = text.Count(word);
+        if (tokens.unknown == 0 && tokens.tokens > 0) prompts.push_back(prompt(word));
       }
+      if (prompts.empty()) continue;
+      const std::vector<float> encoded = text.Encode(prompts);
+      std::vector<float> mean(static_cast<std::size_t>(d), 0.0f);
+      for (std::size_t p = 0; p < prompts.size(); ++p) {
+        for (int i = 0; i < d; ++i) mean[static_cast<std::size_t>(i)] += encoded[p * static_cast<std::size_t>(d) + i];
+      }
+      Normalize(mean.data(), d);
+      slots.push_back(slot);
+      slot_vectors.insert(slot_vectors.end(), mean.begin(), mean.end());
     }
-    if (best - second < kMinTextSlotMargin) {  // a near tie: not a reading, a guess
-      if (world.is_root()) {
+    const std::map<std::string, std::string> names = ParseCategoryNames(options.category_names);
+    std::size_t c = 0;
+    for (const auto& [category, count] : *unmapped) {
+      const std::size_t row = c++;
+      const auto it = names.find(category);
+      const std::string words = AsciiLower(it == names.end() ? category : it->second);
+      const TextTokens tokens = text.Count(words);
+      if (slots.size() < 2 || tokens.tokens <= tokens.unknown) continue;
+      const std::vector<float> v = text.Encode({prompt(words)});
+      float best = -2, second = -2;
+      std::size_t chosen = 0;
+      for (std::size_t k = 0; k < slots.size(); ++k) {
+        const float score = Dot(v.data(), slot_vectors.data() + k * static_cast<std::size_t>(d), d);
+        if (score > best) {
+          second = best;
+          best = score;
+          chosen = k;
+        } else if (score > second) {
+          second = score;
+        }
+      }
+      const char* name = SlotName(slots[chosen]);
+      if (best - second < kMinTextSlotMargin) {  // a near tie: not a reading, a guess
         spdlog::info("category {}: the text model cannot tell its slot (best {} at {:.3f}, next within {:.2f})",
-                     category, SlotName(slots[chosen]), best, kMinTextSlotMargin);
+                     category, name, best, kMinTextSlotMargin);
+        continue;
       }
-      continue;
+      if (any_found && found[static_cast<std::size_t>(slots[chosen])] == 0) {
+        spdlog::info(
+            "category {}: reads as slot {} to the text model ({:.3f}), a slot the segmenter found in no photo: "
+            "left without a slot",
+            category, name, best);
+        continue;
+      }
+      decided[3 * row] = static_cast<std::int64_t>(slots[chosen]) + 1;
+      decided[3 * row + 1] = std::llround(1e6 * best);
+      decided[3 * row + 2] = std::llround(1e6 * second);
     }
-    out[category] = {SlotName(slots[chosen]), best, second};
+  }
+  decided = world.SumAll(decided);
+  std::size_t c = 0;
+  for (const auto& [category, count] : *unmapped) {
+    const std::size_t row = c++;
+    if (decided[3 * row] == 0) continue;
+    out[category] = {SlotName(static_cast<Slot>(decided[3 * row] - 1)), static_cast<float>(decided[3 * row + 1]) / 1e6f,
+                     static_cast<float>(decided[3 * row + 2]) / 1e6f};
   }
   for (const auto& [category, inferred] : out) {
     for (Product& product : catalog->products) {

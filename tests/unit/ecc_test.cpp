@@ -7,7 +7,9 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/video/tracking.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 namespace lookbook::image_internal {
@@ -109,6 +111,29 @@ TEST(Ecc, AFlatImageDoesNotConvergeInEither) {
   Affine away = {1, 0, 500, 0, 1, 500};
   double rho = 0;
   EXPECT_FALSE(EccAligner(blobs.ptr<float>(), blobs.ptr<float>(), 32, 3).Align(&away, 15, 1e-4, &rho));
+}
+
+TEST(Ecc, UndefinedAndFarOffWarpsNeitherCrashNorConverge) {
+  const int side = 32;
+  const cv::Mat blobs = Blobs(side, 5);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const Affine& warp :
+       {Affine{nan, 0, 0, 0, 1, 0}, Affine{1, 0, 1e30f, 0, 1, -1e30f}, Affine{1e30f, 0, 0, 0, 1e30f, 0}}) {
+    double rho = 0;
+    Affine moved = warp;
+    EXPECT_FALSE(EccAligner(blobs.ptr<float>(), blobs.ptr<float>(), side, 3).Align(&moved, 15, 1e-4, &rho));
+    // Sampling reads the nearest edge pixels, never outside the image.
+    std::vector<float> out(static_cast<std::size_t>(side) * side);
+    WarpReplicate(blobs.ptr<float>(), side, 1, warp, out.data());
+    for (const float v : out) {
+      ASSERT_TRUE(std::isfinite(v));
+      ASSERT_GE(v, *std::min_element(blobs.begin<float>(), blobs.end<float>()) - 1e-6f);
+      ASSERT_LE(v, *std::max_element(blobs.begin<float>(), blobs.end<float>()) + 1e-6f);
+    }
+    std::vector<std::uint8_t> covered(out.size(), 1);
+    CoveredEroded(side, warp, covered.data());
+    EXPECT_EQ(std::count(covered.begin(), covered.end(), 1), 0);
+  }
 }
 
 TEST(Ecc, SamplingMatchesWarpAffineAndResize) {
