@@ -549,7 +549,7 @@ void FindCandidates(DedupRun& run) {
 
 // Pass 3b (with --hash-radius): candidates by perceptual hash, whatever their cosine. For each
 // of its ok images, a rank finds the neighbours whose hashes differ in at most hash_radius bits
-// (index/vector_index.h HammingNeighbours over every image's hash, which every rank holds; in
+// (index/vector_index.h NearestHashes over every image's hash, which every rank holds; in
 // batches of queries) and keeps the hash_candidates nearest (fewest bits, then smallest image
 // id): plain-background catalogs have many look-alikes within a few bits, and a copy is nearly
 // always among the nearest. A pair is a candidate when either image keeps the other: each kept
@@ -573,21 +573,15 @@ void FindHashCandidates(DedupRun& run) {
     const std::vector<std::size_t> queries(
         mine.begin() + static_cast<std::ptrdiff_t>(start),
         mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), start + kQueriesPerBatch)));
-    std::vector<std::tuple<std::size_t, int, std::size_t>> hits;  // (query, bits, neighbour): positions
-    for (const auto& [q, p] : HammingNeighbours(codes, queries, run.options.hash_radius)) {
-      hits.emplace_back(q, HammingDistance(codes[q], codes[p]), p);
-    }
-    std::sort(hits.begin(), hits.end());  // positions follow image id order
-    for (std::size_t h = 0; h < hits.size();) {
-      std::size_t end = h;
-      while (end < hits.size() && std::get<0>(hits[end]) == std::get<0>(hits[h])) ++end;
-      run.counts.hash_neighbours_dropped += static_cast<std::int64_t>(end - h > keep ? end - h - keep : 0);
-      for (std::size_t k = h; k < std::min(end, h + keep); ++k) {
-        const std::int64_t x = images[std::get<0>(hits[k])].image, y = images[std::get<2>(hits[k])].image;
+    // Positions follow image id order: the nearest are those of fewest bits, then smallest id.
+    const std::vector<HashNeighbours> found = NearestHashes(codes, queries, run.options.hash_radius, keep);
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+      run.counts.hash_neighbours_dropped += found[i].within_radius - static_cast<std::int64_t>(found[i].nearest.size());
+      for (const auto& [bits, p] : found[i].nearest) {
+        const std::int64_t x = images[queries[i]].image, y = images[p].image;
         const Pair pair{std::min(x, y), std::max(x, y)};
         to_rank[static_cast<std::size_t>(catalog.owner(pair[0]))].push_back(pair);
       }
-      h = end;
     }
   }
   std::vector<std::vector<std::uint8_t>> out(to_rank.size());

@@ -19,10 +19,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <regex>
 #include <sstream>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "util/error.h"
@@ -345,34 +347,83 @@ std::uint64_t ShardedIndex::code_bytes() const {
   return total;
 }
 
-std::vector<std::pair<std::size_t, std::size_t>> HammingNeighbours(
-    const std::vector<std::array<std::uint8_t, 8>>& codes, const std::vector<std::size_t>& queries, int radius) {
+std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint8_t, 8>>& codes,
+                                          const std::vector<std::size_t>& queries, int radius, std::size_t keep) {
   LB_CHECK(radius >= 0 && radius < 64, "a Hamming radius of 0 to 63 bits");
-  std::vector<std::pair<std::size_t, std::size_t>> out;
-  if (codes.empty() || queries.empty()) return out;
+  std::vector<HashNeighbours> out(queries.size());
+  if (codes.empty() || queries.empty() || keep == 0) return out;
+  // The distinct codes, each with its positions in increasing order.
+  std::unordered_map<std::uint64_t, std::size_t> distinct_of;
+  std::vector<std::array<std::uint8_t, 8>> distinct;
+  std::vector<std::vector<std::size_t>> members;
+  std::vector<std::size_t> code_of(codes.size());
+  for (std::size_t p = 0; p < codes.size(); ++p) {
+    std::uint64_t key = 0;
+    std::memcpy(&key, codes[p].data(), 8);
+    const auto [it, added] = distinct_of.emplace(key, distinct.size());
+    if (added) {
+      distinct.push_back(codes[p]);
+      members.emplace_back();
+    }
+    members[it->second].push_back(p);
+    code_of[p] = it->second;
+  }
   faiss::IndexBinaryMultiHash index(64, 4, 16);
   index.nflip = radius / 4;
-  index.add(static_cast<faiss::Index::idx_t>(codes.size()), codes.front().data());
+  index.add(static_cast<faiss::Index::idx_t>(distinct.size()), distinct.front().data());
+  // The distinct codes the queries have, searched in batches; per distinct query code, the
+  // distinct codes within the radius as (bits, distinct index), nearest first.
+  std::vector<std::size_t> asked;
+  for (const std::size_t q : queries) {
+    LB_CHECK(q < codes.size(), "a query outside the codes");
+    asked.push_back(code_of[q]);
+  }
+  std::sort(asked.begin(), asked.end());
+  asked.erase(std::unique(asked.begin(), asked.end()), asked.end());
+  std::unordered_map<std::size_t, std::vector<std::pair<int, std::size_t>>> near_of;
   std::vector<std::uint8_t> batch;
-  constexpr std::size_t kBatch = 65536;
-  for (std::size_t begin = 0; begin < queries.size(); begin += kBatch) {
-    const std::size_t end = std::min(queries.size(), begin + kBatch);
+  constexpr std::size_t kBatch = 4096;
+  for (std::size_t begin = 0; begin < asked.size(); begin += kBatch) {
+    const std::size_t end = std::min(asked.size(), begin + kBatch);
     batch.clear();
-    for (std::size_t i = begin; i < end; ++i) {
-      LB_CHECK(queries[i] < codes.size(), "a query outside the codes");
-      batch.insert(batch.end(), codes[queries[i]].begin(), codes[queries[i]].end());
-    }
+    for (std::size_t i = begin; i < end; ++i)
+      batch.insert(batch.end(), distinct[asked[i]].begin(), distinct[asked[i]].end());
     faiss::RangeSearchResult found(static_cast<faiss::Index::idx_t>(end - begin));
     // FAISS keeps distances below the radius it is given.
     index.range_search(static_cast<faiss::Index::idx_t>(end - begin), batch.data(), radius + 1, &found);
-    for (std::size_t q = 0; q < end - begin; ++q) {
-      std::vector<std::size_t> hits;
-      for (std::size_t j = found.lims[q]; j < found.lims[q + 1]; ++j) {
-        const auto p = static_cast<std::size_t>(found.labels[j]);
-        if (p != queries[begin + q] && found.distances[j] <= static_cast<float>(radius)) hits.push_back(p);
+    for (std::size_t i = 0; i < end - begin; ++i) {
+      auto& near = near_of[asked[begin + i]];
+      for (std::size_t j = found.lims[i]; j < found.lims[i + 1]; ++j) {
+        if (found.distances[j] <= static_cast<float>(radius))
+          near.emplace_back(static_cast<int>(found.distances[j]), static_cast<std::size_t>(found.labels[j]));
       }
-      std::sort(hits.begin(), hits.end());
-      for (const std::size_t p : hits) out.emplace_back(queries[begin + q], p);
+      std::sort(near.begin(), near.end());
+    }
+  }
+  // Per query: the positions of its near codes, bits group by bits group, smallest positions first.
+  std::vector<std::size_t> group;
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    const std::size_t q = queries[i];
+    const auto& near = near_of.at(code_of[q]);
+    HashNeighbours& result = out[i];
+    for (std::size_t g = 0; g < near.size();) {
+      const int bits = near[g].first;
+      group.clear();
+      for (; g < near.size() && near[g].first == bits; ++g) {
+        const std::vector<std::size_t>& positions = members[near[g].second];
+        const bool own = near[g].second == code_of[q];
+        result.within_radius += static_cast<std::int64_t>(positions.size()) - (own ? 1 : 0);
+        // Enough of each code's positions (ascending) to fill the list whatever the others hold.
+        const std::size_t room = keep - std::min(keep, result.nearest.size());
+        for (std::size_t k = 0, taken = 0; k < positions.size() && taken < room; ++k) {
+          if (positions[k] == q) continue;
+          group.push_back(positions[k]);
+          ++taken;
+        }
+      }
+      std::sort(group.begin(), group.end());
+      for (std::size_t k = 0; k < group.size() && result.nearest.size() < keep; ++k)
+        result.nearest.emplace_back(bits, group[k]);
     }
   }
   return out;

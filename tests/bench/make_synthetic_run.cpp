@@ -7,8 +7,10 @@
 // image paths (image_a,image_b,cosine), the format `lookbook eval dedup --truth` reads.
 // With --thumbs 1, every image also gets a synthetic align thumbnail (a few ellipses in its
 // cluster's colours on a light background; a planted copy is its original's, shifted by up to 2
-// pixels and brightened a little), so that dedup can verify at that scale.
+// pixels and brightened a little), so that dedup can verify at that scale. Every image has a
+// perceptual hash: random for an original, within 3 bits of its original's for a copy.
 // For the dedup benchmarks at a scale no image set here reaches.
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -99,6 +101,22 @@ int main(int argc, char** argv) {
     normalise(v);
   }
 
+  // Image i's perceptual hash: random bits for an original (pictures of different products share
+  // few: two random 64-bit hashes are within dedup's 4-bit radius with odds of about 1e-13), and
+  // a planted copy's within 3 bits of its original's, as a re-encoded or shifted copy's is.
+  auto phash_of = [&](std::int64_t i) {
+    const std::int64_t o = original[static_cast<std::size_t>(i)] >= 0 ? original[static_cast<std::size_t>(i)] : i;
+    std::uint64_t bits = std::mt19937_64(seeds[static_cast<std::size_t>(o)] ^ 0xC2B2AE3D27D4EB4Full)();
+    if (o != i) {
+      std::mt19937_64 copy(seeds[static_cast<std::size_t>(i)] ^ 0x165667B19E3779F9ull);
+      const int flips = static_cast<int>(copy() % 4);
+      for (int f = 0; f < flips; ++f) bits ^= std::uint64_t{1} << (copy() % 64);
+    }
+    std::array<std::uint8_t, 8> out{};
+    std::memcpy(out.data(), &bits, 8);
+    return out;
+  };
+
   // Image i's synthetic thumbnail (--thumbs 1).
   auto draw = [&](std::int64_t i, std::uint8_t* out) {
     const std::int64_t o = original[static_cast<std::size_t>(i)] >= 0 ? original[static_cast<std::size_t>(i)] : i;
@@ -151,6 +169,7 @@ int main(int argc, char** argv) {
       row.path = path;
       row.file = path;
       row.width = row.height = 224;
+      row.phash = phash_of(i);
       row.content_box = {0, 0, AlignView::kSide, AlignView::kSide};
       shard.images.push_back(row);
       shard.embeddings.insert(shard.embeddings.end(),

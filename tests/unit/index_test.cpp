@@ -6,7 +6,9 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
+#include <string>
 
 #include "store/embed_run.h"
 #include "tests/unit/test_support.h"
@@ -174,9 +176,41 @@ TEST(VectorIndex, FilteredSearchActsInsideTheSearch) {
   EXPECT_THROW(fast.Filter({1, 2, 3}), InputError);
 }
 
-TEST(HammingNeighbours, FindsExactlyThePairsWithinTheRadius) {
-  // Random codes plus planted near copies (1 to 9 bits flipped): every radius gives exactly what
-  // comparing every pair gives.
+// Every p != q within the radius, nearest first (fewest bits, then smallest position), compared
+// pair by pair: what NearestHashes must return, cut at keep.
+std::vector<HashNeighbours> BruteNearest(const std::vector<std::array<std::uint8_t, 8>>& codes,
+                                         const std::vector<std::size_t>& queries, int radius, std::size_t keep) {
+  auto distance = [&](std::size_t a, std::size_t b) {
+    int d = 0;
+    for (int k = 0; k < 8; ++k) d += __builtin_popcount(static_cast<unsigned>(codes[a][k] ^ codes[b][k]));
+    return d;
+  };
+  std::vector<HashNeighbours> out;
+  for (const std::size_t q : queries) {
+    HashNeighbours result;
+    for (std::size_t p = 0; p < codes.size(); ++p) {
+      if (p != q && distance(q, p) <= radius) result.nearest.emplace_back(distance(q, p), p);
+    }
+    std::sort(result.nearest.begin(), result.nearest.end());
+    result.within_radius = static_cast<std::int64_t>(result.nearest.size());
+    if (result.nearest.size() > keep) result.nearest.resize(keep);
+    out.push_back(result);
+  }
+  return out;
+}
+
+void ExpectSame(const std::vector<HashNeighbours>& got, const std::vector<HashNeighbours>& want,
+                const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].nearest, want[i].nearest) << what << ", query " << i;
+    EXPECT_EQ(got[i].within_radius, want[i].within_radius) << what << ", query " << i;
+  }
+}
+
+TEST(NearestHashes, FindsTheNearestWithinTheRadiusAsComparingEveryPair) {
+  // Random codes, planted near copies (1 to 9 bits flipped) and a few exact repeats: every
+  // radius and cut gives what comparing every pair gives.
   std::mt19937_64 random(7);
   std::vector<std::array<std::uint8_t, 8>> codes(600);
   for (auto& code : codes) {
@@ -190,24 +224,43 @@ TEST(HammingNeighbours, FindsExactlyThePairsWithinTheRadius) {
       codes[300 + i][bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
     }
   }
-  auto distance = [&](std::size_t a, std::size_t b) {
-    int d = 0;
-    for (int k = 0; k < 8; ++k) d += __builtin_popcount(static_cast<unsigned>(codes[a][k] ^ codes[b][k]));
-    return d;
-  };
+  for (std::size_t i = 0; i < 20; ++i) codes[550 + i] = codes[3 * i];
   std::vector<std::size_t> queries;
   for (std::size_t i = 0; i < codes.size(); i += 2) queries.push_back(i);
+  std::int64_t within = 0;
   for (const int radius : {0, 3, 4, 8, 9}) {
-    std::vector<std::pair<std::size_t, std::size_t>> expected;
-    for (const std::size_t q : queries) {
-      for (std::size_t p = 0; p < codes.size(); ++p) {
-        if (p != q && distance(q, p) <= radius) expected.emplace_back(q, p);
+    for (const std::size_t keep : {1, 2, 4, 1000}) {
+      const auto want = BruteNearest(codes, queries, radius, keep);
+      ExpectSame(NearestHashes(codes, queries, radius, keep), want,
+                 "radius " + std::to_string(radius) + ", keep " + std::to_string(keep));
+      if (radius == 8 && keep == 1000) {
+        for (const auto& w : want) within += w.within_radius;
       }
     }
-    EXPECT_EQ(HammingNeighbours(codes, queries, radius), expected) << "radius " << radius;
-    if (radius == 8) EXPECT_GT(expected.size(), 50u);
   }
-  EXPECT_TRUE(HammingNeighbours(codes, {}, 3).empty());
+  EXPECT_GT(within, 50);
+  EXPECT_TRUE(NearestHashes(codes, {}, 3, 4).empty());
+}
+
+TEST(NearestHashes, ThousandsOfImagesWithOneHashCostWhatOneDoes) {
+  // 20,000 images with one placeholder picture's hash among 1,000 others: each keeps its `keep`
+  // nearest (the smallest other positions), and counts every one within the radius.
+  std::vector<std::array<std::uint8_t, 8>> codes(21000, std::array<std::uint8_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
+  std::mt19937_64 random(3);
+  for (std::size_t i = 0; i < 1000; ++i) {
+    const std::uint64_t bits = random();
+    std::memcpy(codes[20000 + i].data(), &bits, 8);
+  }
+  std::vector<std::size_t> queries(codes.size());
+  std::iota(queries.begin(), queries.end(), std::size_t{0});
+  const std::vector<HashNeighbours> found = NearestHashes(codes, queries, 4, 4);
+  ASSERT_EQ(found.size(), codes.size());
+  EXPECT_EQ(found[0].nearest, (std::vector<std::pair<int, std::size_t>>{{0, 1}, {0, 2}, {0, 3}, {0, 4}}));
+  EXPECT_EQ(found[2].nearest, (std::vector<std::pair<int, std::size_t>>{{0, 0}, {0, 1}, {0, 3}, {0, 4}}));
+  EXPECT_EQ(found[19999].within_radius, 19999);
+  // A spot check of the random ones against every pair.
+  const std::vector<std::size_t> some = {20000, 20500, 20999};
+  ExpectSame(NearestHashes(codes, some, 4, 4), BruteNearest(codes, some, 4, 4), "random codes among the placeholder");
 }
 
 }  // namespace
