@@ -558,12 +558,19 @@ void FindCandidates(DedupRun& run) {
 void FindHashCandidates(DedupRun& run) {
   if (run.options.hash_radius < 0) return;
   const Catalog& catalog = run.catalog;
-  const std::vector<ImageIdentity> images = OkImages(catalog);
+  // Every ok image's id and hash (ids only: the identities' keys would double the rows' memory).
+  std::vector<std::int64_t> images;
   std::vector<std::array<std::uint8_t, 8>> codes;
   std::vector<std::size_t> mine;
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    codes.push_back(catalog.row(images[i].image).phash);
-    if (catalog.owner(images[i].image) == run.world.rank()) mine.push_back(i);
+  for (std::size_t k = 0; k < catalog.shards.size(); ++k) {
+    const auto& rows = catalog.shards[k].images;
+    for (std::size_t row = 0; row < rows.size(); ++row) {
+      if (rows[row].status != 0) continue;
+      const std::int64_t id = ImageId(static_cast<int>(k), static_cast<std::int64_t>(row));
+      if (catalog.owner(id) == run.world.rank()) mine.push_back(images.size());
+      images.push_back(id);
+      codes.push_back(rows[row].phash);
+    }
   }
   using Pair = std::array<std::int64_t, 2>;  // (smaller id, larger id); trivially copyable for the exchange
   std::vector<std::vector<Pair>> to_rank(static_cast<std::size_t>(run.world.size()));
@@ -578,7 +585,7 @@ void FindHashCandidates(DedupRun& run) {
     for (std::size_t i = 0; i < queries.size(); ++i) {
       run.counts.hash_neighbours_dropped += found[i].within_radius - static_cast<std::int64_t>(found[i].nearest.size());
       for (const auto& [bits, p] : found[i].nearest) {
-        const std::int64_t x = images[queries[i]].image, y = images[p].image;
+        const std::int64_t x = images[queries[i]], y = images[p];
         const Pair pair{std::min(x, y), std::max(x, y)};
         to_rank[static_cast<std::size_t>(catalog.owner(pair[0]))].push_back(pair);
       }

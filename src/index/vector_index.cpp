@@ -22,9 +22,9 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <numeric>
 #include <regex>
 #include <sstream>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "util/error.h"
@@ -352,79 +352,94 @@ std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint
   LB_CHECK(radius >= 0 && radius < 64, "a Hamming radius of 0 to 63 bits");
   std::vector<HashNeighbours> out(queries.size());
   if (codes.empty() || queries.empty() || keep == 0) return out;
-  // The distinct codes, each with its positions in increasing order.
-  std::unordered_map<std::uint64_t, std::size_t> distinct_of;
-  std::vector<std::array<std::uint8_t, 8>> distinct;
-  std::vector<std::vector<std::size_t>> members;
-  std::vector<std::size_t> code_of(codes.size());
+  for (const std::size_t q : queries) LB_CHECK(q < codes.size(), "a query outside the codes");
+  // The distinct codes, as flat arrays (a catalog's worth of small maps and vectors would cost
+  // more than the codes): positions sorted by (code, position); distinct code d holds
+  // order[start[d] .. start[d + 1]), in increasing position.
+  std::vector<std::pair<std::uint64_t, std::size_t>> sorted(codes.size());
   for (std::size_t p = 0; p < codes.size(); ++p) {
     std::uint64_t key = 0;
     std::memcpy(&key, codes[p].data(), 8);
-    const auto [it, added] = distinct_of.emplace(key, distinct.size());
-    if (added) {
-      distinct.push_back(codes[p]);
-      members.emplace_back();
-    }
-    members[it->second].push_back(p);
-    code_of[p] = it->second;
+    sorted[p] = {key, p};
   }
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::size_t> order(codes.size()), start, code_of(codes.size());
+  std::vector<std::uint8_t> distinct;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (i == 0 || sorted[i].first != sorted[i - 1].first) {
+      start.push_back(i);
+      const auto* bytes = reinterpret_cast<const std::uint8_t*>(&sorted[i].first);
+      distinct.insert(distinct.end(), bytes, bytes + 8);
+    }
+    order[i] = sorted[i].second;
+    code_of[sorted[i].second] = start.size() - 1;
+  }
+  start.push_back(sorted.size());
+  std::vector<std::pair<std::uint64_t, std::size_t>>().swap(sorted);
   faiss::IndexBinaryMultiHash index(64, 4, 16);
   index.nflip = radius / 4;
-  index.add(static_cast<faiss::Index::idx_t>(distinct.size()), distinct.front().data());
-  // The distinct codes the queries have, searched in batches; per distinct query code, the
-  // distinct codes within the radius as (bits, distinct index), nearest first.
-  std::vector<std::size_t> asked;
-  for (const std::size_t q : queries) {
-    LB_CHECK(q < codes.size(), "a query outside the codes");
-    asked.push_back(code_of[q]);
-  }
-  std::sort(asked.begin(), asked.end());
-  asked.erase(std::unique(asked.begin(), asked.end()), asked.end());
-  std::unordered_map<std::size_t, std::vector<std::pair<int, std::size_t>>> near_of;
-  std::vector<std::uint8_t> batch;
+  index.add(static_cast<faiss::Index::idx_t>(start.size() - 1), distinct.data());
+  // The queries grouped by code; the distinct codes they have searched in batches, and each
+  // batch's queries answered before the next batch (memory: one batch's neighbour codes).
+  std::vector<std::size_t> by_code(queries.size());
+  std::iota(by_code.begin(), by_code.end(), std::size_t{0});
+  std::sort(by_code.begin(), by_code.end(), [&](std::size_t x, std::size_t y) {
+    return std::make_pair(code_of[queries[x]], x) < std::make_pair(code_of[queries[y]], y);
+  });
   constexpr std::size_t kBatch = 4096;
-  for (std::size_t begin = 0; begin < asked.size(); begin += kBatch) {
-    const std::size_t end = std::min(asked.size(), begin + kBatch);
+  std::vector<std::uint8_t> batch;
+  std::vector<std::size_t> batch_codes, group;
+  std::vector<std::pair<int, std::size_t>> near;  // (bits, distinct code) of one query code
+  for (std::size_t begin = 0; begin < by_code.size();) {
+    // The next kBatch distinct codes among the queries, and the queries that have them.
+    batch_codes.clear();
+    std::size_t end = begin;
+    while (end < by_code.size()) {
+      const std::size_t code = code_of[queries[by_code[end]]];
+      if (batch_codes.empty() || batch_codes.back() != code) {
+        if (batch_codes.size() == kBatch) break;
+        batch_codes.push_back(code);
+      }
+      ++end;
+    }
     batch.clear();
-    for (std::size_t i = begin; i < end; ++i)
-      batch.insert(batch.end(), distinct[asked[i]].begin(), distinct[asked[i]].end());
-    faiss::RangeSearchResult found(static_cast<faiss::Index::idx_t>(end - begin));
+    for (const std::size_t code : batch_codes) batch.insert(batch.end(), &distinct[8 * code], &distinct[8 * code] + 8);
+    faiss::RangeSearchResult found(static_cast<faiss::Index::idx_t>(batch_codes.size()));
     // FAISS keeps distances below the radius it is given.
-    index.range_search(static_cast<faiss::Index::idx_t>(end - begin), batch.data(), radius + 1, &found);
-    for (std::size_t i = 0; i < end - begin; ++i) {
-      auto& near = near_of[asked[begin + i]];
-      for (std::size_t j = found.lims[i]; j < found.lims[i + 1]; ++j) {
+    index.range_search(static_cast<faiss::Index::idx_t>(batch_codes.size()), batch.data(), radius + 1, &found);
+    std::size_t b = 0;
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::size_t slot = by_code[i], q = queries[slot];
+      while (batch_codes[b] != code_of[q]) ++b;
+      near.clear();
+      for (std::size_t j = found.lims[b]; j < found.lims[b + 1]; ++j) {
         if (found.distances[j] <= static_cast<float>(radius))
           near.emplace_back(static_cast<int>(found.distances[j]), static_cast<std::size_t>(found.labels[j]));
       }
       std::sort(near.begin(), near.end());
-    }
-  }
-  // Per query: the positions of its near codes, bits group by bits group, smallest positions first.
-  std::vector<std::size_t> group;
-  for (std::size_t i = 0; i < queries.size(); ++i) {
-    const std::size_t q = queries[i];
-    const auto& near = near_of.at(code_of[q]);
-    HashNeighbours& result = out[i];
-    for (std::size_t g = 0; g < near.size();) {
-      const int bits = near[g].first;
-      group.clear();
-      for (; g < near.size() && near[g].first == bits; ++g) {
-        const std::vector<std::size_t>& positions = members[near[g].second];
-        const bool own = near[g].second == code_of[q];
-        result.within_radius += static_cast<std::int64_t>(positions.size()) - (own ? 1 : 0);
-        // Enough of each code's positions (ascending) to fill the list whatever the others hold.
+      // Its near codes' positions, bits group by bits group, smallest positions first.
+      HashNeighbours& result = out[slot];
+      for (std::size_t g = 0; g < near.size();) {
+        const int bits = near[g].first;
+        group.clear();
         const std::size_t room = keep - std::min(keep, result.nearest.size());
-        for (std::size_t k = 0, taken = 0; k < positions.size() && taken < room; ++k) {
-          if (positions[k] == q) continue;
-          group.push_back(positions[k]);
-          ++taken;
+        for (; g < near.size() && near[g].first == bits; ++g) {
+          const std::size_t code = near[g].second;
+          result.within_radius +=
+              static_cast<std::int64_t>(start[code + 1] - start[code]) - (code == code_of[q] ? 1 : 0);
+          // Enough of each code's positions (ascending) to fill the list whatever the others hold.
+          for (std::size_t k = start[code], taken = 0; k < start[code + 1] && taken < room; ++k) {
+            if (order[k] == q) continue;
+            group.push_back(order[k]);
+            ++taken;
+          }
         }
+        std::sort(group.begin(), group.end());
+        for (std::size_t k = 0; k < group.size() && result.nearest.size() < keep; ++k)
+          result.nearest.emplace_back(bits, group[k]);
       }
-      std::sort(group.begin(), group.end());
-      for (std::size_t k = 0; k < group.size() && result.nearest.size() < keep; ++k)
-        result.nearest.emplace_back(bits, group[k]);
     }
+    begin = end;
   }
   return out;
 }
