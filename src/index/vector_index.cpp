@@ -1,7 +1,6 @@
 #include "index/vector_index.h"
 
 #include <faiss/IVFlib.h>
-#include <faiss/IndexBinaryHash.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexIDMap.h>
@@ -354,8 +353,8 @@ std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint
   if (codes.empty() || queries.empty() || keep == 0) return out;
   for (const std::size_t q : queries) LB_CHECK(q < codes.size(), "a query outside the codes");
   // The distinct codes, as flat arrays (a catalog's worth of small maps and vectors would cost
-  // more than the codes): positions sorted by (code, position); distinct code d holds
-  // order[start[d] .. start[d + 1]), in increasing position.
+  // more than the codes): positions sorted by (code, position); distinct code d is value[d] and
+  // holds order[start[d] .. start[d + 1]), in increasing position.
   std::vector<std::pair<std::uint64_t, std::size_t>> sorted(codes.size());
   for (std::size_t p = 0; p < codes.size(); ++p) {
     std::uint64_t key = 0;
@@ -364,82 +363,107 @@ std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint
   }
   std::sort(sorted.begin(), sorted.end());
   std::vector<std::size_t> order(codes.size()), start, code_of(codes.size());
-  std::vector<std::uint8_t> distinct;
+  std::vector<std::uint64_t> value;
   for (std::size_t i = 0; i < sorted.size(); ++i) {
     if (i == 0 || sorted[i].first != sorted[i - 1].first) {
       start.push_back(i);
-      const auto* bytes = reinterpret_cast<const std::uint8_t*>(&sorted[i].first);
-      distinct.insert(distinct.end(), bytes, bytes + 8);
+      value.push_back(sorted[i].first);
     }
     order[i] = sorted[i].second;
     code_of[sorted[i].second] = start.size() - 1;
   }
   start.push_back(sorted.size());
   std::vector<std::pair<std::uint64_t, std::size_t>>().swap(sorted);
-  faiss::IndexBinaryMultiHash index(64, 4, 16);
-  index.nflip = radius / 4;
-  index.add(static_cast<faiss::Index::idx_t>(start.size() - 1), distinct.data());
-  // The queries grouped by code; the distinct codes they have searched in batches, and each
-  // batch's queries answered before the next batch (memory: one batch's neighbour codes).
+  const std::size_t distinct = value.size();
+  LB_CHECK(distinct < (std::size_t{1} << 32), "more than 2^32 distinct hashes");
+  // Multi-index hashing (Norouzi, Punjani and Fleet, CVPR 2012): the 64 bits cut into radius + 1
+  // chunks; two codes within `radius` bits agree exactly on at least one chunk, so the codes
+  // sharing one of a query's chunks hold every neighbour (exact, without probing flipped bits).
+  // A chunk of up to 16 bits is a counting-sort bucket table; a wider one (radius 0 to 2) a
+  // sorted list searched by value.
+  struct Chunk {
+    int shift = 0, width = 0;
+    std::vector<std::uint32_t> offsets, members;                // width <= 16
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> list;  // width > 16
+    std::uint64_t Of(std::uint64_t code) const {
+      return width == 64 ? code : (code >> shift) & ((std::uint64_t{1} << width) - 1);
+    }
+  };
+  const int chunks = radius + 1;
+  std::vector<Chunk> table(static_cast<std::size_t>(chunks));
+  for (int c = 0, shift = 0; c < chunks; ++c) {
+    Chunk& t = table[static_cast<std::size_t>(c)];
+    t.width = 64 / chunks + (c < 64 % chunks ? 1 : 0);
+    t.shift = shift;
+    shift += t.width;
+    if (t.width <= 16) {
+      t.offsets.assign((std::size_t{1} << t.width) + 1, 0);
+      for (std::size_t d = 0; d < distinct; ++d) ++t.offsets[t.Of(value[d]) + 1];
+      for (std::size_t v = 1; v < t.offsets.size(); ++v) t.offsets[v] += t.offsets[v - 1];
+      std::vector<std::uint32_t> fill(t.offsets.begin(), t.offsets.end() - 1);
+      t.members.resize(distinct);
+      for (std::size_t d = 0; d < distinct; ++d) t.members[fill[t.Of(value[d])]++] = static_cast<std::uint32_t>(d);
+    } else {
+      t.list.reserve(distinct);
+      for (std::size_t d = 0; d < distinct; ++d) t.list.emplace_back(t.Of(value[d]), static_cast<std::uint32_t>(d));
+      std::sort(t.list.begin(), t.list.end());
+    }
+  }
+  // The distinct codes within the radius of one code, as (bits, distinct code), nearest first.
+  std::vector<std::pair<int, std::size_t>> near;
+  auto find_near = [&](std::size_t code) {
+    near.clear();
+    const std::uint64_t query = value[code];
+    auto consider = [&](std::size_t d) {
+      const int bits = __builtin_popcountll(value[d] ^ query);
+      if (bits <= radius) near.emplace_back(bits, d);
+    };
+    for (const Chunk& t : table) {
+      const std::uint64_t v = t.Of(query);
+      if (t.width <= 16) {
+        for (std::uint32_t k = t.offsets[v]; k < t.offsets[v + 1]; ++k) consider(t.members[k]);
+      } else {
+        auto it = std::lower_bound(t.list.begin(), t.list.end(), std::make_pair(v, std::uint32_t{0}));
+        for (; it != t.list.end() && it->first == v; ++it) consider(it->second);
+      }
+    }
+    std::sort(near.begin(), near.end());
+    near.erase(std::unique(near.begin(), near.end()), near.end());
+  };
+  // The queries grouped by code (each code's neighbours found once), then per query its near
+  // codes' positions, bits group by bits group, smallest positions first.
   std::vector<std::size_t> by_code(queries.size());
   std::iota(by_code.begin(), by_code.end(), std::size_t{0});
   std::sort(by_code.begin(), by_code.end(), [&](std::size_t x, std::size_t y) {
     return std::make_pair(code_of[queries[x]], x) < std::make_pair(code_of[queries[y]], y);
   });
-  constexpr std::size_t kBatch = 4096;
-  std::vector<std::uint8_t> batch;
-  std::vector<std::size_t> batch_codes, group;
-  std::vector<std::pair<int, std::size_t>> near;  // (bits, distinct code) of one query code
-  for (std::size_t begin = 0; begin < by_code.size();) {
-    // The next kBatch distinct codes among the queries, and the queries that have them.
-    batch_codes.clear();
-    std::size_t end = begin;
-    while (end < by_code.size()) {
-      const std::size_t code = code_of[queries[by_code[end]]];
-      if (batch_codes.empty() || batch_codes.back() != code) {
-        if (batch_codes.size() == kBatch) break;
-        batch_codes.push_back(code);
-      }
-      ++end;
+  std::vector<std::size_t> group;
+  std::size_t found_for = distinct;  // the code `near` holds
+  for (const std::size_t slot : by_code) {
+    const std::size_t q = queries[slot];
+    if (code_of[q] != found_for) {
+      find_near(code_of[q]);
+      found_for = code_of[q];
     }
-    batch.clear();
-    for (const std::size_t code : batch_codes) batch.insert(batch.end(), &distinct[8 * code], &distinct[8 * code] + 8);
-    faiss::RangeSearchResult found(static_cast<faiss::Index::idx_t>(batch_codes.size()));
-    // FAISS keeps distances below the radius it is given.
-    index.range_search(static_cast<faiss::Index::idx_t>(batch_codes.size()), batch.data(), radius + 1, &found);
-    std::size_t b = 0;
-    for (std::size_t i = begin; i < end; ++i) {
-      const std::size_t slot = by_code[i], q = queries[slot];
-      while (batch_codes[b] != code_of[q]) ++b;
-      near.clear();
-      for (std::size_t j = found.lims[b]; j < found.lims[b + 1]; ++j) {
-        if (found.distances[j] <= static_cast<float>(radius))
-          near.emplace_back(static_cast<int>(found.distances[j]), static_cast<std::size_t>(found.labels[j]));
-      }
-      std::sort(near.begin(), near.end());
-      // Its near codes' positions, bits group by bits group, smallest positions first.
-      HashNeighbours& result = out[slot];
-      for (std::size_t g = 0; g < near.size();) {
-        const int bits = near[g].first;
-        group.clear();
-        const std::size_t room = keep - std::min(keep, result.nearest.size());
-        for (; g < near.size() && near[g].first == bits; ++g) {
-          const std::size_t code = near[g].second;
-          result.within_radius +=
-              static_cast<std::int64_t>(start[code + 1] - start[code]) - (code == code_of[q] ? 1 : 0);
-          // Enough of each code's positions (ascending) to fill the list whatever the others hold.
-          for (std::size_t k = start[code], taken = 0; k < start[code + 1] && taken < room; ++k) {
-            if (order[k] == q) continue;
-            group.push_back(order[k]);
-            ++taken;
-          }
+    HashNeighbours& result = out[slot];
+    for (std::size_t g = 0; g < near.size();) {
+      const int bits = near[g].first;
+      group.clear();
+      const std::size_t room = keep - std::min(keep, result.nearest.size());
+      for (; g < near.size() && near[g].first == bits; ++g) {
+        const std::size_t code = near[g].second;
+        result.within_radius += static_cast<std::int64_t>(start[code + 1] - start[code]) - (code == code_of[q] ? 1 : 0);
+        // Enough of each code's positions (ascending) to fill the list whatever the others hold.
+        for (std::size_t k = start[code], taken = 0; k < start[code + 1] && taken < room; ++k) {
+          if (order[k] == q) continue;
+          group.push_back(order[k]);
+          ++taken;
         }
-        std::sort(group.begin(), group.end());
-        for (std::size_t k = 0; k < group.size() && result.nearest.size() < keep; ++k)
-          result.nearest.emplace_back(bits, group[k]);
       }
+      std::sort(group.begin(), group.end());
+      for (std::size_t k = 0; k < group.size() && result.nearest.size() < keep; ++k)
+        result.nearest.emplace_back(bits, group[k]);
     }
-    begin = end;
   }
   return out;
 }

@@ -75,11 +75,11 @@ class VectorIndex {
 // The nearest 64-bit codes (perceptual hashes) of each query: for each query position q in
 // `queries` (indexes into `codes`), the positions p != q with popcount(codes[q] ^ codes[p]) <=
 // radius, nearest first (fewest bits, then smallest position), at most `keep` of them, and how
-// many there were in all. Each distinct code is searched once, with multi-index hashing (FAISS
-// IndexBinaryMultiHash: 4 tables of 16 bits, probing radius / 4 flipped bits in each; exact for
-// any radius: two codes within it agree to radius / 4 bits on one of the four parts), so memory
-// follows the distinct codes and `keep`: a catalog where 100,000 images share one hash (a
-// placeholder picture) costs what one image costs, not 10^10 pairs.
+// many there were in all. Each distinct code is searched once, with multi-index hashing (the
+// 64 bits cut into radius + 1 chunks: two codes within the radius agree exactly on one of them;
+// exact for any radius), so memory follows the distinct codes and `keep`: a catalog where
+// 100,000 images share one hash (a placeholder picture) costs what one image costs, not 10^10
+// pairs.
 struct HashNeighbours {
   std::vector<std::pair<int, std::size_t>> nearest;  // (bits, position), at most keep
   std::int64_t within_radius = 0;                    // every p != q within the radius
