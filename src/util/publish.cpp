@@ -18,6 +18,20 @@ constexpr std::string_view kTempMarker = ".tmp-";
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
+// Writes all of `bytes` to `fd` (retrying short and interrupted writes); `path` names the file in
+// the error.
+void WriteAll(int fd, std::string_view bytes, const std::filesystem::path& path) {
+  std::size_t offset = 0;
+  while (offset < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + offset, bytes.size() - offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw InputError("cannot write " + path.string() + ": " + ErrnoText(errno));
+    }
+    offset += static_cast<std::size_t>(n);
+  }
+}
+
 }  // namespace
 
 AtomicFile AtomicFile::Create(const std::filesystem::path& final_path) {
@@ -59,15 +73,7 @@ void AtomicFile::Write(std::string_view bytes) {
 }
 
 void AtomicFile::Flush() {
-  std::size_t offset = 0;
-  while (offset < buffer_.size()) {
-    const ssize_t n = ::write(fd_, buffer_.data() + offset, buffer_.size() - offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw InputError("cannot write " + temp_path_.string() + ": " + ErrnoText(errno));
-    }
-    offset += static_cast<std::size_t>(n);
-  }
+  WriteAll(fd_, buffer_, temp_path_);
   buffer_.clear();
 }
 
@@ -139,16 +145,11 @@ void SyncFolder(const std::filesystem::path& folder) { SyncThroughFolder(folder,
 void WriteStagedFile(const std::filesystem::path& path, std::string_view contents) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw InputError("cannot create " + path.string() + ": " + ErrnoText(errno));
-  std::size_t offset = 0;
-  while (offset < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + offset, contents.size() - offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int error = errno;
-      ::close(fd);
-      throw InputError("cannot write " + path.string() + ": " + ErrnoText(error));
-    }
-    offset += static_cast<std::size_t>(n);
+  try {
+    WriteAll(fd, contents, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
   if (::close(fd) != 0) throw InputError("cannot close " + path.string() + ": " + ErrnoText(errno));
 }
