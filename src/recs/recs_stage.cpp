@@ -82,6 +82,20 @@ std::map<std::string, std::string> ParseCategoryNames(const std::string& spec) {
   return out;
 }
 
+// The words a category is read as: its --category-names description, else its name; lower case.
+std::string CategoryWords(const std::map<std::string, std::string>& names, const std::string& category) {
+  const auto it = names.find(category);
+  return AsciiLower(it == names.end() ? category : it->second);
+}
+
+// --category-prompt with `words` in place of its "{}".
+std::string CategoryPrompt(const RecsOptions& options, const std::string& words) {
+  std::string prompt = options.category_prompt;
+  const auto at = prompt.find("{}");
+  if (at != std::string::npos) prompt.replace(at, 2, words);
+  return prompt;
+}
+
 // Zero-shot categories for the products whose catalog row has none. Returns how many got one.
 // Collective: each rank classifies the products of its own shards (their vectors are the ones
 // it holds), and every rank learns every answer.
@@ -116,10 +130,7 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
   // such categories would be one vector, and products would be given whichever comes first.
   // They are not offered, and said.
   const std::map<std::string, std::string> names = ParseCategoryNames(options.category_names);
-  auto words = [&](const std::string& label) {
-    const auto it = names.find(label);
-    return AsciiLower(it == names.end() ? label : it->second);
-  };
+  auto words = [&](const std::string& label) { return CategoryWords(names, label); };
   std::vector<std::string> readable, unreadable;
   for (const auto& label : labels) {
     const TextTokens tokens = text.Count(words(label));
@@ -143,12 +154,7 @@ std::int64_t ZeroShotCategories(const RecsOptions& options, const EmbedRun& embe
     return 0;
   }
   std::vector<std::string> prompts;
-  for (const auto& label : labels) {
-    std::string prompt = options.category_prompt;
-    const auto at = prompt.find("{}");
-    if (at != std::string::npos) prompt.replace(at, 2, words(label));
-    prompts.push_back(prompt);
-  }
+  for (const auto& label : labels) prompts.push_back(CategoryPrompt(options, words(label)));
   const std::vector<float> label_vectors = text.Encode(prompts);
   const int d = catalog->dim;
   std::vector<float> mean(static_cast<std::size_t>(d));
@@ -323,12 +329,6 @@ std::map<std::string, std::tuple<std::string, float, float>> InferSlotsFromText(
   if (world.is_root()) {
     const ModelBundle bundle = LoadTrustedBundle(options.model, options.models_root, embed.model_sha256, "model");
     const TextEncoder text = TextEncoder::Load(bundle, InferenceOptions{});
-    auto prompt = [&](const std::string& words) {
-      std::string line = options.category_prompt;
-      const auto at = line.find("{}");
-      if (at != std::string::npos) line.replace(at, 2, words);
-      return line;
-    };
     // Each slot's vector: the mean of its readable words' prompts, normalised.
     const int d = text.dim();
     std::vector<Slot> slots;
@@ -337,7 +337,7 @@ std::map<std::string, std::tuple<std::string, float, float>> InferSlotsFromText(
       std::vector<std::string> prompts;
       for (const auto& word : words) {
         const TextTokens tokens = text.Count(word);
-        if (tokens.unknown == 0 && tokens.tokens > 0) prompts.push_back(prompt(word));
+        if (tokens.unknown == 0 && tokens.tokens > 0) prompts.push_back(CategoryPrompt(options, word));
       }
       if (prompts.empty()) continue;
       const std::vector<float> encoded = text.Encode(prompts);
@@ -353,11 +353,10 @@ std::map<std::string, std::tuple<std::string, float, float>> InferSlotsFromText(
     std::size_t c = 0;
     for (const auto& [category, count] : *unmapped) {
       const std::size_t row = c++;
-      const auto it = names.find(category);
-      const std::string words = AsciiLower(it == names.end() ? category : it->second);
+      const std::string words = CategoryWords(names, category);
       const TextTokens tokens = text.Count(words);
       if (slots.size() < 2 || tokens.tokens <= tokens.unknown) continue;
-      const std::vector<float> v = text.Encode({prompt(words)});
+      const std::vector<float> v = text.Encode({CategoryPrompt(options, words)});
       float best = -2, second = -2;
       std::size_t chosen = 0;
       for (std::size_t k = 0; k < slots.size(); ++k) {
