@@ -549,8 +549,8 @@ void FindCandidates(DedupRun& run) {
 
 // Pass 3b (with --hash-radius): candidates by perceptual hash, whatever their cosine. For each
 // of its ok images, a rank finds the neighbours whose hashes differ in at most hash_radius bits
-// (index/vector_index.h NearestHashes over every image's hash, which every rank holds; in
-// batches of queries) and keeps the hash_candidates nearest (fewest bits, then smallest image
+// (index/vector_index.h HashNeighbourIndex over every image's hash, which every rank holds, built
+// once; in batches of queries) and keeps the hash_candidates nearest (fewest bits, then smallest image
 // id): plain-background catalogs have many look-alikes within a few bits, and a copy is nearly
 // always among the nearest. A pair is a candidate when either image keeps the other: each kept
 // pair goes to the rank owning its smaller image (one exchange), which takes it once and asks
@@ -575,13 +575,14 @@ void FindHashCandidates(DedupRun& run) {
   using Pair = std::array<std::int64_t, 2>;  // (smaller id, larger id); trivially copyable for the exchange
   std::vector<std::vector<Pair>> to_rank(static_cast<std::size_t>(run.world.size()));
   const auto keep = static_cast<std::size_t>(run.options.hash_candidates);
+  const HashNeighbourIndex hashes(codes, run.options.hash_radius);
   constexpr std::size_t kQueriesPerBatch = std::size_t{1} << 16;
   for (std::size_t start = 0; start < mine.size(); start += kQueriesPerBatch) {
     const std::vector<std::size_t> queries(
         mine.begin() + static_cast<std::ptrdiff_t>(start),
         mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), start + kQueriesPerBatch)));
     // Positions follow image id order: the nearest are those of fewest bits, then smallest id.
-    const std::vector<HashNeighbours> found = NearestHashes(codes, queries, run.options.hash_radius, keep);
+    const std::vector<HashNeighbours> found = hashes.Nearest(queries, keep);
     for (std::size_t i = 0; i < queries.size(); ++i) {
       run.counts.hash_neighbours_dropped += found[i].within_radius - static_cast<std::int64_t>(found[i].nearest.size());
       for (const auto& [bits, p] : found[i].nearest) {

@@ -346,15 +346,26 @@ std::uint64_t ShardedIndex::code_bytes() const {
   return total;
 }
 
-std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint8_t, 8>>& codes,
-                                          const std::vector<std::size_t>& queries, int radius, std::size_t keep) {
+// Multi-index hashing (Norouzi, Punjani and Fleet, CVPR 2012): the 64 bits cut into radius + 1
+// chunks; two codes within `radius` bits agree exactly on at least one chunk, so the codes
+// sharing one of a query's chunks hold every neighbour (exact, without probing flipped bits).
+// A chunk of up to 16 bits is a counting-sort bucket table; a wider one (radius 0 to 2) a
+// sorted list searched by value.
+struct HashNeighbourIndex::Chunk {
+  int shift = 0, width = 0;
+  std::vector<std::uint32_t> offsets, members;                // width <= 16
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> list;  // width > 16
+  std::uint64_t Of(std::uint64_t code) const {
+    return width == 64 ? code : (code >> shift) & ((std::uint64_t{1} << width) - 1);
+  }
+};
+
+HashNeighbourIndex::HashNeighbourIndex(const std::vector<std::array<std::uint8_t, 8>>& codes, int radius)
+    : radius_(radius), code_of_(codes.size()), order_(codes.size()) {
   LB_CHECK(radius >= 0 && radius < 64, "a Hamming radius of 0 to 63 bits");
-  std::vector<HashNeighbours> out(queries.size());
-  if (codes.empty() || queries.empty() || keep == 0) return out;
-  for (const std::size_t q : queries) LB_CHECK(q < codes.size(), "a query outside the codes");
   // The distinct codes, as flat arrays (a catalog's worth of small maps and vectors would cost
-  // more than the codes): positions sorted by (code, position); distinct code d is value[d] and
-  // holds order[start[d] .. start[d + 1]), in increasing position.
+  // more than the codes): positions sorted by (code, position); distinct code d is value_[d] and
+  // holds order_[start_[d] .. start_[d + 1]), in increasing position.
   std::vector<std::pair<std::uint64_t, std::size_t>> sorted(codes.size());
   for (std::size_t p = 0; p < codes.size(); ++p) {
     std::uint64_t key = 0;
@@ -362,63 +373,56 @@ std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint
     sorted[p] = {key, p};
   }
   std::sort(sorted.begin(), sorted.end());
-  std::vector<std::size_t> order(codes.size()), start, code_of(codes.size());
-  std::vector<std::uint64_t> value;
   for (std::size_t i = 0; i < sorted.size(); ++i) {
     if (i == 0 || sorted[i].first != sorted[i - 1].first) {
-      start.push_back(i);
-      value.push_back(sorted[i].first);
+      start_.push_back(i);
+      value_.push_back(sorted[i].first);
     }
-    order[i] = sorted[i].second;
-    code_of[sorted[i].second] = start.size() - 1;
+    order_[i] = sorted[i].second;
+    code_of_[sorted[i].second] = start_.size() - 1;
   }
-  start.push_back(sorted.size());
-  std::vector<std::pair<std::uint64_t, std::size_t>>().swap(sorted);
-  const std::size_t distinct = value.size();
+  start_.push_back(sorted.size());
+  const std::size_t distinct = value_.size();
   LB_CHECK(distinct < (std::size_t{1} << 32), "more than 2^32 distinct hashes");
-  // Multi-index hashing (Norouzi, Punjani and Fleet, CVPR 2012): the 64 bits cut into radius + 1
-  // chunks; two codes within `radius` bits agree exactly on at least one chunk, so the codes
-  // sharing one of a query's chunks hold every neighbour (exact, without probing flipped bits).
-  // A chunk of up to 16 bits is a counting-sort bucket table; a wider one (radius 0 to 2) a
-  // sorted list searched by value.
-  struct Chunk {
-    int shift = 0, width = 0;
-    std::vector<std::uint32_t> offsets, members;                // width <= 16
-    std::vector<std::pair<std::uint64_t, std::uint32_t>> list;  // width > 16
-    std::uint64_t Of(std::uint64_t code) const {
-      return width == 64 ? code : (code >> shift) & ((std::uint64_t{1} << width) - 1);
-    }
-  };
   const int chunks = radius + 1;
-  std::vector<Chunk> table(static_cast<std::size_t>(chunks));
+  table_.resize(static_cast<std::size_t>(chunks));
   for (int c = 0, shift = 0; c < chunks; ++c) {
-    Chunk& t = table[static_cast<std::size_t>(c)];
+    Chunk& t = table_[static_cast<std::size_t>(c)];
     t.width = 64 / chunks + (c < 64 % chunks ? 1 : 0);
     t.shift = shift;
     shift += t.width;
     if (t.width <= 16) {
       t.offsets.assign((std::size_t{1} << t.width) + 1, 0);
-      for (std::size_t d = 0; d < distinct; ++d) ++t.offsets[t.Of(value[d]) + 1];
+      for (std::size_t d = 0; d < distinct; ++d) ++t.offsets[t.Of(value_[d]) + 1];
       for (std::size_t v = 1; v < t.offsets.size(); ++v) t.offsets[v] += t.offsets[v - 1];
       std::vector<std::uint32_t> fill(t.offsets.begin(), t.offsets.end() - 1);
       t.members.resize(distinct);
-      for (std::size_t d = 0; d < distinct; ++d) t.members[fill[t.Of(value[d])]++] = static_cast<std::uint32_t>(d);
+      for (std::size_t d = 0; d < distinct; ++d) t.members[fill[t.Of(value_[d])]++] = static_cast<std::uint32_t>(d);
     } else {
       t.list.reserve(distinct);
-      for (std::size_t d = 0; d < distinct; ++d) t.list.emplace_back(t.Of(value[d]), static_cast<std::uint32_t>(d));
+      for (std::size_t d = 0; d < distinct; ++d) t.list.emplace_back(t.Of(value_[d]), static_cast<std::uint32_t>(d));
       std::sort(t.list.begin(), t.list.end());
     }
   }
+}
+
+HashNeighbourIndex::~HashNeighbourIndex() = default;
+
+std::vector<HashNeighbours> HashNeighbourIndex::Nearest(const std::vector<std::size_t>& queries,
+                                                        std::size_t keep) const {
+  std::vector<HashNeighbours> out(queries.size());
+  if (queries.empty() || keep == 0) return out;
+  for (const std::size_t q : queries) LB_CHECK(q < code_of_.size(), "a query outside the codes");
   // The distinct codes within the radius of one code, as (bits, distinct code), nearest first.
   std::vector<std::pair<int, std::size_t>> near;
   auto find_near = [&](std::size_t code) {
     near.clear();
-    const std::uint64_t query = value[code];
+    const std::uint64_t query = value_[code];
     auto consider = [&](std::size_t d) {
-      const int bits = __builtin_popcountll(value[d] ^ query);
-      if (bits <= radius) near.emplace_back(bits, d);
+      const int bits = __builtin_popcountll(value_[d] ^ query);
+      if (bits <= radius_) near.emplace_back(bits, d);
     };
-    for (const Chunk& t : table) {
+    for (const Chunk& t : table_) {
       const std::uint64_t v = t.Of(query);
       if (t.width <= 16) {
         for (std::uint32_t k = t.offsets[v]; k < t.offsets[v + 1]; ++k) consider(t.members[k]);
@@ -435,15 +439,15 @@ std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint
   std::vector<std::size_t> by_code(queries.size());
   std::iota(by_code.begin(), by_code.end(), std::size_t{0});
   std::sort(by_code.begin(), by_code.end(), [&](std::size_t x, std::size_t y) {
-    return std::make_pair(code_of[queries[x]], x) < std::make_pair(code_of[queries[y]], y);
+    return std::make_pair(code_of_[queries[x]], x) < std::make_pair(code_of_[queries[y]], y);
   });
   std::vector<std::size_t> group;
-  std::size_t found_for = distinct;  // the code `near` holds
+  std::size_t found_for = value_.size();  // the code `near` holds
   for (const std::size_t slot : by_code) {
     const std::size_t q = queries[slot];
-    if (code_of[q] != found_for) {
-      find_near(code_of[q]);
-      found_for = code_of[q];
+    if (code_of_[q] != found_for) {
+      find_near(code_of_[q]);
+      found_for = code_of_[q];
     }
     HashNeighbours& result = out[slot];
     for (std::size_t g = 0; g < near.size();) {
@@ -452,11 +456,12 @@ std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint
       const std::size_t room = keep - std::min(keep, result.nearest.size());
       for (; g < near.size() && near[g].first == bits; ++g) {
         const std::size_t code = near[g].second;
-        result.within_radius += static_cast<std::int64_t>(start[code + 1] - start[code]) - (code == code_of[q] ? 1 : 0);
+        result.within_radius +=
+            static_cast<std::int64_t>(start_[code + 1] - start_[code]) - (code == code_of_[q] ? 1 : 0);
         // Enough of each code's positions (ascending) to fill the list whatever the others hold.
-        for (std::size_t k = start[code], taken = 0; k < start[code + 1] && taken < room; ++k) {
-          if (order[k] == q) continue;
-          group.push_back(order[k]);
+        for (std::size_t k = start_[code], taken = 0; k < start_[code + 1] && taken < room; ++k) {
+          if (order_[k] == q) continue;
+          group.push_back(order_[k]);
           ++taken;
         }
       }

@@ -73,19 +73,31 @@ class VectorIndex {
 };
 
 // The nearest 64-bit codes (perceptual hashes) of each query: for each query position q in
-// `queries` (indexes into `codes`), the positions p != q with popcount(codes[q] ^ codes[p]) <=
-// radius, nearest first (fewest bits, then smallest position), at most `keep` of them, and how
-// many there were in all. Each distinct code is searched once, with multi-index hashing (the
-// 64 bits cut into radius + 1 chunks: two codes within the radius agree exactly on one of them;
-// exact for any radius), so memory follows the distinct codes and `keep`: a catalog where
-// 100,000 images share one hash (a placeholder picture) costs what one image costs, not 10^10
-// pairs.
+// `queries` (indexes into the codes the index was built from), the positions p != q with
+// popcount(codes[q] ^ codes[p]) <= radius, nearest first (fewest bits, then smallest position),
+// at most `keep` of them, and how many there were in all. Built once over every code; each
+// distinct code is searched once per call, with multi-index hashing (the 64 bits cut into
+// radius + 1 chunks: two codes within the radius agree exactly on one of them; exact for any
+// radius), so memory follows the distinct codes and `keep`: a catalog where 100,000 images share
+// one hash (a placeholder picture) costs what one image costs, not 10^10 pairs.
 struct HashNeighbours {
   std::vector<std::pair<int, std::size_t>> nearest;  // (bits, position), at most keep
   std::int64_t within_radius = 0;                    // every p != q within the radius
 };
-std::vector<HashNeighbours> NearestHashes(const std::vector<std::array<std::uint8_t, 8>>& codes,
-                                          const std::vector<std::size_t>& queries, int radius, std::size_t keep);
+class HashNeighbourIndex {
+ public:
+  HashNeighbourIndex(const std::vector<std::array<std::uint8_t, 8>>& codes, int radius);
+  ~HashNeighbourIndex();
+  // Thread-compatible (const); queries in any order, answered in theirs.
+  std::vector<HashNeighbours> Nearest(const std::vector<std::size_t>& queries, std::size_t keep) const;
+
+ private:
+  struct Chunk;
+  int radius_;
+  std::vector<std::size_t> code_of_, order_, start_;  // position -> distinct code; positions by code
+  std::vector<std::uint64_t> value_;                  // distinct code -> its 64 bits
+  std::vector<Chunk> table_;
+};
 
 // The ids a filtered search may return, prepared for one ShardedIndex (ShardedIndex::Filter).
 class IdFilter {

@@ -177,7 +177,7 @@ TEST(VectorIndex, FilteredSearchActsInsideTheSearch) {
 }
 
 // Every p != q within the radius, nearest first (fewest bits, then smallest position), compared
-// pair by pair: what NearestHashes must return, cut at keep.
+// pair by pair: what HashNeighbourIndex::Nearest must return, cut at keep.
 std::vector<HashNeighbours> BruteNearest(const std::vector<std::array<std::uint8_t, 8>>& codes,
                                          const std::vector<std::size_t>& queries, int radius, std::size_t keep) {
   auto distance = [&](std::size_t a, std::size_t b) {
@@ -208,7 +208,7 @@ void ExpectSame(const std::vector<HashNeighbours>& got, const std::vector<HashNe
   }
 }
 
-TEST(NearestHashes, FindsTheNearestWithinTheRadiusAsComparingEveryPair) {
+TEST(HashNeighbourIndex, FindsTheNearestWithinTheRadiusAsComparingEveryPair) {
   // Random codes, planted near copies (1 to 9 bits flipped) and a few exact repeats: every
   // radius and cut gives what comparing every pair gives.
   std::mt19937_64 random(7);
@@ -231,7 +231,7 @@ TEST(NearestHashes, FindsTheNearestWithinTheRadiusAsComparingEveryPair) {
   for (const int radius : {0, 3, 4, 8, 9}) {
     for (const std::size_t keep : {1, 2, 4, 1000}) {
       const auto want = BruteNearest(codes, queries, radius, keep);
-      ExpectSame(NearestHashes(codes, queries, radius, keep), want,
+      ExpectSame(HashNeighbourIndex(codes, radius).Nearest(queries, keep), want,
                  "radius " + std::to_string(radius) + ", keep " + std::to_string(keep));
       if (radius == 8 && keep == 1000) {
         for (const auto& w : want) within += w.within_radius;
@@ -239,10 +239,10 @@ TEST(NearestHashes, FindsTheNearestWithinTheRadiusAsComparingEveryPair) {
     }
   }
   EXPECT_GT(within, 50);
-  EXPECT_TRUE(NearestHashes(codes, {}, 3, 4).empty());
+  EXPECT_TRUE(HashNeighbourIndex(codes, 3).Nearest({}, 4).empty());
 }
 
-TEST(NearestHashes, ThousandsOfImagesWithOneHashCostWhatOneDoes) {
+TEST(HashNeighbourIndex, ThousandsOfImagesWithOneHashCostWhatOneDoes) {
   // 20,000 images with one placeholder picture's hash among 1,000 others: each keeps its `keep`
   // nearest (the smallest other positions), and counts every one within the radius.
   std::vector<std::array<std::uint8_t, 8>> codes(21000, std::array<std::uint8_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
@@ -253,14 +253,15 @@ TEST(NearestHashes, ThousandsOfImagesWithOneHashCostWhatOneDoes) {
   }
   std::vector<std::size_t> queries(codes.size());
   std::iota(queries.begin(), queries.end(), std::size_t{0});
-  const std::vector<HashNeighbours> found = NearestHashes(codes, queries, 4, 4);
+  const HashNeighbourIndex index(codes, 4);
+  const std::vector<HashNeighbours> found = index.Nearest(queries, 4);
   ASSERT_EQ(found.size(), codes.size());
   EXPECT_EQ(found[0].nearest, (std::vector<std::pair<int, std::size_t>>{{0, 1}, {0, 2}, {0, 3}, {0, 4}}));
   EXPECT_EQ(found[2].nearest, (std::vector<std::pair<int, std::size_t>>{{0, 0}, {0, 1}, {0, 3}, {0, 4}}));
   EXPECT_EQ(found[19999].within_radius, 19999);
   // A spot check of the random ones against every pair.
   const std::vector<std::size_t> some = {20000, 20500, 20999};
-  ExpectSame(NearestHashes(codes, some, 4, 4), BruteNearest(codes, some, 4, 4), "random codes among the placeholder");
+  ExpectSame(index.Nearest(some, 4), BruteNearest(codes, some, 4, 4), "random codes among the placeholder");
 }
 
 }  // namespace
