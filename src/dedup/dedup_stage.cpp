@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 
@@ -43,15 +45,44 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
-// Every image of the catalog as dedup needs it: hashes, names, colour statistics; and the full
+// What dedup keeps of one image: an /images row without its path, file name and reason, its
+// key in its shard's key text (the product id is the key up to its last '/'). At 1M images the
+// full rows were ~0.35 GB on every rank whatever the rank count; these are ~0.09 GB.
+struct DedupImage {
+  std::array<std::uint8_t, 8> phash{};
+  std::uint64_t checksum = 0;
+  std::int32_t width = 0;
+  std::int32_t height = 0;
+  std::array<std::int16_t, 4> content_box{};
+  std::array<float, 6> colour{};
+  std::uint32_t key_begin = 0, key_size = 0;  // in CatalogShard::keys
+  std::int8_t status = 0;
+};
+
+struct CatalogShard {
+  std::vector<DedupImage> images;
+  std::string keys;               // every image's key, one after another
+  std::vector<float> embeddings;  // this rank's shards only: images.size() x dim
+  std::string_view key(std::size_t row) const {
+    return std::string_view(keys).substr(images[row].key_begin, images[row].key_size);
+  }
+};
+
+// Every image of the catalog as dedup needs it: hashes, keys, colour statistics; and the full
 // vectors of the shards this rank owns (shard k belongs to rank k mod ranks). Scores against
 // another rank's images are asked of that rank (dist/remote_scores.h).
 struct Catalog {
   int dim = 0;
   int rank = 0, ranks = 1;
-  std::vector<EmbedShard> shards;
-  const EmbedShard& shard(std::int64_t id) const { return shards[static_cast<std::size_t>(ShardOfImageId(id))]; }
-  const ImageRow& row(std::int64_t id) const { return shard(id).images[static_cast<std::size_t>(RowOfImageId(id))]; }
+  std::vector<CatalogShard> shards;
+  const CatalogShard& shard(std::int64_t id) const { return shards[static_cast<std::size_t>(ShardOfImageId(id))]; }
+  const DedupImage& row(std::int64_t id) const { return shard(id).images[static_cast<std::size_t>(RowOfImageId(id))]; }
+  std::string_view key(std::int64_t id) const { return shard(id).key(static_cast<std::size_t>(RowOfImageId(id))); }
+  // The key's product id (ingest's keys are product_id/column, and a column holds no '/').
+  std::string_view product_id(std::int64_t id) const {
+    const std::string_view k = key(id);
+    return k.substr(0, k.rfind('/'));
+  }
   int owner(std::int64_t id) const { return RankOfShard(ShardOfImageId(id), ranks); }
   const float* vector(std::int64_t id) const {
     LB_CHECK(owner(id) == rank, "dedup: the vector of an image another rank holds");
@@ -88,7 +119,7 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
                               const MpiWorld& world) {
   Verification out;
   auto stats = [&](std::int64_t id) {
-    const ImageRow& row = catalog.row(id);
+    const DedupImage& row = catalog.row(id);
     return ThumbStats{row.content_box, row.colour};
   };
   // Colour gate first: it needs no pixels. `mine` holds the pairs it leaves (their place in
@@ -101,7 +132,7 @@ Verification VerifyCandidates(const std::vector<std::int64_t>& a, const std::vec
   std::vector<Pending> mine;
   for (std::size_t i = static_cast<std::size_t>(world.rank()); i < a.size();
        i += static_cast<std::size_t>(world.size())) {
-    const bool swap = catalog.row(b[i]).key < catalog.row(a[i]).key;
+    const bool swap = catalog.key(b[i]) < catalog.key(a[i]);
     const std::int64_t first = swap ? b[i] : a[i], second = swap ? a[i] : b[i];
     const ColourShift shift = CompareColour(stats(first), stats(second));
     out.index.push_back(static_cast<std::int64_t>(i));
@@ -246,7 +277,7 @@ struct DedupRun {
     report.facts["run"] = options.run.string();
     list_size = options.candidates + 1;  // the query itself comes back too
     list_floor = options.candidate_floor - kListMargin;
-    key_of = [this](std::int64_t id) -> const std::string& { return catalog.row(id).key; };
+    key_of = [this](std::int64_t id) { return catalog.key(id); };
   }
 
   // Collective: true (and the report says "stopped") when any rank was asked to stop.
@@ -346,10 +377,31 @@ void LoadCatalog(DedupRun& run) {
   for (int k = 0; k < run.embed.shard_count; ++k) {
     run.shard_files.push_back(run.stage.VerifiedPath("embed", ShardFileName(k, ".h5"), false));
     const bool mine = RankOfShard(k, run.world.size()) == run.world.rank();
-    run.catalog.shards.push_back(
-        ReadEmbedShard(run.shard_files.back(), mine ? ShardParts::kImages : ShardParts::kRowsOnly));
+    EmbedShard read = ReadEmbedShard(run.shard_files.back(), mine ? ShardParts::kImages : ShardParts::kRowsOnly);
+    if (k == 0) run.catalog.dim = read.meta.embedding_dim;
+    CatalogShard shard;
+    shard.embeddings = std::move(read.embeddings);
+    shard.images.reserve(read.images.size());
+    std::size_t key_bytes = 0;
+    for (const ImageRow& row : read.images) key_bytes += row.key.size();
+    LB_CHECK(key_bytes <= std::numeric_limits<std::uint32_t>::max(), "dedup: a shard's keys exceed 4 GB");
+    shard.keys.reserve(key_bytes);
+    for (const ImageRow& row : read.images) {
+      LB_CHECK(row.key.find('/') != std::string::npos, "dedup: image key '" + row.key + "' has no column");
+      DedupImage image{row.phash,
+                       row.checksum,
+                       row.width,
+                       row.height,
+                       row.content_box,
+                       row.colour,
+                       static_cast<std::uint32_t>(shard.keys.size()),
+                       static_cast<std::uint32_t>(row.key.size()),
+                       row.status};
+      shard.keys += row.key;
+      shard.images.push_back(image);
+    }
+    run.catalog.shards.push_back(std::move(shard));
   }
-  run.catalog.dim = run.catalog.shards.front().meta.embedding_dim;
   run.index.emplace(ReadRunIndex(run.options.run, run.embed, &run.index_manifest));
   run.load_seconds = run.world.MaxAll(Seconds(load_start));
 }
@@ -361,8 +413,8 @@ std::vector<ImageIdentity> OkImages(const Catalog& catalog) {
     const auto& images = catalog.shards[k].images;
     for (std::size_t row = 0; row < images.size(); ++row) {
       if (images[row].status != 0) continue;
-      out.push_back(ImageIdentity{ImageId(static_cast<int>(k), static_cast<std::int64_t>(row)), images[row].key,
-                                  images[row].checksum});
+      out.push_back(ImageIdentity{ImageId(static_cast<int>(k), static_cast<std::int64_t>(row)),
+                                  std::string(catalog.shards[k].key(row)), images[row].checksum});
     }
   }
   return out;
@@ -697,9 +749,9 @@ void VerifyPairs(DedupRun& run) {
     for (std::size_t i = 0; i < run.candidates.size(); ++i) {
       ScoredPair& pair = run.candidates[i];
       if (!run.previous_aligned.empty()) {
-        const ImageRow& a = run.catalog.row(pair.a);
-        const ImageRow& b = run.catalog.row(pair.b);
-        const auto before = run.previous_aligned.find(PairIdentity(a.key, a.checksum, b.key, b.checksum));
+        const auto before =
+            run.previous_aligned.find(PairIdentity(run.catalog.key(pair.a), run.catalog.row(pair.a).checksum,
+                                                   run.catalog.key(pair.b), run.catalog.row(pair.b).checksum));
         if (before != run.previous_aligned.end()) {
           pair.aligned = before->second.aligned;
           pair.colour_brightness = before->second.colour_brightness;
@@ -935,9 +987,9 @@ NeighbourLists ListsForFile(const DedupRun& run) {
   std::unordered_map<std::int64_t, std::int64_t> row;
   for (const auto& [image, list] : run.lists) row.emplace(image, static_cast<std::int64_t>(row.size()));
   for (const auto& [image, list] : run.lists) {
-    const ImageRow& image_row = run.catalog.row(image);
+    const DedupImage& image_row = run.catalog.row(image);
     out.image.push_back(image);
-    out.key.push_back(image_row.key);
+    out.key.emplace_back(run.catalog.key(image));
     out.checksum.push_back(image_row.checksum);
     out.truncated.push_back(list.truncated ? 1 : 0);
     for (const auto& entry : list.entries) {
@@ -989,7 +1041,7 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
     out.pairs = std::move(decided.pairs);
     out.pair_decided_by = std::move(decided.decided_by);
     for (const auto& pair : out.pairs) {
-      out.pair_kind.push_back(catalog.row(pair.a).product_id == catalog.row(pair.b).product_id ? 0 : 1);
+      out.pair_kind.push_back(catalog.product_id(pair.a) == catalog.product_id(pair.b) ? 0 : 1);
     }
     out.candidates = std::move(run.candidates);
     out.neighbours = ListsForFile(run);
@@ -1005,7 +1057,9 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
     }
     std::unordered_map<std::int64_t, KeepFacts> keep_facts;
     for (auto& [k, ids] : clustered) {
-      const auto rows = ReadIngestRows(options.run, k, catalog.shards[static_cast<std::size_t>(k)].images);
+      const CatalogShard& shard = catalog.shards[static_cast<std::size_t>(k)];
+      const auto rows =
+          ReadIngestRows(options.run, k, shard.images.size(), [&](std::size_t i) { return shard.key(i); });
       std::sort(ids.begin(), ids.end());
       ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
       // The non-white share of each clustered image's thumbnail (the original policy only).
@@ -1051,17 +1105,17 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
     std::string pairs_csv = "image_a,image_b,product_a,product_b,cosine,hamming,kind,decided_by\n";
     for (std::size_t i = 0; i < out.pairs.size(); ++i) {
       const auto& pair = out.pairs[i];
-      const ImageRow& a = catalog.row(pair.a);
-      const ImageRow& b = catalog.row(pair.b);
-      AppendCsvRow({a.key, b.key, a.product_id, b.product_id, Format("%.6f", pair.cosine), std::to_string(pair.hamming),
+      AppendCsvRow({catalog.key(pair.a), catalog.key(pair.b), catalog.product_id(pair.a), catalog.product_id(pair.b),
+                    Format("%.6f", pair.cosine), std::to_string(pair.hamming),
                     out.pair_kind[i] == 0 ? "same_product" : "cross_product",
                     out.pair_decided_by[i] == static_cast<std::int8_t>(DecidedBy::kReviewer) ? "reviewer" : "rule"},
                    &pairs_csv);
     }
     std::string clusters_csv = "cluster_id,image,product_id,is_representative\n";
     for (std::size_t i = 0; i < out.cluster_image.size(); ++i) {
-      const ImageRow& image = catalog.row(out.cluster_image[i]);
-      AppendCsvRow({std::to_string(out.cluster_id[i]), image.key, image.product_id, out.representative[i] ? "1" : "0"},
+      const std::int64_t image = out.cluster_image[i];
+      AppendCsvRow({std::to_string(out.cluster_id[i]), catalog.key(image), catalog.product_id(image),
+                    out.representative[i] ? "1" : "0"},
                    &clusters_csv);
     }
     PublishFile(staging / "pairs.csv", pairs_csv);

@@ -76,14 +76,18 @@ NightPlan PlanNight(const std::vector<ImageIdentity>& tonight, const NeighbourLi
   return plan;
 }
 
-std::string PairIdentity(const std::string& key_a, std::uint64_t checksum_a, const std::string& key_b,
+std::string PairIdentity(std::string_view key_a, std::uint64_t checksum_a, std::string_view key_b,
                          std::uint64_t checksum_b) {
   const bool swap = key_b < key_a;
-  const std::string& first = swap ? key_b : key_a;
-  const std::string& second = swap ? key_a : key_b;
+  const std::string_view first = swap ? key_b : key_a;
+  const std::string_view second = swap ? key_a : key_b;
   const std::uint64_t first_sum = swap ? checksum_b : checksum_a;
   const std::uint64_t second_sum = swap ? checksum_a : checksum_b;
-  return first + '\n' + std::to_string(first_sum) + '\n' + second + '\n' + std::to_string(second_sum);
+  std::string out(first);
+  out += '\n' + std::to_string(first_sum) + '\n';
+  out += second;
+  out += '\n' + std::to_string(second_sum);
+  return out;
 }
 
 std::unordered_map<std::string, ScoredPair> PreviousAligned(const DedupFile& previous) {

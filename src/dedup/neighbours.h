@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -51,7 +52,7 @@ struct NeighbourList {
 };
 
 // An image's key, by image id (the list order's tie-break).
-using KeyOf = std::function<const std::string&(std::int64_t)>;
+using KeyOf = std::function<std::string_view(std::int64_t)>;
 
 // The list order: by cosine, then image key (the same whichever side found an entry, and the
 // same on every night).
@@ -108,7 +109,7 @@ NightPlan PlanNight(const std::vector<ImageIdentity>& tonight, const NeighbourLi
 
 // A pair of images named by key and checksum, in key order: how last night's verification is
 // found again tonight (the aligned correlation depends only on the two files, taken in key order).
-std::string PairIdentity(const std::string& key_a, std::uint64_t checksum_a, const std::string& key_b,
+std::string PairIdentity(std::string_view key_a, std::uint64_t checksum_a, std::string_view key_b,
                          std::uint64_t checksum_b);
 
 // Last night's verified candidates (aligned correlation not NaN) by PairIdentity: the

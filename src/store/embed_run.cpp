@@ -58,6 +58,11 @@ EmbedShard ReadVerifiedShard(const EmbedRun& embed, int shard, ShardParts parts)
 
 std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard,
                                                      const std::vector<ImageRow>& images) {
+  return ReadIngestRows(run, shard, images.size(), [&](std::size_t i) -> std::string_view { return images[i].key; });
+}
+
+std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard, std::size_t count,
+                                                     const std::function<std::string_view(std::size_t)>& key_of) {
   const std::string name = ShardFileName(shard, ".csv");
   std::string why;
   const auto manifest = ReadManifest(run / "ingest", &why);
@@ -77,9 +82,9 @@ std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path
     throw InputError(csv.string() + " does not match its checksum in the ingest manifest: rerun lookbook ingest");
   }
   std::vector<std::vector<std::string>> rows = ParseCsvText(csv.string(), std::move(bytes), kIngestShardHeader);
-  bool same = rows.size() == images.size();
+  bool same = rows.size() == count;
   for (std::size_t i = 0; same && i < rows.size(); ++i) {
-    same = rows[i][kIngestProductId] + "/" + rows[i][kIngestColumn] == images[i].key;
+    same = rows[i][kIngestProductId] + "/" + rows[i][kIngestColumn] == key_of(i);
   }
   if (!same) {
     throw InputError(csv.string() + " does not list embed shard " + std::to_string(shard) +

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/embed_shard.h"
@@ -43,6 +45,10 @@ EmbedRun ReadEmbedRun(const std::filesystem::path& run);
 // its images are not the embed shard's (ingest ran again since: rerun lookbook embed).
 std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard,
                                                      const std::vector<ImageRow>& images);
+// The same, for a caller that keeps the shard's image keys in its own rows: `count` images,
+// image i's key is key_of(i).
+std::vector<std::vector<std::string>> ReadIngestRows(const std::filesystem::path& run, int shard, std::size_t count,
+                                                     const std::function<std::string_view(std::size_t)>& key_of);
 // Column positions in those rows.
 enum IngestColumn {
   kIngestProductId = 0,
