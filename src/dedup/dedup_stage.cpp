@@ -980,23 +980,36 @@ DecidedPairs ApplyDecisions(const DedupRun& run, const std::vector<ResolvedDecis
 }
 
 // Every ok image's list as dedup.h5 keeps it (rows in image id order; members as rows).
-NeighbourLists ListsForFile(const DedupRun& run) {
+// Consumes run.lists (each list is freed once copied: at 1M images the map and the file's
+// arrays would otherwise both be held on rank 0 at once).
+NeighbourLists TakeListsForFile(DedupRun& run) {
   NeighbourLists out;
   out.list_size = run.list_size;
   out.list_floor = run.list_floor;
-  std::unordered_map<std::int64_t, std::int64_t> row;
-  for (const auto& [image, list] : run.lists) row.emplace(image, static_cast<std::int64_t>(row.size()));
-  for (const auto& [image, list] : run.lists) {
-    const DedupImage& image_row = run.catalog.row(image);
-    out.image.push_back(image);
+  out.image.reserve(run.lists.size());
+  for (const auto& [image, list] : run.lists) out.image.push_back(image);  // ascending: a member's row by search
+  auto row_of = [&](std::int64_t image) {
+    const auto it = std::lower_bound(out.image.begin(), out.image.end(), image);
+    LB_CHECK(it != out.image.end() && *it == image, "dedup: a list member without a list of its own");
+    return static_cast<std::int64_t>(it - out.image.begin());
+  };
+  out.key.reserve(out.image.size());
+  out.checksum.reserve(out.image.size());
+  out.truncated.reserve(out.image.size());
+  out.offset.reserve(out.image.size());
+  while (!run.lists.empty()) {
+    const auto node = run.lists.begin();
+    const std::int64_t image = node->first;
+    const NeighbourList& list = node->second;
     out.key.emplace_back(run.catalog.key(image));
-    out.checksum.push_back(image_row.checksum);
+    out.checksum.push_back(run.catalog.row(image).checksum);
     out.truncated.push_back(list.truncated ? 1 : 0);
     for (const auto& entry : list.entries) {
-      out.member.push_back(row.at(entry.image));
+      out.member.push_back(row_of(entry.image));
       out.score.push_back(entry.score);
     }
     out.offset.push_back(static_cast<std::int64_t>(out.member.size()));
+    run.lists.erase(node);
   }
   return out;
 }
@@ -1044,7 +1057,7 @@ PublishedCounts ClusterAndPublish(DedupRun& run) {
       out.pair_kind.push_back(catalog.product_id(pair.a) == catalog.product_id(pair.b) ? 0 : 1);
     }
     out.candidates = std::move(run.candidates);
-    out.neighbours = ListsForFile(run);
+    out.neighbours = TakeListsForFile(run);
 
     // Clusters: connected components of the duplicate pairs, each with its representative.
     // Catalog order and stock from the ingest shards (their rows are the embed rows): each
