@@ -55,16 +55,18 @@ struct DedupImage {
   std::int32_t height = 0;
   std::array<std::int16_t, 4> content_box{};
   std::array<float, 6> colour{};
-  std::uint32_t key_begin = 0, key_size = 0;  // in CatalogShard::keys
+  std::uint32_t key_begin = 0;  // in CatalogShard::keys; the key ends where the next begins
   std::int8_t status = 0;
 };
+static_assert(sizeof(DedupImage) <= 64, "one cache line per image");
 
 struct CatalogShard {
   std::vector<DedupImage> images;
   std::string keys;               // every image's key, one after another
   std::vector<float> embeddings;  // this rank's shards only: images.size() x dim
   std::string_view key(std::size_t row) const {
-    return std::string_view(keys).substr(images[row].key_begin, images[row].key_size);
+    const std::size_t end = row + 1 < images.size() ? images[row + 1].key_begin : keys.size();
+    return std::string_view(keys).substr(images[row].key_begin, end - images[row].key_begin);
   }
 };
 
@@ -395,7 +397,6 @@ void LoadCatalog(DedupRun& run) {
                        row.content_box,
                        row.colour,
                        static_cast<std::uint32_t>(shard.keys.size()),
-                       static_cast<std::uint32_t>(row.key.size()),
                        row.status};
       shard.keys += row.key;
       shard.images.push_back(image);
@@ -403,6 +404,9 @@ void LoadCatalog(DedupRun& run) {
     run.catalog.shards.push_back(std::move(shard));
   }
   run.index.emplace(ReadRunIndex(run.options.run, run.embed, &run.index_manifest));
+  // The shards' full rows and read buffers are freed by now: hand their pages back, or every
+  // rank would carry the load's peak through the search.
+  ReleaseReadMemory();
   run.load_seconds = run.world.MaxAll(Seconds(load_start));
 }
 

@@ -1,5 +1,7 @@
 #include "store/embed_shard.h"
 
+#include <malloc.h>
+
 #include <hdf5.h>
 
 #include <unistd.h>
@@ -413,6 +415,11 @@ void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::
     image = FileImage(file.get(), name);
   }
   PublishFile(path, image);
+}
+
+void ReleaseReadMemory() {
+  H5garbage_collect();
+  malloc_trim(0);
 }
 
 }  // namespace lookbook

@@ -92,4 +92,9 @@ std::vector<std::uint8_t> ReadAlignThumbs(const std::filesystem::path& path, con
 // Writes catalog.h5 (atomically) over the given shard files, which must be in the same folder.
 void WriteCatalogView(const std::filesystem::path& path, const std::vector<std::filesystem::path>& shard_files);
 
+// Hands back to the system the memory that reading shards freed and the allocators kept for
+// reuse (HDF5's free lists, then the C heap's free pages): for a stage that reads many shards,
+// keeps a little of each and then works for a long time (dedup).
+void ReleaseReadMemory();
+
 }  // namespace lookbook
