@@ -5,8 +5,10 @@
 # demo CLIP bundle in models/demo/clip and, on the outfit photos, the demo U-Net in
 # models/demo/unet), index, dedup, recs (substitutes, outfits), the garment, dedup and
 # recommendation evaluations against the demo's truth, the HTML report, and a query with one
-# outfit photo.
-#   jobs/demo.sh [RUN_DIR]      (default: build/demo/run)
+# outfit photo. Then the randomized test split: the same kind of catalog with its outfit photos
+# composed unlike the demo's flat lays (demo-catalog --outfits random), its garment and outfit
+# figures printed beside the demo's.
+#   jobs/demo.sh [RUN_DIR]      (default: build/demo/run; the randomized split in RUN_DIR-random)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -42,6 +44,23 @@ mpirun=(mpirun -np 2 --oversubscribe)
 photo=$data/images/$(sed -n 2p "$data/truth/outfits.csv" | cut -d, -f1)
 "$lookbook" query --run "$run" --models-root models/demo --image "$photo" --top 3
 
+# The randomized test split: 1,200 products (about 100 outfit photos), other seed, outfit photos
+# of other frames, backgrounds, layouts, scales, turns, shadows and JPEG qualities.
+random_data=build/demo/data-random
+random_run=$run-random
+"$lookbook" demo-catalog --config config/demo.ini --items 1200 --seed 8 --outfits random --out "$random_data"
+"${mpirun[@]}" "$lookbook" ingest --config config/demo.ini \
+  --catalog "$random_data/catalog.csv" --images "$random_data/images" --run "$random_run"
+"${mpirun[@]}" "$lookbook" embed --config config/demo.ini --model models/demo/clip --segmenter models/demo/unet \
+  --run "$random_run"
+"${mpirun[@]}" "$lookbook" index --config config/demo.ini --run "$random_run"
+"${mpirun[@]}" "$lookbook" dedup --config config/demo.ini --run "$random_run"
+"${mpirun[@]}" "$lookbook" recs --config config/demo.ini --run "$random_run"
+echo "randomized test split ($random_data):"
+"$lookbook" eval garments --run "$random_run" --truth "$random_data/truth"
+"$lookbook" eval recs --run "$random_run" --truth "$random_data/truth/outfits.csv" \
+  --products "$random_data/truth/products.csv" --log-level warn
+
 cat <<DONE
 
 lookbook demo finished.
@@ -55,6 +74,7 @@ lookbook demo finished.
   duplicates:    $run/dedup/pairs.csv, $run/dedup/clusters.csv, $run/dedup/dedup.h5
   recommended:   $run/recs/substitutes.csv, $run/recs/outfits.csv, $run/recs/recs.h5
   evaluations:   $run/eval/dedup.json (precision, recall, F1, threshold sweep), $run/eval/recs.json
+  randomized:    $random_run (outfit photos unlike the demo's; $random_run/eval/recs.json)
   query:         $lookbook query --run $run --models-root models/demo --image PHOTO [--text "a red dress"]
   status:        $lookbook status $run   ($lookbook verify $run rechecks every checksum)
 

@@ -1,4 +1,4 @@
-// lookbook demo-catalog --out DIR [--items N] [--seed S] [--split train|test]
+// lookbook demo-catalog --out DIR [--items N] [--seed S] [--split train|test] [--outfits flat-lay|random]
 #include <spdlog/spdlog.h>
 #include <chrono>
 
@@ -16,6 +16,7 @@ namespace {
 struct DemoCatalogArgs {
   DemoCatalogOptions options;
   std::string split = "test";
+  std::string outfits = "flat-lay";
 };
 
 const OptionTable<DemoCatalogArgs>& DemoCatalogOptionTable() {
@@ -33,6 +34,10 @@ const OptionTable<DemoCatalogArgs>& DemoCatalogOptionTable() {
         std::numeric_limits<std::uint64_t>::max(), OptionEffect::kOutput, "random seed (same seed, same bytes)");
     t.Text("split", "NAME", [](O& o) -> std::string& { return o.split; }, "test", OptionEffect::kOutput,
            "Fashion-MNIST split: train (model training) | test (demo, evaluation)", {"train", "test"});
+    t.Text("outfits", "KIND", [](O& o) -> std::string& { return o.outfits; }, "flat-lay", OptionEffect::kOutput,
+           "outfit photos: flat-lay (the demo's layout on light grey) | random (other frames, backgrounds, "
+           "layouts, scales, turns, shadows, JPEG qualities: the randomized test split)",
+           {"flat-lay", "random"});
     t.Add(
         OptionSpec{"fashion-mnist", "DIR", kFashionMnistDir, false, false, "",
                    "folder with the Fashion-MNIST idx files", OptionEffect::kControl},
@@ -52,6 +57,7 @@ int RunDemoCatalogCommand(const po::variables_map& vm, const CommandContext& con
   DemoCatalogOptionTable().Parse(GivenValues(vm, DemoCatalogOptionTable().specs()), &args);
   DemoCatalogOptions options = args.options;
   if (!ParseFashionSplit(args.split, &options.split)) throw UsageError("--split must be train or test");
+  options.outfits = args.outfits == "random" ? DemoOutfits::kRandom : DemoOutfits::kFlatLay;
 
   StageReport report;
   report.stage = "demo-catalog";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Retrains the demo bundles from scratch and rewrites models/demo/ with their metrics.
 # Reproducible: fixed seeds, CPU, the same thread count gives the same weights.
-#   models/train/train_demo_models.sh        (about 25 minutes on 2 cores: CLIP 14, U-Net 10)
+#   models/train/train_demo_models.sh        (about 47 minutes on 2 cores: CLIP 14, U-Net 33)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -16,7 +16,7 @@ for model in clip unet; do
   rm -rf "models/demo/$model.new"
   case $model in
     clip) time build/release/models/train/train_clip --out models/demo/clip.new --steps 2200 --batch 96 --seed 1 --threads 2 ;;
-    unet) time build/release/models/train/train_unet --out models/demo/unet.new --steps 800 --batch 16 --seed 1 --threads 2 ;;
+    unet) time build/release/models/train/train_unet --out models/demo/unet.new --steps 3000 --batch 16 --seed 1 --threads 2 --random-outfits 60 ;;
   esac
   rm -rf "models/demo/$model" && mv "models/demo/$model.new" "models/demo/$model"
   build/release/jobs/lookbook eval model --model "models/demo/$model" --out "models/demo/$model/metrics.json"

@@ -2,9 +2,14 @@
 // the demo-catalog code from Fashion-MNIST's train split, and writes a segmenter bundle.
 //
 //   train_unet --out models/demo/unet [--steps 800] [--batch 16] [--seed 1] [--threads 2]
+//              [--random-outfits 60]
 //
 // A quarter of the samples are product shots (one garment, large, anywhere), so that a lone
-// garment is one slot: the embed stage's `auto` selection relies on that.
+// garment is one slot: the embed stage's `auto` selection relies on that. Of the rest, P% are
+// photos composed unlike the demo's flat lays (demo/render.h RenderRandomOutfit: other frames,
+// backgrounds, layouts, scales, turns, shadows, noise; then JPEG at quality 40..95), so that the
+// model does not learn one layout on light grey. With --random-outfits 0 no such photo is drawn
+// and the draws are those of the flat-lay-only trainer.
 // Classes (output channels): background, top, bottom, dress, shoes, bag. Input: the 448 px
 // photo letterboxed to 128 x 128 (pad_to_square; outfit photos are square, so a plain
 // resize). An encoder-decoder with skip connections (16-32-64-128 channels, group norm,
@@ -12,6 +17,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
 #include <string>
@@ -79,19 +86,31 @@ torch::jit::Module UNet() {
   return m;
 }
 
-// A rendered photo as the model's input and its label map at the model's resolution.
+// A rendered photo as the model's input and its label map at the model's resolution,
+// letterboxed as Preprocess's pad_to_square does (the padding is background).
 void ToSample(const lookbook::OutfitPhoto& photo, float* pixels, int64_t* labels) {
   lookbook::Preprocess(lookbook::ToRgb(photo.photo), Spec(), pixels);
-  const cv::Mat full(lookbook::kOutfitSide, lookbook::kOutfitSide, CV_8U,
-                     const_cast<std::uint8_t*>(photo.labels.data()));
+  const int width = photo.photo.width, height = photo.photo.height;
+  const double scale = static_cast<double>(kInput) / std::max(width, height);
+  const int w = std::max(1, static_cast<int>(std::lround(width * scale)));
+  const int h = std::max(1, static_cast<int>(std::lround(height * scale)));
+  const cv::Mat full(height, width, CV_8U, const_cast<std::uint8_t*>(photo.labels.data()));
   cv::Mat small;
-  cv::resize(full, small, {kInput, kInput}, 0, 0, cv::INTER_NEAREST);
-  for (int i = 0; i < kInput * kInput; ++i) labels[i] = small.data[i];
+  cv::resize(full, small, {w, h}, 0, 0, cv::INTER_NEAREST);
+  cv::Mat square(kInput, kInput, CV_8U, cv::Scalar::all(0));
+  small.copyTo(square(cv::Rect((kInput - w) / 2, (kInput - h) / 2, w, h)));
+  for (int i = 0; i < kInput * kInput; ++i) labels[i] = square.data[i];
+}
+
+// The photo after a JPEG round trip at `quality`.
+void Jpeg(lookbook::OutfitPhoto* photo, int quality) {
+  const cv::Mat decoded = cv::imdecode(lookbook::EncodeJpeg(photo->photo, quality), cv::IMREAD_COLOR);
+  std::memcpy(photo->photo.bgr.data(), decoded.data, photo->photo.bgr.size());
 }
 
 // One random training sample: an outfit as the demo catalog composes them, or a product shot.
 void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<std::size_t>>& by_slot, std::mt19937& rng,
-            float* pixels, int64_t* labels) {
+            int random_share, float* pixels, int64_t* labels) {
   using lookbook::DemoSlot;
   const auto& palette = lookbook::DemoPalette();
   if (rng() % 100 < 25) {
@@ -120,6 +139,24 @@ void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<st
     slots = {DemoSlot::kTop, DemoSlot::kBottom};
   slots.push_back(DemoSlot::kShoes);
   if (rng() % 100 < 40) slots.push_back(DemoSlot::kBag);
+  if (random_share > 0 && static_cast<int>(rng() % 100) < random_share) {
+    // A photo composed unlike the flat lays (RenderRandomOutfit), after a JPEG round trip at
+    // a quality from 40 to 95; one in seven holds a single garment (a lone shot on a busy
+    // background is still one slot).
+    if (rng() % 7 == 0) slots = {static_cast<DemoSlot>(1 + rng() % (lookbook::kDemoSlotCount - 1))};
+    std::vector<lookbook::RandomOutfitGarment> garments;
+    for (const auto slot : slots) {
+      const auto& pool = by_slot[static_cast<std::size_t>(slot)];
+      garments.push_back({data.image(pool[rng() % pool.size()]), palette[rng() % palette.size()], slot});
+    }
+    std::shuffle(garments.begin(), garments.end(), rng);
+    const std::uint64_t high = rng();  // two draws, in sequence
+    const std::uint64_t low = rng();
+    auto photo = lookbook::RenderRandomOutfit(garments, (high << 32) | low);
+    Jpeg(&photo, 40 + static_cast<int>(rng() % 56));
+    ToSample(photo, pixels, labels);
+    return;
+  }
   std::vector<lookbook::OutfitItem> items;
   for (const auto slot : slots) {
     const auto& pool = by_slot[static_cast<std::size_t>(slot)];
@@ -135,7 +172,7 @@ void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<st
 
 int main(int argc, char** argv) {
   std::string out;
-  int steps = 800, batch = 16, threads = 2;
+  int steps = 800, batch = 16, threads = 2, random_share = 60;
   unsigned seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--out"))
@@ -148,9 +185,11 @@ int main(int argc, char** argv) {
       seed = static_cast<unsigned>(std::atoi(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--threads"))
       threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--random-outfits"))
+      random_share = std::atoi(argv[i + 1]);
   }
   if (out.empty()) {
-    std::cerr << "usage: train_unet --out DIR [--steps N] [--batch B] [--seed S] [--threads T]\n";
+    std::cerr << "usage: train_unet --out DIR [--steps N] [--batch B] [--seed S] [--threads T] [--random-outfits P]\n";
     return 2;
   }
   torch::manual_seed(seed);
@@ -177,7 +216,7 @@ int main(int argc, char** argv) {
     std::vector<float> pixels(static_cast<std::size_t>(batch) * floats);
     std::vector<int64_t> labels(static_cast<std::size_t>(batch) * kInput * kInput);
     for (int i = 0; i < batch; ++i) {
-      Sample(data, by_slot, rng, pixels.data() + static_cast<std::size_t>(i) * floats,
+      Sample(data, by_slot, rng, random_share, pixels.data() + static_cast<std::size_t>(i) * floats,
              labels.data() + static_cast<std::size_t>(i) * kInput * kInput);
     }
     const auto x = torch::from_blob(pixels.data(), {batch, 3, kInput, kInput}).clone();
@@ -216,10 +255,11 @@ int main(int argc, char** argv) {
         {"slots", {{"top", "top"}, {"bottom", "bottom"}, {"dress", "dress"}, {"shoes", "shoes"}, {"bag", "bag"}}}}},
       {"training",
        {{"program", "models/train/train_unet.cpp"},
-        {"data", "Fashion-MNIST train split, demo outfit rendering"},
+        {"data", "Fashion-MNIST train split: demo flat lays, product shots, randomized outfit photos"},
         {"steps", steps},
         {"batch", batch},
-        {"seed", seed}}},
+        {"seed", seed},
+        {"random_outfits_percent", random_share}}},
   };
   bundle["files"] = {{"segmenter.pt", lookbook::Sha256File(std::filesystem::path(out) / "segmenter.pt")}};
   std::ofstream(std::filesystem::path(out) / "bundle.json") << bundle.dump(2) << "\n";

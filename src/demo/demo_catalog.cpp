@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -225,19 +226,33 @@ DemoCatalogSummary WriteDemoCatalog(const DemoCatalogOptions& options) {
   for (const auto& outfit : outfits) {
     const ProductSpec& anchor = specs[static_cast<std::size_t>(outfit.products.front())];
     std::vector<OutfitItem> items;
+    std::vector<RandomOutfitGarment> garments;
     std::string ids;
     for (std::size_t k = 0; k < outfit.products.size(); ++k) {
       const ProductSpec& spec = specs[static_cast<std::size_t>(outfit.products[k])];
       ids += (ids.empty() ? "" : " ") + spec.id;
+      const GarmentColour& colour = palette[static_cast<std::size_t>(spec.colour)];
+      if (options.outfits == DemoOutfits::kRandom) {
+        garments.push_back(RandomOutfitGarment{data.image(spec.garment), colour, outfit.slots[k]});
+        continue;
+      }
       const int jitter_x = static_cast<int>(draw.Below(17)) - 8;
       const int jitter_y = static_cast<int>(draw.Below(17)) - 8;
-      items.push_back(PlaceInOutfit(data.image(spec.garment), palette[static_cast<std::size_t>(spec.colour)],
-                                    outfit.slots[k], jitter_x, jitter_y));
+      items.push_back(PlaceInOutfit(data.image(spec.garment), colour, outfit.slots[k], jitter_x, jitter_y));
     }
-    const OutfitPhoto photo = RenderOutfit(items, kOutfitSide, 240);
-    WriteBytes(images_dir / anchor.image_3, EncodeJpeg(photo.photo, kJpegQuality));
+    OutfitPhoto photo;
+    int quality = kJpegQuality;
+    if (options.outfits == DemoOutfits::kRandom) {
+      // The garments in a shuffled order (which lies on top varies too).
+      for (std::size_t i = garments.size(); i > 1; --i) std::swap(garments[i - 1], garments[draw.Below(i)]);
+      photo = RenderRandomOutfit(garments, draw.Below(std::numeric_limits<std::uint64_t>::max()));
+      quality = 40 + static_cast<int>(draw.Below(56));
+    } else {
+      photo = RenderOutfit(items, kOutfitSide, 240);
+    }
+    WriteBytes(images_dir / anchor.image_3, EncodeJpeg(photo.photo, quality));
     WriteBytes(truth_dir / "labels" / (anchor.id + "_outfit.png"),
-               EncodePngGray(photo.labels, kOutfitSide, kOutfitSide));
+               EncodePngGray(photo.labels, photo.photo.width, photo.photo.height));
     AppendCsvRow({anchor.image_3, ids}, &outfits_csv);
     ++summary.outfits;
     ++summary.images;

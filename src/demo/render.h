@@ -57,6 +57,21 @@ OutfitItem PlaceInOutfit(const std::uint8_t* garment28, const GarmentColour& col
                          int jitter_y);
 inline constexpr int kOutfitSide = 448;
 
+// An outfit photo composed unlike the demo's flat lays, for training and for the randomized
+// test split (demo-catalog --outfits random): a frame of another size and aspect ratio (short
+// side 320..640 px, aspect 0.6..1.67); a background that is a plain colour from the whole range
+// (kept apart from the garments' colours), a gradient, a texture (stripes, checks, fabric
+// grain) or any of these with sensor noise; the garments in a free layout (anywhere, at
+// 28..55% of the short side, overlapping at most a quarter of an earlier garment's box) or in a
+// grid, each turned by up to 12 degrees, some with a soft drop shadow. Later garments lie on top;
+// the label map says what is visible. The same seed gives the same photo.
+struct RandomOutfitGarment {
+  const std::uint8_t* garment28;
+  GarmentColour colour;
+  DemoSlot slot;
+};
+OutfitPhoto RenderRandomOutfit(const std::vector<RandomOutfitGarment>& garments, std::uint64_t seed);
+
 // The same pixels in RGB order, as the decoder hands them to preprocessing.
 RgbImage ToRgb(const BgrImage& image);
 

@@ -39,22 +39,16 @@ struct ScratchDir {
 
 namespace {
 
-std::map<std::string, double> EvaluateSegmenter(const ModelBundle& bundle, const ModelEvalOptions& options) {
-  const Segmenter segmenter = Segmenter::Load(bundle, options.inference);
-  const std::vector<std::string> expected = {"background", "top", "bottom", "dress", "shoes", "bag"};
-  if (bundle.class_names != expected) {
-    throw InputError(bundle.dir.string() +
-                     ": the demo evaluation needs the demo classes (background, top, bottom, dress, shoes, bag)");
-  }
-  ScratchDir scratch;
-  WriteDemoCatalog({scratch.path, options.items, options.seed, FashionSplit::kTest});
+// The segmenter's scores on one demo catalog's outfit photos, each key prefixed by `prefix`.
+std::map<std::string, double> ScoreSegmenter(const Segmenter& segmenter, const std::vector<std::string>& expected,
+                                             const std::filesystem::path& catalog, const std::string& prefix) {
   const PreprocessSpec& spec = segmenter.preprocess();
   const int size = spec.size;
   std::vector<double> intersection(expected.size(), 0), union_(expected.size(), 0);
   double correct = 0, pixels_total = 0;
   int photos = 0;
-  for (const auto& row : ReadCsvFile(scratch.path / "truth" / "outfits.csv")) {
-    std::ifstream in(scratch.path / "images" / row[0], std::ios::binary);
+  for (const auto& row : ReadCsvFile(catalog / "truth" / "outfits.csv")) {
+    std::ifstream in(catalog / "images" / row[0], std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const DecodeResult decoded = DecodeImage(bytes, DecodeLimits{});
     LB_CHECK(decoded.status == ImageStatus::kOk, "the demo catalog's own outfit photo failed to decode");
@@ -64,18 +58,30 @@ std::map<std::string, double> EvaluateSegmenter(const ModelBundle& bundle, const
     const std::string stem = std::filesystem::path(row[0]).stem().string();
     const DecodeResult truth = DecodeImage(
         [&] {
-          std::ifstream label(scratch.path / "truth" / "labels" / (stem + ".png"), std::ios::binary);
+          std::ifstream label(catalog / "truth" / "labels" / (stem + ".png"), std::ios::binary);
           return std::string((std::istreambuf_iterator<char>(label)), std::istreambuf_iterator<char>());
         }(),
         DecodeLimits{});
     LB_CHECK(truth.status == ImageStatus::kOk, "label map unreadable");
     const int w = truth.image.width, h = truth.image.height;
-    // The photo is square, so pad_to_square is a plain resize: pixel (x, y) <- model (x*S/w, y*S/h).
+    LB_CHECK(w == decoded.image.width && h == decoded.image.height, "a label map not of its photo's size");
+    // Label pixel (x, y) <- the model pixel the preprocessing put it in: pad_to_square scales
+    // the photo to fit and centres it, short_side_center_crop scales it to cover and centres it
+    // (a pixel cropped away counts as background), stretch fills the square. A square photo
+    // fills the square under all three.
+    const double scale = spec.resize == ResizePolicy::kPadToSquare ? static_cast<double>(size) / std::max(w, h)
+                                                                   : static_cast<double>(size) / std::min(w, h);
+    const bool stretch = spec.resize == ResizePolicy::kStretch;
+    const int fitted_w = stretch ? size : std::max(1, static_cast<int>(std::lround(w * scale)));
+    const int fitted_h = stretch ? size : std::max(1, static_cast<int>(std::lround(h * scale)));
+    const int left = (size - fitted_w) / 2, top = (size - fitted_h) / 2;
     for (int y = 0; y < h; ++y) {
+      const std::int64_t model_y = top + static_cast<std::int64_t>(y) * fitted_h / h;
       for (int x = 0; x < w; ++x) {
+        const std::int64_t model_x = left + static_cast<std::int64_t>(x) * fitted_w / w;
         const std::uint8_t want = truth.image.rgb[(static_cast<std::size_t>(y) * w + x) * 3];
-        const std::uint8_t got =
-            predicted[static_cast<std::size_t>(y * size / h) * size + static_cast<std::size_t>(x * size / w)];
+        const bool seen = model_x >= 0 && model_x < size && model_y >= 0 && model_y < size;
+        const std::uint8_t got = seen ? predicted[static_cast<std::size_t>(model_y * size + model_x)] : 0;
         correct += want == got;
         pixels_total += 1;
         for (std::size_t c = 1; c < expected.size(); ++c) {
@@ -92,13 +98,31 @@ std::map<std::string, double> EvaluateSegmenter(const ModelBundle& bundle, const
   for (std::size_t c = 1; c < expected.size(); ++c) {
     if (union_[c] == 0) continue;
     const double iou = intersection[c] / union_[c];
-    metrics["iou_" + expected[c]] = iou;
+    metrics[prefix + "iou_" + expected[c]] = iou;
     sum += iou;
     ++counted;
   }
-  metrics["mean_iou"] = counted > 0 ? sum / counted : 0;
-  metrics["pixel_accuracy"] = correct / std::max(pixels_total, 1.0);
-  metrics["outfit_photos"] = photos;
+  metrics[prefix + "mean_iou"] = counted > 0 ? sum / counted : 0;
+  metrics[prefix + "pixel_accuracy"] = correct / std::max(pixels_total, 1.0);
+  metrics[prefix + "outfit_photos"] = photos;
+  return metrics;
+}
+
+std::map<std::string, double> EvaluateSegmenter(const ModelBundle& bundle, const ModelEvalOptions& options) {
+  const Segmenter segmenter = Segmenter::Load(bundle, options.inference);
+  const std::vector<std::string> expected = {"background", "top", "bottom", "dress", "shoes", "bag"};
+  if (bundle.class_names != expected) {
+    throw InputError(bundle.dir.string() +
+                     ": the demo evaluation needs the demo classes (background, top, bottom, dress, shoes, bag)");
+  }
+  // The demo's flat lays, then the same catalog's outfits composed at random (--outfits random).
+  ScratchDir flat, random;
+  WriteDemoCatalog({flat.path, options.items, options.seed, FashionSplit::kTest});
+  DemoCatalogOptions randomized{random.path, options.items, options.seed, FashionSplit::kTest};
+  randomized.outfits = DemoOutfits::kRandom;
+  WriteDemoCatalog(randomized);
+  std::map<std::string, double> metrics = ScoreSegmenter(segmenter, expected, flat.path, "");
+  for (const auto& [key, value] : ScoreSegmenter(segmenter, expected, random.path, "random_")) metrics[key] = value;
   return metrics;
 }
 

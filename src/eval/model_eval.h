@@ -22,8 +22,11 @@
 // Segmenter bundles, on the demo catalog's outfit photos and their label maps:
 //   mean_iou                  intersection over union per garment class (top, bottom, dress,
 //                             shoes, bag), summed over every photo, averaged over the classes;
-//                             the prediction at model resolution is upscaled (nearest) to the
-//                             photo's 448 x 448 label map; also iou_<class> and pixel_accuracy
+//                             the prediction at model resolution is mapped back (nearest,
+//                             through the letterbox) to the photo's label map; also
+//                             iou_<class> and pixel_accuracy. The same with the prefix random_
+//                             on that catalog's outfits composed at random (--outfits random:
+//                             other frames, backgrounds, layouts, scales, turns, shadows)
 #pragma once
 
 #include <cstdint>
