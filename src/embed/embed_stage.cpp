@@ -1098,7 +1098,7 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
          "--segment-images auto: an outfit photo has garments of at least this fraction of the image in two slots")
         .OnlyWith("segmenter");
     t.Real<double>(
-         "outfit-min-score", "P", [](O& o) -> double& { return o.garments.outfit_min_score; }, "0.8", 0, 1,
+         "outfit-min-score", "P", [](O& o) -> double& { return o.garments.outfit_min_score; }, "0.9", 0, 1,
          OptionEffect::kOutput, "--segment-images auto: and of at least this mean confidence")
         .OnlyWith("segmenter");
     t.Add(

@@ -48,7 +48,7 @@ struct GarmentOptions {
   // confidence of at least outfit_min_score (IsOutfitPhoto). Stricter than a garment's own
   // bar: a lone product shot's spurious second slot is small or unsure (docs/performance.md#garments).
   double outfit_min_area = 0.03;
-  double outfit_min_score = 0.8;
+  double outfit_min_score = 0.9;
 };
 
 struct Garment {
