@@ -138,7 +138,7 @@ namespace lookbook {
 namespace {
 
 TEST(IsOutfitPhoto, TwoSlotsEachLargeAndSureEnough) {
-  GarmentOptions options;  // outfit_min_area 0.03, outfit_min_score 0.8
+  GarmentOptions options;  // outfit_min_area 0.03, outfit_min_score 0.9
   const std::int64_t pixels = 1000 * 1000;
   auto garment = [](Slot slot, std::int64_t area, float score) {
     Garment g;
@@ -148,17 +148,17 @@ TEST(IsOutfitPhoto, TwoSlotsEachLargeAndSureEnough) {
     return g;
   };
   GarmentSet set;
-  set.garments = {garment(Slot::kTop, 200'000, 0.95f), garment(Slot::kBottom, 150'000, 0.9f)};
+  set.garments = {garment(Slot::kTop, 200'000, 0.95f), garment(Slot::kBottom, 150'000, 0.92f)};
   EXPECT_TRUE(IsOutfitPhoto(set, pixels, options));
   // A lone shot's spurious second slot: small, or unsure.
   set.garments[1] = garment(Slot::kShoes, 29'999, 0.95f);
   EXPECT_FALSE(IsOutfitPhoto(set, pixels, options));
   set.garments[1] = garment(Slot::kShoes, 30'000, 0.95f);
   EXPECT_TRUE(IsOutfitPhoto(set, pixels, options));
-  set.garments[1] = garment(Slot::kShoes, 100'000, 0.79f);
+  set.garments[1] = garment(Slot::kShoes, 100'000, 0.89f);
   EXPECT_FALSE(IsOutfitPhoto(set, pixels, options));
   // Two garments of one slot are one slot.
-  set.garments = {garment(Slot::kShoes, 100'000, 0.9f), garment(Slot::kShoes, 100'000, 0.9f)};
+  set.garments = {garment(Slot::kShoes, 100'000, 0.95f), garment(Slot::kShoes, 100'000, 0.95f)};
   EXPECT_FALSE(IsOutfitPhoto(set, pixels, options));
   EXPECT_EQ(DistinctSlots(set), 1);
 }
