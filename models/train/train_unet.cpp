@@ -91,14 +91,14 @@ torch::jit::Module UNet() {
 void ToSample(const lookbook::OutfitPhoto& photo, float* pixels, int64_t* labels) {
   lookbook::Preprocess(lookbook::ToRgb(photo.photo), Spec(), pixels);
   const int width = photo.photo.width, height = photo.photo.height;
-  const double scale = static_cast<double>(kInput) / std::max(width, height);
-  const int w = std::max(1, static_cast<int>(std::lround(width * scale)));
-  const int h = std::max(1, static_cast<int>(std::lround(height * scale)));
+  const lookbook::FrameMapping frame = lookbook::ModelFrame(width, height, Spec());
+  const int w = static_cast<int>(std::lround(frame.scale_x * width));
+  const int h = static_cast<int>(std::lround(frame.scale_y * height));
   const cv::Mat full(height, width, CV_8U, const_cast<std::uint8_t*>(photo.labels.data()));
   cv::Mat small;
   cv::resize(full, small, {w, h}, 0, 0, cv::INTER_NEAREST);
   cv::Mat square(kInput, kInput, CV_8U, cv::Scalar::all(0));
-  small.copyTo(square(cv::Rect((kInput - w) / 2, (kInput - h) / 2, w, h)));
+  small.copyTo(square(cv::Rect(static_cast<int>(frame.offset_x), static_cast<int>(frame.offset_y), w, h)));
   for (int i = 0; i < kInput * kInput; ++i) labels[i] = square.data[i];
 }
 

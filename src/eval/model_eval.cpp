@@ -65,16 +65,12 @@ std::map<std::string, double> ScoreSegmenter(const Segmenter& segmenter, const s
     LB_CHECK(truth.status == ImageStatus::kOk, "label map unreadable");
     const int w = truth.image.width, h = truth.image.height;
     LB_CHECK(w == decoded.image.width && h == decoded.image.height, "a label map not of its photo's size");
-    // Label pixel (x, y) <- the model pixel the preprocessing put it in: pad_to_square scales
-    // the photo to fit and centres it, short_side_center_crop scales it to cover and centres it
-    // (a pixel cropped away counts as background), stretch fills the square. A square photo
-    // fills the square under all three.
-    const double scale = spec.resize == ResizePolicy::kPadToSquare ? static_cast<double>(size) / std::max(w, h)
-                                                                   : static_cast<double>(size) / std::min(w, h);
-    const bool stretch = spec.resize == ResizePolicy::kStretch;
-    const int fitted_w = stretch ? size : std::max(1, static_cast<int>(std::lround(w * scale)));
-    const int fitted_h = stretch ? size : std::max(1, static_cast<int>(std::lround(h * scale)));
-    const int left = (size - fitted_w) / 2, top = (size - fitted_h) / 2;
+    // Label pixel (x, y) <- the model pixel the preprocessing put it in (ModelFrame: letterboxed,
+    // centre-cropped or stretched as the bundle says; a pixel cropped away counts as background).
+    // In whole pixels: the image spans fitted_w x fitted_h model pixels from (left, top).
+    const FrameMapping frame = ModelFrame(w, h, spec);
+    const auto fitted_w = std::llround(frame.scale_x * w), fitted_h = std::llround(frame.scale_y * h);
+    const auto left = std::llround(frame.offset_x), top = std::llround(frame.offset_y);
     for (int y = 0; y < h; ++y) {
       const std::int64_t model_y = top + static_cast<std::int64_t>(y) * fitted_h / h;
       for (int x = 0; x < w; ++x) {
