@@ -45,6 +45,21 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
+// The candidates from an image's neighbour list (docs/architecture.md#dedup-in-detail): every
+// neighbour at or above --candidate-floor, and its nearest of another product (the first such in
+// list order) down to --nearest-floor. A relisted copy whose crop, frame or turn moved its
+// embedding below the floor is another product, and still, most often, its original's nearest
+// (real-photo relistings: 14 of 21 such misses of the tune half); a product's own images below
+// the floor are its other shots and outfit photo, not copies. At most one pair an image, whatever
+// the catalog's density. With verification off the rule needs a cosine far above either floor,
+// so the nearest floor is not used.
+float NearestFloor(const DedupOptions& options) {
+  return options.rule.verify ? options.nearest_floor : options.candidate_floor;
+}
+bool IsCandidate(const DedupOptions& options, float cosine, bool nearest) {
+  return cosine >= options.candidate_floor || (nearest && cosine >= NearestFloor(options));
+}
+
 // What dedup keeps of one image: an /images row without its path, file name and reason, its
 // key in its shard's key text (the product id is the key up to its last '/'). At 1M images the
 // full rows were ~0.35 GB on every rank whatever the rank count; these are ~0.09 GB.
@@ -278,7 +293,7 @@ struct DedupRun {
     report.throughput_unit = "queries";
     report.facts["run"] = options.run.string();
     list_size = options.candidates + 1;  // the query itself comes back too
-    list_floor = options.candidate_floor - kListMargin;
+    list_floor = std::min(options.candidate_floor, NearestFloor(options)) - kListMargin;
     key_of = [this](std::int64_t id) { return catalog.key(id); };
   }
 
@@ -548,8 +563,13 @@ void Search(DedupRun& run, const std::vector<std::int64_t>& queries, bool revers
         for (int j = 0; j < std::min(k, run.list_size); ++j) {
           if (ids[j] >= 0 && ids[j] != self) ++run.counts.neighbours_scored;
         }
+        bool nearest = true;
         for (const auto& entry : list.entries) {
-          if (entry.image == self || entry.score < options.candidate_floor) continue;
+          if (entry.image == self) continue;
+          const bool other_product = catalog.product_id(entry.image) != catalog.product_id(self);
+          const bool is_candidate = IsCandidate(options, entry.score, nearest && other_product);
+          nearest = nearest && !other_product;
+          if (!is_candidate) continue;
           run.mine.push_back(ScoredPair{std::min(self, entry.image), std::max(self, entry.image), entry.score,
                                         HammingDistance(catalog.row(self).phash, catalog.row(entry.image).phash)});
         }
@@ -701,10 +721,14 @@ void AssembleLists(DedupRun& run) {
     NeighbourList merged =
         MergeList(std::move(list.entries), hits == added.end() ? std::vector<Neighbour>{} : hits->second,
                   list.truncated, run.list_size, run.key_of);
+    bool nearest = true;
     for (const auto& entry : merged.entries) {
       if (entry.image == image) continue;
       ++run.counts.neighbours_scored;
-      if (entry.score < run.options.candidate_floor) continue;
+      const bool other_product = catalog.product_id(entry.image) != catalog.product_id(image);
+      const bool is_candidate = IsCandidate(run.options, entry.score, nearest && other_product);
+      nearest = nearest && !other_product;
+      if (!is_candidate) continue;
       run.candidates.push_back(ScoredPair{std::min(image, entry.image), std::max(image, entry.image), entry.score,
                                           HammingDistance(catalog.row(image).phash, catalog.row(entry.image).phash)});
     }
@@ -1229,6 +1253,11 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
     t.Real<float>(
         "candidate-floor", "C", [](O& o) -> float& { return o.candidate_floor; }, "0.9", -1, 1, OptionEffect::kOutput,
         "candidates at or above this cosine are verified and kept in dedup.h5 for threshold sweeps");
+    t.Real<float>(
+        "nearest-floor", "C", [](O& o) -> float& { return o.nearest_floor; }, "0.8", -1, 1, OptionEffect::kOutput,
+        "an image's nearest neighbour is a candidate at or above this cosine even below --candidate-floor (a "
+        "relisted copy whose crop or frame moved its embedding is still its original's nearest); with --verify "
+        "off, not used");
     t.Add(
         OptionSpec{"keep", "POLICY", "original", false, false, "first | largest | in-stock | original",
                    "each cluster's representative: the first in catalog order, the largest (pixels), the first "

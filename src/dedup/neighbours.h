@@ -38,8 +38,9 @@ namespace lookbook {
 // How far below the candidate floor lists reach: room for the index's score, which decides what
 // comes back, to differ from the exact cosine the lists keep.
 inline constexpr float kListMargin = 0.02f;
-// Bumped when what a list holds changes: last night's lists of another version are not carried.
-inline constexpr int kNeighbourListsVersion = 1;
+// Bumped when what a list holds changes: last night's lists of another version are not carried
+// (2: lists reach below the nearest floor too).
+inline constexpr int kNeighbourListsVersion = 2;
 
 struct Neighbour {
   std::int64_t image = 0;  // image id (this run's)

@@ -19,13 +19,21 @@ constexpr float kForeground = 0.06f;
 constexpr float kStartScales[] = {1.0f, 1.0f / 0.85f, 0.85f};
 // An ECC result above this is taken without trying the other starts.
 constexpr double kGoodEnough = 0.95;
+// A half-size aligned correlation from which a pair looks like a copy (the demo's copies: 0.942
+// and above; its look-alikes: a median of 0.81).
+constexpr float kHalfLooksLikeCopy = 0.95f;
 constexpr int kMinPixels = 32;
 // A copy keeps the garment's colour: over the foreground, the mean colour may move by at most
 // kMaxBrightnessShift in grey level (a brightened copy moves by 0.14) and by kMaxHueShift
 // across channels (copies of the train-split demo catalogs: at most 0.005; a colour variant as
-// close as black to grey or brown to maroon moves more in one or the other).
+// close as black to grey or brown to maroon moves more in one or the other). A brighter copy
+// may be brightened by a gain instead of an offset (real photos relisted 8-20% brighter move
+// each channel in proportion, up to 0.04 across channels): the hue shift is the smaller of the
+// channels' spread around a common offset and around a common gain (within kMaxGain) and
+// offset, which a change of colour fits neither (brown to maroon: 0.15).
 constexpr double kMaxBrightnessShift = 0.2;
 constexpr double kMaxHueShift = 0.03;
+constexpr double kMaxGain = 1.3;
 // ECC stops after kIterations or when the correlation moves by less than kEpsilon. A copy
 // converges in a few iterations; other pairs use them all (50 instead of 100 halves their cost
 // and moved no pair of the train-split demo catalogs across the rule).
@@ -224,15 +232,19 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
   // on a plain background), then the identity; without boxes (or when they agree) the identity and
   // the zooms.
   std::vector<Affine> starts;
+  std::size_t box_starts = 0;
   if (box_a != nullptr && box_b != nullptr) {
-    const auto& p = box_a->box;
-    const auto& q = box_b->box;
-    const float sx = static_cast<float>(q[2] - q[0]) / static_cast<float>(std::max(1, p[2] - p[0]));
-    const float sy = static_cast<float>(q[3] - q[1]) / static_cast<float>(std::max(1, p[3] - p[1]));
-    const float tx = (q[0] - sx * p[0]) / 2.0f, ty = (q[1] - sy * p[1]) / 2.0f;  // in half-size pixels
-    if (std::fabs(sx - 1) > 0.02f || std::fabs(sy - 1) > 0.02f || std::fabs(tx) > 0.5f || std::fabs(ty) > 0.5f) {
-      starts.push_back({sx, 0, tx, 0, sy, ty});
-    }
+    using Box = std::array<std::int16_t, 4>;
+    const auto map = [&](const Box& p, const Box& q) {
+      const float sx = static_cast<float>(q[2] - q[0]) / static_cast<float>(std::max(1, p[2] - p[0]));
+      const float sy = static_cast<float>(q[3] - q[1]) / static_cast<float>(std::max(1, p[3] - p[1]));
+      const float tx = (q[0] - sx * p[0]) / 2.0f, ty = (q[1] - sy * p[1]) / 2.0f;  // in half-size pixels
+      if (std::fabs(sx - 1) > 0.02f || std::fabs(sy - 1) > 0.02f || std::fabs(tx) > 0.5f || std::fabs(ty) > 0.5f) {
+        starts.push_back({sx, 0, tx, 0, sy, ty});
+      }
+    };
+    map(box_a->box, box_b->box);
+    box_starts = starts.size();
   }
   for (const float scale : kStartScales) {
     if (scale != 1.0f && (!search.zoom_starts || !starts.empty())) continue;
@@ -243,15 +255,34 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
   Affine warp =
       SearchFrom(EccAligner(half_a.data(), half_b.data(), kHalf, 3), starts, search.half_iterations, &best, &found);
   out.half_score = static_cast<float>(std::max(best, -1.0));
+  // The content-box map scored as it is, when the search found nothing or nothing that looks like
+  // a copy at half size: on a textured real photo framed by a white border the ECC search from it can
+  // drift off (a few of the relisted copies), while the map itself, exact to a pixel for a border
+  // or a crop, already lines the two up. It replaces the search's warp when it scores higher.
+  std::vector<float> half_rgb_a, half_rgb_b;
+  float half_colour = -2.0f;
+  if (search.min_half_colour > -2 || box_starts > 0) {
+    half_rgb_a = image_internal::HalveImage(a.rgb.data(), kSide, 3);
+    half_rgb_b = image_internal::HalveImage(b.rgb.data(), kSide, 3);
+    if (found && search.min_half_colour > -2)
+      half_colour = ScoreWarp(half_rgb_a.data(), half_rgb_b.data(), kHalf, warp);
+    const bool rescue = !found || (search.min_half_colour > -2 && half_colour < kHalfLooksLikeCopy);
+    for (std::size_t i = 0; rescue && i < box_starts; ++i) {
+      const float colour = ScoreWarp(half_rgb_a.data(), half_rgb_b.data(), kHalf, starts[i]);
+      if (colour > -1.0f && colour > half_colour) {
+        half_colour = colour;
+        warp = starts[i];
+        found = true;
+      }
+    }
+  }
   if (!found) {  // no convergence at half size (rare, real photos): the full-size search decides
     out.aligned = AlignedCorrelation(a, b);
     out.aligned_full = true;
     return out;
   }
   if (search.min_half_colour > -2) {
-    const std::vector<float> half_rgb_a = image_internal::HalveImage(a.rgb.data(), kSide, 3);
-    const std::vector<float> half_rgb_b = image_internal::HalveImage(b.rgb.data(), kSide, 3);
-    out.half_colour = ScoreWarp(half_rgb_a.data(), half_rgb_b.data(), kHalf, warp);
+    out.half_colour = half_colour;
     if (out.half_colour < search.min_half_colour) return out;  // aligned -1: not copies at half size
   }
   // The half-size warp at full size: pixel centres x64 = 2 x32 + 0.5.
@@ -260,14 +291,44 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
   double refined_score = -2;
   if (EccAligner(a.grey.data(), b.grey.data(), kSide, 5)
           .Align(&refined, search.refine_iterations, kEpsilon, &refined_score)) {
-    warp = refined;  // else the half-size warp stands
+    out.aligned = ScoreWarp(a.rgb.data(), b.rgb.data(), kSide, refined);
+    // On real photos the refinement can drift from a half-size warp that was right (a framed
+    // copy: 0.997 at half size, 0.83 after refining): when the half size looked like a copy,
+    // the half-size warp is scored at full size too and the better counts.
+    if (half_colour >= kHalfLooksLikeCopy && out.aligned < half_colour) {
+      out.aligned = std::max(out.aligned, ScoreWarp(a.rgb.data(), b.rgb.data(), kSide, warp));
+    }
+  } else {
+    out.aligned = ScoreWarp(a.rgb.data(), b.rgb.data(), kSide, warp);  // the half-size warp stands
   }
-  out.aligned = ScoreWarp(a.rgb.data(), b.rgb.data(), kSide, warp);
   out.aligned_full = true;
   return out;
 }
 
 namespace {
+
+// How unevenly the mean colour moved across the channels (see kMaxHueShift): sum_a and shift are
+// per-channel sums over n pixels of a and of b - a.
+double HueShift(const double* sum_a, const double* shift, std::int64_t n) {
+  double a[3], b[3];
+  for (int c = 0; c < 3; ++c) {
+    a[c] = sum_a[c] / static_cast<double>(n);
+    b[c] = a[c] + shift[c] / static_cast<double>(n);
+  }
+  // The spread of the residual b - gain * a around its mean, for the gain of a common offset (1)
+  // and the least-squares gain through the origin, kept within [1 / kMaxGain, kMaxGain].
+  const auto spread = [&](double gain) {
+    double r[3], mean = 0;
+    for (int c = 0; c < 3; ++c) mean += (r[c] = b[c] - gain * a[c]) / 3.0;
+    double sum = 0;
+    for (const double v : r) sum += (v - mean) * (v - mean);
+    return std::sqrt(sum);
+  };
+  const double aa = a[0] * a[0] + a[1] * a[1] + a[2] * a[2];
+  const double gain =
+      aa > 1e-12 ? std::clamp((a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) / aa, 1.0 / kMaxGain, kMaxGain) : 1.0;
+  return std::min(spread(1.0), spread(gain));
+}
 
 float ScoreWarp(const float* rgb_a, const float* rgb_b, int side, const Affine& warp) {
   // b resampled onto a's pixels, and which of a's pixels b covers (one pixel in from the edge).
@@ -280,7 +341,8 @@ float ScoreWarp(const float* rgb_a, const float* rgb_b, int side, const Affine& 
   const cv::Vec3f background_b = BorderColour(cv::Mat(side, side, CV_32FC3, warped.data()));
 
   double sum_x = 0, sum_y = 0, sum_xx = 0, sum_yy = 0, sum_xy = 0;
-  double shift[3] = {0, 0, 0};  // per channel: sum of b - a
+  double shift[3] = {0, 0, 0};    // per channel: sum of b - a
+  double channel[3] = {0, 0, 0};  // per channel: sum of a
   std::int64_t n = 0;
   for (std::size_t i = 0; i < pixels; ++i) {
     if (!covered[i]) continue;
@@ -294,14 +356,13 @@ float ScoreWarp(const float* rgb_a, const float* rgb_b, int side, const Affine& 
       sum_yy += static_cast<double>(q[c]) * q[c];
       sum_xy += static_cast<double>(p[c]) * q[c];
       shift[c] += static_cast<double>(q[c]) - p[c];
+      channel[c] += p[c];
     }
     ++n;
   }
   if (n < kMinPixels * side * side / (kSide * kSide)) return -1.0f;
   const double brightness = (shift[0] + shift[1] + shift[2]) / (3.0 * static_cast<double>(n));
-  double hue = 0;
-  for (const double channel : shift) hue += std::pow(channel / static_cast<double>(n) - brightness, 2);
-  if (std::fabs(brightness) > kMaxBrightnessShift || std::sqrt(hue) > kMaxHueShift) return -1.0f;
+  if (std::fabs(brightness) > kMaxBrightnessShift || HueShift(channel, shift, n) > kMaxHueShift) return -1.0f;
   const double count = 3.0 * static_cast<double>(n);
   const double cov = sum_xy - sum_x * sum_y / count;
   const double var_x = sum_xx - sum_x * sum_x / count, var_y = sum_yy - sum_y * sum_y / count;

@@ -4,13 +4,15 @@ folders (such as the CC0 clothing-dataset-small train split, alexeygrigorev/clot
 on GitHub) is one product, and `--copies` of them are relisted as another product with an edited
 copy of the photo: a crop, a white border, a small rotation, a downscale, a brighter copy or a
 harsh re-encode (one or two of them). The truth is the planted pairs; the other photos of the same
-class are the look-alikes that must not be flagged.
+class are the look-alikes that must not be flagged, and `--negatives` of them are written out as
+hard negatives: a photo and the other photo of its class nearest to it in pixels (16 x 16 colour
+thumbnails, squared distance), which `lookbook eval dedup --negatives` counts when flagged.
 
   /usr/bin/python3 tests/bench/photo_relistings.py --photos DIR --out OUT [--half even|odd]
-      [--copies 300] [--seed 1]
+      [--copies 300] [--negatives 300] [--seed 1]
 
-Writes OUT/catalog.csv (product_id,image_1,category,in_stock,title), OUT/images/*.jpg and
-OUT/truth.csv (image_a,image_b,transform). `--half` keeps every other photo of each class, so
+Writes OUT/catalog.csv (product_id,image_1,category,in_stock,title), OUT/images/*.jpg,
+OUT/truth.csv (image_a,image_b,transform) and OUT/negatives.csv (image_a,image_b). `--half` keeps every other photo of each class, so
 that thresholds tuned on one half are reported on the other. Needs Pillow (python3-pil).
 """
 import argparse
@@ -52,6 +54,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--half", choices=["even", "odd", "all"], default="all")
     parser.add_argument("--copies", type=int, default=300)
+    parser.add_argument("--negatives", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -90,7 +93,24 @@ def main():
         w = csv.writer(f)
         w.writerow(["image_a", "image_b", "transform"])
         w.writerows(truth)
-    print(f"{len(rows)} products, {len(truth)} planted copies -> {args.out}")
+    # Hard negatives: a seeded sample of the photos, each with its class's nearest other photo.
+    thumbs = [list(Image.open(path).convert("RGB").resize((16, 16), Image.BILINEAR).tobytes()) for _, path in photos]
+    negatives = set()
+    for i in random.Random(args.seed + 1).sample(range(len(photos)), min(args.negatives, len(photos))):
+        best = None
+        for j in range(len(photos)):
+            if j == i or photos[j][0] != photos[i][0]:
+                continue
+            d = sum((x - y) * (x - y) for x, y in zip(thumbs[i], thumbs[j]))
+            if best is None or d < best[0]:
+                best = (d, j)
+        if best is not None:
+            negatives.add(tuple(sorted((i, best[1]))))
+    with open(os.path.join(args.out, "negatives.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_a", "image_b"])
+        w.writerows([f"p{i:05d}.jpg", f"p{j:05d}.jpg"] for i, j in sorted(negatives))
+    print(f"{len(rows)} products, {len(truth)} planted copies, {len(negatives)} look-alike pairs -> {args.out}")
 
 
 if __name__ == "__main__":

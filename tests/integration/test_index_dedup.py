@@ -289,6 +289,55 @@ class IndexDedup(lt.TempDirTest):
         self.assertEqual(capped["hash_neighbours_dropped"], within - with_neighbours)
         self.assertEqual(uncapped["hash_pairs"], within // 2)
 
+    def test_each_images_nearest_neighbour_is_a_candidate_down_to_the_nearest_floor(self):
+        # --nearest-floor: an image's nearest neighbour of another product is a candidate below
+        # --candidate-floor too (a relisted copy whose crop or frame moved its embedding). With the
+        # candidate floor out of reach, the candidates are exactly those nearest neighbours,
+        # computed again here from the stored embeddings (Flat index: exact), at most one an image.
+        self.index()
+        def candidates(*extra):
+            report = lt.summary(self.dedup("--hash-radius", "-1", "--candidate-floor", "0.9999", *extra, "--force"))
+            with h5py.File(os.path.join(self.run_dir, "dedup", "dedup.h5"), "r") as f:
+                pairs = {(int(a), int(b)) for a, b in zip(f["candidates/image_a"][:], f["candidates/image_b"][:])}
+            self.assertEqual(report["candidates"], len(pairs))
+            return pairs
+        off = candidates("--nearest-floor", "1")
+        on = candidates("--nearest-floor", "0.5")
+        self.assertTrue(off <= on)
+        with h5py.File(os.path.join(self.run_dir, "embed", "catalog.h5"), "r") as f:
+            ok = f["images/status"][:] == 0
+            shards = f["images/shard"][:]
+            vectors = f["images/embedding"][:]
+            products = f["images/product_id"].asstr()[:]
+        rows, ids = {}, []
+        for shard in shards:
+            ids.append((int(shard) << 32) + rows.get(int(shard), 0))
+            rows[int(shard)] = rows.get(int(shard), 0) + 1
+        ids, vectors, products = np.array(ids)[ok], vectors[ok], products[ok]
+        cosine = vectors @ vectors.T
+        cosine[products[:, None] == products[None, :]] = -2  # itself and its product's other images
+        expected, ambiguous = set(), set()
+        for i in range(len(ids)):
+            order = np.argsort(-cosine[i])
+            j = int(order[0])
+            pair = (min(int(ids[i]), int(ids[j])), max(int(ids[i]), int(ids[j])))
+            # A tie or a score at the floor could go either way in float32: not asserted.
+            if cosine[i, j] - cosine[i, order[1]] < 1e-5 or abs(cosine[i, j] - 0.5) < 1e-4:
+                ambiguous.add(int(ids[i]))
+            elif cosine[i, j] >= 0.5:
+                expected.add(pair)
+        self.assertGreater(len(expected), len(ids) // 4)
+        self.assertTrue(expected <= on, sorted(expected - on)[:5])
+        for a, b in on - off - expected:
+            self.assertTrue(a in ambiguous or b in ambiguous, (a, b))
+        self.assertLessEqual(len(on - off), len(ids))
+        # With verification off the rule needs cosine 0.965 or more: the nearest floor is not used.
+        def unverified(nearest):
+            lt.summary(self.dedup("--verify", "off", "--candidate-floor", "0.96", "--nearest-floor", nearest, "--force"))
+            with h5py.File(os.path.join(self.run_dir, "dedup", "dedup.h5"), "r") as f:
+                return {(int(a), int(b)) for a, b in zip(f["candidates/image_a"][:], f["candidates/image_b"][:])}
+        self.assertEqual(unverified("0.5"), unverified("1"))
+
     def test_keep_policies(self):
         # Each policy keeps exactly the image its rule names, in every cluster; the policies
         # disagree on this catalog, so a policy that ignored its rule would be caught.

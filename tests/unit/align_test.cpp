@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <string>
 
@@ -104,6 +106,34 @@ TEST_F(Align, TheStoredThumbnailGivesTheSameViewAndCopiesPassEveryGate) {
       EXPECT_GE(cascade.aligned, 0.96f) << what;
     }
   }
+}
+
+TEST_F(Align, ACopyBrightenedByAGainKeepsItsColour) {
+  // Real relistings brighten by a gain (each channel x1.08..1.2), not by an offset: a saturated
+  // garment's channels then move unevenly (red x1.18: R by 0.13, G and B by 0.02), which the
+  // offset-only hue check took for a colour change. Items of saturated colours, x1.15 and x1.2.
+  int saturated = 0;
+  for (std::size_t item = 0; item < 24; ++item) {
+    const GarmentColour& colour = DemoPalette()[item % DemoPalette().size()];
+    const int spread = std::max({colour.r, colour.g, colour.b}) - std::min({colour.r, colour.g, colour.b});
+    if (spread < 100) continue;
+    ++saturated;
+    const BgrImage shot = Shot(item, item % DemoPalette().size());
+    const std::vector<std::uint8_t> thumb = ThumbOf(shot);
+    const ThumbStats stats = DescribeThumb(thumb.data());
+    for (const float gain : {1.15f, 1.2f}) {
+      BgrImage brighter = shot;
+      for (auto& v : brighter.bgr) v = static_cast<std::uint8_t>(std::min(255.0f, std::round(v * gain)));
+      const std::vector<std::uint8_t> copy = ThumbOf(brighter);
+      const ThumbStats copy_stats = DescribeThumb(copy.data());
+      const std::string what = "item " + std::to_string(item) + " (" + colour.name + ") x" + std::to_string(gain);
+      EXPECT_GE(AlignedCorrelation(ViewFromThumb(thumb.data()), ViewFromThumb(copy.data())), 0.975f) << what;
+      const AlignResult cascade = AlignCoarseToFine(ViewFromThumb(thumb.data()), ViewFromThumb(copy.data()),
+                                                    AlignSearch{}, &stats, &copy_stats);
+      EXPECT_GE(cascade.aligned, 0.975f) << what;
+    }
+  }
+  EXPECT_GE(saturated, 6);
 }
 
 TEST_F(Align, TheCascadeRejectsColourVariantsAndTheCheapGatesTakeSome) {
