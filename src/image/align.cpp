@@ -258,7 +258,8 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
   // The content-box map scored as it is, when the search found nothing or nothing that looks like
   // a copy at half size: on a textured real photo framed by a white border the ECC search from it can
   // drift off (a few of the relisted copies), while the map itself, exact to a pixel for a border
-  // or a crop, already lines the two up. It replaces the search's warp when it scores higher.
+  // or a crop, already lines the two up. It replaces the search's warp when it looks like a copy
+  // and scores higher (a look-alike's map rarely does: it goes no further than it did).
   std::vector<float> half_rgb_a, half_rgb_b;
   float half_colour = -2.0f;
   if (search.min_half_colour > -2 || box_starts > 0) {
@@ -269,7 +270,7 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
     const bool rescue = !found || (search.min_half_colour > -2 && half_colour < kHalfLooksLikeCopy);
     for (std::size_t i = 0; rescue && i < box_starts; ++i) {
       const float colour = ScoreWarp(half_rgb_a.data(), half_rgb_b.data(), kHalf, starts[i]);
-      if (colour > -1.0f && colour > half_colour) {
+      if (colour >= kHalfLooksLikeCopy && colour > half_colour) {
         half_colour = colour;
         warp = starts[i];
         found = true;
@@ -309,7 +310,7 @@ namespace {
 
 // How unevenly the mean colour moved across the channels (see kMaxHueShift): sum_a and shift are
 // per-channel sums over n pixels of a and of b - a.
-double HueShift(const double* sum_a, const double* shift, std::int64_t n) {
+double HueShift(const double* sum_a, const double* shift, std::int64_t n, bool gain_too) {
   double a[3], b[3];
   for (int c = 0; c < 3; ++c) {
     a[c] = sum_a[c] / static_cast<double>(n);
@@ -327,7 +328,7 @@ double HueShift(const double* sum_a, const double* shift, std::int64_t n) {
   const double aa = a[0] * a[0] + a[1] * a[1] + a[2] * a[2];
   const double gain =
       aa > 1e-12 ? std::clamp((a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) / aa, 1.0 / kMaxGain, kMaxGain) : 1.0;
-  return std::min(spread(1.0), spread(gain));
+  return gain_too ? std::min(spread(1.0), spread(gain)) : spread(1.0);
 }
 
 float ScoreWarp(const float* rgb_a, const float* rgb_b, int side, const Affine& warp) {
@@ -361,13 +362,18 @@ float ScoreWarp(const float* rgb_a, const float* rgb_b, int side, const Affine& 
     ++n;
   }
   if (n < kMinPixels * side * side / (kSide * kSide)) return -1.0f;
-  const double brightness = (shift[0] + shift[1] + shift[2]) / (3.0 * static_cast<double>(n));
-  if (std::fabs(brightness) > kMaxBrightnessShift || HueShift(channel, shift, n) > kMaxHueShift) return -1.0f;
   const double count = 3.0 * static_cast<double>(n);
   const double cov = sum_xy - sum_x * sum_y / count;
   const double var_x = sum_xx - sum_x * sum_x / count, var_y = sum_yy - sum_y * sum_y / count;
   if (var_x <= 1e-12 || var_y <= 1e-12) return -1.0f;
-  return static_cast<float>(std::clamp(cov / std::sqrt(var_x * var_y), -1.0, 1.0));
+  const double correlation = std::clamp(cov / std::sqrt(var_x * var_y), -1.0, 1.0);
+  // The gain model of the hue check at full size, and at half size only for a pair that looks
+  // like a copy there: a look-alike garment of the same colour often fits a gain too, and would
+  // go on to the full-size alignment for nothing (+16% verification time on the demo).
+  const bool gain_too = side == kSide || correlation >= kHalfLooksLikeCopy;
+  const double brightness = (shift[0] + shift[1] + shift[2]) / (3.0 * static_cast<double>(n));
+  if (std::fabs(brightness) > kMaxBrightnessShift || HueShift(channel, shift, n, gain_too) > kMaxHueShift) return -1.0f;
+  return static_cast<float>(correlation);
 }
 
 }  // namespace
