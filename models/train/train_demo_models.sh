@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Retrains the demo bundles from scratch and rewrites models/demo/ with their metrics.
 # Reproducible: fixed seeds, CPU, the same thread count gives the same weights.
-#   models/train/train_demo_models.sh        (about 47 minutes on 2 cores: CLIP 14, U-Net 33)
+#   models/train/train_demo_models.sh        (about 65 minutes on 2 cores: CLIP 32, U-Net 33)
+#
+# The CLIP also learns from real photos: LOOKBOOK_PHOTOS, a folder of class folders (the CC0
+# train split of clothing-dataset-small, github.com/alexeygrigorev/clothing-dataset-small, its
+# train/ folder; the committed bundle was trained on it). Without it the CLIP is trained on
+# Fashion-MNIST alone, with a warning: a different bundle from the committed one.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -11,11 +16,18 @@ cmake -S . -B build/release -G Ninja -DLOOKBOOK_PRESET=release >/dev/null
 cmake --build build/release --target train_clip train_unet lookbook
 lookbook=build/release/jobs/lookbook
 source jobs/blas-env.sh
+photos=${LOOKBOOK_PHOTOS:-}
+clip_photos=()
+if [ -n "$photos" ] && [ -d "$photos" ]; then
+  clip_photos=(--photos "$photos")
+else
+  echo "warning: no real photos (LOOKBOOK_PHOTOS='$photos'): the CLIP learns from Fashion-MNIST only" >&2
+fi
 
 for model in clip unet; do
   rm -rf "models/demo/$model.new"
   case $model in
-    clip) time build/release/models/train/train_clip --out models/demo/clip.new --steps 2200 --batch 96 --seed 1 --threads 2 ;;
+    clip) time build/release/models/train/train_clip --out models/demo/clip.new --steps 3000 --batch 96 --seed 1 --threads 2 "${clip_photos[@]}" ;;
     unet) time build/release/models/train/train_unet --out models/demo/unet.new --steps 3000 --batch 16 --seed 1 --threads 2 --random-outfits 60 ;;
   esac
   rm -rf "models/demo/$model" && mv "models/demo/$model.new" "models/demo/$model"

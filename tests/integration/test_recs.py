@@ -330,10 +330,12 @@ class Recs(lt.TempDirTest):
         self.assertEqual(report["categories_slot_from_text"], len(from_text))
         self.assertEqual(report["categories_slot_from_text"] + report["categories_without_slot"], len(unmapped))
         self.assertGreaterEqual(len(from_text), 5, result.stderr)
-        # Measured: Pullover reads as outerwear 0.899 and top 0.897 to the demo text tower, a
-        # near tie: logged, not taken.
-        self.assertNotIn("Pullover", from_text)
-        self.assertIn("category Pullover: the text model cannot tell its slot", result.stderr)
+        # A category the text model cannot place is logged with why, not given a slot. The demo
+        # text tower of Fashion-MNIST alone read Pullover as outerwear 0.899 and top 0.897, a near
+        # tie (not taken); the one that has also seen real photos reads it as top (measured
+        # 2026-11-30: all eight placed).
+        for category in set(unmapped) - set(from_text):
+            self.assertIn(f"category {category}: ", result.stderr)
         for category, slot in from_text.items():
             self.assertIn(slot, {truth[category], "outerwear"} if category == "Coat" else {truth[category]},
                           (category, re.findall(r"category .* inferred from the text model.*", result.stderr)))
