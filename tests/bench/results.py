@@ -127,6 +127,12 @@ def rows(folder):
     if d := load(folder, "query"):
         add("recs", f"lookbook query, {d['many_photos']['photos']} outfit photos in one call (s per photo)", f"{d['many_photos']['per_photo_s']:.3f}",
             "target 1.0", d["per_photo_vs_target"], "<= 1.0", d)
+    if d := load(folder, "zero_shot"):
+        x = d["described"]
+        add("recs", f"zero-shot categories of {d['images']:,} real photos ({d['half']} half), classes described in words "
+            f"(accuracy; folder names alone {d['folder_names_only']['accuracy']:.3f})", f"{x['accuracy']:.3f}",
+            f"always the largest class ({d['largest_class']['class']}) {d['largest_class']['share']:.3f}",
+            x["accuracy"] / d["largest_class"]["share"], "accuracy >= 0.6", d)
     if d := load(folder, "precision"):
         for name in ("demo_clip", "vit_b32"):
             if name in d:
