@@ -5,8 +5,8 @@
 #
 # The CLIP also learns from real photos: LOOKBOOK_PHOTOS, a folder of class folders (the CC0
 # train split of clothing-dataset-small, github.com/alexeygrigorev/clothing-dataset-small, its
-# train/ folder; the committed bundle was trained on it). Without it the CLIP is trained on
-# Fashion-MNIST alone, with a warning: a different bundle from the committed one.
+# train/ folder; the committed bundle was trained on it). LOOKBOOK_PHOTOS=none trains the CLIP
+# on Fashion-MNIST alone: a different bundle from the committed one.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -18,10 +18,13 @@ lookbook=build/release/jobs/lookbook
 source jobs/blas-env.sh
 photos=${LOOKBOOK_PHOTOS:-}
 clip_photos=()
-if [ -n "$photos" ] && [ -d "$photos" ]; then
+if [ "$photos" = none ]; then
+  echo "warning: LOOKBOOK_PHOTOS=none: the CLIP learns from Fashion-MNIST only (not the committed bundle)" >&2
+elif [ -n "$photos" ] && [ -d "$photos" ]; then
   clip_photos=(--photos "$photos")
 else
-  echo "warning: no real photos (LOOKBOOK_PHOTOS='$photos'): the CLIP learns from Fashion-MNIST only" >&2
+  echo "train_demo_models.sh: set LOOKBOOK_PHOTOS to the clothing-dataset-small train/ folder (or to none)" >&2
+  exit 1
 fi
 
 for model in clip unet; do

@@ -311,8 +311,8 @@ struct DedupRun {
 // Everything last night's lists and verifications depend on besides the images: every dedup
 // option that changes outputs (from the option table, so a new one cannot be left out) except
 // those that only decide among verified candidates (the rule's thresholds, the keep policy); the
-// cascade's gate constants; the embedding's identity (model and options); the index factory and
-// its trained quantizer.
+// cascade's gate constants and the alignment's version; the embedding's identity (model and options); the index factory
+// and its trained quantizer.
 std::string SearchIdentity(DedupRun& run) {
   const StageManifest& index = run.stage.Upstream("index");
   std::map<std::string, std::string> options = Options(run.options);
@@ -321,6 +321,7 @@ std::string SearchIdentity(DedupRun& run) {
   }
   StageKey key;
   key.Add("lists", kNeighbourListsVersion);
+  key.Add("align", kAlignVersion);
   key.Add("options", OptionsHash(options));
   key.Add("list_floor", Format("%.9g", run.list_floor));
   key.Add("gates", Format("%.9g", kGateMaxBrightness) + "," + Format("%.9g", kGateMaxHue) + "," +
@@ -1254,9 +1255,10 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
         "candidate-floor", "C", [](O& o) -> float& { return o.candidate_floor; }, "0.9", -1, 1, OptionEffect::kOutput,
         "candidates at or above this cosine are verified and kept in dedup.h5 for threshold sweeps");
     t.Real<float>(
-        "nearest-floor", "C", [](O& o) -> float& { return o.nearest_floor; }, "0.8", -1, 1, OptionEffect::kOutput,
-        "an image's nearest neighbour is a candidate at or above this cosine even below --candidate-floor (a "
-        "relisted copy whose crop or frame moved its embedding is still its original's nearest); with --verify "
+        "nearest-floor", "C", [](O& o) -> float& { return o.nearest_floor; }, "0.8", 0.5, 1, OptionEffect::kOutput,
+        "an image's nearest neighbour of another product is a candidate at or above this cosine even below "
+        "--candidate-floor (a relisted copy whose crop or frame moved its embedding is still its original's "
+        "nearest); lists reach this low, so a low floor makes incremental nights search deeper; with --verify "
         "off, not used");
     t.Add(
         OptionSpec{"keep", "POLICY", "original", false, false, "first | largest | in-stock | original",

@@ -52,7 +52,7 @@ struct DedupOptions {
   DedupRule rule;
   bool verify_gates = true;      // the cascade's cheap checks before the alignment (image/align.h)
   float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
-  float nearest_floor = 0.8f;    // an image's nearest neighbour is a candidate down to this cosine (verify on)
+  float nearest_floor = 0.8f;    // an image's nearest of another product is a candidate down to this (verify on)
   int hash_radius = 4;           // pairs whose pHashes differ in at most this many bits are candidates too (-1: none;
                                  // chosen on tune sets: docs/performance.md#near-duplicates)
   int hash_candidates = 4;       // of those, at most this many per image, the nearest in bits (ties: image id)

@@ -2,12 +2,15 @@
 // (docs/architecture.md#incremental-dedup).
 //
 // A full dedup searches the index for every ok image and keeps its list: of the images the
-// search returned whose exact cosine reaches a list floor a little below the candidate floor, the
+// search returned whose exact cosine reaches a list floor a little below the lower of the
+// candidate floor and (with verification) the nearest floor, the
 // first L = candidates + 1 (the image itself included) in list order: by cosine, then image key.
 // The order is canonical (keys do not move between nights, ids do), and a search that ends on a
 // tie (exact copies score alike) is extended until the tie is behind it, so which of several
 // equal images make the list does not depend on where the index or the catalog put them.
-// Candidates are the pairs (X, Z), Z in X's list, whose exact cosine reaches the candidate floor.
+// Candidates are the pairs (X, Z), Z in X's list, whose exact cosine reaches the candidate floor,
+// and X's first list entry of another product when it reaches the nearest floor (IsCandidate in
+// dedup_stage.cpp: computed on the merged list, so an incremental night finds the same).
 // A list is truncated when L images reached the list floor (more may have); otherwise it holds
 // every image that scores at or above the floor.
 //
@@ -35,7 +38,7 @@
 
 namespace lookbook {
 
-// How far below the candidate floor lists reach: room for the index's score, which decides what
+// How far below the lower floor lists reach: room for the index's score, which decides what
 // comes back, to differ from the exact cosine the lists keep.
 inline constexpr float kListMargin = 0.02f;
 // Bumped when what a list holds changes: last night's lists of another version are not carried

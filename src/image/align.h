@@ -96,10 +96,17 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b);
 // The alignment coarse to fine, for dedup's cascade: the ECC search on both views shrunk to half
 // size (a quarter of the pixels, fewer iterations), scored there; stopped when that aligned
 // correlation is below min_half_colour (aligned -1, aligned_full false), else refined at full
-// size from the half-size warp and scored as AlignedCorrelation scores. When nothing converges at
-// half size the full-size search decides; when the refinement at full size does not converge,
-// the half-size warp is scored. A half-size iteration costs a quarter of a full-size one, and
+// size from the half-size warp and scored as AlignedCorrelation scores. With both images' stats
+// the content-box map is also scored as it stands at half size when the search found nothing that
+// looks like a copy there, and takes the search's place when it does; a half-size warp that looked
+// like a copy is scored at full size beside its refinement, the better counting (a search on a
+// textured real photo can drift from a right start). When nothing converges at half size the
+// full-size search decides; when the refinement at full size does not converge, the half-size
+// warp is scored. A half-size iteration costs a quarter of a full-size one, and
 // most non-copies stop there (measured: docs/performance.md#verification-cascade). Thread-safe.
+// Bumped when how a pair is aligned or scored changes: last night's verifications of another
+// version are not reused (dedup's search identity).
+inline constexpr int kAlignVersion = 2;
 struct AlignSearch {
   int half_iterations = 15;                    // ECC iterations per start at half size
   bool zoom_starts = true;                     // also from a 15% zoom in and out (identity not good enough)
