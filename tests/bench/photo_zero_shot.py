@@ -19,26 +19,18 @@ import collections
 import csv
 import os
 import shutil
-import subprocess
 import tempfile
 
 import h5py
 
-from bench_common import MPI_ENV, finish, summary
+from bench_common import finish
+from cascade_bench import lookbook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The words each class folder is described with: the names models/train/train_clip.cpp
 # (PhotoClassWords) gives the demo CLIP's captions.
 DESCRIPTIONS = {"longsleeve": "long sleeve top", "outwear": "jacket"}
-
-
-def lookbook(binary, args, ranks=2):
-    command = (["mpirun", "-np", str(ranks), "--oversubscribe"] if ranks > 1 else []) + [binary, *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=MPI_ENV)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return summary(result.stdout), result.stderr
 
 
 def photo_catalog(photos, half, folder):
@@ -70,10 +62,10 @@ def classify(binary, run, model, classes, names):
     args = ["recs", "--run", run, "--model", model, "--categories", ",".join(classes), "--force"]
     if names:
         args += ["--category-names", ",".join(f"{c}={w}" for c, w in names.items())]
-    report, log = lookbook(binary, args)
+    report = lookbook(binary, args)
     with h5py.File(os.path.join(run, "recs", "recs.h5"), "r") as f:
         got = dict(zip(f["products/id"].asstr()[:], f["products/category"].asstr()[:]))
-    return got, report, log
+    return got, report
 
 
 def score(got, truth):
@@ -107,9 +99,9 @@ def main():
         lookbook(binary, ["index", "--run", run])
         lookbook(binary, ["dedup", "--run", run])
         names = {c: w for c, w in DESCRIPTIONS.items() if c in classes}
-        got, report, _ = classify(binary, run, model, classes, names)
+        got, report = classify(binary, run, model, classes, names)
         described = score(got, truth)
-        bare_got, bare_report, _ = classify(binary, run, model, classes, {})
+        bare_got, bare_report = classify(binary, run, model, classes, {})
         bare = score(bare_got, truth)
         largest = collections.Counter(truth.values()).most_common(1)[0]
         results = {

@@ -16,22 +16,14 @@ import collections
 import csv
 import os
 import shutil
-import subprocess
 import tempfile
 
 import h5py
 
-from bench_common import MPI_ENV, finish, summary
+from bench_common import finish
+from cascade_bench import lookbook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def lookbook(binary, args, ranks=2):
-    command = (["mpirun", "-np", str(ranks), "--oversubscribe"] if ranks > 1 else []) + [binary, *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=MPI_ENV)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return summary(result.stdout)
 
 
 def product_of(file):
