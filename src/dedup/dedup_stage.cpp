@@ -308,6 +308,23 @@ struct DedupRun {
   }
 };
 
+// Appends the candidate pairs of `image`'s list (IsCandidate: every entry at or above the
+// candidate floor, and its first entry of another product down to the nearest floor) to *out.
+void AppendCandidates(const DedupRun& run, std::int64_t image, const std::vector<Neighbour>& entries,
+                      std::vector<ScoredPair>* out) {
+  const Catalog& catalog = run.catalog;
+  bool nearest = true;
+  for (const auto& entry : entries) {
+    if (entry.image == image) continue;
+    const bool other_product = catalog.product_id(entry.image) != catalog.product_id(image);
+    const bool is_candidate = IsCandidate(run.options, entry.score, nearest && other_product);
+    nearest = nearest && !other_product;
+    if (!is_candidate) continue;
+    out->push_back(ScoredPair{std::min(image, entry.image), std::max(image, entry.image), entry.score,
+                              HammingDistance(catalog.row(image).phash, catalog.row(entry.image).phash)});
+  }
+}
+
 // Everything last night's lists and verifications depend on besides the images: every dedup
 // option that changes outputs (from the option table, so a new one cannot be left out) except
 // those that only decide among verified candidates (the rule's thresholds, the keep policy); the
@@ -564,16 +581,7 @@ void Search(DedupRun& run, const std::vector<std::int64_t>& queries, bool revers
         for (int j = 0; j < std::min(k, run.list_size); ++j) {
           if (ids[j] >= 0 && ids[j] != self) ++run.counts.neighbours_scored;
         }
-        bool nearest = true;
-        for (const auto& entry : list.entries) {
-          if (entry.image == self) continue;
-          const bool other_product = catalog.product_id(entry.image) != catalog.product_id(self);
-          const bool is_candidate = IsCandidate(options, entry.score, nearest && other_product);
-          nearest = nearest && !other_product;
-          if (!is_candidate) continue;
-          run.mine.push_back(ScoredPair{std::min(self, entry.image), std::max(self, entry.image), entry.score,
-                                        HammingDistance(catalog.row(self).phash, catalog.row(entry.image).phash)});
-        }
+        AppendCandidates(run, self, list.entries, &run.mine);
         run.found.Add(self, list);
         // Reverse hits: every image this one scores at or above the list floor with may list it.
         for (int j = 0; reverse && j < k; ++j) {
@@ -715,24 +723,14 @@ void AssembleLists(DedupRun& run) {
       added[found.hit_to[h]].push_back(Neighbour{found.hit_from[h], found.hit_score[h]});
     }
   }
-  const Catalog& catalog = run.catalog;
   for (auto& [image, list] : run.plan.carried) {
     LB_CHECK(!slot.count(image), "a carried image was also searched");
     const auto hits = added.find(image);
     NeighbourList merged =
         MergeList(std::move(list.entries), hits == added.end() ? std::vector<Neighbour>{} : hits->second,
                   list.truncated, run.list_size, run.key_of);
-    bool nearest = true;
-    for (const auto& entry : merged.entries) {
-      if (entry.image == image) continue;
-      ++run.counts.neighbours_scored;
-      const bool other_product = catalog.product_id(entry.image) != catalog.product_id(image);
-      const bool is_candidate = IsCandidate(run.options, entry.score, nearest && other_product);
-      nearest = nearest && !other_product;
-      if (!is_candidate) continue;
-      run.candidates.push_back(ScoredPair{std::min(image, entry.image), std::max(image, entry.image), entry.score,
-                                          HammingDistance(catalog.row(image).phash, catalog.row(entry.image).phash)});
-    }
+    for (const auto& entry : merged.entries) run.counts.neighbours_scored += entry.image != image;
+    AppendCandidates(run, image, merged.entries, &run.candidates);
     run.lists[image] = std::move(merged);
   }
   run.plan.carried.clear();

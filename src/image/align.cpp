@@ -236,16 +236,14 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
   std::vector<Affine> starts;
   std::size_t box_starts = 0;
   if (box_a != nullptr && box_b != nullptr) {
-    using Box = std::array<std::int16_t, 4>;
-    const auto map = [&](const Box& p, const Box& q) {
-      const float sx = static_cast<float>(q[2] - q[0]) / static_cast<float>(std::max(1, p[2] - p[0]));
-      const float sy = static_cast<float>(q[3] - q[1]) / static_cast<float>(std::max(1, p[3] - p[1]));
-      const float tx = (q[0] - sx * p[0]) / 2.0f, ty = (q[1] - sy * p[1]) / 2.0f;  // in half-size pixels
-      if (std::fabs(sx - 1) > 0.02f || std::fabs(sy - 1) > 0.02f || std::fabs(tx) > 0.5f || std::fabs(ty) > 0.5f) {
-        starts.push_back({sx, 0, tx, 0, sy, ty});
-      }
-    };
-    map(box_a->box, box_b->box);
+    const auto& p = box_a->box;
+    const auto& q = box_b->box;
+    const float sx = static_cast<float>(q[2] - q[0]) / static_cast<float>(std::max(1, p[2] - p[0]));
+    const float sy = static_cast<float>(q[3] - q[1]) / static_cast<float>(std::max(1, p[3] - p[1]));
+    const float tx = (q[0] - sx * p[0]) / 2.0f, ty = (q[1] - sy * p[1]) / 2.0f;  // in half-size pixels
+    if (std::fabs(sx - 1) > 0.02f || std::fabs(sy - 1) > 0.02f || std::fabs(tx) > 0.5f || std::fabs(ty) > 0.5f) {
+      starts.push_back({sx, 0, tx, 0, sy, ty});
+    }
     box_starts = starts.size();
   }
   for (const float scale : kStartScales) {

@@ -42,26 +42,32 @@ def lookbook(binary, args, ranks=2):
     return json.loads(lines[-1]) if lines else {}
 
 
-def prepare(binary, spec, tmp, tag=""):
+def prepare(binary, spec, tmp, tag="", model=None):
+    """A set (ROLE:demo:SPLIT:ITEMS:SEED or ROLE:photos:FOLDER) ingested, embedded with `model`
+    (default: the demo CLIP) and indexed: its name, role, run, truth and negatives (the demo's
+    colour variants, a photo set's negatives.csv) and how many images embed took."""
     role, kind, *rest = spec.split(":")
     name = f"{role}-{kind}-" + "-".join(os.path.basename(r) for r in rest)
     folder = os.path.join(tmp, name + tag)
-    models = os.path.join(ROOT, "models", "demo")
+    model = os.path.abspath(model or os.path.join(ROOT, "models", "demo", "clip"))
     if kind == "demo":
         split, items, seed = rest
         source = os.path.join(folder, "catalog")
         lookbook(binary, ["demo-catalog", "--out", source, "--items", items, "--split", split, "--seed", seed], 1)
         catalog, images = os.path.join(source, "catalog.csv"), os.path.join(source, "images")
         truth = os.path.join(source, "truth", "duplicates.csv")
+        negatives = os.path.join(source, "truth", "colour_variants.csv")
     else:
         source = rest[0]
         catalog, images, truth = (os.path.join(source, "catalog.csv"), os.path.join(source, "images"),
                                   os.path.join(source, "truth.csv"))
+        negatives = os.path.join(source, "negatives.csv")
     run = os.path.join(folder, "run")
     lookbook(binary, ["ingest", "--run", run, "--catalog", catalog, "--images", images, "--shards", "4"])
-    lookbook(binary, ["embed", "--run", run, "--model", os.path.join(models, "clip")])
+    embed = lookbook(binary, ["embed", "--run", run, "--model", model])
     lookbook(binary, ["index", "--run", run])
-    return {"name": name, "role": role, "run": run, "truth": truth}
+    return {"name": name, "role": role, "kind": kind, "run": run, "truth": truth, "negatives": negatives,
+            "images": embed["images_ok"]}
 
 
 def dedup(binary, s, gates):

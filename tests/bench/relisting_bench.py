@@ -21,7 +21,7 @@ import tempfile
 import h5py
 
 from bench_common import finish
-from cascade_bench import lookbook
+from cascade_bench import lookbook, prepare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -62,37 +62,21 @@ def main():
     results = {"model": os.path.abspath(args.model), "sets": {}}
     try:
         for spec in args.set:
-            role, kind, *rest = spec.split(":")
-            name = f"{role}-{kind}-" + "-".join(os.path.basename(r) for r in rest)
-            folder = os.path.join(tmp, name)
-            if kind == "demo":
-                split, items, seed = rest
-                source = os.path.join(folder, "catalog")
-                lookbook(binary, ["demo-catalog", "--out", source, "--items", items, "--split", split, "--seed", seed], 1)
-                catalog, images = os.path.join(source, "catalog.csv"), os.path.join(source, "images")
-                truth = os.path.join(source, "truth", "duplicates.csv")
-                negatives = os.path.join(source, "truth", "colour_variants.csv")
-            else:
-                source = rest[0]
-                catalog, images = os.path.join(source, "catalog.csv"), os.path.join(source, "images")
-                truth, negatives = os.path.join(source, "truth.csv"), os.path.join(source, "negatives.csv")
-            run = os.path.join(folder, "run")
-            lookbook(binary, ["ingest", "--run", run, "--catalog", catalog, "--images", images, "--shards", "4"])
-            embed = lookbook(binary, ["embed", "--run", run, "--model", os.path.abspath(args.model)])
-            lookbook(binary, ["index", "--run", run])
-            dedup = lookbook(binary, ["dedup", "--run", run])
-            evaluation = lookbook(binary, ["eval", "dedup", "--run", run, "--truth", truth, "--negatives", negatives], 1)
-            verify_s = next(s["seconds"] for k, s in dedup["steps"].items() if k.startswith("verify"))
+            s = prepare(binary, spec, tmp, model=args.model)
+            dedup = lookbook(binary, ["dedup", "--run", s["run"]])
+            evaluation = lookbook(binary, ["eval", "dedup", "--run", s["run"], "--truth", s["truth"], "--negatives",
+                                           s["negatives"]], 1)
+            verify_s = next(step["seconds"] for k, step in dedup["steps"].items() if k.startswith("verify"))
             r = {k: evaluation[k] for k in ("f1", "precision", "recall", "truth_pairs", "predicted_pairs",
                                             "negative_pairs", "negatives_flagged")}
-            r.update(images=embed["images_ok"], candidates=dedup["candidates"], hash_pairs=dedup["hash_pairs"],
+            r.update(images=s["images"], candidates=dedup["candidates"], hash_pairs=dedup["hash_pairs"],
                      dedup_s=dedup["seconds"], verify_s=verify_s,
                      verify_ms_per_pair_core=1000 * verify_s * 2 / max(1, dedup["candidates"]),
-                     verify_ms_per_image_core=1000 * verify_s * 2 / max(1, embed["images_ok"]),
+                     verify_ms_per_image_core=1000 * verify_s * 2 / max(1, s["images"]),
                      blas_core=dedup.get("blas_core"))
-            if kind == "photos":
-                r["by_edit"] = by_edit(run, truth)
-            results["sets"][name] = r
+            if s["kind"] == "photos":
+                r["by_edit"] = by_edit(s["run"], s["truth"])
+            results["sets"][s["name"]] = r
         finish(results, args.json)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
