@@ -359,6 +359,7 @@ void CropLikeView(const lookbook::BgrImage& shot, std::mt19937& rng, float* out)
 
 struct Photos {
   std::vector<std::string> classes;  // folder names, sorted
+  std::size_t unreadable = 0;        // photos OpenCV could not decode, skipped
   std::vector<cv::Mat> images;       // BGR, short side kPhotoSide
   std::vector<int> labels;           // index into classes
 };
@@ -383,6 +384,7 @@ Photos LoadPhotos(const std::filesystem::path& root) {
       const cv::Mat image = cv::imread((root / photos.classes[c] / names[i]).string(), cv::IMREAD_COLOR);
       if (image.empty()) {
         std::cerr << "skipping unreadable photo " << (root / photos.classes[c] / names[i]) << "\n";
+        ++photos.unreadable;
         continue;
       }
       const double f = static_cast<double>(kPhotoSide) / std::min(image.cols, image.rows);
@@ -454,8 +456,8 @@ int main(int argc, char** argv) {
       std::cerr << "no photos under " << photos_dir << "\n";
       return 2;
     }
-    std::printf("%zu photos (even half) in %zu classes from %s\n", photos.images.size(), photos.classes.size(),
-                photos_dir.c_str());
+    std::printf("%zu photos (even half) in %zu classes from %s, %zu unreadable skipped\n", photos.images.size(),
+                photos.classes.size(), photos_dir.c_str(), photos.unreadable);
   } else {
     photo_batch = 0;
   }
