@@ -106,7 +106,7 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b);
 // most non-copies stop there (measured: docs/performance.md#verification-cascade). Thread-safe.
 // Bumped when how a pair is aligned or scored changes: last night's verifications of another
 // version are not reused (dedup's search identity).
-inline constexpr int kAlignVersion = 2;
+inline constexpr int kAlignVersion = 3;
 struct AlignSearch {
   int half_iterations = 15;                    // ECC iterations per start at half size
   bool zoom_starts = true;                     // also from a 15% zoom in and out (identity not good enough)

@@ -85,6 +85,26 @@ bool SolveSymmetric6(const double (&h)[6][6], const double (&b)[6], double (&d)[
   return true;
 }
 
+// The sums over k < kept of left * right times x x, x y, y y, x, y and 1 (ECC's Hessian
+// moments), in float lanes.
+void Moments(const float* __restrict left, const float* __restrict right, const float* __restrict xs,
+             const float* __restrict ys, std::size_t kept, float* moment) {
+  float xx = 0, xy = 0, yy = 0, x1 = 0, y1 = 0, one = 0;
+#pragma omp simd reduction(+ : xx, xy, yy, x1, y1, one)
+  for (std::size_t k = 0; k < kept; ++k) {
+    const float product = left[k] * right[k];
+    const float px = product * xs[k], py = product * ys[k];
+    xx += px * xs[k];
+    xy += px * ys[k];
+    yy += py * ys[k];
+    x1 += px;
+    y1 += py;
+    one += product;
+  }
+  const float sums[6] = {xx, xy, yy, x1, y1, one};
+  std::copy(sums, sums + 6, moment);
+}
+
 }  // namespace
 
 Affine ZoomAbout(int side, float scale) {
@@ -186,24 +206,9 @@ bool EccAligner::Align(Affine* warp, int max_iterations, double epsilon, double*
     // The Hessian J'J from moments: each entry is a sum of one gradient product (gx gx, gx gy,
     // gy gy) times one coordinate product (x x, x y, y y, x, y, 1).
     float moment[3][6];
-    for (int g = 0; g < 3; ++g) {
-      const std::vector<float>& left = g == 2 ? gy : gx;
-      const std::vector<float>& right = g == 0 ? gx : gy;
-      float xx = 0, xy = 0, yy = 0, x1 = 0, y1 = 0, one = 0;
-#pragma omp simd reduction(+ : xx, xy, yy, x1, y1, one)
-      for (std::size_t k = 0; k < kept; ++k) {
-        const float product = left[k] * right[k];
-        const float px = product * xs[k], py = product * ys[k];
-        xx += px * xs[k];
-        xy += px * ys[k];
-        yy += py * ys[k];
-        x1 += px;
-        y1 += py;
-        one += product;
-      }
-      const float sums[6] = {xx, xy, yy, x1, y1, one};
-      std::copy(sums, sums + 6, moment[g]);
-    }
+    Moments(gx.data(), gx.data(), xs.data(), ys.data(), kept, moment[0]);
+    Moments(gx.data(), gy.data(), xs.data(), ys.data(), kept, moment[1]);
+    Moments(gy.data(), gy.data(), xs.data(), ys.data(), kept, moment[2]);
     // Parameter a: its gradient (0 gx, 1 gy) and its coordinate (0 x, 1 y, 2 none).
     static constexpr int kGradient[6] = {0, 1, 0, 1, 0, 1};
     static constexpr int kCoordinate[6] = {0, 0, 1, 1, 2, 2};
@@ -247,8 +252,50 @@ bool EccAligner::Align(Affine* warp, int max_iterations, double epsilon, double*
   return true;
 }
 
+namespace {
+
+// WarpReplicate for a warp whose coordinates over the image stay well inside int's range: the
+// floor as an integer, the clamps on ints, the row's products hoisted and the channel count known.
+// Same arithmetic, in the same order, as the general loop below: the same floats.
+template <int Channels>
+void WarpReplicateInRange(const float* image, int n, const Affine& m, float* out) {
+  for (int y = 0; y < n; ++y) {
+    const float by = m[1] * static_cast<float>(y), dy = m[4] * static_cast<float>(y);
+    float* pixel = out + static_cast<std::size_t>(y) * n * Channels;
+    for (int x = 0; x < n; ++x, pixel += Channels) {
+      const float px = m[0] * static_cast<float>(x) + by + m[2];
+      const float py = m[3] * static_cast<float>(x) + dy + m[5];
+      int ix = static_cast<int>(px), iy = static_cast<int>(py);
+      ix -= px < static_cast<float>(ix) ? 1 : 0;  // truncation to the floor
+      iy -= py < static_cast<float>(iy) ? 1 : 0;
+      const float ax = px - static_cast<float>(ix), ay = py - static_cast<float>(iy);
+      const int x0 = std::clamp(ix, 0, n - 1), x1 = std::clamp(ix + 1, 0, n - 1);
+      const int y0 = std::clamp(iy, 0, n - 1), y1 = std::clamp(iy + 1, 0, n - 1);
+      const float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+      const float* p00 = image + (static_cast<std::size_t>(y0) * n + x0) * Channels;
+      const float* p01 = image + (static_cast<std::size_t>(y0) * n + x1) * Channels;
+      const float* p10 = image + (static_cast<std::size_t>(y1) * n + x0) * Channels;
+      const float* p11 = image + (static_cast<std::size_t>(y1) * n + x1) * Channels;
+      for (int c = 0; c < Channels; ++c) pixel[c] = w00 * p00[c] + w01 * p01[c] + w10 * p10[c] + w11 * p11[c];
+    }
+  }
+}
+
+}  // namespace
+
 void WarpReplicate(const float* image, int side, int channels, const Affine& m, float* out) {
   const int n = side;
+  // An affine map takes its extremes over the square at the corners: when those are finite and
+  // within a million pixels, every coordinate is, and the integer floor is exact.
+  bool in_range = true;
+  for (const float cy : {0.0f, static_cast<float>(n - 1)}) {
+    for (const float cx : {0.0f, static_cast<float>(n - 1)}) {
+      for (const float v : {m[0] * cx + m[1] * cy + m[2], m[3] * cx + m[4] * cy + m[5]})
+        in_range = in_range && std::isfinite(v) && std::fabs(v) < 1e6f;
+    }
+  }
+  if (in_range && channels == 3) return WarpReplicateInRange<3>(image, n, m, out);
+  if (in_range && channels == 1) return WarpReplicateInRange<1>(image, n, m, out);
   for (int y = 0; y < n; ++y) {
     for (int x = 0; x < n; ++x) {
       const float px = m[0] * static_cast<float>(x) + m[1] * static_cast<float>(y) + m[2];
