@@ -1199,8 +1199,9 @@ const OptionTable<DedupOptions>& DedupOptionTable() {
         "run", "DIR", [](O& o) -> std::filesystem::path& { return o.run; }, true,
         "the run folder (reads DIR/embed and DIR/index, writes DIR/dedup)");
     t.Integer<int>(
-        "candidates", "K", [](O& o) -> int& { return o.candidates; }, 16, 1, 1024, OptionEffect::kOutput,
-        "neighbours asked of the index per image");
+        "candidates", "K", [](O& o) -> int& { return o.candidates; }, 6, 1, 1024, OptionEffect::kOutput,
+        "neighbours asked of the index per image (besides itself): they bound its candidates, and so "
+        "the verification cost, of an image however dense the catalog");
     t.Integer<int>(
         "nprobe", "N", [](O& o) -> int& { return o.nprobe; }, 8, 1, 65536, OptionEffect::kOutput,
         "inverted lists searched per query (IVF indexes)");

@@ -47,7 +47,7 @@ namespace lookbook {
 struct DedupOptions {
   std::filesystem::path run;
   int threads = 1;      // FAISS (OpenMP) threads per rank
-  int candidates = 16;  // neighbours asked of the index per query
+  int candidates = 6;  // neighbours asked of the index per query
   int nprobe = 8;       // inverted lists searched per query (docs/decisions.md: 1M dedup benchmark)
   DedupRule rule;
   bool verify_gates = true;      // the cascade's cheap checks before the alignment (image/align.h)
