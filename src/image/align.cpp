@@ -223,18 +223,12 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b) {
   return ScoreWarp(a.rgb.data(), b.rgb.data(), kSide, warp);
 }
 
-AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const AlignSearch& search,
-                              const ThumbStats* box_a, const ThumbStats* box_b) {
-  CheckViews(a, b, "AlignCoarseToFine");
+namespace image_internal {
+
+std::vector<std::array<float, 6>> HalfSizeStarts(const AlignSearch& search, const ThumbStats* box_a,
+                                                 const ThumbStats* box_b, std::size_t* box_starts) {
   constexpr int kHalf = kSide / 2;
-  const std::vector<float> half_a = image_internal::HalveImage(a.grey.data(), kSide, 1);
-  const std::vector<float> half_b = image_internal::HalveImage(b.grey.data(), kSide, 1);
-  AlignResult out;
-  // Starts: the map of a's content box onto b's when it is not the identity (a crop or a border
-  // on a plain background), then the identity; without boxes (or when they agree) the identity and
-  // the zooms.
   std::vector<Affine> starts;
-  std::size_t box_starts = 0;
   if (box_a != nullptr && box_b != nullptr) {
     const auto& p = box_a->box;
     const auto& q = box_b->box;
@@ -244,22 +238,37 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
     if (std::fabs(sx - 1) > 0.02f || std::fabs(sy - 1) > 0.02f || std::fabs(tx) > 0.5f || std::fabs(ty) > 0.5f) {
       starts.push_back({sx, 0, tx, 0, sy, ty});
     }
-    box_starts = starts.size();
   }
+  *box_starts = starts.size();
   for (const float scale : kStartScales) {
-    if (scale != 1.0f && (!search.zoom_starts || !starts.empty())) continue;
-    starts.push_back(image_internal::ZoomAbout(kHalf, scale));
+    if (scale != 1.0f && (!search.zoom_starts || *box_starts > 0)) continue;
+    starts.push_back(ZoomAbout(kHalf, scale));
   }
+  return starts;
+}
+
+}  // namespace image_internal
+
+AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const AlignSearch& search,
+                              const ThumbStats* box_a, const ThumbStats* box_b) {
+  CheckViews(a, b, "AlignCoarseToFine");
+  constexpr int kHalf = kSide / 2;
+  const std::vector<float> half_a = image_internal::HalveImage(a.grey.data(), kSide, 1);
+  const std::vector<float> half_b = image_internal::HalveImage(b.grey.data(), kSide, 1);
+  AlignResult out;
+  std::size_t box_starts = 0;
+  const std::vector<Affine> starts = image_internal::HalfSizeStarts(search, box_a, box_b, &box_starts);
   double best = -2;
   bool found = false;
   Affine warp =
       SearchFrom(EccAligner(half_a.data(), half_b.data(), kHalf, 3), starts, search.half_iterations, &best, &found);
   out.half_score = static_cast<float>(std::max(best, -1.0));
-  // The content-box map scored as it is, when the search found nothing or nothing that looks like
-  // a copy at half size: on a textured real photo framed by a white border the ECC search from it can
-  // drift off (a few of the relisted copies), while the map itself, exact to a pixel for a border
-  // or a crop, already lines the two up. It replaces the search's warp when it looks like a copy
-  // and scores higher (a look-alike's map rarely does: it goes no further than it did).
+  // The starts scored as they are, when the search found nothing or nothing that looks like a copy
+  // at half size: on a textured real photo the ECC search can drift off from a right start (a
+  // border's content-box map, exact to a pixel; the identity for a downscaled or re-encoded copy
+  // on wood: 0.50 after the search), while the start itself already lines the two up. A start
+  // replaces the search's warp when it looks like a copy and scores higher (a look-alike's start
+  // rarely does: it goes no further than it did).
   std::vector<float> half_rgb_a, half_rgb_b;
   float half_colour = -2.0f;
   if (search.min_half_colour > -2 || box_starts > 0) {
@@ -268,7 +277,7 @@ AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const Alig
     if (found && search.min_half_colour > -2)
       half_colour = ScoreWarp(half_rgb_a.data(), half_rgb_b.data(), kHalf, warp);
     const bool rescue = !found || (search.min_half_colour > -2 && half_colour < kHalfLooksLikeCopy);
-    for (std::size_t i = 0; rescue && i < box_starts; ++i) {
+    for (std::size_t i = 0; rescue && i < starts.size(); ++i) {
       const float colour = ScoreWarp(half_rgb_a.data(), half_rgb_b.data(), kHalf, starts[i]);
       if (colour >= kHalfLooksLikeCopy && colour > half_colour) {
         half_colour = colour;

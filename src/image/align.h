@@ -96,17 +96,17 @@ float AlignedCorrelation(const AlignView& a, const AlignView& b);
 // The alignment coarse to fine, for dedup's cascade: the ECC search on both views shrunk to half
 // size (a quarter of the pixels, fewer iterations), scored there; stopped when that aligned
 // correlation is below min_half_colour (aligned -1, aligned_full false), else refined at full
-// size from the half-size warp and scored as AlignedCorrelation scores. With both images' stats
-// the content-box map is also scored as it stands at half size when the search found nothing that
-// looks like a copy there, and takes the search's place when it does; a half-size warp that looked
-// like a copy is scored at full size beside its refinement, the better counting (a search on a
-// textured real photo can drift from a right start). When nothing converges at half size the
-// full-size search decides; when the refinement at full size does not converge, the half-size
-// warp is scored. A half-size iteration costs a quarter of a full-size one, and
-// most non-copies stop there (measured: docs/performance.md#verification-cascade). Thread-safe.
+// size from the half-size warp and scored as AlignedCorrelation scores. The starts
+// (image_internal::HalfSizeStarts) are also scored as they stand at half size when the search
+// found nothing that looks like a copy there, and one takes the search's place when it does; a
+// half-size warp that looked like a copy is scored at full size beside its refinement, the
+// better counting (a search on a textured real photo can drift from a right start). When nothing
+// converges at half size the full-size search decides; when the refinement at full size does not
+// converge, the half-size warp is scored. A half-size iteration costs a quarter of a full-size
+// one, and most non-copies stop there (measured: docs/performance.md#verification-cascade). Thread-safe.
 // Bumped when how a pair is aligned or scored changes: last night's verifications of another
 // version are not reused (dedup's search identity).
-inline constexpr int kAlignVersion = 3;
+inline constexpr int kAlignVersion = 4;
 struct AlignSearch {
   int half_iterations = 15;                    // ECC iterations per start at half size
   bool zoom_starts = true;                     // also from a 15% zoom in and out (identity not good enough)
@@ -122,5 +122,15 @@ struct AlignResult {
 // With both images' stats, the search starts from the map of one content box onto the other.
 AlignResult AlignCoarseToFine(const AlignView& a, const AlignView& b, const AlignSearch& search = {},
                               const ThumbStats* box_a = nullptr, const ThumbStats* box_b = nullptr);
+
+namespace image_internal {
+// AlignCoarseToFine's starts at half size (for its tests): with both images' stats, the map of a's
+// content box onto b's when it is not the identity (a crop or a border on a plain background;
+// *box_starts 1), then the identity; otherwise (no stats, or boxes that agree: a textured
+// background makes the whole frame content) the identity, a zoom in and a zoom out by a 15%
+// crop's factor (search.zoom_starts). Each a 2x3 affine map in half-size pixels (image/ecc.h).
+std::vector<std::array<float, 6>> HalfSizeStarts(const AlignSearch& search, const ThumbStats* box_a,
+                                                 const ThumbStats* box_b, std::size_t* box_starts);
+}  // namespace image_internal
 
 }  // namespace lookbook

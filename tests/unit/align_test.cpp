@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <random>
 #include <string>
@@ -204,6 +205,37 @@ TEST(AlignPlain, ImagesWithoutForegroundScoreMinusOne) {
 
 namespace lookbook {
 namespace {
+
+TEST(AlignPlain, TheHalfSizeSearchStartsFromTheBoxMapOrFromTheIdentityAndBothZooms) {
+  using image_internal::HalfSizeStarts;
+  const std::array<float, 6> identity = {1, 0, 0, 0, 1, 0};
+  std::size_t box_starts = 9;
+  // No stats: the identity, then a zoom in and a zoom out.
+  auto starts = HalfSizeStarts(AlignSearch{}, nullptr, nullptr, &box_starts);
+  ASSERT_EQ(starts.size(), 3u);
+  EXPECT_EQ(box_starts, 0u);
+  EXPECT_EQ(starts[0], identity);
+  EXPECT_GT(starts[1][0], 1.1f);
+  EXPECT_LT(starts[2][0], 0.9f);
+  // Boxes that agree (a textured background: the whole frame is content) give no box map: the
+  // zooms are still tried.
+  ThumbStats whole, framed;
+  starts = HalfSizeStarts(AlignSearch{}, &whole, &whole, &box_starts);
+  EXPECT_EQ(starts.size(), 3u);
+  EXPECT_EQ(box_starts, 0u);
+  // A framed copy: the map of one box onto the other, then the identity.
+  framed.box = {6, 6, 58, 58};
+  starts = HalfSizeStarts(AlignSearch{}, &whole, &framed, &box_starts);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(box_starts, 1u);
+  EXPECT_NEAR(starts[0][0], 52.0f / 64.0f, 1e-6f);
+  EXPECT_NEAR(starts[0][2], 3.0f, 1e-6f);  // 6 pixels at full size, 3 at half
+  EXPECT_EQ(starts[1], identity);
+  // Without zoom starts: the identity alone.
+  AlignSearch no_zooms;
+  no_zooms.zoom_starts = false;
+  EXPECT_EQ(HalfSizeStarts(no_zooms, &whole, &whole, &box_starts).size(), 1u);
+}
 
 TEST(NonWhiteShare, WhitePaperIsNotContent) {
   std::vector<std::uint8_t> thumb(kAlignThumbBytes, 255);
