@@ -46,9 +46,9 @@ namespace lookbook {
 // The defaults are the option table's (DedupOptionTable); config/README.md is generated from it.
 struct DedupOptions {
   std::filesystem::path run;
-  int threads = 1;      // FAISS (OpenMP) threads per rank
+  int threads = 1;     // FAISS (OpenMP) threads per rank
   int candidates = 6;  // neighbours asked of the index per query
-  int nprobe = 8;       // inverted lists searched per query (docs/decisions.md: 1M dedup benchmark)
+  int nprobe = 8;      // inverted lists searched per query (docs/decisions.md: 1M dedup benchmark)
   DedupRule rule;
   bool verify_gates = true;      // the cascade's cheap checks before the alignment (image/align.h)
   float candidate_floor = 0.9f;  // candidates at or above this cosine are verified and kept
