@@ -120,10 +120,27 @@ def rows(folder):
                 f"image {r['candidates_per_image']:.1f} vs {sizes[0]['candidates_per_image']:.1f})",
                 f"{1000 * r['dedup_s_per_image']:.2f} ms", f"{1000 * sizes[0]['dedup_s_per_image']:.2f} ms",
                 r["ratio_dedup_s_per_image"], "<= 1.5" if r["items"] == 10000 else "", d)
-            add("report", f"report seconds and MB, {r['items']:,} vs {sizes[0]['items']:,} demo items",
+            # The time ratio round by round where the run paired the rounds (both sizes back to back).
+            paired = "ratio_report_s_paired" in r
+            time_ratio = r["ratio_report_s_paired"] if paired else r["ratio_report_s"]
+            add("report", f"report seconds and MB, {r['items']:,} vs {sizes[0]['items']:,} demo items"
+                + (" (time: median ratio of paired rounds)" if paired else ""),
                 f"{r['report_s']:.2f} s, {r['report_bytes'] / 1e6:.1f} MB",
                 f"{sizes[0]['report_s']:.2f} s, {sizes[0]['report_bytes'] / 1e6:.1f} MB",
-                max(r["ratio_report_s"], r["ratio_report_bytes"]), "<= 1.5" if r["items"] == 10000 else "", d)
+                max(time_ratio, r["ratio_report_bytes"]), "<= 1.5" if r["items"] == 10000 else "", d)
+            if r["items"] == 10000:
+                add("dedup", f"verification at {r['items']:,} demo items (ms per candidate pair per core; "
+                    f"{sizes[0]['items']:,} items: {sizes[0]['ms_per_pair_core']:.3f})",
+                    f"{r['ms_per_pair_core']:.3f}", "target 0.5", r["ms_per_pair_core"] / 0.5, "<= 0.5 ms", d)
+    if d := load(folder, "relisting"):
+        for name, r in d["sets"].items():
+            if not name.startswith("report-photos"):
+                continue
+            add("dedup", f"near-duplicates on real-photo relistings, {name} ({r['truth_pairs']:.0f} copies; F1, "
+                f"P {r['precision']:.3f}, R {r['recall']:.3f}; look-alikes flagged {r['negatives_flagged']:.0f} of "
+                f"{r['negative_pairs']:.0f}; verification {r['verify_ms_per_image_core']:.2f} ms per image)",
+                f"{r['f1']:.4f}", "target 0.95", r["f1"] / 0.95, ">= 0.95, 0 look-alikes", d,
+                r.get("blas_core"))
     if d := load(folder, "query"):
         add("recs", f"lookbook query, {d['many_photos']['photos']} outfit photos in one call (s per photo)", f"{d['many_photos']['per_photo_s']:.3f}",
             "target 1.0", d["per_photo_vs_target"], "<= 1.0", d)
