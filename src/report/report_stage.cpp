@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "catalog/csv.h"
 #include "catalog/ingest.h"
@@ -265,7 +266,7 @@ class ReportBuilder {
     image_root_ = ingest.options.count("images") ? ingest.options.at("images") : "";
     embed_ = ReadEmbedRun(run);
     for (int k = 0; k < embed_.shard_count; ++k) {
-      const EmbedShard shard = ReadVerifiedShard(embed_, k);
+      const EmbedShard shard = ReadVerifiedShard(embed_, k, ShardParts::kRowsWithNames);
       const auto rows = ReadIngestRows(run, k, shard.images);
       std::map<std::int64_t, std::set<std::string>> slots;
       for (const auto& g : shard.garments) slots[g.image_index].insert(g.slot);
@@ -314,10 +315,15 @@ class ReportBuilder {
       rejects_.push_back({"ingest", row[0], FromPeopleCell(row[1]), FromPeopleCell(row[2]), FromPeopleCell(row[3]),
                           row[4] + (row[5].empty() ? "" : ": " + FromPeopleCell(row[5]))});
     }
+    std::vector<std::int64_t> not_ok;  // in image id order
     for (const auto& [id, info] : images_) {
-      if (!info.ok)
-        rejects_.push_back(
-            {"embed", std::to_string(info.catalog_row), info.product_id, info.column, info.path, info.reason});
+      if (!info.ok) not_ok.push_back(id);
+    }
+    std::sort(not_ok.begin(), not_ok.end());
+    for (const std::int64_t id : not_ok) {
+      const ImageInfo& info = images_.at(id);
+      rejects_.push_back(
+          {"embed", std::to_string(info.catalog_row), info.product_id, info.column, info.path, info.reason});
     }
   }
 
@@ -555,7 +561,9 @@ class ReportBuilder {
   void WriteIndex() {
     mu::data data = Common("Overview");
     mu::data stages{mu::data::type::list};
-    for (const auto& stage : InspectRun(options_.run)) {
+    // Every stage's state checks every output's checksum: once for both passes.
+    if (!run_states_) run_states_ = InspectRun(options_.run);
+    for (const auto& stage : *run_states_) {
       if (stage.stage == "report") continue;
       mu::data item;
       item.set("name", stage.stage);
@@ -742,21 +750,31 @@ class ReportBuilder {
 
   // The cross-product candidates nearest the rule's deciding threshold, on either side: where
   // the rule is least sure, and a reviewer's decision (decisions.csv) matters most.
-  void WriteNearThreshold() {
-    std::vector<std::size_t> near;
-    if (dedup_) {
-      std::vector<std::size_t> cross;  // cross-product candidates, by index
-      std::vector<float> signals;
-      for (std::size_t i = 0; i < dedup_->candidates.size(); ++i) {
-        const ScoredPair& pair = dedup_->candidates[i];
-        if (images_.at(pair.a).product_id == images_.at(pair.b).product_id) continue;
-        cross.push_back(i);
-        signals.push_back(dedup_->rule.signal(pair));
-      }
-      for (const std::size_t k : NearestFirst(signals, dedup_->rule.threshold())) near.push_back(cross[k]);
+  // The cross-product candidates nearest the rule's threshold (--max-shown of them), and how
+  // many there are: chosen once for both passes.
+  void ChooseNearThreshold() {
+    if (near_chosen_) return;
+    near_chosen_ = true;
+    if (!dedup_) return;
+    std::vector<std::size_t> cross;  // cross-product candidates, by index
+    std::vector<float> signals;
+    for (std::size_t i = 0; i < dedup_->candidates.size(); ++i) {
+      const ScoredPair& pair = dedup_->candidates[i];
+      if (images_.at(pair.a).product_id == images_.at(pair.b).product_id) continue;
+      cross.push_back(i);
+      signals.push_back(dedup_->rule.signal(pair));
     }
-    const std::size_t total = near.size();
-    near.resize(std::min(near.size(), static_cast<std::size_t>(options_.max_shown)));
+    near_total_ = static_cast<std::size_t>(
+        std::count_if(signals.begin(), signals.end(), [](float signal) { return !std::isnan(signal); }));
+    for (const std::size_t k :
+         NearestFirst(signals, dedup_->rule.threshold(), static_cast<std::size_t>(options_.max_shown)))
+      near_.push_back(cross[k]);
+  }
+
+  void WriteNearThreshold() {
+    ChooseNearThreshold();
+    const std::vector<std::size_t>& near = near_;
+    const std::size_t total = near_total_;
     near_shown_ = static_cast<std::int64_t>(near.size());
     Paginate("near", "Near the rule", report_templates::kNear, near.size(), options_.page_size,
              [&](std::size_t begin, std::size_t end, mu::data* data) {
@@ -929,7 +947,11 @@ class ReportBuilder {
   std::filesystem::path dir_;  // the staging folder the pages are written into
   std::string image_root_;
   EmbedRun embed_;
-  std::map<std::int64_t, ImageInfo> images_;
+  std::unordered_map<std::int64_t, ImageInfo> images_;  // by image id (ImageId)
+  std::optional<std::vector<StageState>> run_states_;   // InspectRun, for the overview
+  bool near_chosen_ = false;                            // ChooseNearThreshold
+  std::vector<std::size_t> near_;                       // candidates shown near the threshold
+  std::size_t near_total_ = 0;                          // of how many scored cross-product ones
   std::map<std::string, std::int64_t> product_shot_, image_of_product_;
   std::map<std::int64_t, std::vector<GarmentRow>> garments_;
   std::optional<DedupFile> dedup_;

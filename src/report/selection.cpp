@@ -36,14 +36,19 @@ std::vector<std::size_t> LargestFirst(const std::vector<std::size_t>& sizes) {
   return order;
 }
 
-std::vector<std::size_t> NearestFirst(const std::vector<float>& signals, float threshold) {
+std::vector<std::size_t> NearestFirst(const std::vector<float>& signals, float threshold, std::size_t limit) {
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < signals.size(); ++i) {
     if (!std::isnan(signals[i])) order.push_back(i);
   }
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
-    return std::fabs(signals[x] - threshold) < std::fabs(signals[y] - threshold);
-  });
+  // By distance, then by index: the stable order, so that a partial sort gives its head.
+  const auto nearer = [&](std::size_t x, std::size_t y) {
+    const float dx = std::fabs(signals[x] - threshold), dy = std::fabs(signals[y] - threshold);
+    return dx < dy || (dx == dy && x < y);
+  };
+  const std::size_t kept = std::min(limit, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(kept), order.end(), nearer);
+  order.resize(kept);
   return order;
 }
 

@@ -25,8 +25,10 @@ std::vector<std::size_t> ShownSample(std::size_t count, std::size_t head, std::s
 std::vector<std::size_t> LargestFirst(const std::vector<std::size_t>& sizes);
 
 // Indices of `signals`, the nearest to `threshold` first (equal distances keep their order);
-// NaN signals (a pair the rule could not score) are left out.
-std::vector<std::size_t> NearestFirst(const std::vector<float>& signals, float threshold);
+// NaN signals (a pair the rule could not score) are left out. At most `limit`: the first
+// `limit` of the whole order, found without sorting the rest.
+std::vector<std::size_t> NearestFirst(const std::vector<float>& signals, float threshold,
+                                      std::size_t limit = static_cast<std::size_t>(-1));
 
 // A thumbnail's file name, by the picture's content: the same picture has the same file in
 // every run, so a night reuses the thumbnails of unchanged pictures.

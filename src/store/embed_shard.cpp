@@ -194,6 +194,7 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   const auto key = ReadStrings(images.get(), "key", path);
   const auto product = ReadStrings(images.get(), "product_id", path);
   const bool names = parts != ShardParts::kRowsOnly;
+  const bool vectors = parts != ShardParts::kRowsOnly && parts != ShardParts::kRowsWithNames;
   const auto reference = names ? ReadStrings(images.get(), "path", path) : std::vector<std::string>{};
   const auto file_name = names ? ReadStrings(images.get(), "file", path) : std::vector<std::string>{};
   const auto reason = names ? ReadStrings(images.get(), "reason", path) : std::vector<std::string>{};
@@ -208,7 +209,7 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   if (parts == ShardParts::kAll) {
     shard.align_thumbs = ReadNumbers<std::uint8_t>(images.get(), "align_thumb", H5T_NATIVE_UINT8, kThumb, path);
   }
-  if (parts != ShardParts::kRowsOnly) {
+  if (vectors) {
     shard.embeddings = ReadNumbers<float>(images.get(), "embedding", H5T_NATIVE_FLOAT,
                                           static_cast<std::size_t>(shard.meta.embedding_dim), path);
   }
@@ -216,8 +217,7 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   if (product.size() != n || (names && (reference.size() != n || file_name.size() != n || reason.size() != n)) ||
       status.size() != n || checksum.size() != n || content_box.size() != 4 * n || colour.size() != 6 * n ||
       (parts == ShardParts::kAll && shard.align_thumbs.size() != n * kThumb) ||
-      (parts != ShardParts::kRowsOnly &&
-       shard.embeddings.size() != n * static_cast<std::size_t>(shard.meta.embedding_dim))) {
+      (vectors && shard.embeddings.size() != n * static_cast<std::size_t>(shard.meta.embedding_dim))) {
     throw InputError(path.string() + ": /images datasets differ in length");
   }
   shard.images.resize(n);
@@ -249,14 +249,13 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
   const auto box = ReadNumbers<std::int32_t>(garments.get(), "box", H5T_NATIVE_INT32, 4, path);
   const auto area = ReadNumbers<std::int64_t>(garments.get(), "area", H5T_NATIVE_INT64, 1, path);
   const auto score = ReadNumbers<float>(garments.get(), "score", H5T_NATIVE_FLOAT, 1, path);
-  if (parts != ShardParts::kRowsOnly) {
+  if (vectors) {
     shard.garment_embeddings = ReadNumbers<float>(garments.get(), "embedding", H5T_NATIVE_FLOAT,
                                                   static_cast<std::size_t>(shard.meta.embedding_dim), path);
   }
   const std::size_t g = image_index.size();
   if (slot.size() != g || box.size() != 4 * g || area.size() != g || score.size() != g ||
-      (parts != ShardParts::kRowsOnly &&
-       shard.garment_embeddings.size() != g * static_cast<std::size_t>(shard.meta.embedding_dim))) {
+      (vectors && shard.garment_embeddings.size() != g * static_cast<std::size_t>(shard.meta.embedding_dim))) {
     throw InputError(path.string() + ": /garments datasets differ in length");
   }
   shard.garments.resize(g);
@@ -267,7 +266,7 @@ EmbedShard ReadEmbedShard(const std::filesystem::path& path, ShardParts parts) {
     shard.garments[i] = GarmentRow{
         image_index[i], slot[i], {box[4 * i], box[4 * i + 1], box[4 * i + 2], box[4 * i + 3]}, area[i], score[i]};
   }
-  if (parts == ShardParts::kRowsOnly) return shard;
+  if (!vectors) return shard;
   Handle masks = Check(Handle(H5Gopen2(file.get(), "masks", H5P_DEFAULT), H5Gclose), "open /masks in", path);
   shard.mask_image_index = ReadNumbers<std::int64_t>(masks.get(), "image_index", H5T_NATIVE_INT64, 1, path);
   {

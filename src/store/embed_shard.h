@@ -59,8 +59,8 @@ struct GarmentRow {
 struct EmbedShard {
   EmbedShardMeta meta;
   std::vector<ImageRow> images;
-  std::vector<float> embeddings;          // images.size() x meta.embedding_dim, row-major; empty with kRowsOnly
-  std::vector<GarmentRow> garments;       // empty with kImages; with kRowsOnly, no garment embeddings or masks
+  std::vector<float> embeddings;          // images.size() x meta.embedding_dim, row-major; empty with kRows*
+  std::vector<GarmentRow> garments;       // empty with kImages; with kRows*, no garment embeddings or masks
   std::vector<float> garment_embeddings;  // garments.size() x meta.embedding_dim
   int mask_side = 0;                      // M; 0 when no masks
   std::vector<std::int64_t> mask_image_index;
@@ -71,11 +71,12 @@ struct EmbedShard {
 };
 
 // What ReadEmbedShard reads: everything; all but the align thumbnails; the /images rows and their
-// embeddings (no thumbnails, garments or masks: dedup's own shards); or the /images and
-// /garments rows alone, without any embedding, thumbnail or mask, and without the images' path,
-// file and reason (dedup and recs reading a shard whose vectors another rank holds: the key,
-// product, status, hashes, sizes and colour statistics are what they need of it).
-enum class ShardParts { kAll, kWithoutThumbs, kImages, kRowsOnly };
+// embeddings (no thumbnails, garments or masks: dedup's own shards); the /images and /garments
+// rows alone, without any embedding, thumbnail or mask, and without the images' path, file and
+// reason (dedup and recs reading a shard whose vectors another rank holds: the key, product,
+// status, hashes, sizes and colour statistics are what they need of it); or those rows with
+// the path, file and reason (the report: what it shows, no vector).
+enum class ShardParts { kAll, kWithoutThumbs, kImages, kRowsOnly, kRowsWithNames };
 
 // Writes `shard` to `path` atomically (temporary file, fsync, rename, fsync of the folder).
 // Throws InputError on an I/O error (disk full): no partial file is left under `path`.

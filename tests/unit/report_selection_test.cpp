@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <set>
 
@@ -56,6 +58,28 @@ TEST(LargestFirst, SizeThenOrder) {
 TEST(NearestFirst, BothSidesOfTheThresholdAndNoUnscoredPairs) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   EXPECT_EQ(NearestFirst({0.5f, 0.93f, nan, 0.89f, 0.99f, 0.9f}, 0.9f), (std::vector<std::size_t>{5, 3, 1, 4, 0}));
+}
+
+TEST(NearestFirst, ALimitGivesTheHeadOfTheWholeOrderTiesIncluded) {
+  // Signals on a coarse grid: many equal distances, on both sides of the threshold, and NaNs.
+  std::vector<float> signals;
+  std::uint32_t state = 7;
+  for (int i = 0; i < 500; ++i) {
+    state = state * 1664525u + 1013904223u;
+    signals.push_back(state % 17 == 0 ? std::numeric_limits<float>::quiet_NaN()
+                                      : 0.85f + 0.01f * static_cast<float>((state >> 8) % 16));
+  }
+  const std::vector<std::size_t> all = NearestFirst(signals, 0.92f);
+  // A stable sort by distance: equal distances in index order.
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    const float before = std::fabs(signals[all[i - 1]] - 0.92f), here = std::fabs(signals[all[i]] - 0.92f);
+    ASSERT_TRUE(before < here || (before == here && all[i - 1] < all[i])) << i;
+  }
+  for (const std::size_t limit : {0, 1, 7, 100, 300, 1000}) {
+    const std::vector<std::size_t> head = NearestFirst(signals, 0.92f, limit);
+    ASSERT_EQ(head.size(), std::min(limit, all.size()));
+    EXPECT_TRUE(std::equal(head.begin(), head.end(), all.begin())) << limit;
+  }
 }
 
 TEST(ThumbName, ByContentAndSide) {

@@ -65,6 +65,20 @@ TEST(EmbedShardFile, RoundTripsEveryField) {
   const EmbedShard light = ReadEmbedShard(dir.path() / "shard-00002.h5", ShardParts::kWithoutThumbs);
   EXPECT_TRUE(light.align_thumbs.empty());
   EXPECT_EQ(light.images[3].colour, written.images[3].colour);
+  // The rows alone (dedup and recs for another rank's shard), and with their names (the report).
+  for (const ShardParts parts : {ShardParts::kRowsOnly, ShardParts::kRowsWithNames}) {
+    const EmbedShard rows = ReadEmbedShard(dir.path() / "shard-00002.h5", parts);
+    const bool names = parts == ShardParts::kRowsWithNames;
+    EXPECT_TRUE(rows.embeddings.empty() && rows.align_thumbs.empty() && rows.masks.empty());
+    ASSERT_EQ(rows.images.size(), 5u);
+    for (std::size_t i = 0; i < 5; ++i) {
+      EXPECT_EQ(rows.images[i].key, written.images[i].key);
+      EXPECT_EQ(rows.images[i].checksum, written.images[i].checksum);
+      EXPECT_EQ(rows.images[i].path, names ? written.images[i].path : "");
+      EXPECT_EQ(rows.images[i].file, names ? written.images[i].file : "");
+      EXPECT_EQ(rows.images[i].reason, names ? written.images[i].reason : "");
+    }
+  }
   const std::size_t thumb = static_cast<std::size_t>(kAlignThumbSide) * kAlignThumbSide * 3;
   const std::vector<std::uint8_t> some = ReadAlignThumbs(dir.path() / "shard-00002.h5", {0, 2, 3});
   ASSERT_EQ(some.size(), 3 * thumb);
