@@ -124,9 +124,11 @@ class ReportBuilder {
     std::filesystem::create_directories(dir_ / "thumbs");
     ReadPreviousThumbs();
     // Twice: first only to learn which thumbnails the pages show (made then by --threads
-    // threads), then for real.
+    // threads), then for real. What both passes read of the whole run is worked out once first.
     {
       StepTimer timer(&report, "choose what is shown");
+      run_states_ = InspectRun(options_.run);  // every stage's state: a checksum of every output
+      ChooseNearThreshold();
       collecting_ = true;
       WritePages();
       collecting_ = false;
@@ -209,7 +211,7 @@ class ReportBuilder {
       const std::string name = ThumbName(info.checksum, side);
       if (made_.count(name) || !names.insert(name).second) continue;
       if (auto previous = PreviousThumb(name)) {
-        ReuseOutput(name, previous->path, previous->bytes);
+        ReuseOutput(*previous);
         made_.insert(name);
         ++thumbs_reused_;
         continue;
@@ -338,11 +340,12 @@ class ReportBuilder {
     }
   }
 
-  // The previous run's thumbnail `name` (its file and bytes), when it has one that still matches
-  // its manifest.
+  // The previous run's thumbnail `name` (its file, bytes and manifest entry), when it has one
+  // that still matches that entry.
   struct Previous {
     std::filesystem::path path;
     std::string bytes;
+    ManifestEntry entry;
   };
   std::optional<Previous> PreviousThumb(const std::string& name) {
     const auto found = previous_thumbs_.find(name);
@@ -355,7 +358,7 @@ class ReportBuilder {
       if (!MatchesEntry(bytes, found->second)) {
         return std::nullopt;
       }
-      return Previous{*path, std::move(bytes)};
+      return Previous{*path, std::move(bytes), found->second};
     } catch (const InputError&) {
       return std::nullopt;
     }
@@ -434,17 +437,18 @@ class ReportBuilder {
     outputs_.push_back(ManifestEntry{name, bytes.size(), FormatChecksum(Xxh3(bytes)), -1, ""});
   }
 
-  // A previous run's output whose bytes were just checked against its manifest: a hard link to
-  // its file where the file system allows one, else a copy. A night after old runs were deleted,
+  // A previous run's output whose bytes were just checked against its manifest entry (which it
+  // keeps: same name, size and checksum): a hard link to its file where the file system allows
+  // one, else a copy. A night after old runs were deleted,
   // ext4 spent ~0.6 ms on each new file it created (looking through the recently deleted inodes)
   // and a link needs no inode: 3.4 s -> 0.4 s for the 5,000 thumbnails a 10,000-item night
   // reuses (docs/performance.md#nightly-runs). Publication replaces files, never rewrites one in
   // place, so the two runs never see each other's changes.
-  void ReuseOutput(const std::string& name, const std::filesystem::path& from, std::string_view bytes) {
+  void ReuseOutput(const Previous& previous) {
     std::error_code error;
-    std::filesystem::create_hard_link(from, dir_ / name, error);
-    if (error) return WriteOutput(name, bytes);  // another file system, or links not allowed
-    outputs_.push_back(ManifestEntry{name, bytes.size(), FormatChecksum(Xxh3(bytes)), -1, ""});
+    std::filesystem::create_hard_link(previous.path, dir_ / previous.entry.path, error);
+    if (error) return WriteOutput(previous.entry.path, previous.bytes);  // another file system, or no links
+    outputs_.push_back(previous.entry);
   }
 
   static std::string RenderSvg(const char* page, const mu::data& data) {
@@ -579,9 +583,7 @@ class ReportBuilder {
   void WriteIndex() {
     mu::data data = Common("Overview");
     mu::data stages{mu::data::type::list};
-    // Every stage's state checks every output's checksum: once for both passes.
-    if (!run_states_) run_states_ = InspectRun(options_.run);
-    for (const auto& stage : *run_states_) {
+    for (const auto& stage : run_states_) {
       if (stage.stage == "report") continue;
       mu::data item;
       item.set("name", stage.stage);
@@ -767,12 +769,9 @@ class ReportBuilder {
   }
 
   // The cross-product candidates nearest the rule's deciding threshold, on either side: where
-  // the rule is least sure, and a reviewer's decision (decisions.csv) matters most.
-  // The cross-product candidates nearest the rule's threshold (--max-shown of them), and how
-  // many there are: chosen once for both passes.
+  // the rule is least sure, and a reviewer's decision (decisions.csv) matters most. The
+  // --max-shown nearest, and how many were scored.
   void ChooseNearThreshold() {
-    if (near_chosen_) return;
-    near_chosen_ = true;
     if (!dedup_) return;
     std::vector<std::size_t> cross;  // cross-product candidates, by index
     std::vector<float> signals;
@@ -790,7 +789,6 @@ class ReportBuilder {
   }
 
   void WriteNearThreshold() {
-    ChooseNearThreshold();
     const std::vector<std::size_t>& near = near_;
     const std::size_t total = near_total_;
     near_shown_ = static_cast<std::int64_t>(near.size());
@@ -966,9 +964,8 @@ class ReportBuilder {
   std::string image_root_;
   EmbedRun embed_;
   std::unordered_map<std::int64_t, ImageInfo> images_;  // by image id (ImageId)
-  std::optional<std::vector<StageState>> run_states_;   // InspectRun, for the overview
-  bool near_chosen_ = false;                            // ChooseNearThreshold
-  std::vector<std::size_t> near_;                       // candidates shown near the threshold
+  std::vector<StageState> run_states_;                  // InspectRun, for the overview
+  std::vector<std::size_t> near_;                       // ChooseNearThreshold: the candidates shown near the threshold
   std::size_t near_total_ = 0;                          // of how many scored cross-product ones
   std::map<std::string, std::int64_t> product_shot_, image_of_product_;
   std::map<std::int64_t, std::vector<GarmentRow>> garments_;
