@@ -2,7 +2,12 @@
 // the demo-catalog code from Fashion-MNIST's train split, and writes a segmenter bundle.
 //
 //   train_unet --out models/demo/unet [--steps 800] [--batch 16] [--seed 1] [--threads 2]
-//              [--random-outfits 60]
+//              [--random-outfits 60] [--init BUNDLE] [--lr 2e-3]
+//
+// --init continues training from a segmenter bundle this program wrote (its weights, a fresh
+// optimizer, the learning rate again from --lr down to 5e-5 on a cosine); the bundle records
+// the stages it went through. Give a continued run another --seed, or it draws the samples
+// the first run drew.
 //
 // A quarter of the samples are product shots (one garment, large, anywhere), so that a lone
 // garment is one slot: the embed stage's `auto` selection relies on that. Of the rest, P% are
@@ -172,7 +177,9 @@ void Sample(const lookbook::FashionMnist& data, const std::vector<std::vector<st
 
 int main(int argc, char** argv) {
   std::string out;
+  std::string init;
   int steps = 800, batch = 16, threads = 2, random_share = 60;
+  double peak_lr = 2e-3;
   unsigned seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--out"))
@@ -187,9 +194,18 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--random-outfits"))
       random_share = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--init"))
+      init = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--lr"))
+      peak_lr = std::atof(argv[i + 1]);
+    else {
+      std::cerr << "train_unet: unknown option " << argv[i] << "\n";
+      return 2;
+    }
   }
   if (out.empty()) {
-    std::cerr << "usage: train_unet --out DIR [--steps N] [--batch B] [--seed S] [--threads T] [--random-outfits P]\n";
+    std::cerr << "usage: train_unet --out DIR [--steps N] [--batch B] [--seed S] [--threads T] [--random-outfits P] "
+                 "[--init BUNDLE] [--lr PEAK]\n";
     return 2;
   }
   torch::manual_seed(seed);
@@ -200,7 +216,31 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < data.size(); ++i) {
     by_slot[static_cast<std::size_t>(lookbook::SlotOfFashionClass(data.labels[i]))].push_back(i);
   }
+  // The stages this bundle's weights went through: the --init bundle's, then this run.
+  nlohmann::json stages = nlohmann::json::array();
+  std::string init_sha256;  // of the --init bundle's weights (content, not its path)
   torch::jit::Module model = UNet();
+  if (!init.empty()) {
+    const auto init_dir = std::filesystem::path(init);
+    const auto previous = nlohmann::json::parse(std::ifstream(init_dir / "bundle.json"));
+    if (previous.value("kind", "") != "segmenter" || previous.value("name", "") != "demo-unet") {
+      std::cerr << "train_unet: --init " << init << " is not a demo-unet segmenter bundle\n";
+      return 2;
+    }
+    const auto weights = torch::jit::load((init_dir / "segmenter.pt").string());
+    for (const auto& p : weights.named_parameters()) {
+      auto target = model.attr(p.name).toTensor();
+      if (target.sizes() != p.value.sizes()) {
+        std::cerr << "train_unet: --init " << init << ": parameter " << p.name << " has another shape\n";
+        return 2;
+      }
+      torch::NoGradGuard no_grad;
+      target.copy_(p.value);
+    }
+    init_sha256 = lookbook::Sha256File(init_dir / "segmenter.pt");
+    const auto& training = previous.at("training");
+    stages = training.contains("stages") ? training.at("stages") : nlohmann::json::array({training});
+  }
   model.train();
   std::vector<torch::Tensor> parameters;
   for (auto p : model.parameters()) {
@@ -211,7 +251,7 @@ int main(int argc, char** argv) {
   const std::size_t floats = 3 * kInput * kInput;
   const auto start = std::chrono::steady_clock::now();
   for (int step = 0; step < steps; ++step) {
-    const double lr = 5e-5 + 0.5 * (2e-3 - 5e-5) * (1 + std::cos(M_PI * step / steps));
+    const double lr = 5e-5 + 0.5 * (peak_lr - 5e-5) * (1 + std::cos(M_PI * step / steps));
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     std::vector<float> pixels(static_cast<std::size_t>(batch) * floats);
     std::vector<int64_t> labels(static_cast<std::size_t>(batch) * kInput * kInput);
@@ -238,6 +278,12 @@ int main(int argc, char** argv) {
   model.eval();
   model.save((std::filesystem::path(out) / "segmenter.pt").string());
   const auto spec = Spec();
+  stages.push_back({{"steps", steps},
+                    {"batch", batch},
+                    {"seed", seed},
+                    {"peak_lr", peak_lr},
+                    {"random_outfits_percent", random_share},
+                    {"init_sha256", init_sha256.empty() ? nlohmann::json(nullptr) : nlohmann::json(init_sha256)}});
   nlohmann::json bundle = {
       {"format", "lookbook-bundle"},
       {"version", 1},
@@ -253,13 +299,15 @@ int main(int argc, char** argv) {
       {"segmenter",
        {{"classes", {"background", "top", "bottom", "dress", "shoes", "bag"}},
         {"slots", {{"top", "top"}, {"bottom", "bottom"}, {"dress", "dress"}, {"shoes", "shoes"}, {"bag", "bag"}}}}},
+      // steps, batch, seed, random_outfits_percent: this run's, the last of the stages.
       {"training",
        {{"program", "models/train/train_unet.cpp"},
         {"data", "Fashion-MNIST train split: demo flat lays, product shots, randomized outfit photos"},
         {"steps", steps},
         {"batch", batch},
         {"seed", seed},
-        {"random_outfits_percent", random_share}}},
+        {"random_outfits_percent", random_share},
+        {"stages", stages}}},
   };
   bundle["files"] = {{"segmenter.pt", lookbook::Sha256File(std::filesystem::path(out) / "segmenter.pt")}};
   std::ofstream(std::filesystem::path(out) / "bundle.json") << bundle.dump(2) << "\n";

@@ -13,7 +13,7 @@ sets, report on the others.
 
   /usr/bin/python3 tests/bench/outfit_auto_bench.py --build build/release \\
       --set tune:photos:/tmp/photos_even --set tune:demo:train:600:21 \\
-      --set report:photos:/tmp/photos_odd --set report:demo:test:600:22 [--json out.json]
+      --set report:photos:/tmp/photos_odd --set report:demo:test:600:22 [--segmenter BUNDLE] [--json out.json]
 """
 import argparse
 import glob
@@ -28,7 +28,7 @@ from cascade_bench import ROOT, lookbook
 BARS = [(0.005, 0.7), (0.005, 0.8), (0.01, 0.8), (0.02, 0.8), (0.03, 0.8), (0.05, 0.8), (0.03, 0.85), (0.03, 0.9)]
 
 
-def prepare(binary, spec, tmp):
+def prepare(binary, spec, tmp, segmenter):
     role, kind, *rest = spec.split(":")
     folder = os.path.join(tmp, f"{role}-{kind}-" + "-".join(os.path.basename(r) for r in rest))
     if kind == "demo":
@@ -42,7 +42,7 @@ def prepare(binary, spec, tmp):
     lookbook(binary, ["ingest", "--run", run, "--catalog", os.path.join(source, "catalog.csv"), "--images",
                       os.path.join(source, "images"), "--shards", "4"])
     summary = lookbook(binary, ["embed", "--run", run, "--model", os.path.join(models, "clip"), "--segmenter",
-                                os.path.join(models, "unet"), "--segment-images", "all"])
+                                segmenter, "--segment-images", "all"])
     return role, kind, os.path.basename(folder), run, summary
 
 
@@ -69,13 +69,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default="build/release")
     parser.add_argument("--set", action="append", required=True)
+    parser.add_argument("--segmenter", default=os.path.join(ROOT, "models", "demo", "unet"))
     parser.add_argument("--json")
     args = parser.parse_args()
     binary = os.path.abspath(os.path.join(args.build, "jobs", "lookbook"))
-    results = {"sets": []}
+    results = {"segmenter": os.path.abspath(args.segmenter), "sets": []}
     with tempfile.TemporaryDirectory(prefix="lookbook-outfit-bench-", dir=os.environ.get("BENCH_TMP")) as tmp:
         for spec in args.set:
-            role, kind, name, run, summary = prepare(binary, spec, tmp)
+            role, kind, name, run, summary = prepare(binary, spec, tmp, os.path.abspath(args.segmenter))
             data = images(run)
             outfits = [g for k, g in data if kind == "demo" and k.endswith("/image_3")]
             shots = [g for k, g in data if not (kind == "demo" and k.endswith("/image_3"))]

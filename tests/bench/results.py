@@ -15,6 +15,9 @@ import os
 import sys
 
 
+GARMENT_BAR = 0.7  # lookbook embed --garment-min-score's default (src/garments/garments.h)
+
+
 def load(folder, name):
     path = os.path.join(folder, name + ".json")
     if not os.path.exists(path):
@@ -140,6 +143,16 @@ def rows(folder):
                 f"P {r['precision']:.3f}, R {r['recall']:.3f}; look-alikes flagged {r['negatives_flagged']:.0f} of "
                 f"{r['negative_pairs']:.0f}; verification {r['verify_ms_per_image_core']:.2f} ms per image)",
                 f"{r['f1']:.4f}", "target 0.95", r["f1"] / 0.95, ">= 0.95, 0 look-alikes", d,
+                r.get("blas_core"))
+    if d := load(folder, "garment_bar"):
+        for entry in d["sets"]:
+            if entry["role"] != "report" or not entry["name"].endswith("-random"):
+                continue
+            r = next(r for r in entry["rows"] if r["bar"] == GARMENT_BAR)
+            add("garments", f"garments on randomized outfit photos, {entry['name']} ({r['outfit_photos']:.0f} photos, bar "
+                f"{GARMENT_BAR}; slot recall, P {r['slot_precision']:.3f}; outfit recall@5 {r['outfit_recall_at_k']:.3f} "
+                f"of {r['outfit_items']:.0f} in-stock items)", f"{r['slot_recall']:.3f}", "target 0.9",
+                min(r["slot_recall"], r["slot_precision"]) / 0.9, "P, R >= 0.9; outfit recall@5 >= 0.8", d,
                 r.get("blas_core"))
     if d := load(folder, "query"):
         add("recs", f"lookbook query, {d['many_photos']['photos']} outfit photos in one call (s per photo)", f"{d['many_photos']['per_photo_s']:.3f}",
