@@ -19,13 +19,13 @@ PINNED = {
         "class_prompt_precision_at_10": 0.96, "near_duplicate_threshold_p99": 0.99037,
         "colour_variant_max_cosine": 0.82615,
     },
-    # Retrained 2026-11-30 on flat lays and randomized outfit photos (3000 steps), then 2000 more
-    # from those weights on 2026-12-01; random_*: the same catalog's outfits composed at random
-    # (demo-catalog --outfits random).
+    # Retrained 2026-11-30 on flat lays and randomized outfit photos (3000 steps), then 2000 and
+    # 2000 more from those weights on 2026-12-01; random_*: the same catalog's outfits composed
+    # at random (demo-catalog --outfits random).
     "unet": {
-        "outfit_photos": 33, "mean_iou": 0.92201, "pixel_accuracy": 0.98423, "iou_top": 0.94931,
-        "iou_bottom": 0.92414, "iou_dress": 0.95364, "iou_shoes": 0.88589, "iou_bag": 0.89707,
-        "random_outfit_photos": 33, "random_mean_iou": 0.78286, "random_pixel_accuracy": 0.97067,
+        "outfit_photos": 33, "mean_iou": 0.92344, "pixel_accuracy": 0.98439, "iou_top": 0.95236,
+        "iou_bottom": 0.92857, "iou_dress": 0.95324, "iou_shoes": 0.88624, "iou_bag": 0.89681,
+        "random_outfit_photos": 33, "random_mean_iou": 0.79299, "random_pixel_accuracy": 0.97256,
     },
 }
 RATE_TOLERANCE = 0.002
