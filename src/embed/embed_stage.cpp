@@ -1110,8 +1110,10 @@ const OptionTable<EmbedOptions>& EmbedOptionTable() {
          [](const O& o) { return std::to_string(o.garments.crop_fill); })
         .OnlyWith("segmenter");
     t.Integer<int>(
-         "segment-batch-size", "N", [](O& o) -> int& { return o.segment_batch_size; }, 8, 1, 1024,
-         OptionEffect::kResource, "images per segmenter batch")
+         "segment-batch-size", "N", [](O& o) -> int& { return o.segment_batch_size; }, 1, 1, 1024,
+         OptionEffect::kResource,
+         "images per segmenter batch, padded to full size (1 on a CPU, where a batch gains nothing and an "
+         "incremental night's few photos a shard would pad a larger one; 8-32 on a GPU)")
         .OnlyWith("segmenter");
     t.Add(
         OptionSpec{"force", "", "", false, false, "", "redo every shard even when an output for its key exists",

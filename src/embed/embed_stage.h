@@ -58,7 +58,7 @@ struct EmbedOptions {
   std::string segment_images = "auto";                  // "all", "auto" (keep images with >= 2 slots) or a column name
   std::string slot_map;                                 // class=slot overrides of the bundle's defaults
   GarmentOptions garments;
-  int segment_batch_size = 8;
+  int segment_batch_size = 1;  // padded to full size: on a CPU, more only pads (docs/performance.md#nightly-runs)
   // Nightly reuse (docs/operations.md#nightly-runs): a finished run whose outputs may be reused
   // for images whose content is unchanged; empty: none. `rehash` reads every image's bytes
   // instead of trusting a file whose path, size and modification time match that run's.
