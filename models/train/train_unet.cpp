@@ -40,6 +40,7 @@
 #include "demo/render.h"
 #include "image/preprocess.h"
 #include "model/bundle.h"
+#include "util/error.h"
 
 namespace {
 
@@ -221,13 +222,19 @@ int main(int argc, char** argv) {
   std::string init_sha256;  // of the --init bundle's weights (content, not its path)
   torch::jit::Module model = UNet();
   if (!init.empty()) {
-    const auto init_dir = std::filesystem::path(init);
-    const auto previous = nlohmann::json::parse(std::ifstream(init_dir / "bundle.json"));
-    if (previous.value("kind", "") != "segmenter" || previous.value("name", "") != "demo-unet") {
+    // LoadBundle checks every file's sha256 against bundle.json before LibTorch reads it.
+    lookbook::ModelBundle previous_bundle;
+    try {
+      previous_bundle = lookbook::LoadBundle(init);
+    } catch (const lookbook::InputError& error) {
+      std::cerr << "train_unet: --init " << init << ": " << error.what() << "\n";
+      return 2;
+    }
+    if (previous_bundle.kind != lookbook::BundleKind::kSegmenter || previous_bundle.name != "demo-unet") {
       std::cerr << "train_unet: --init " << init << " is not a demo-unet segmenter bundle\n";
       return 2;
     }
-    const auto weights = torch::jit::load((init_dir / "segmenter.pt").string());
+    const auto weights = torch::jit::load(previous_bundle.Path(previous_bundle.image_encoder).string());
     for (const auto& p : weights.named_parameters()) {
       auto target = model.attr(p.name).toTensor();
       if (target.sizes() != p.value.sizes()) {
@@ -237,7 +244,8 @@ int main(int argc, char** argv) {
       torch::NoGradGuard no_grad;
       target.copy_(p.value);
     }
-    init_sha256 = lookbook::Sha256File(init_dir / "segmenter.pt");
+    init_sha256 = previous_bundle.files.at(previous_bundle.image_encoder);
+    const auto previous = nlohmann::json::parse(std::ifstream(previous_bundle.Path("bundle.json")));
     const auto& training = previous.at("training");
     stages = training.contains("stages") ? training.at("stages") : nlohmann::json::array({training});
   }
